@@ -1,0 +1,96 @@
+"""moto's server on loopback, holding what the function needs: the Extend key secret and the two queues."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+REGION = "us-east-1"
+# moto accepts any credentials; these keep boto3 from looking for real ones.
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """Start moto on a free loopback port; yields its endpoint URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def aws_client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@dataclass(frozen=True)
+class QueuePair:
+    queue_url: str
+    queue_arn: str
+    dead_letter_queue_url: str
+    dead_letter_queue_arn: str
+    max_receive_count: int
+
+
+def create_queues(
+    endpoint_url: str, *, prefix: str | None = None, max_receive_count: int = 3, visibility_timeout_s: int = 30
+) -> QueuePair:
+    """The deletion queue and its DLQ, with the redrive policy the template declares."""
+    sqs = aws_client("sqs", endpoint_url)
+    prefix = prefix or f"deletions-{uuid.uuid4().hex[:8]}"
+    dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq", Attributes={"SqsManagedSseEnabled": "true"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=prefix,
+        Attributes={
+            "SqsManagedSseEnabled": "true",
+            "VisibilityTimeout": str(visibility_timeout_s),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return QueuePair(queue_url, queue_arn, dlq_url, dlq_arn, max_receive_count)
+
+
+def put_secret(endpoint_url: str, value: str, *, name: str | None = None) -> str:
+    """Create (or update) a secret; returns its ARN."""
+    secrets = aws_client("secretsmanager", endpoint_url)
+    name = name or f"extend-api-key-{uuid.uuid4().hex[:8]}"
+    try:
+        return str(secrets.create_secret(Name=name, SecretString=value)["ARN"])
+    except secrets.exceptions.ResourceExistsException:
+        return str(secrets.put_secret_value(SecretId=name, SecretString=value)["ARN"])
+
+
+def rotate_secret(endpoint_url: str, secret_id: str, value: str) -> None:
+    aws_client("secretsmanager", endpoint_url).put_secret_value(SecretId=secret_id, SecretString=value)
+
+
+def apply_local_aws_env(endpoint_url: str, environ: dict[str, str] | None = None) -> None:
+    """Point every boto3 client in this process at moto, through the standard variable."""
+    target = os.environ if environ is None else environ
+    target.update(LOCAL_AWS_ENV)
+    target["AWS_ENDPOINT_URL"] = endpoint_url

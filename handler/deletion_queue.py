@@ -1,0 +1,97 @@
+"""Adapter for SQS: dead-lettering with a reason, and durable enqueueing of deletion requests.
+
+The boto3 client is created on first use, so invocations that never touch SQS never pay for it. boto3 honours
+``AWS_ENDPOINT_URL``, which is how tests and the local stack reach moto's server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Final
+
+import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
+
+SQS_BATCH_LIMIT: Final = 10
+MAX_ATTRIBUTE_LENGTH: Final = 1024
+_client_lock: Final = threading.Lock()
+
+
+@cache
+def _cached_sqs_client() -> SQSClient:
+    return boto3.client("sqs")
+
+
+def sqs_client() -> SQSClient:
+    # boto3's session is not thread-safe while it builds a client; batch workers may race to the first call.
+    with _client_lock:
+        return _cached_sqs_client()
+
+
+class QueueSendError(RuntimeError):
+    """SQS did not take the message. Carries no message content."""
+
+
+def _string_attributes(attributes: Mapping[str, str | int | None]) -> dict[str, MessageAttributeValueTypeDef]:
+    encoded: dict[str, MessageAttributeValueTypeDef] = {}
+    for name, value in attributes.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, int):
+            encoded[name] = {"DataType": "Number", "StringValue": str(value)}
+        else:
+            encoded[name] = {"DataType": "String", "StringValue": value[:MAX_ATTRIBUTE_LENGTH]}
+    return encoded
+
+
+def send_to_dead_letter_queue(queue_url: str, body: str, attributes: Mapping[str, str | int | None]) -> str:
+    """Park a message in the DLQ with its reason as message attributes; returns the new message id."""
+    try:
+        response = sqs_client().send_message(
+            QueueUrl=queue_url, MessageBody=body, MessageAttributes=_string_attributes(attributes)
+        )
+    except Exception as error:  # any failure means the caller must keep the original message
+        raise QueueSendError(f"could not dead-letter the message: {type(error).__name__}") from None
+    return response["MessageId"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    queued: tuple[str, ...]
+    failed: tuple[str, ...]
+
+
+def enqueue_messages(queue_url: str, messages: Mapping[str, str], *, attempts: int = 3) -> EnqueueResult:
+    """Send ``{key: body}`` with ``SendMessageBatch`` in chunks of 10, retrying the entries SQS rejects.
+
+    A key is reported queued only when SQS acknowledged its entry.
+    """
+    pending = dict(messages)
+    queued: list[str] = []
+    for _ in range(attempts):
+        if not pending:
+            break
+        keys = list(pending)
+        for start in range(0, len(keys), SQS_BATCH_LIMIT):
+            chunk = keys[start : start + SQS_BATCH_LIMIT]
+            queued.extend(_send_chunk(queue_url, chunk, pending))
+        for key in queued:
+            pending.pop(key, None)
+    return EnqueueResult(queued=tuple(queued), failed=tuple(pending))
+
+
+def _send_chunk(queue_url: str, keys: Sequence[str], bodies: Mapping[str, str]) -> list[str]:
+    entries: list[SendMessageBatchRequestEntryTypeDef] = [
+        {"Id": str(index), "MessageBody": bodies[key]} for index, key in enumerate(keys)
+    ]
+    try:
+        response = sqs_client().send_message_batch(QueueUrl=queue_url, Entries=entries)
+    except Exception:  # the whole chunk stays pending and is retried
+        return []
+    return [keys[int(entry["Id"])] for entry in response.get("Successful", [])]

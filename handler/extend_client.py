@@ -1,0 +1,260 @@
+"""Adapter for Extend's delete endpoint on urllib3: headers, versions, error parsing, classification, retries.
+
+Every answer becomes one of ``deleted``, ``not_found`` or ``failed`` (retryable or permanent). Retries are
+bounded by attempts and by the caller's deadline: nothing sleeps or starts past it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any, Final, Protocol
+from urllib.parse import quote
+
+import urllib3
+
+from api_credentials import ApiCredentials
+from deadline import Deadline
+from parser_run_ids import validate_parser_run_id
+from rate_limiter import AdaptiveRateLimiter
+from settings import Settings
+
+USER_AGENT: Final = "extend-parser-run-deleter/0.1.0 (aws-lambda; +urllib3)"
+# An attempt that cannot get this long is not worth starting: it would only time out.
+MIN_ATTEMPT_S: Final = 0.25
+MAX_RETRY_AFTER_S: Final = 60.0
+
+# One pool per container: keep-alive connections to Extend survive across warm invocations.
+HTTP_POOL: Final = urllib3.PoolManager(num_pools=2, maxsize=32, block=False, retries=False)
+
+_jitter = random.SystemRandom()
+
+
+class DeleteOutcome(StrEnum):
+    DELETED = "deleted"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    parser_run_id: str
+    outcome: DeleteOutcome
+    attempts: int
+    status_code: int | None = None
+    retryable: bool = False
+    extend_request_id: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    throttled_responses: int = 0
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - 1)
+
+
+class CredentialsProvider(Protocol):
+    def current(self) -> ApiCredentials: ...
+
+    def refresh(self, stale: ApiCredentials) -> ApiCredentials: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One HTTP exchange, reduced to what classification needs."""
+
+    status: int | None
+    body: dict[str, Any] | None = None
+    request_id: str | None = None
+    retry_after_s: float | None = None
+    transport_error: str | None = None
+
+    @property
+    def error_code(self) -> str | None:
+        code = (self.body or {}).get("code")
+        return code if isinstance(code, str) else None
+
+    @property
+    def error_message(self) -> str | None:
+        message = (self.body or {}).get("message")
+        return message[:300] if isinstance(message, str) else None
+
+    def outcome(self) -> DeleteOutcome:
+        if self.status is not None and 200 <= self.status < 300:
+            return DeleteOutcome.DELETED
+        # A 404 means "no such parser run" only in Extend's own error shape; an HTML 404 from a wrong base URL
+        # or a removed endpoint must not consume the request as if the data were gone.
+        if self.status == 404 and self.body is not None and self.error_code in (None, "NOT_FOUND"):
+            return DeleteOutcome.NOT_FOUND
+        return DeleteOutcome.FAILED
+
+    def is_retryable(self) -> bool:
+        if self.status is None:
+            return True  # connection errors and timeouts: DELETE is idempotent
+        flag = (self.body or {}).get("retryable")
+        if isinstance(flag, bool):
+            return flag
+        return self.status in (408, 429) or self.status >= 500
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """``Retry-After`` as seconds, from either delta-seconds or an HTTP date; capped, never negative."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def _parse_body(data: bytes) -> dict[str, Any] | None:
+    if not data:
+        return None
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+class ExtendClient:
+    def __init__(
+        self,
+        settings: Settings,
+        credentials: CredentialsProvider,
+        rate_limiter: AdaptiveRateLimiter,
+        *,
+        pool: urllib3.PoolManager = HTTP_POOL,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._rate_limiter = rate_limiter
+        self._pool = pool
+        self._sleep = sleep
+
+    def url_for(self, parser_run_id: str) -> str:
+        """The delete URL. The id is validated and percent-encoded, so it is always exactly one path segment."""
+        safe_id = quote(validate_parser_run_id(parser_run_id), safe="")
+        return f"{self._settings.extend_api_base_url}{self._settings.delete_path_prefix}{safe_id}"
+
+    def delete_parser_run(
+        self, parser_run_id: str, deadline: Deadline, *, workspace_id: str | None = None
+    ) -> DeleteResult:
+        url = self.url_for(parser_run_id)
+        credentials = self._credentials.current()
+        max_attempts = self._settings.max_attempts
+        attempts = throttled = 0
+        refreshed_after_401 = False
+        answer: _Answer | None = None
+
+        def finish(outcome: DeleteOutcome, reason: str | None = None) -> DeleteResult:
+            return DeleteResult(
+                parser_run_id=parser_run_id,
+                outcome=outcome,
+                attempts=attempts,
+                status_code=answer.status if answer else None,
+                retryable=outcome is DeleteOutcome.FAILED and (answer is None or answer.is_retryable()),
+                extend_request_id=answer.request_id if answer else None,
+                error_code=answer.error_code if answer else None,
+                reason=reason,
+                throttled_responses=throttled,
+            )
+
+        while True:
+            wait = self._rate_limiter.reserve(max_wait_s=deadline.remaining() - MIN_ATTEMPT_S)
+            if wait is None:
+                return finish(DeleteOutcome.FAILED, self._deadline_reason(answer, attempts))
+            if wait > 0:
+                self._sleep(wait)
+            attempts += 1
+            answer = self._send(url, credentials, workspace_id, deadline)
+            outcome = answer.outcome()
+            if outcome is not DeleteOutcome.FAILED:
+                self._rate_limiter.on_success()
+                return finish(outcome)
+            if answer.status == 429:
+                throttled += 1
+                self._rate_limiter.on_throttled(answer.retry_after_s)
+            if answer.status == 401 and not refreshed_after_401:
+                # The key may have been rotated since this container cached it: re-read it once and retry.
+                refreshed_after_401 = True
+                fresh = self._credentials.refresh(credentials)
+                if fresh != credentials:
+                    credentials = fresh
+                    max_attempts += 1  # the refresh retry is free: it is not the endpoint's fault
+                    continue
+            if not answer.is_retryable():
+                return finish(DeleteOutcome.FAILED, self._failure_reason(answer))
+            if attempts >= max_attempts:
+                return finish(
+                    DeleteOutcome.FAILED, f"gave up after {attempts} attempts: {self._failure_reason(answer)}"
+                )
+            delay = self._backoff(attempts, answer.retry_after_s)
+            if deadline.remaining() < delay + MIN_ATTEMPT_S:
+                return finish(DeleteOutcome.FAILED, self._deadline_reason(answer, attempts))
+            self._sleep(delay)
+
+    def _send(self, url: str, credentials: ApiCredentials, workspace_id: str | None, deadline: Deadline) -> _Answer:
+        headers = {
+            "Authorization": f"Bearer {credentials.api_key}",
+            "x-extend-api-version": self._settings.extend_api_version,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        workspace = workspace_id or credentials.workspace_id or self._settings.extend_workspace_id
+        if workspace:
+            headers["x-extend-workspace-id"] = workspace
+        budget = max(deadline.remaining(), 0.01)
+        timeout = urllib3.Timeout(
+            connect=min(self._settings.connect_timeout_s, budget),
+            read=min(self._settings.read_timeout_s, budget),
+            total=budget,
+        )
+        try:
+            response = self._pool.request("DELETE", url, headers=headers, timeout=timeout, retries=False)
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            # Only the type: messages can quote the URL, and nothing of the request belongs in a log.
+            return _Answer(status=None, transport_error=type(error).__name__)
+        body = _parse_body(response.data)
+        header_request_id = response.headers.get("x-extend-request-id")
+        body_request_id = (body or {}).get("requestId")
+        return _Answer(
+            status=response.status,
+            body=body,
+            request_id=header_request_id or (body_request_id if isinstance(body_request_id, str) else None),
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+    def _backoff(self, attempts_made: int, retry_after_s: float | None) -> float:
+        """Exponential with equal jitter; at least ``Retry-After`` when Extend gave one."""
+        ceiling = min(self._settings.backoff_cap_s, self._settings.backoff_base_s * 2 ** (attempts_made - 1))
+        delay: float = ceiling / 2 + _jitter.uniform(0, ceiling / 2)
+        if retry_after_s is not None:
+            delay = max(delay, retry_after_s + _jitter.uniform(0, 0.1))
+        return delay
+
+    @staticmethod
+    def _failure_reason(answer: _Answer) -> str:
+        if answer.status is None:
+            return f"connection error: {answer.transport_error}"
+        detail = answer.error_code or ("no JSON error body" if answer.body is None else "no error code")
+        message = f": {answer.error_message}" if answer.error_message else ""
+        return f"Extend answered {answer.status} {detail}{message}"
+
+    def _deadline_reason(self, answer: _Answer | None, attempts: int) -> str:
+        last = f" (last: {self._failure_reason(answer)})" if answer else ""
+        return f"out of time after {attempts} attempt(s){last}"

@@ -1,0 +1,26 @@
+"""Parser run id validation: the one gate every id passes before it can reach a URL."""
+
+from __future__ import annotations
+
+import re
+
+# Extend ids are opaque and prefixes may change; the alphabet and the 255-character bound are what holds.
+_VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+MAX_ID_LENGTH = 255
+
+
+class InvalidParserRunId(ValueError):
+    """The id is not a string of 1 to 255 characters from [A-Za-z0-9_-]."""
+
+
+def validate_parser_run_id(value: object) -> str:
+    """Return ``value`` unchanged when it is a valid id, else raise with a reason safe to show the caller."""
+    if not isinstance(value, str):
+        raise InvalidParserRunId(f"parserRunId must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidParserRunId("parserRunId must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidParserRunId(f"parserRunId must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
+    if not _VALID_ID.fullmatch(value):
+        raise InvalidParserRunId("parserRunId may contain only letters, digits, '_' and '-'")
+    return value

@@ -1,0 +1,134 @@
+"""The function's configuration: read once from the environment into one typed, validated object.
+
+Logic code never reads ``os.environ``; it receives a ``Settings``. Every error names the variable at fault.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+SUPPORTED_API_VERSIONS = ("2025-04-21", "2026-02-09")
+DEFAULT_API_BASE_URL = "https://api.extend.ai"
+
+
+class ConfigurationError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    extend_api_key_secret_id: str
+    extend_api_base_url: str = DEFAULT_API_BASE_URL
+    extend_api_version: str = "2025-04-21"
+    extend_workspace_id: str | None = None
+    dead_letter_queue_url: str | None = None
+    deletion_queue_url: str | None = None
+    webhook_signing_secret_id: str | None = None
+    # Extend calls
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 5.0
+    max_attempts: int = 3
+    backoff_base_s: float = 0.2
+    backoff_cap_s: float = 5.0
+    # Stop this long before Lambda's deadline, so the response (and any DLQ send) still fits.
+    deadline_safety_margin_s: float = 1.0
+    # Budget for in-request retries on the synchronous API path: well inside API Gateway's 29 s.
+    api_sync_budget_s: float = 8.0
+    secret_max_age_s: int = 300
+    max_receive_count: int | None = None
+    max_concurrency: int = 8
+    max_requests_per_second: float = 5.0
+
+    @property
+    def delete_path_prefix(self) -> str:
+        return "/parse_runs/" if self.extend_api_version == "2026-02-09" else "/parser_runs/"
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{name} must be between {minimum:g} and {maximum:g}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    value = _number(env, name, default, minimum=minimum, maximum=maximum)
+    if value != int(value):
+        raise ConfigurationError(f"{name} must be a whole number, got {env[name]!r}")
+    return int(value)
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(url: str, name: str = "EXTEND_API_BASE_URL") -> str:
+    """https everywhere; plain http only to a loopback host, so the key never crosses a network in clear."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host or parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(f"{name} must be a plain base URL such as {DEFAULT_API_BASE_URL}, got {url!r}")
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
+        return url.rstrip("/")
+    raise ConfigurationError(f"{name} must use https (plain http is allowed only to a loopback host), got {url!r}")
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    secret_id = _optional(env, "EXTEND_API_KEY_SECRET_ID")
+    if secret_id is None:
+        raise ConfigurationError("EXTEND_API_KEY_SECRET_ID is required: the Secrets Manager secret holding the key")
+    version = _optional(env, "EXTEND_API_VERSION") or "2025-04-21"
+    if version not in SUPPORTED_API_VERSIONS:
+        raise ConfigurationError(
+            f"EXTEND_API_VERSION must be one of {', '.join(SUPPORTED_API_VERSIONS)}, got {version!r}"
+        )
+    max_receive = _optional(env, "MAX_RECEIVE_COUNT")
+    return Settings(
+        extend_api_key_secret_id=secret_id,
+        extend_api_base_url=validate_base_url(_optional(env, "EXTEND_API_BASE_URL") or DEFAULT_API_BASE_URL),
+        extend_api_version=version,
+        extend_workspace_id=_optional(env, "EXTEND_WORKSPACE_ID"),
+        dead_letter_queue_url=_optional(env, "DEAD_LETTER_QUEUE_URL"),
+        deletion_queue_url=_optional(env, "DELETION_QUEUE_URL"),
+        webhook_signing_secret_id=_optional(env, "WEBHOOK_SIGNING_SECRET_ID"),
+        connect_timeout_s=_number(env, "EXTEND_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
+        read_timeout_s=_number(env, "EXTEND_READ_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=60),
+        max_attempts=_integer(env, "EXTEND_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
+        backoff_base_s=_number(env, "EXTEND_BACKOFF_BASE_SECONDS", 0.2, minimum=0, maximum=10),
+        backoff_cap_s=_number(env, "EXTEND_BACKOFF_CAP_SECONDS", 5.0, minimum=0, maximum=60),
+        deadline_safety_margin_s=_number(env, "DEADLINE_SAFETY_MARGIN_SECONDS", 1.0, minimum=0, maximum=30),
+        api_sync_budget_s=_number(env, "API_SYNC_BUDGET_SECONDS", 8.0, minimum=0.1, maximum=25),
+        secret_max_age_s=_integer(env, "SECRET_MAX_AGE_SECONDS", 300, minimum=0, maximum=86_400),
+        max_receive_count=None
+        if max_receive is None
+        else _integer(env, "MAX_RECEIVE_COUNT", 0, minimum=1, maximum=1000),
+        max_concurrency=_integer(env, "EXTEND_MAX_CONCURRENCY", 8, minimum=1, maximum=64),
+        max_requests_per_second=_number(env, "EXTEND_MAX_REQUESTS_PER_SECOND", 5.0, minimum=0.1, maximum=1000),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use; tests call ``get_settings.cache_clear()``."""
+    return load_settings(os.environ)

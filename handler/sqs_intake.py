@@ -1,0 +1,205 @@
+"""The SQS trigger: one deletion per message, concurrently within a batch, reported as partial failures.
+
+Every message ends in exactly one place: consumed after ``deleted`` / ``not_found``; consumed after being
+copied to the dead-letter queue with its reason (malformed, or failed on its last allowed receive); or
+returned as a batch item failure for SQS to redeliver. A message whose dead-lettering fails is returned too.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from deadline import Deadline
+from deletion import (
+    DeletionRequest,
+    InvalidDeletionRequest,
+    Outcome,
+    Trigger,
+    parse_deletion_message,
+    report_outcome,
+)
+from deletion_queue import QueueSendError, send_to_dead_letter_queue
+from dependencies import Dependencies, get_dependencies
+from extend_client import MIN_ATTEMPT_S, DeleteOutcome, DeleteResult
+from observability import MetricName, count, logger, metrics
+
+
+class RecordNotDone(Exception):
+    """Marks a record as a batch item failure, so SQS delivers it again."""
+
+
+class ConcurrentBatchProcessor(BatchProcessor):
+    """Powertools' BatchProcessor, with the records of one batch processed on a bounded thread pool."""
+
+    def __init__(self, max_workers: int) -> None:
+        # An all-failed batch is still a partial response, not an invocation error: Extend being down is not
+        # our function failing, and a raised error would retry the batch anyway.
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="delete")
+        self._max_workers = max_workers
+
+    def process(self) -> list[tuple[Any, ...]]:
+        if self._max_workers == 1 or len(self.records) == 1:
+            return super().process()
+        return list(self._executor.map(self._process_record, self.records))
+
+
+_processor: ConcurrentBatchProcessor | None = None
+
+
+def _batch_processor(max_workers: int) -> ConcurrentBatchProcessor:
+    global _processor  # noqa: PLW0603 - one warm pool per container
+    if _processor is None:
+        _processor = ConcurrentBatchProcessor(max_workers)
+    return _processor
+
+
+def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = get_dependencies()
+    metrics.add_dimension(name="trigger", value=Trigger.SQS.value)
+    deadline = Deadline.from_context(context, deps.settings.deadline_safety_margin_s)
+
+    def record_handler(record: SQSRecord) -> None:
+        _handle_record(record, deps, deadline)
+
+    response: dict[str, Any] = dict(
+        process_partial_response(
+            event=event,
+            record_handler=record_handler,
+            processor=_batch_processor(deps.settings.max_concurrency),
+        )
+    )
+    return response
+
+
+def _handle_record(record: SQSRecord, deps: Dependencies, deadline: Deadline) -> None:
+    logger.thread_safe_append_keys(correlation_id=record.message_id)
+    started = time.perf_counter()
+    try:
+        _process(record, deps, deadline, started)
+    finally:
+        logger.thread_safe_remove_keys(["correlation_id"])
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _process(record: SQSRecord, deps: Dependencies, deadline: Deadline, started: float) -> None:
+    try:
+        request = parse_deletion_message(record.body)
+    except InvalidDeletionRequest as error:
+        dlq_message_id = _dead_letter(record, deps, kind="invalid", reason=str(error))
+        report_outcome(
+            Outcome.INVALID,
+            trigger=Trigger.SQS,
+            parser_run_id=None,
+            duration_ms=_elapsed_ms(started),
+            reason=str(error),
+            dead_letter_message_id=dlq_message_id,
+        )
+        if dlq_message_id is None:
+            raise RecordNotDone(str(error)) from None
+        return
+
+    if deadline.remaining() < MIN_ATTEMPT_S:
+        # Not started: there is no time left to finish it. SQS delivers it again.
+        result = DeleteResult(request.parser_run_id, DeleteOutcome.FAILED, attempts=0, retryable=True)
+        report_outcome(
+            Outcome.FAILED,
+            trigger=Trigger.SQS,
+            parser_run_id=request.parser_run_id,
+            duration_ms=_elapsed_ms(started),
+            result=result,
+            reason="out of time before the first attempt",
+            audit=request.audit,
+        )
+        raise RecordNotDone("out of time")
+
+    result = _delete(request, deps, deadline)
+    if result.outcome is DeleteOutcome.DELETED:
+        report_outcome(
+            Outcome.DELETED,
+            trigger=Trigger.SQS,
+            parser_run_id=request.parser_run_id,
+            duration_ms=_elapsed_ms(started),
+            result=result,
+            audit=request.audit,
+        )
+        return
+    if result.outcome is DeleteOutcome.NOT_FOUND:
+        report_outcome(
+            Outcome.NOT_FOUND,
+            trigger=Trigger.SQS,
+            parser_run_id=request.parser_run_id,
+            duration_ms=_elapsed_ms(started),
+            result=result,
+            audit=request.audit,
+        )
+        return
+
+    receive_count = int(record.attributes.approximate_receive_count or "1")
+    last_receive = deps.settings.max_receive_count is not None and (receive_count >= deps.settings.max_receive_count)
+    reason = result.reason or "deletion failed"
+    dlq_message_id = None
+    if last_receive:
+        kind = "retries_exhausted" if result.retryable else "permanent"
+        dlq_message_id = _dead_letter(record, deps, kind=kind, reason=reason, result=result)
+    report_outcome(
+        Outcome.FAILED,
+        trigger=Trigger.SQS,
+        parser_run_id=request.parser_run_id,
+        duration_ms=_elapsed_ms(started),
+        result=result,
+        reason=reason,
+        audit=request.audit,
+        receive_count=receive_count,
+        dead_letter_message_id=dlq_message_id,
+    )
+    if dlq_message_id is None:
+        raise RecordNotDone(reason)
+
+
+def _delete(request: DeletionRequest, deps: Dependencies, deadline: Deadline) -> DeleteResult:
+    try:
+        return deps.extend_client.delete_parser_run(request.parser_run_id, deadline, workspace_id=request.workspace_id)
+    except Exception as error:  # e.g. the secret is unreadable: the record fails and stays on the queue
+        return DeleteResult(
+            request.parser_run_id,
+            DeleteOutcome.FAILED,
+            attempts=0,
+            retryable=True,
+            reason=f"{type(error).__name__}: {error}",
+        )
+
+
+def _dead_letter(
+    record: SQSRecord, deps: Dependencies, *, kind: str, reason: str, result: DeleteResult | None = None
+) -> str | None:
+    """Copy the message to the DLQ with its reason; the DLQ message id, or None to leave it to SQS redrive."""
+    queue_url = deps.settings.dead_letter_queue_url
+    if queue_url is None:
+        return None
+    attributes: dict[str, str | int | None] = {
+        "FailureKind": kind,
+        "FailureReason": reason,
+        "SourceMessageId": record.message_id,
+        "ApproximateReceiveCount": int(record.attributes.approximate_receive_count or "1"),
+    }
+    if result is not None:
+        attributes["ParserRunId"] = result.parser_run_id
+        attributes["ExtendStatusCode"] = result.status_code
+        attributes["ExtendRequestId"] = result.extend_request_id
+    try:
+        dlq_message_id = send_to_dead_letter_queue(queue_url, record.body, attributes)
+    except QueueSendError as error:
+        logger.error("dead-lettering failed; leaving the message for SQS redrive", extra={"reason": str(error)})
+        return None
+    count(MetricName.DEAD_LETTERED)
+    return dlq_message_id
