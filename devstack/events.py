@@ -49,8 +49,17 @@ def record_from_sqs_message(message: Mapping[str, Any], queue_arn: str) -> dict[
     attributes = {
         name: str(value)
         for name, value in message.get("Attributes", {}).items()
-        if name in ("ApproximateReceiveCount", "SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp",
-                    "MessageGroupId", "SequenceNumber", "MessageDeduplicationId", "AWSTraceHeader")
+        if name
+        in (
+            "ApproximateReceiveCount",
+            "SentTimestamp",
+            "SenderId",
+            "ApproximateFirstReceiveTimestamp",
+            "MessageGroupId",
+            "SequenceNumber",
+            "MessageDeduplicationId",
+            "AWSTraceHeader",
+        )
     }
     message_attributes = {
         name: {

@@ -42,10 +42,10 @@ class ConcurrentBatchProcessor(BatchProcessor):
         # our function failing, and a raised error would retry the batch anyway.
         super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="delete")
-        self._max_workers = max_workers
+        self.max_workers = max_workers
 
     def process(self) -> list[tuple[Any, ...]]:
-        if self._max_workers == 1 or len(self.records) == 1:
+        if self.max_workers == 1 or len(self.records) == 1:
             return super().process()
         return list(self._executor.map(self._process_record, self.records))
 
@@ -55,7 +55,7 @@ _processor: ConcurrentBatchProcessor | None = None
 
 def _batch_processor(max_workers: int) -> ConcurrentBatchProcessor:
     global _processor  # noqa: PLW0603 - one warm pool per container
-    if _processor is None:
+    if _processor is None or _processor.max_workers != max_workers:
         _processor = ConcurrentBatchProcessor(max_workers)
     return _processor
 

