@@ -1,0 +1,834 @@
+"""A real HTTP server on loopback that behaves like Extend's parser-run deletion endpoint.
+
+The emulator follows Extend's public API docs and the official ``extend-ai`` SDK (the project's
+``extend-api.md`` reference notes) for both API versions, and lets tests inject faults per parser run id
+or at random. It uses only the standard library: a ``ThreadingHTTPServer`` speaking HTTP/1.1 with
+keep-alive, quiet, one thread per connection.
+
+Quick start::
+
+    with ExtendEmulator() as emu:
+        emu.add_key("sk_test_abc", workspace_id="ws_1")
+        emu.seed(["parser_run_1"], workspace_id="ws_1")
+        emu.inject("parser_run_1", Fault.status(503), Fault.rate_limited(retry_after=1))
+        ...  # point the client at emu.base_url
+
+Routes (the version comes from the ``x-extend-api-version`` header)
+--------------------------------------------------------------------
+* 2025-04-21: ``DELETE /parser_runs/{id}`` -> 200
+  ``{"success": true, "parserRunId": id, "message": "Parser run data has been successfully deleted."}``
+* 2026-02-09: ``DELETE /parse_runs/{id}`` -> 200 ``{"id": id}``
+* ``GET`` on the same paths returns the run (2025-04-21: ``{"success": true, "parserRun": {...}}``,
+  2026-02-09: ``{"object": "parse_run", "id": ..., "status": "PROCESSED"}``) or 404. A test helper only.
+* A deleted or never-seeded id -> 404 ``NOT_FOUND``. Deletion is synchronous: the run is gone as soon as
+  the 200 is sent, so a second DELETE gets 404.
+* Ids are one percent-decoded path segment (UTF-8); the query string is ignored.
+
+Decisions where Extend's docs are silent (callers must not rely on more than this)
+------------------------------------------------------------------------------------
+* ``/parser_runs/{id}`` under 2026-02-09 -> **410** ``ENDPOINT_REMOVED``; the message names
+  ``DELETE /parse_runs/{id}``. ``/parse_runs/{id}`` under 2025-04-21 -> 404 ``NOT_FOUND`` (it did not
+  exist yet). Any other path or method -> 404 ``NOT_FOUND``.
+* A workspace-scoped key with an ``x-extend-workspace-id`` naming another workspace -> **403**
+  ``FORBIDDEN`` (retryable false). An organization-scoped key without the header -> 400
+  ``INVALID_REQUEST``; with it, any workspace id is accepted (runs are looked up in that workspace).
+* A missing ``x-extend-api-version`` -> 400 ``INVALID_REQUEST``, except for keys added with
+  ``legacy=True`` (created before 2025-04-21), which silently get the 2025-04-21 behaviour for this
+  endpoint. An unknown version -> 400 ``INVALID_REQUEST``.
+* Codes by status for ``Fault.status(n)``: 400 INVALID_REQUEST, 401 UNAUTHORIZED, 402 USAGE_BLOCKED,
+  403 FORBIDDEN, 404 NOT_FOUND, 408 REQUEST_TIMEOUT, 409 CONFLICT, 410 ENDPOINT_REMOVED,
+  422 UNPROCESSABLE_ENTITY, 429 RATE_LIMIT_EXCEEDED, 500 INTERNAL_ERROR, 502 BAD_GATEWAY,
+  503 SERVICE_UNAVAILABLE, 504 GATEWAY_TIMEOUT. ``retryable`` is true for 408, 429 and every 5xx.
+  ``Fault.status(429)`` sends no ``Retry-After``; use ``Fault.rate_limited`` for that.
+* The rate limit is one token bucket for the whole emulator (Extend limits per organization), capacity
+  ``max(1, rps)`` (a one-second burst), refilled at ``rps``. Changing ``rate_limit_rps`` refills it.
+
+Every response carries ``x-extend-request-id: req_<20 alphanumerics>``, and every error is a flat JSON
+object ``{"code", "message", "retryable", "requestId"}`` with ``Content-Type: application/json`` and the
+same request id -- except ``Fault.non_json``, whose body is ``text/html`` (the header is still sent).
+
+Order of evaluation for each request
+------------------------------------
+1. ``set_unreachable(True)``: the connection is reset, no response (also for kept-alive connections).
+   A new connection is accepted then reset, so a client may see it as a connect error (urllib3:
+   ``NewConnectionError``) or as a reset after sending (``ProtocolError``).
+2. ``latency_s``: every request waits this long.
+3. Authentication -> 401. 4. API version -> 400. 5. Workspace header -> 400 / 403.
+6. Route -> 404 / 410. 7. Rate limit -> 429 (only requests that got this far take a token).
+8. Faults, DELETE only: the id's scripted fault if one is left, else a random fault (``inject_random``).
+   ``latency``/``stall`` faults delay and then fall through to step 9; the others answer instead of it.
+9. The real behaviour: 200 or 404.
+
+Faults
+------
+``Fault.status(n)`` / ``Fault.error(n, code, message, retryable=...)``: an error JSON.
+``Fault.rate_limited(retry_after=1)``: 429 with ``Retry-After: 1``; ``retry_after=None`` omits the header;
+``retry_after_http_date=True`` sends it as an HTTP date that many seconds ahead.
+``Fault.reset()``: SO_LINGER (1, 0) and close: the client sees a connection reset, no response.
+``Fault.latency(s)`` / ``Fault.stall(s)``: wait ``s`` then answer normally (the deletion happens after the
+wait, even if the client has given up). ``stop()`` interrupts the wait and drops the request.
+``Fault.non_json(status)``: an HTML body, as a load balancer would send.
+
+Recording
+---------
+``requests`` lists every parsed request (a ``RecordedRequest``; ``status`` is None when no response was
+sent, and ``fault`` then says why: ``reset``, ``unreachable`` or ``aborted``). A request is recorded just
+before its response is written, so a client that has the response also sees the record.
+``fault`` is the injected fault's name (``Fault.name``), ``"rate_limit"`` for a 429 from the token bucket,
+else None. ``stats()`` counts by status (``"200"``) or, without a response, by that reason; connections
+reset at accept time while unreachable count as ``"unreachable"`` without a ``RecordedRequest``.
+``reset_stats()`` clears both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import math
+import random
+import socket
+import string
+import struct
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import unquote
+
+__all__ = [
+    "API_VERSION_2025",
+    "API_VERSION_2026",
+    "DEFAULT_WORKSPACE_ID",
+    "SUPPORTED_API_VERSIONS",
+    "ExtendEmulator",
+    "Fault",
+    "RecordedRequest",
+]
+
+API_VERSION_2025 = "2025-04-21"
+API_VERSION_2026 = "2026-02-09"
+SUPPORTED_API_VERSIONS = (API_VERSION_2025, API_VERSION_2026)
+DEFAULT_WORKSPACE_ID = "ws_default"
+
+_PATH_2025 = "/parser_runs/"
+_PATH_2026 = "/parse_runs/"
+_DELETED_MESSAGE = "Parser run data has been successfully deleted."
+_REQUEST_ID_ALPHABET = string.ascii_letters + string.digits
+
+_STATUS_CODES: dict[int, tuple[str, str]] = {
+    400: ("INVALID_REQUEST", "The request is invalid."),
+    401: ("UNAUTHORIZED", "Invalid or missing API key."),
+    402: ("USAGE_BLOCKED", "Insufficient credits."),
+    403: ("FORBIDDEN", "You do not have permission to access this resource."),
+    404: ("NOT_FOUND", "The requested resource was not found."),
+    408: ("REQUEST_TIMEOUT", "The request timed out."),
+    409: ("CONFLICT", "The request conflicts with the current state of the resource."),
+    410: ("ENDPOINT_REMOVED", "This endpoint has been removed."),
+    422: ("UNPROCESSABLE_ENTITY", "The request could not be processed."),
+    429: ("RATE_LIMIT_EXCEEDED", "Too many requests. Back off and retry."),
+    500: ("INTERNAL_ERROR", "An internal error occurred. Please retry."),
+    502: ("BAD_GATEWAY", "Bad gateway. Please retry."),
+    503: ("SERVICE_UNAVAILABLE", "The service is temporarily unavailable. Please retry."),
+    504: ("GATEWAY_TIMEOUT", "Gateway timeout. Please retry."),
+}
+
+FaultKind = Literal["status", "error", "rate_limited", "reset", "latency", "stall", "non_json"]
+
+
+def _default_retryable(status: int) -> bool:
+    return status in (408, 429) or status >= 500
+
+
+def _code_for(status: int) -> tuple[str, str]:
+    if status in _STATUS_CODES:
+        return _STATUS_CODES[status]
+    if status >= 500:
+        return _STATUS_CODES[500]
+    return _STATUS_CODES[400]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour. Build it with the class methods, not the constructor."""
+
+    kind: FaultKind
+    http_status: int | None = None
+    code: str | None = None
+    message: str | None = None
+    retryable: bool | None = None
+    retry_after: int | None = None
+    retry_after_http_date: bool = False
+    seconds: float = 0.0
+
+    @classmethod
+    def status(cls, http_status: int) -> Fault:
+        """An error JSON with the usual code for ``http_status`` (see the module docstring)."""
+        if not 400 <= http_status <= 599:
+            raise ValueError(f"a fault status must be 4xx or 5xx, got {http_status}")
+        return cls("status", http_status=http_status)
+
+    @classmethod
+    def error(cls, http_status: int, code: str, message: str | None = None, *, retryable: bool = False) -> Fault:
+        """An error JSON with exactly this status, code, message and ``retryable``."""
+        if not 400 <= http_status <= 599:
+            raise ValueError(f"a fault status must be 4xx or 5xx, got {http_status}")
+        return cls("error", http_status=http_status, code=code, message=message, retryable=retryable)
+
+    @classmethod
+    def rate_limited(cls, retry_after: int | None = 1, *, retry_after_http_date: bool = False) -> Fault:
+        """429 RATE_LIMIT_EXCEEDED; ``Retry-After`` in seconds, as an HTTP date, or (None) absent."""
+        if retry_after is not None and retry_after < 0:
+            raise ValueError("retry_after must be >= 0")
+        return cls(
+            "rate_limited",
+            http_status=429,
+            retry_after=retry_after,
+            retry_after_http_date=retry_after_http_date,
+        )
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Reset the connection (TCP RST) instead of answering."""
+        return cls("reset")
+
+    @classmethod
+    def latency(cls, seconds: float) -> Fault:
+        """Wait ``seconds``, then answer normally."""
+        return cls("latency", seconds=float(seconds))
+
+    @classmethod
+    def stall(cls, seconds: float) -> Fault:
+        """Like latency, meant to be longer than the client's read timeout."""
+        return cls("stall", seconds=float(seconds))
+
+    @classmethod
+    def non_json(cls, http_status: int = 502) -> Fault:
+        """An HTML error page with this status, as a load balancer or gateway would send."""
+        return cls("non_json", http_status=http_status)
+
+    @property
+    def name(self) -> str:
+        """A short label, used in ``RecordedRequest.fault``: ``status:503``, ``reset``, ``stall`` ..."""
+        if self.kind in ("status", "non_json"):
+            return f"{self.kind}:{self.http_status}"
+        if self.kind == "error":
+            return f"error:{self.http_status}:{self.code}"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the emulator received. ``headers`` has lower-case names."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    status: int | None
+    timestamp: float
+    parser_run_id: str | None
+    fault: str | None
+    api_version: str | None = None
+    workspace_id: str | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class _Key:
+    workspace_id: str | None
+    org_scoped: bool
+    legacy: bool
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    body: bytes
+    request_id: str
+    content_type: str = "application/json"
+    retry_after: str | None = None
+
+
+@dataclass
+class _Context:
+    method: str
+    target: str
+    headers: dict[str, str]
+    request_id: str
+    run_id: str | None = None
+    version: str | None = None
+    workspace: str | None = None
+
+
+class _Answer(Exception):
+    """Raised by a check step to answer early (``reply`` None: reset the connection)."""
+
+    def __init__(self, reply: _Reply | None, fault: str | None = None) -> None:
+        super().__init__()
+        self.reply = reply
+        self.fault = fault
+
+
+class _TokenBucket:
+    def __init__(self, rps: float) -> None:
+        self.rps = rps
+        self.capacity = max(1.0, rps)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    def take(self, now: float) -> float:
+        """Take a token: 0.0 if granted, else the seconds until one is available."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rps)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rps
+
+
+def _abort_socket(sock: socket.socket) -> None:
+    """Close with SO_LINGER (1, 0), so the peer gets a TCP RST and no response."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "extend-emulator"
+    sys_version = ""
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def _discard_body(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True  # not worth decoding: answer, then close
+            return
+        try:
+            length = int(self.headers.get("Content-Length", "0") or "0")
+        except ValueError:
+            length = 0
+            self.close_connection = True
+        if length > 0:
+            self.rfile.read(length)
+
+    def _serve(self, method: str) -> None:
+        arrival = time.monotonic()
+        self._discard_body()
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = self.server.emulator._handle(method, self.path, headers, arrival)
+        if reply is None:
+            self.close_connection = True
+            _abort_socket(self.connection)
+            return
+        self._write(reply)
+
+    def _write(self, reply: _Reply) -> None:
+        try:
+            reason = HTTPStatus(reply.status).phrase
+        except ValueError:
+            reason = ""
+        lines = [
+            f"HTTP/1.1 {reply.status} {reason}",
+            f"Content-Type: {reply.content_type}",
+            f"Content-Length: {len(reply.body)}",
+            f"Date: {email.utils.formatdate(usegmt=True)}",
+            f"Server: {self.server_version}",
+        ]
+        lines.append(f"x-extend-request-id: {reply.request_id}")
+        if reply.retry_after is not None:
+            lines.append(f"Retry-After: {reply.retry_after}")
+        if self.close_connection:
+            lines.append("Connection: close")
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], emulator: ExtendEmulator) -> None:
+        self.emulator = emulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
+        TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        if self.emulator.unreachable:
+            self.emulator._count("unreachable")
+            _abort_socket(request)
+            return False
+        return True
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Quiet: clients hanging up mid-response are normal here. Keep anything else for inspection.
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, OSError):
+            self.emulator.server_errors.append(repr(error))
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def open_connections(self) -> int:
+        with self._connections_lock:
+            return len(self._connections)
+
+
+class ExtendEmulator:
+    """Extend's parser-run deletion endpoint on 127.0.0.1, with injectable faults. Thread-safe."""
+
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        rate_limit_rps: float | None = None,
+        rate_limit_retry_after: bool = True,
+        seed: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._host = host
+        self._port = port
+        self._latency_s = float(latency_s)
+        self._rate_limit_rps: float | None = None
+        self._bucket: _TokenBucket | None = None
+        self.rate_limit_rps = rate_limit_rps
+        self.rate_limit_retry_after = rate_limit_retry_after
+        self._rng = random.Random(seed)
+        self._keys: dict[str, _Key] = {}
+        self._runs: dict[str, set[str]] = {}
+        self._scripts: dict[str, deque[Fault]] = {}
+        self._random_probability = 0.0
+        self._random_faults: tuple[Fault, ...] = ()
+        self._random_rng = random.Random(seed)
+        self._unreachable = False
+        self._requests: list[RecordedRequest] = []
+        self._stats: Counter[str] = Counter()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.server_errors: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> ExtendEmulator:
+        """Bind 127.0.0.1 on a free port (unless ``port`` was given) and serve in a background thread."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server((self._host, self._port), self)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="extend-emulator", daemon=True
+        )
+        self._server = server
+        self._thread = thread
+        thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, reset kept-alive connections and close the listening socket. Idempotent."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        deadline = time.monotonic() + 1.0
+        while server.open_connections() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> ExtendEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return self._server.server_port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``, no trailing slash."""
+        return f"http://{self._host}:{self.port}"
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def latency_s(self) -> float:
+        return self._latency_s
+
+    @latency_s.setter
+    def latency_s(self, value: float) -> None:
+        if value < 0:
+            raise ValueError("latency_s must be >= 0")
+        self._latency_s = float(value)
+
+    @property
+    def rate_limit_rps(self) -> float | None:
+        return self._rate_limit_rps
+
+    @rate_limit_rps.setter
+    def rate_limit_rps(self, value: float | None) -> None:
+        if value is not None and value <= 0:
+            raise ValueError("rate_limit_rps must be > 0 or None")
+        with self._lock:
+            self._rate_limit_rps = None if value is None else float(value)
+            self._bucket = None if value is None else _TokenBucket(float(value))
+
+    @property
+    def unreachable(self) -> bool:
+        return self._unreachable
+
+    def set_unreachable(self, unreachable: bool = True) -> None:
+        """While True, new connections are accepted and reset, and requests on kept-alive ones too."""
+        self._unreachable = unreachable
+
+    def add_key(
+        self,
+        key: str,
+        workspace_id: str | None = None,
+        *,
+        org_scoped: bool = False,
+        legacy: bool = False,
+    ) -> None:
+        """Register an API key: workspace-scoped (default workspace ``ws_default``) or organization-scoped."""
+        if org_scoped and workspace_id is not None:
+            raise ValueError("an organization-scoped key has no workspace; pass x-extend-workspace-id instead")
+        with self._lock:
+            self._keys[key] = _Key(
+                workspace_id=None if org_scoped else (workspace_id or DEFAULT_WORKSPACE_ID),
+                org_scoped=org_scoped,
+                legacy=legacy,
+            )
+
+    def revoke_key(self, key: str) -> None:
+        """Make ``key`` answer 401 from now on."""
+        with self._lock:
+            if key in self._keys:
+                self._keys[key].revoked = True
+
+    def seed(self, parser_run_ids: Iterable[str], workspace_id: str = DEFAULT_WORKSPACE_ID) -> None:
+        """Create parser runs that exist in ``workspace_id``."""
+        with self._lock:
+            self._runs.setdefault(workspace_id, set()).update(parser_run_ids)
+
+    def exists(self, parser_run_id: str, workspace_id: str = DEFAULT_WORKSPACE_ID) -> bool:
+        with self._lock:
+            return parser_run_id in self._runs.get(workspace_id, ())
+
+    def inject(self, parser_run_id: str, *faults: Fault) -> None:
+        """Append faults to the id's script: each DELETE of that id consumes the next one."""
+        with self._lock:
+            self._scripts.setdefault(parser_run_id, deque()).extend(faults)
+
+    def pending_faults(self, parser_run_id: str) -> list[Fault]:
+        with self._lock:
+            return list(self._scripts.get(parser_run_id, ()))
+
+    def inject_random(self, probability: float, faults: Sequence[Fault], seed: int = 0) -> None:
+        """Chaos: each DELETE without a scripted fault gets ``faults[i]`` with this probability.
+
+        Deterministic for a given seed and request order. ``probability=0`` turns it off.
+        """
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError("probability must be in [0, 1]")
+        if probability > 0 and not faults:
+            raise ValueError("faults must not be empty")
+        with self._lock:
+            self._random_probability = probability
+            self._random_faults = tuple(faults)
+            self._random_rng = random.Random(seed)
+
+    def clear_faults(self) -> None:
+        """Drop every scripted fault and turn random faults off."""
+        with self._lock:
+            self._scripts.clear()
+            self._random_probability = 0.0
+            self._random_faults = ()
+
+    # ------------------------------------------------------------------ observation
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every recorded request, in the order their responses were decided."""
+        with self._lock:
+            return list(self._requests)
+
+    def requests_for(self, parser_run_id: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self._requests if r.parser_run_id == parser_run_id]
+
+    def stats(self) -> dict[str, int]:
+        """Counts by status (``"200"``) or, when nothing was answered, by reason (``"reset"``)."""
+        with self._lock:
+            return dict(self._stats)
+
+    def reset_stats(self) -> None:
+        """Clear ``requests`` and ``stats()``."""
+        with self._lock:
+            self._requests.clear()
+            self._stats.clear()
+
+    # ------------------------------------------------------------------ request handling (server threads)
+
+    def _count(self, label: str) -> None:
+        with self._lock:
+            self._stats[label] += 1
+
+    def _new_request_id(self) -> str:
+        with self._lock:
+            return "req_" + "".join(self._rng.choices(_REQUEST_ID_ALPHABET, k=20))
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep; True if stop() interrupted it."""
+        return self._stopping.wait(seconds)
+
+    def _handle(self, method: str, target: str, headers: dict[str, str], arrival: float) -> _Reply | None:
+        """Decide the answer to one request (steps in the module docstring); None means reset."""
+        ctx = _Context(method=method, target=target, headers=headers, request_id=self._new_request_id())
+        try:
+            reply, fault = self._evaluate(ctx)
+        except _Answer as answer:
+            reply, fault = answer.reply, answer.fault
+        record = RecordedRequest(
+            method=method,
+            path=target,
+            headers=headers,
+            status=None if reply is None else reply.status,
+            timestamp=arrival,
+            parser_run_id=ctx.run_id,
+            fault=fault,
+            api_version=ctx.version,
+            workspace_id=ctx.workspace,
+            request_id=ctx.request_id,
+        )
+        with self._lock:
+            self._requests.append(record)
+            self._stats[str(reply.status) if reply is not None else (fault or "reset")] += 1
+        return reply
+
+    def _evaluate(self, ctx: _Context) -> tuple[_Reply | None, str | None]:
+        if self._unreachable:
+            return None, "unreachable"
+        if self._latency_s > 0 and self._wait(self._latency_s):
+            return None, "aborted"
+        key = self._authenticate(ctx)
+        ctx.version = self._api_version(ctx, key)
+        ctx.workspace = self._workspace(ctx, key)
+        run_id = self._route(ctx)
+        self._rate_limit(ctx)
+        fault = self._next_fault(run_id) if ctx.method == "DELETE" else None
+        if fault is not None:
+            if fault.kind == "reset":
+                return None, "reset"
+            if fault.kind not in ("latency", "stall"):
+                return self._fault_reply(fault, ctx.request_id), fault.name
+            if self._wait(fault.seconds):
+                return None, "aborted"
+        reply = self._behave(ctx.method, ctx.version, ctx.workspace, run_id, ctx.request_id)
+        return reply, None if fault is None else fault.name
+
+    def _reject(self, ctx: _Context, status: int, message: str, fault: str | None = None) -> _Answer:
+        code, _ = _code_for(status)
+        reply = self._error_reply(status, code, message, _default_retryable(status), ctx.request_id)
+        return _Answer(reply, fault)
+
+    def _authenticate(self, ctx: _Context) -> _Key:
+        scheme, _, token = ctx.headers.get("authorization", "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            message = "Missing or malformed Authorization header. Expected 'Bearer <api key>'."
+            raise self._reject(ctx, 401, message)
+        with self._lock:
+            key = self._keys.get(token)
+            if key is not None and not key.revoked:
+                return key
+        raise self._reject(ctx, 401, "Invalid, expired or revoked API key.")
+
+    def _api_version(self, ctx: _Context, key: _Key) -> str:
+        version = ctx.headers.get("x-extend-api-version", "").strip()
+        supported = ", ".join(SUPPORTED_API_VERSIONS)
+        if not version:
+            if key.legacy:
+                return API_VERSION_2025
+            raise self._reject(ctx, 400, f"The x-extend-api-version header is required. Supported: {supported}.")
+        if version not in SUPPORTED_API_VERSIONS:
+            raise self._reject(ctx, 400, f"Unsupported API version '{version}'. Supported: {supported}.")
+        return version
+
+    def _workspace(self, ctx: _Context, key: _Key) -> str:
+        header = ctx.headers.get("x-extend-workspace-id", "").strip()
+        if key.org_scoped:
+            if not header:
+                message = "The x-extend-workspace-id header is required when using an organization-scoped API key."
+                raise self._reject(ctx, 400, message)
+            return header
+        workspace = key.workspace_id or DEFAULT_WORKSPACE_ID
+        if header and header != workspace:
+            raise self._reject(ctx, 403, f"This API key does not have access to workspace '{header}'.")
+        return workspace
+
+    def _route(self, ctx: _Context) -> str:
+        path = ctx.target.split("?", 1)[0]
+        current = _PATH_2026 if ctx.version == API_VERSION_2026 else _PATH_2025
+        for prefix in (_PATH_2025, _PATH_2026):
+            segment = path[len(prefix) :] if path.startswith(prefix) else ""
+            if not segment or "/" in segment:
+                continue
+            ctx.run_id = unquote(segment, errors="replace")
+            if prefix == current and ctx.method in ("DELETE", "GET"):
+                return ctx.run_id
+            if prefix == _PATH_2025 and current == _PATH_2026:
+                message = (
+                    f"{ctx.method} /parser_runs/{{id}} was removed in API version {API_VERSION_2026}. "
+                    f"Use {ctx.method} /parse_runs/{{id}} instead."
+                )
+                raise self._reject(ctx, 410, message)
+            break
+        raise self._reject(ctx, 404, f"No route for {ctx.method} {path} in API version {ctx.version}.")
+
+    def _rate_limit(self, ctx: _Context) -> None:
+        with self._lock:
+            wait = self._bucket.take(time.monotonic()) if self._bucket is not None else 0.0
+        if wait > 0:
+            answer = self._reject(ctx, 429, _STATUS_CODES[429][1], "rate_limit")
+            if self.rate_limit_retry_after and answer.reply is not None:
+                answer.reply = _with_retry_after(answer.reply, str(max(1, math.ceil(wait))))
+            raise answer
+
+    def _next_fault(self, run_id: str) -> Fault | None:
+        with self._lock:
+            script = self._scripts.get(run_id)
+            if script:
+                fault = script.popleft()
+                if not script:
+                    del self._scripts[run_id]
+                return fault
+            if self._random_probability > 0 and self._random_rng.random() < self._random_probability:
+                return self._random_rng.choice(self._random_faults)
+        return None
+
+    def _behave(self, method: str, version: str, workspace: str, run_id: str, request_id: str) -> _Reply:
+        with self._lock:
+            runs = self._runs.get(workspace, set())
+            found = run_id in runs
+            if found and method == "DELETE":
+                runs.discard(run_id)
+        if not found:
+            noun = "Parse run" if version == API_VERSION_2026 else "Parser run"
+            return self._error_reply(404, "NOT_FOUND", f"{noun} '{run_id}' not found.", False, request_id)
+        body: dict[str, Any]
+        if method == "DELETE":
+            if version == API_VERSION_2026:
+                body = {"id": run_id}
+            else:
+                body = {"success": True, "parserRunId": run_id, "message": _DELETED_MESSAGE}
+        elif version == API_VERSION_2026:
+            body = {"object": "parse_run", "id": run_id, "status": "PROCESSED"}
+        else:
+            body = {"success": True, "parserRun": {"object": "parser_run", "id": run_id, "status": "PROCESSED"}}
+        return _Reply(200, json.dumps(body).encode(), request_id)
+
+    @staticmethod
+    def _error_reply(status: int, code: str, message: str, retryable: bool, request_id: str) -> _Reply:
+        body = {"code": code, "message": message, "retryable": retryable, "requestId": request_id}
+        return _Reply(status, json.dumps(body).encode(), request_id)
+
+    def _fault_reply(self, fault: Fault, request_id: str) -> _Reply:
+        status = fault.http_status or 500
+        if fault.kind == "non_json":
+            phrase = _phrase(status)
+            html = f"<html><head><title>{status} {phrase}</title></head><body><h1>{status} {phrase}</h1></body></html>"
+            return _Reply(status, html.encode(), request_id, content_type="text/html; charset=utf-8")
+        default_code, default_message = _code_for(status)
+        if fault.kind == "error":
+            retryable = bool(fault.retryable)
+            return self._error_reply(
+                status, fault.code or default_code, fault.message or default_message, retryable, request_id
+            )
+        reply = self._error_reply(status, default_code, default_message, _default_retryable(status), request_id)
+        if fault.kind == "rate_limited" and fault.retry_after is not None:
+            if fault.retry_after_http_date:
+                when = math.ceil(time.time()) + max(1, fault.retry_after)
+                reply = _with_retry_after(reply, email.utils.formatdate(when, usegmt=True))
+            else:
+                reply = _with_retry_after(reply, str(fault.retry_after))
+        return reply
+
+
+def _with_retry_after(reply: _Reply, value: str) -> _Reply:
+    return _Reply(reply.status, reply.body, reply.request_id, reply.content_type, retry_after=value)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
