@@ -13,6 +13,9 @@ from functools import cache
 from typing import TYPE_CHECKING, Final
 
 import boto3
+from botocore.config import Config
+
+from deadline import Deadline
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -20,12 +23,17 @@ if TYPE_CHECKING:
 
 SQS_BATCH_LIMIT: Final = 10
 MAX_ATTRIBUTE_LENGTH: Final = 1024
+# The longest one SendMessageBatch call can take with the client configuration below.
+SQS_CALL_WORST_CASE_S: Final = 8.0
 _client_lock: Final = threading.Lock()
+# Short timeouts and one retry: a synchronous API request (8 s budget, then at most 2 × 4 s here) must answer inside
+# the API function's 20 s timeout even when SQS hangs (botocore's defaults are 60 s per read, 3 attempts).
+_SQS_CONFIG: Final = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"})
 
 
 @cache
 def _cached_sqs_client() -> SQSClient:
-    return boto3.client("sqs")
+    return boto3.client("sqs", config=_SQS_CONFIG)
 
 
 def sqs_client() -> SQSClient:
@@ -67,10 +75,13 @@ class EnqueueResult:
     failed: tuple[str, ...]
 
 
-def enqueue_messages(queue_url: str, messages: Mapping[str, str], *, attempts: int = 3) -> EnqueueResult:
+def enqueue_messages(
+    queue_url: str, messages: Mapping[str, str], *, attempts: int = 3, deadline: Deadline | None = None
+) -> EnqueueResult:
     """Send ``{key: body}`` with ``SendMessageBatch`` in chunks of 10, retrying the entries SQS rejects.
 
-    A key is reported queued only when SQS acknowledged its entry.
+    A key is reported queued only when SQS acknowledged its entry. No call starts that could outlast ``deadline``;
+    what was not sent by then is reported failed.
     """
     pending = dict(messages)
     queued: list[str] = []
@@ -79,6 +90,8 @@ def enqueue_messages(queue_url: str, messages: Mapping[str, str], *, attempts: i
             break
         keys = list(pending)
         for start in range(0, len(keys), SQS_BATCH_LIMIT):
+            if deadline is not None and deadline.remaining() < SQS_CALL_WORST_CASE_S:
+                break
             chunk = keys[start : start + SQS_BATCH_LIMIT]
             queued.extend(_send_chunk(queue_url, chunk, pending))
         for key in queued:

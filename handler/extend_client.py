@@ -120,6 +120,10 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
+def _redact(text: str | None, secret: str) -> str | None:
+    return text.replace(secret, "<redacted>") if text and secret else text
+
+
 def _parse_body(data: bytes) -> dict[str, Any] | None:
     if not data:
         return None
@@ -162,15 +166,17 @@ class ExtendClient:
         answer: _Answer | None = None
 
         def finish(outcome: DeleteOutcome, reason: str | None = None) -> DeleteResult:
+            # What Extend (or a proxy) answered is logged and dead-lettered: if it quotes our key, redact it.
+            key = credentials.api_key
             return DeleteResult(
                 parser_run_id=parser_run_id,
                 outcome=outcome,
                 attempts=attempts,
                 status_code=answer.status if answer else None,
                 retryable=outcome is DeleteOutcome.FAILED and (answer is None or answer.is_retryable()),
-                extend_request_id=answer.request_id if answer else None,
-                error_code=answer.error_code if answer else None,
-                reason=reason,
+                extend_request_id=_redact(answer.request_id, key) if answer else None,
+                error_code=_redact(answer.error_code, key) if answer else None,
+                reason=_redact(reason, key),
                 throttled_responses=throttled,
             )
 

@@ -124,7 +124,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         if max_receive is None
         else _integer(env, "MAX_RECEIVE_COUNT", 0, minimum=1, maximum=1000),
         max_concurrency=_integer(env, "EXTEND_MAX_CONCURRENCY", 8, minimum=1, maximum=64),
-        max_requests_per_second=_number(env, "EXTEND_MAX_REQUESTS_PER_SECOND", 5.0, minimum=0.1, maximum=1000),
+        max_requests_per_second=_number(env, "EXTEND_MAX_REQUESTS_PER_SECOND", 5.0, minimum=0.1, maximum=10_000),
     )
 
 

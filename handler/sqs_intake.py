@@ -11,8 +11,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deadline import Deadline
@@ -28,36 +26,21 @@ from deletion_queue import QueueSendError, send_to_dead_letter_queue
 from dependencies import Dependencies, get_dependencies
 from extend_client import MIN_ATTEMPT_S, DeleteOutcome, DeleteResult
 from observability import MetricName, count, logger, metrics
+from sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
+
+_executor: ThreadPoolExecutor | None = None
+_executor_workers = 0
 
 
-class RecordNotDone(Exception):
-    """Marks a record as a batch item failure, so SQS delivers it again."""
-
-
-class ConcurrentBatchProcessor(BatchProcessor):
-    """Powertools' BatchProcessor, with the records of one batch processed on a bounded thread pool."""
-
-    def __init__(self, max_workers: int) -> None:
-        # An all-failed batch is still a partial response, not an invocation error: Extend being down is not
-        # our function failing, and a raised error would retry the batch anyway.
-        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="delete")
-        self.max_workers = max_workers
-
-    def process(self) -> list[tuple[Any, ...]]:
-        if self.max_workers == 1 or len(self.records) == 1:
-            return super().process()
-        return list(self._executor.map(self._process_record, self.records))
-
-
-_processor: ConcurrentBatchProcessor | None = None
-
-
-def _batch_processor(max_workers: int) -> ConcurrentBatchProcessor:
-    global _processor  # noqa: PLW0603 - one warm pool per container
-    if _processor is None or _processor.max_workers != max_workers:
-        _processor = ConcurrentBatchProcessor(max_workers)
-    return _processor
+def _batch_executor(max_workers: int) -> ThreadPoolExecutor | None:
+    """One warm pool per container for the records of a batch (None: one at a time)."""
+    global _executor, _executor_workers  # noqa: PLW0603 - one warm pool per container
+    if max_workers == 1:
+        return None
+    if _executor is None or _executor_workers != max_workers:
+        _executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="delete")
+        _executor_workers = max_workers
+    return _executor
 
 
 def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -65,20 +48,18 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
     metrics.add_dimension(name="trigger", value=Trigger.SQS.value)
     deadline = Deadline.from_context(context, deps.settings.deadline_safety_margin_s)
 
-    def record_handler(record: SQSRecord) -> None:
+    def record_handler(record: SqsRecord) -> None:
         _handle_record(record, deps, deadline)
 
+    # An all-failed batch is still a partial response, not an invocation error: Extend being down is not our
+    # function failing, and a raised error would retry the batch anyway.
     response: dict[str, Any] = dict(
-        process_partial_response(
-            event=event,
-            record_handler=record_handler,
-            processor=_batch_processor(deps.settings.max_concurrency),
-        )
+        process_partial_batch(event, record_handler, executor=_batch_executor(deps.settings.max_concurrency))
     )
     return response
 
 
-def _handle_record(record: SQSRecord, deps: Dependencies, deadline: Deadline) -> None:
+def _handle_record(record: SqsRecord, deps: Dependencies, deadline: Deadline) -> None:
     logger.thread_safe_append_keys(correlation_id=record.message_id)
     started = time.perf_counter()
     try:
@@ -91,7 +72,7 @@ def _elapsed_ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _process(record: SQSRecord, deps: Dependencies, deadline: Deadline, started: float) -> None:
+def _process(record: SqsRecord, deps: Dependencies, deadline: Deadline, started: float) -> None:
     try:
         request = parse_deletion_message(record.body)
     except InvalidDeletionRequest as error:
@@ -144,7 +125,7 @@ def _process(record: SQSRecord, deps: Dependencies, deadline: Deadline, started:
         )
         return
 
-    receive_count = int(record.attributes.approximate_receive_count or "1")
+    receive_count = record.approximate_receive_count
     last_receive = deps.settings.max_receive_count is not None and (receive_count >= deps.settings.max_receive_count)
     reason = result.reason or "deletion failed"
     dlq_message_id = None
@@ -180,7 +161,7 @@ def _delete(request: DeletionRequest, deps: Dependencies, deadline: Deadline) ->
 
 
 def _dead_letter(
-    record: SQSRecord, deps: Dependencies, *, kind: str, reason: str, result: DeleteResult | None = None
+    record: SqsRecord, deps: Dependencies, *, kind: str, reason: str, result: DeleteResult | None = None
 ) -> str | None:
     """Copy the message to the DLQ with its reason; the DLQ message id, or None to leave it to SQS redrive."""
     queue_url = deps.settings.dead_letter_queue_url
@@ -190,7 +171,7 @@ def _dead_letter(
         "FailureKind": kind,
         "FailureReason": reason,
         "SourceMessageId": record.message_id,
-        "ApproximateReceiveCount": int(record.attributes.approximate_receive_count or "1"),
+        "ApproximateReceiveCount": record.approximate_receive_count,
     }
     if result is not None:
         attributes["ParserRunId"] = result.parser_run_id

@@ -57,14 +57,47 @@ def register_secret(value: str) -> str:
     return value
 
 
+# What the code under test answered during the current test (handler responses, HTTP bodies), for the hook.
+SEEN_RESPONSES: list[str] = []
+
+
+def record_response(text: str) -> str:
+    """Add an HTTP response body (or any answer a caller would see) to what the secret hook scans."""
+    SEEN_RESPONSES.append(text)
+    return text
+
+
+@pytest.fixture(autouse=True)
+def _record_handler_responses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``app.lambda_handler`` answer (API responses included) is scanned for secrets too."""
+    import app
+
+    handler = app.lambda_handler
+
+    def recording_handler(event: Any, context: Any) -> Any:
+        response = handler(event, context)
+        record_response(json.dumps(response, default=str))
+        return response
+
+    monkeypatch.setattr(app, "lambda_handler", recording_handler)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Fail any test whose captured output or failure text contains a secret value."""
+    """Fail any test whose captured output, responses or raised error contains a secret value."""
     outcome = yield
     report = outcome.get_result()
     # Captured stdout, stderr and log records: everything the code under test printed. (Tracebacks are left
-    # out: pytest shows fixture arguments there, and tests legitimately hold keys.)
-    texts = [content for _, content in report.sections]
+    # out: pytest shows fixture arguments there, and tests legitimately hold keys.) Also every response the
+    # test saw, and the message of any error the code raised (a test's own assertion text is left out).
+    texts = [content for _, content in report.sections] + SEEN_RESPONSES
+    if call.excinfo is not None and not isinstance(call.excinfo.value, AssertionError):
+        error: BaseException | None = call.excinfo.value
+        while error is not None:
+            texts.append(f"{type(error).__name__}: {error}")
+            error = error.__cause__ or error.__context__
+    if call.when == "teardown":
+        SEEN_RESPONSES.clear()
     leaked = sorted({value[:12] + "…" for value in SECRET_VALUES for text in texts if value in text})
     if leaked:
         report.outcome = "failed"

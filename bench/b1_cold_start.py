@@ -1,0 +1,57 @@
+"""B1 cold start: a fresh process that imports a handler and serves its first SQS record.
+
+Three children, interleaved run by run so that machine noise hits them alike: the floor (boto3 + urllib3 by
+hand: one GetSecretValue, one DELETE), the project's handler, and the peer (extend-ai SDK, Powertools with an
+enabled Tracer). Each is timed from just before the spawn to its report, so interpreter start-up is included
+for all three.
+"""
+
+from __future__ import annotations
+
+from bench.harness import Result, Stack, median, run_child
+
+FLOOR_TARGET = 1.25
+PEER_TARGET = 0.6
+
+
+def run(stack: Stack, runs: int) -> list[Result]:
+    children = {
+        "floor": ("cold_floor.py", stack.env()),
+        "ours": ("cold_ours.py", stack.env()),
+        "peer": ("cold_peer.py", stack.peer_env()),
+    }
+    for script, env in children.values():  # warm the page cache; not counted
+        run_child(script, env, ids=stack.new_ids(1))
+    times: dict[str, list[float]] = {name: [] for name in children}
+    rss: dict[str, list[int]] = {name: [] for name in children}
+    for _ in range(runs):
+        for name, (script, env) in children.items():
+            child = run_child(script, env, ids=stack.new_ids(1))
+            if child.report["failures"]:
+                raise RuntimeError(f"B1 {name}: the record was not deleted")
+            times[name].append(child.wall_s)
+            rss[name].append(child.report["rss_kb"])
+    floor, ours, peer = (median(times[name]) for name in ("floor", "ours", "peer"))
+    detail = {name: {"median_s": median(values), "runs": values} for name, values in times.items()}
+    return [
+        Result(
+            "B1",
+            "cold start vs floor (boto3+urllib3 by hand)",
+            ours,
+            floor,
+            ours / floor,
+            f"<= {FLOOR_TARGET}x",
+            ours / floor <= FLOOR_TARGET,
+            detail=detail,
+        ),
+        Result(
+            "B1",
+            "cold start vs peer (extend-ai SDK + Tracer)",
+            ours,
+            peer,
+            ours / peer,
+            f"<= {PEER_TARGET}x",
+            ours / peer <= PEER_TARGET,
+            detail={f"{name}_rss_kb": median(values) for name, values in rss.items()},
+        ),
+    ]

@@ -1,0 +1,9 @@
+"""B1: a fresh process imports the project's handler and serves its first SQS record."""
+
+import _child
+
+import app
+
+response = app.lambda_handler(_child.event(*_child.ids()), _child.Context())
+_child.report(failures=len(response["batchItemFailures"]), rss_kb=_child.rss_kb())
+_child.done()

@@ -1,0 +1,202 @@
+"""The benchmark harness: local servers started once, children run in fresh processes, medians and ratios.
+
+Every measured workload runs in a child ``python`` (this interpreter) with ``handler/`` on its path, so the
+servers (moto and the Extend emulator, in this process) never share a GIL with the code being measured.
+Children report one JSON line on a pipe (``BENCH_FD``); their stdout is the function's log and goes nowhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.extend_emulator import ExtendEmulator
+from devstack.moto_stack import LOCAL_AWS_ENV, QueuePair, create_queues, put_secret
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLER_DIR = ROOT / "handler"
+CHILDREN_DIR = ROOT / "bench" / "children"
+PEER_DIR = ROOT / "bench" / "peer"
+WORKSPACE = "ws_bench"
+
+
+@dataclass
+class Result:
+    """One benchmark line: a measured figure against its baseline or target, and whether it meets the target."""
+
+    name: str
+    what: str
+    measured: float
+    baseline: float | None
+    ratio: float | None
+    target: str
+    passed: bool
+    unit: str = "s"
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        verdict = "PASS" if self.passed else "MISS"
+        base = "" if self.baseline is None else f" vs {fmt(self.baseline, self.unit)}"
+        ratio = "" if self.ratio is None else f"  ratio {self.ratio:.2f}x"
+        measured = fmt(self.measured, self.unit)
+        return f"{self.name:<4} {self.what:<44} {measured}{base}{ratio}  target {self.target}  {verdict}"
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+    if unit == "B":
+        return f"{value / 1024:.1f} KB" if value < 1024 * 1024 else f"{value / 1024 / 1024:.2f} MB"
+    return f"{value:.3g} {unit}"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+class Stack:
+    """moto (the secret, the queues) and the Extend emulator on loopback, for the whole benchmark run."""
+
+    def __init__(self, moto_endpoint: str, extend: ExtendEmulator) -> None:
+        self.endpoint = moto_endpoint
+        self.extend = extend
+        self.api_key = f"sk_bench_{uuid.uuid4().hex[:16]}"
+        extend.add_key(self.api_key, workspace_id=WORKSPACE)
+        # The bare key (a workspace-scoped key needs no workspace header): what the floor and the peer read too.
+        self.secret_arn = put_secret(moto_endpoint, self.api_key)
+        self._queues: QueuePair | None = None
+
+    @property
+    def queues(self) -> QueuePair:
+        if self._queues is None:
+            self._queues = create_queues(self.endpoint, visibility_timeout_s=30)
+        return self._queues
+
+    def new_ids(self, count: int, prefix: str = "pr_bench") -> list[str]:
+        ids = [f"{prefix}_{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        self.extend.seed(ids, workspace_id=WORKSPACE)
+        return ids
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The environment of a function instance: the template's variables pointed at the local servers."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("EXTEND_", "POWERTOOLS_", "AWS_", "BENCH_", "_X_AMZN", "LAMBDA_"))
+        }
+        env.update(LOCAL_AWS_ENV)
+        env.update(
+            AWS_ENDPOINT_URL=self.endpoint,
+            PYTHONPATH=str(HANDLER_DIR),
+            POWERTOOLS_SERVICE_NAME="parser-run-deleter",
+            POWERTOOLS_METRICS_NAMESPACE="ExtendParserRunDeleter",
+            POWERTOOLS_TRACE_DISABLED="true",
+            AWS_LAMBDA_FUNCTION_NAME="ParserRunDeleter",
+            EXTEND_API_KEY_SECRET_ID=self.secret_arn,
+            EXTEND_API_BASE_URL=self.extend.base_url,
+            EXTEND_API_VERSION="2025-04-21",
+            EXTEND_MAX_REQUESTS_PER_SECOND="10000",  # the settings maximum: pacing stays out of the way
+        )
+        env.update(overrides)
+        return env
+
+    def peer_env(self) -> dict[str, str]:
+        """The peer as deployed with Active tracing: Tracer on, X-Ray SDK patching, a sampled trace header."""
+        return self.env(
+            PYTHONPATH=str(PEER_DIR),
+            POWERTOOLS_TRACE_DISABLED="false",
+            LAMBDA_TASK_ROOT=str(PEER_DIR),
+            _X_AMZN_TRACE_ID=f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=1",
+            AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR",
+            AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2000",  # nothing listens: UDP datagrams are simply dropped
+        )
+
+
+@contextlib.contextmanager
+def moto_process() -> Iterator[str]:
+    """moto's server in its own process (not a thread of this one): its CPU work, e.g. scanning a queue of
+    1,000 messages on every receive, must not slow the emulator or the event source down through the GIL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("moto's server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def local_stack() -> Iterator[Stack]:
+    with moto_process() as endpoint, ExtendEmulator() as extend:
+        yield Stack(endpoint, extend)
+
+
+@dataclass
+class ChildRun:
+    wall_s: float
+    report: dict[str, Any]
+
+
+def run_child(
+    script: str, env: Mapping[str, str], *, ids: Sequence[str] = (), args: Sequence[str] = (), timeout: float = 300
+) -> ChildRun:
+    """Start ``python children/<script>`` and time it from just before the spawn to its report on the pipe."""
+    read_fd, write_fd = os.pipe()
+    child_env = dict(env, BENCH_FD=str(write_fd), BENCH_IDS=",".join(ids))
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, str(CHILDREN_DIR / script), *args],
+        env=child_env,
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        line = pipe.readline()
+        wall = time.perf_counter() - started
+    _, stderr = process.communicate(timeout=timeout)
+    if not line:
+        raise RuntimeError(f"{script} reported nothing (exit {process.returncode}):\n{stderr.decode()[-3000:]}")
+    return ChildRun(wall_s=wall, report=json.loads(line))
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for text in Path("/proc/cpuinfo").read_text().splitlines():
+            if text.startswith("model name"):
+                model = text.split(":", 1)[1].strip()
+                break
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": sys.version.split()[0],
+    }

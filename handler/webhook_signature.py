@@ -1,0 +1,176 @@
+"""Standard Webhooks signatures (standardwebhooks.com) on inbound API requests.
+
+A signed request carries ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``: one or
+more space-separated ``v1,<base64 HMAC-SHA256>`` of ``{id}.{timestamp}.{raw body}``, keyed with the bytes of a
+``whsec_``-prefixed base64 secret. Header names are matched case-insensitively, the timestamp must be within
+five minutes of now either way, and every comparison is constant-time.
+
+The secret lives in Secrets Manager and is cached like the Extend key. Its value may hold several
+space-separated secrets, so that a rotation can accept old and new for a while. When no signature matches, the
+secret is re-read once (at most every ``REFRESH_INTERVAL_S`` per container), so a rotation is picked up by
+warm containers without letting unsigned traffic hammer Secrets Manager.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from api_credentials import CredentialsError, fetch_secret_string
+
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
+SIGNATURE_VERSION: Final = "v1"
+TOLERANCE_S: Final = 300
+REFRESH_INTERVAL_S: Final = 30.0
+HEADER_ID: Final = "webhook-id"
+HEADER_TIMESTAMP: Final = "webhook-timestamp"
+HEADER_SIGNATURE: Final = "webhook-signature"
+# Bounds on what is parsed from headers: a signature header is at most a handful of signatures.
+MAX_SIGNATURES: Final = 8
+MAX_HEADER_LENGTH: Final = 1024
+
+
+class SignatureRejected(Exception):
+    """The request is not signed by a current secret. The message is safe to return to the caller."""
+
+
+class SigningSecretUnavailable(RuntimeError):
+    """The signing secret cannot be read or parsed. Carries no secret material."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHeaders:
+    webhook_id: str
+    timestamp: int
+    signatures: tuple[bytes, ...]
+
+
+def parse_signing_secrets(raw: str) -> tuple[bytes, ...]:
+    """One or more space-separated secrets, each ``whsec_<base64>`` (the prefix is optional)."""
+    keys: list[bytes] = []
+    for token in raw.split():
+        encoded = token.removeprefix(SECRET_PREFIX)
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            raise SigningSecretUnavailable("the webhook signing secret is not whsec_-prefixed base64") from None
+        if not key:
+            raise SigningSecretUnavailable("the webhook signing secret is empty")
+        keys.append(key)
+    if not keys:
+        raise SigningSecretUnavailable("the webhook signing secret is empty")
+    return tuple(keys)
+
+
+def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
+    """The ``v1,<base64>`` signature of one message under one key."""
+    digest = hmac.new(key, _signed_content(webhook_id, timestamp, body), hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
+
+
+def _signed_content(webhook_id: str, timestamp: int, body: bytes) -> bytes:
+    return f"{webhook_id}.{timestamp}.".encode() + body
+
+
+def parse_headers(headers: Mapping[str, str], *, now: float, tolerance_s: int = TOLERANCE_S) -> SignedHeaders:
+    """The three headers, looked up case-insensitively, with the timestamp checked against ``now``."""
+    lowered = {name.lower(): value for name, value in headers.items() if isinstance(value, str)}
+    webhook_id = lowered.get(HEADER_ID, "").strip()
+    raw_timestamp = lowered.get(HEADER_TIMESTAMP, "").strip()
+    raw_signatures = lowered.get(HEADER_SIGNATURE, "").strip()
+    missing = [
+        name
+        for name, value in (
+            (HEADER_ID, webhook_id),
+            (HEADER_TIMESTAMP, raw_timestamp),
+            (HEADER_SIGNATURE, raw_signatures),
+        )
+        if not value
+    ]
+    if missing:
+        raise SignatureRejected(f"missing signature header(s): {', '.join(missing)}")
+    if len(webhook_id) > MAX_HEADER_LENGTH or len(raw_signatures) > MAX_HEADER_LENGTH:
+        raise SignatureRejected("signature headers are too long")
+    if not (raw_timestamp.isascii() and raw_timestamp.isdigit() and len(raw_timestamp) <= 12):
+        raise SignatureRejected("webhook-timestamp must be whole Unix seconds")
+    timestamp = int(raw_timestamp)
+    if timestamp < now - tolerance_s:
+        raise SignatureRejected("webhook-timestamp is too old (more than 5 minutes)")
+    if timestamp > now + tolerance_s:
+        raise SignatureRejected("webhook-timestamp is too far in the future (more than 5 minutes)")
+    signatures: list[bytes] = []
+    for token in raw_signatures.split()[:MAX_SIGNATURES]:
+        version, _, encoded = token.partition(",")
+        if version != SIGNATURE_VERSION or not encoded:
+            continue  # other schemes (e.g. v1a) are not ours to check
+        try:
+            signatures.append(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    if not signatures:
+        raise SignatureRejected("webhook-signature holds no v1 signature")
+    return SignedHeaders(webhook_id, timestamp, tuple(signatures))
+
+
+def matches(signed: SignedHeaders, body: bytes, keys: Sequence[bytes]) -> bool:
+    """Whether any given signature is the HMAC of the message under any key; every comparison constant-time."""
+    content = _signed_content(signed.webhook_id, signed.timestamp, body)
+    found = False
+    for key in keys:
+        expected = hmac.new(key, content, hashlib.sha256).digest()
+        for candidate in signed.signatures:
+            # No early exit: the time taken does not depend on which signature matched.
+            found |= hmac.compare_digest(expected, candidate)
+    return found
+
+
+class WebhookVerifier:
+    """Verifies requests against the secret(s) in one Secrets Manager secret, cached for ``max_age_s``."""
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        max_age_s: int,
+        refresh_interval_s: float = REFRESH_INTERVAL_S,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._secret_id = secret_id
+        self._max_age_s = max_age_s
+        self._refresh_interval_s = refresh_interval_s
+        self._clock = clock
+        self._monotonic = monotonic
+        self._last_forced: float | None = None
+        self._lock = threading.Lock()
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> str:
+        """Return the verified ``webhook-id``, or raise ``SignatureRejected`` / ``SigningSecretUnavailable``."""
+        signed = parse_headers(headers, now=self._clock())
+        if matches(signed, body, self._keys(force_fetch=False)):
+            return signed.webhook_id
+        if self._may_force_fetch() and matches(signed, body, self._keys(force_fetch=True)):
+            return signed.webhook_id
+        raise SignatureRejected("no valid signature")
+
+    def _may_force_fetch(self) -> bool:
+        with self._lock:
+            now = self._monotonic()
+            if self._last_forced is not None and now - self._last_forced < self._refresh_interval_s:
+                return False
+            self._last_forced = now
+            return True
+
+    def _keys(self, *, force_fetch: bool) -> tuple[bytes, ...]:
+        try:
+            raw = fetch_secret_string(self._secret_id, max_age_s=self._max_age_s, force_fetch=force_fetch)
+        except CredentialsError as error:
+            raise SigningSecretUnavailable(str(error)) from None
+        return parse_signing_secrets(raw)

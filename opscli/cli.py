@@ -1,0 +1,339 @@
+"""``python -m opscli`` / ``extend-deletions``: the operator's commands for bulk deletions.
+
+Exit status: 0 done; 1 the job ran but something was not done (ids not queued, messages not moved) or a queue
+is missing; 2 bad input (file, column, invalid ids, checkpoint); 130 interrupted. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from opscli import enqueue as enqueue_module
+from opscli import queues
+from opscli.progress import Progress, format_duration
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_INVALID_SHOWN = 20
+# Template defaults: MaximumConcurrency 2 x ExtendMaxRequestsPerSecondPerInstance 2.
+DEFAULT_RATE = 4.0
+
+
+class CliError(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _client(service: str, args: argparse.Namespace) -> Any:
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=max(10, getattr(args, "threads", 8) + 2)
+    )
+    factory: Any = boto3.client  # the service name is a plain str here, not one of the stubs' literals
+    return factory(service, region_name=args.region, config=config)
+
+
+def _urls(args: argparse.Namespace, sqs: Any, *, need_dlq: bool = False) -> queues.QueueUrls:
+    if args.queue_url:
+        urls = queues.QueueUrls(args.queue_url, args.dlq_url)
+    elif args.stack_name:
+        urls = queues.from_stack(_client("cloudformation", args), args.stack_name)
+        urls.dead_letter_queue_url = args.dlq_url or urls.dead_letter_queue_url
+    else:
+        raise CliError("no queue: pass --queue-url (or set DELETION_QUEUE_URL) or --stack-name", EXIT_BAD_INPUT)
+    if need_dlq and not urls.dead_letter_queue_url:
+        urls.dead_letter_queue_url = queues.dead_letter_queue_of(sqs, urls.queue_url)
+        if not urls.dead_letter_queue_url:
+            raise CliError(f"{urls.queue_url} has no redrive policy: pass --dlq-url", EXIT_BAD_INPUT)
+    return urls
+
+
+# ---------------------------------------------------------------------------------------------------- enqueue
+
+
+def _open_input(path: str) -> TextIO:
+    if path == "-":
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8-sig", newline="")
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}", EXIT_BAD_INPUT) from None
+
+
+def _read_valid_ids(args: argparse.Namespace, err: TextIO) -> list[str]:
+    """The distinct valid ids of the input; invalid ones are listed by line and stop the job unless skipped."""
+    stream = _open_input(args.file)
+    try:
+        parsed = enqueue_module.read_ids(stream, args.column)
+    except enqueue_module.InputError as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from None
+    except UnicodeDecodeError:
+        raise CliError(f"{args.file} is not UTF-8 text", EXIT_BAD_INPUT) from None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    for item in parsed.invalid[:MAX_INVALID_SHOWN]:
+        err.write(f"line {item.line}: {item.value!r}: {item.reason}\n")
+    if len(parsed.invalid) > MAX_INVALID_SHOWN:
+        err.write(f"... and {len(parsed.invalid) - MAX_INVALID_SHOWN} more invalid lines\n")
+    summary = f"{len(parsed.ids):,} distinct valid ids, {parsed.duplicates:,} duplicates dropped"
+    if parsed.invalid and not args.skip_invalid:
+        raise CliError(
+            f"{len(parsed.invalid):,} invalid ids (listed above); nothing sent. Fix them or pass --skip-invalid",
+            EXIT_BAD_INPUT,
+        )
+    if parsed.invalid:
+        summary += f", {len(parsed.invalid):,} invalid skipped"
+    err.write(summary + "\n")
+    if not parsed.ids:
+        raise CliError("no valid ids to send", EXIT_BAD_INPUT)
+    return parsed.ids
+
+
+def _open_checkpoint(args: argparse.Namespace, queue_url: str) -> enqueue_module.Checkpoint | None:
+    if not args.checkpoint:
+        return None
+    try:
+        return enqueue_module.Checkpoint(Path(args.checkpoint), queue_url)
+    except (enqueue_module.InputError, OSError) as error:
+        raise CliError(f"checkpoint: {error}", EXIT_BAD_INPUT) from None
+
+
+def cmd_enqueue(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    ids = _read_valid_ids(args, err)
+    sqs = _client("sqs", args)
+    urls = _urls(args, sqs)
+    queues.attributes(sqs, urls.queue_url, ["QueueArn"])
+    checkpoint = _open_checkpoint(args, urls.queue_url)
+    already = sum(1 for value in ids if checkpoint is not None and value in checkpoint.done)
+    if already:
+        err.write(f"resuming: {already:,} ids already queued according to {args.checkpoint}\n")
+    audit = {key: value for key, value in (("requestedBy", args.requested_by), ("reason", args.reason)) if value}
+    if args.dry_run:
+        out.write(f"dry run: would send {len(ids) - already:,} ids to {urls.queue_url}\n")
+        return EXIT_OK
+    progress = Progress(len(ids) - already, stream=err)
+    interrupted = False
+    try:
+        with progress:
+            report = enqueue_module.enqueue(
+                sqs,
+                urls.queue_url,
+                ids,
+                audit=audit,
+                checkpoint=checkpoint,
+                threads=args.threads,
+                max_attempts=args.max_attempts,
+                backoff_base_s=args.backoff,
+                on_batch=lambda succeeded, _failed: progress.advance(len(succeeded)),
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+    except enqueue_module.FatalQueueError as error:
+        raise CliError(str(error), EXIT_INCOMPLETE) from None
+    finally:
+        if checkpoint is not None:
+            checkpoint.close()
+    if interrupted:
+        hint = f"; rerun with --checkpoint {args.checkpoint} to resume" if args.checkpoint else ""
+        err.write(f"interrupted after {progress.done:,} ids were queued{hint}\n")
+        return EXIT_INTERRUPTED
+    out.write(
+        f"queued {report.sent:,} ids to {urls.queue_url}"
+        + (f" ({already:,} skipped from the checkpoint)" if already else "")
+        + (f"; {report.retried_entries:,} entries retried" if report.retried_entries else "")
+        + "\n"
+    )
+    if report.failed:
+        codes = sorted(set(report.failed.values()))
+        hint = "; rerun with the same --checkpoint to send only those" if args.checkpoint else ""
+        err.write(f"error: {len(report.failed):,} ids were not queued ({', '.join(codes)}){hint}\n")
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    sqs = _client("sqs", args)
+    urls = _urls(args, sqs, need_dlq=True)
+    state = queues.status(sqs, urls)
+    eta = state.eta_s(args.rate)
+    lines = [
+        f"deletion queue     {urls.queue_url}",
+        f"  waiting          {state.waiting:>10,}",
+        f"  in flight        {state.in_flight:>10,}",
+        f"  delayed          {state.delayed:>10,}",
+        f"dead-letter queue  {urls.dead_letter_queue_url}",
+        f"  messages         {state.dead_letters or 0:>10,}",
+        f"ETA at {args.rate:g}/s       {format_duration(eta) if eta is not None else '--'}",
+    ]
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- dlq
+
+
+def cmd_dlq(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    sqs = _client("sqs", args)
+    urls = _urls(args, sqs, need_dlq=True)
+    assert urls.dead_letter_queue_url is not None
+    items = queues.peek_dead_letters(sqs, urls.dead_letter_queue_url, limit=args.limit)
+    if not items:
+        out.write("the dead-letter queue is empty\n")
+        return EXIT_OK
+    out.write(f"{'parser run id':<36} {'kind':<18} {'receives':>8} {'extend':>6}  reason\n")
+    for item in items:
+        out.write(
+            f"{item.parser_run_id[:36]:<36} {item.kind[:18]:<18} {item.receive_count:>8} "
+            f"{item.extend_status:>6}  {item.reason}\n"
+        )
+    by_kind = ", ".join(f"{kind} {count}" for kind, count in queues.summarize(items).most_common())
+    more = " (limit reached; pass --limit for more)" if len(items) >= args.limit else ""
+    out.write(f"{len(items)} messages: {by_kind}{more}\n")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- redrive
+
+
+def cmd_redrive(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    sqs = _client("sqs", args)
+    urls = _urls(args, sqs, need_dlq=True)
+    assert urls.dead_letter_queue_url is not None
+    report = None
+    if args.method in ("auto", "move-task"):
+        try:
+            report = queues.start_move_task(sqs, urls.dead_letter_queue_url, urls.queue_url, args.rate)
+        except ClientError as error:
+            if args.method == "move-task":
+                raise CliError(f"StartMessageMoveTask failed: {queues.error_code(error)}", EXIT_INCOMPLETE) from None
+            err.write(
+                f"StartMessageMoveTask unavailable ({queues.error_code(error)}); moving messages one batch at a time\n"
+            )
+    if report is None:
+        report = queues.redrive_loop(sqs, urls.dead_letter_queue_url, urls.queue_url, limit=args.limit)
+    if report.task_handle is not None:
+        out.write(f"started SQS message move task {report.task_handle}; follow it with `status`\n")
+        return EXIT_OK
+    out.write(f"moved {report.moved:,} messages from {urls.dead_letter_queue_url} to {urls.queue_url}\n")
+    if report.failed:
+        err.write(f"error: {report.failed:,} messages could not be sent back; they stay in the DLQ\n")
+        return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------- parsing
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--queue-url",
+        default=os.environ.get("DELETION_QUEUE_URL"),
+        help="deletion queue URL (default: $DELETION_QUEUE_URL)",
+    )
+    common.add_argument(
+        "--dlq-url",
+        default=os.environ.get("DEAD_LETTER_QUEUE_URL"),
+        help="dead-letter queue URL (default: $DEAD_LETTER_QUEUE_URL, else the queue's redrive policy)",
+    )
+    common.add_argument("--stack-name", help="read both URLs from this CloudFormation stack's outputs")
+    common.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
+
+    parser = argparse.ArgumentParser(
+        prog="extend-deletions",
+        description="Operate bulk Extend parser run deletions through the deletion queue.",
+        epilog="Uses boto3's default credentials; set AWS_ENDPOINT_URL to drive the local stack "
+        "(make run ARGS=--serve).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    enqueue = commands.add_parser("enqueue", parents=[common], help="queue parser run ids for deletion")
+    enqueue.add_argument("file", help="file of ids, one per line, or a CSV with --column; '-' reads stdin")
+    enqueue.add_argument("--column", help="CSV column holding the ids (the file then needs a header row)")
+    enqueue.add_argument("--checkpoint", help="file recording queued ids; rerun with it to resume without duplicates")
+    enqueue.add_argument("--skip-invalid", action="store_true", help="send the valid ids even if some are invalid")
+    enqueue.add_argument("--threads", type=_positive_int, default=8, help="concurrent SendMessageBatch calls (8)")
+    enqueue.add_argument("--max-attempts", type=_positive_int, default=5, help="attempts per entry (5)")
+    enqueue.add_argument("--backoff", type=float, default=0.2, help="first retry delay in seconds (0.2), doubling")
+    enqueue.add_argument("--requested-by", help="audit field carried in each message and logged by the function")
+    enqueue.add_argument("--reason", help="audit field carried in each message and logged by the function")
+    enqueue.add_argument("--dry-run", action="store_true", help="validate and count, send nothing")
+    enqueue.set_defaults(run=cmd_enqueue)
+
+    status = commands.add_parser("status", parents=[common], help="queue depth, in flight, DLQ depth and ETA")
+    status.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=DEFAULT_RATE,
+        help=f"deletions per second the stack sustains, for the ETA ({DEFAULT_RATE:g})",
+    )
+    status.set_defaults(run=cmd_status)
+
+    dlq = commands.add_parser("dlq", parents=[common], help="list dead-lettered messages with their reasons")
+    dlq.add_argument("--limit", type=_positive_int, default=100, help="most messages to show (100)")
+    dlq.set_defaults(run=cmd_dlq)
+
+    redrive = commands.add_parser("redrive", parents=[common], help="move DLQ messages back to the deletion queue")
+    redrive.add_argument(
+        "--method",
+        choices=["auto", "move-task", "loop"],
+        default="auto",
+        help="StartMessageMoveTask, or a receive-send-delete loop (auto: the task, else the loop)",
+    )
+    redrive.add_argument("--rate", type=_positive_int, help="messages per second for the move task")
+    redrive.add_argument("--limit", type=_positive_int, help="most messages the loop moves")
+    redrive.set_defaults(run=cmd_redrive)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.run(args, out, err)
+    except CliError as error:
+        err.write(f"error: {error}\n")
+        return error.status
+    except queues.QueueError as error:
+        err.write(f"error: {error}\n")
+        return EXIT_INCOMPLETE
+    except (ClientError, BotoCoreError) as error:
+        err.write(f"error: {type(error).__name__}: {str(error).splitlines()[0]}\n")
+        return EXIT_INCOMPLETE
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return EXIT_INTERRUPTED
+    return status

@@ -1,0 +1,199 @@
+"""API-path helpers: API Gateway events built from the samples in events/, invocation, signing, queue reads.
+
+Every response that ``invoke`` returns has been checked against openapi.yaml, so each API test is also a
+contract test.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import secrets
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from math import floor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import standardwebhooks
+
+import api_routes
+import app
+from devstack.lambda_context import LocalLambdaContext
+from devstack.moto_stack import put_secret
+from tests.api.openapi_contract import check_response
+from tests.conftest import Stack, register_secret
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+API_KEY_ID = "a1b2c3d4e5"  # requestContext.identity.apiKeyId in the REST samples
+SOURCE_IP = "203.0.113.10"
+
+
+@cache
+def _sample(name: str) -> str:
+    return (EVENTS / name).read_text()
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(_sample(name))
+    return event
+
+
+def _body_fields(body: str | bytes | None, base64_body: bool) -> tuple[str | None, bool]:
+    if body is None:
+        return None, False
+    raw = body.encode() if isinstance(body, str) else body
+    if base64_body:
+        return base64.b64encode(raw).decode(), True
+    return raw.decode(), False
+
+
+def rest_event(
+    method: str,
+    path: str,
+    *,
+    body: str | bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+    base64_body: bool = False,
+    api_key_id: str | None = API_KEY_ID,
+) -> dict[str, Any]:
+    """A REST API (payload 1.0) proxy event, from events/api_rest_delete.json."""
+    event = copy.deepcopy(sample_event("api_rest_delete.json"))
+    if path.startswith("/parser_runs/"):
+        resource, parameters = "/parser_runs/{id}", {"id": path.removeprefix("/parser_runs/")}
+    else:
+        resource, parameters = path, None
+    event.update(httpMethod=method, path=path, resource=resource, pathParameters=parameters)
+    event["body"], event["isBase64Encoded"] = _body_fields(body, base64_body)
+    for name, value in (headers or {}).items():
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
+    context = event["requestContext"]
+    context.update(
+        httpMethod=method,
+        path=f"/{context['stage']}{path}",
+        resourcePath=resource,
+        requestId=request_id or str(uuid.uuid4()),
+    )
+    context["identity"]["apiKeyId"] = api_key_id
+    return event
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: str | bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+    base64_body: bool = False,
+    authorizer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An HTTP API (payload 2.0) event, from events/api_http_delete.json."""
+    event = copy.deepcopy(sample_event("api_http_delete.json"))
+    route_key = f"{method} /parser_runs/{{id}}" if path.startswith("/parser_runs/") else f"{method} {path}"
+    event.update(rawPath=path, routeKey=route_key)
+    if path.startswith("/parser_runs/"):
+        event["pathParameters"] = {"id": path.removeprefix("/parser_runs/")}
+    else:
+        event.pop("pathParameters", None)
+    body_text, encoded = _body_fields(body, base64_body)
+    if body_text is not None:
+        event["body"] = body_text
+    event["isBase64Encoded"] = encoded
+    event["headers"].update({name.lower(): value for name, value in (headers or {}).items()})
+    context = event["requestContext"]
+    context.update(routeKey=route_key, requestId=request_id or uuid.uuid4().hex[:16])
+    context["http"].update(method=method, path=path)
+    if authorizer is not None:
+        context["authorizer"] = authorizer
+    return event
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def invoke(event: dict[str, Any], context: LocalLambdaContext | None = None) -> Answer:
+    """Run the event through app.lambda_handler, and check the response against openapi.yaml."""
+    response = app.lambda_handler(event, context or LocalLambdaContext(timeout_s=30))
+    headers = {name.lower(): value for name, value in (response.get("headers") or {}).items()}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        headers[name.lower()] = ", ".join(values)
+    answer = Answer(response["statusCode"], headers, json.loads(response["body"]))
+    if event.get("version") == "2.0":
+        method, path = event["requestContext"]["http"]["method"], event["rawPath"]
+    else:
+        method, path = event["httpMethod"], event["path"]
+    check_response(method, path, answer.status, answer.headers, answer.body)
+    return answer
+
+
+def new_webhook_secret() -> str:
+    encoded = base64.b64encode(secrets.token_bytes(24)).decode()
+    register_secret(encoded)
+    return register_secret(f"whsec_{encoded}")
+
+
+def signature_headers(
+    secret: str, body: str | bytes | None, *, webhook_id: str | None = None, at: datetime | None = None
+) -> dict[str, str]:
+    """The three Standard Webhooks headers, made by the standardwebhooks library (an independent signer)."""
+    timestamp = at or datetime.now(tz=UTC)
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    payload = body.decode() if isinstance(body, bytes) else (body or "")
+    signature = standardwebhooks.Webhook(secret).sign(webhook_id, timestamp, payload)
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(floor(timestamp.timestamp())),
+        "webhook-signature": signature,
+    }
+
+
+def queued_messages(stack: Stack) -> list[dict[str, Any]]:
+    """Every message on the deletion queue, parsed (they become invisible to later reads)."""
+    sqs = stack.sqs()
+    bodies: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=stack.queues.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=300
+        ).get("Messages", [])
+        if not batch:
+            return bodies
+        bodies.extend(json.loads(message["Body"]) for message in batch)
+
+
+def queue_depth(stack: Stack) -> int:
+    attributes = stack.sqs().get_queue_attributes(
+        QueueUrl=stack.queues.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
+
+
+@dataclass
+class Signing:
+    secret: str
+    secret_arn: str
+
+    def headers(self, body: str | bytes | None, **kwargs: Any) -> dict[str, str]:
+        return signature_headers(self.secret, body, **kwargs)
+
+
+@pytest.fixture
+def signing(stack: Stack) -> Iterator[Signing]:
+    """Signatures enforced: WEBHOOK_SIGNING_SECRET_ID names a fresh whsec_ secret in moto."""
+    secret = new_webhook_secret()
+    arn = put_secret(stack.endpoint, secret, name=f"webhook-signing-{uuid.uuid4().hex[:8]}")
+    stack.set_env(WEBHOOK_SIGNING_SECRET_ID=arn)
+    api_routes._verifier.cache_clear()
+    yield Signing(secret, arn)
+    api_routes._verifier.cache_clear()

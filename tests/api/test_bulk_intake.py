@@ -1,0 +1,257 @@
+"""POST /deletions: validation, de-duplication, SendMessageBatch chunks, partial failures and 503."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from deletion_queue import _cached_sqs_client
+from tests.api.conftest import (
+    API_KEY_ID,
+    SOURCE_IP,
+    http_event,
+    invoke,
+    queue_depth,
+    queued_messages,
+    rest_event,
+    sample_event,
+)
+from tests.api.sqs_fault_proxy import SqsFaultProxy
+from tests.conftest import Emitted, Stack
+
+EventFactory = Callable[..., dict[str, Any]]
+BOTH_SHAPES = pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest-v1", "http-v2"])
+
+
+def bulk(make_event: EventFactory, ids: Any, **kwargs: Any) -> dict[str, Any]:
+    return make_event("POST", "/deletions", body=json.dumps({"parserRunIds": ids}), **kwargs)
+
+
+def test_the_sample_rest_event_queues_the_distinct_valid_ids(stack: Stack, emitted: Emitted) -> None:
+    # Given the sample bulk request: two ids, one of them twice, and an invalid one
+    event = sample_event("api_rest_bulk.json")
+
+    # When it is handled
+    answer = invoke(event)
+
+    # Then the two distinct ids are queued once each, and the invalid one is rejected with its reason
+    assert answer.status == 202
+    assert answer.body["queued"] == 2
+    [rejected] = answer.body["rejected"]
+    assert rejected["parserRunId"] == "not/a valid id" and "only letters" in rejected["reason"]
+    messages = queued_messages(stack)
+    assert sorted(message["parserRunId"] for message in messages) == [
+        "parser_run_aB3dE5fG7hJ9kL1mN2pQ4r",
+        "parser_run_xK9mLPqRtN3vS8wF5hB2cQ",
+    ]
+    # and each message carries the audit fields, so the SQS path's logs join back to this request
+    request_id = event["requestContext"]["requestId"]
+    for message in messages:
+        assert message["callerApiKeyId"] == API_KEY_ID
+        assert message["sourceIp"] == SOURCE_IP
+        assert message["requestId"] == request_id
+    assert stack.extend.requests == []
+    # and every id has its outcome line, every request its audit line
+    outcomes = sorted((line["outcome"], line.get("parser_run_id")) for line in emitted.outcome_logs)
+    assert outcomes == [
+        ("invalid", None),
+        ("queued", "parser_run_aB3dE5fG7hJ9kL1mN2pQ4r"),
+        ("queued", "parser_run_xK9mLPqRtN3vS8wF5hB2cQ"),
+    ]
+    assert all(line["correlation_id"] == request_id for line in emitted.outcome_logs)
+    [request_line] = [log for log in emitted.logs if log["message"] == "api request"]
+    assert request_line["request_outcome"] == "partially_queued"
+    assert request_line["parser_run_id_count"] == 3
+    totals = emitted.metric_totals()
+    assert (totals["ParserRunDeletionQueued"], totals["InvalidDeletionRequest"]) == (2, 1)
+    assert {"trigger": "api", "service": "parser-run-deleter"} in emitted.metric_dimensions("ParserRunDeletionQueued")
+
+
+def test_the_sample_http_event_queues_with_the_authorizer_caller(stack: Stack) -> None:
+    answer = invoke(sample_event("api_http_bulk.json"))
+    assert answer.status == 202 and answer.body == {"queued": 2, "rejected": []}
+    assert {message["callerApiKeyId"] for message in queued_messages(stack)} == {"k9x8c7v6b5"}
+
+
+@BOTH_SHAPES
+def test_a_thousand_entries_are_accepted_and_sent_in_batches_of_ten(
+    stack: Stack, emitted: Emitted, make_event: EventFactory, sqs_faults: SqsFaultProxy
+) -> None:
+    # Given the largest request allowed: 1,000 entries, here 100 distinct ids ten times over
+    ids = [f"pr_{index % 100:03d}" for index in range(1000)]
+
+    # When it is submitted
+    answer = invoke(bulk(make_event, ids))
+
+    # Then every distinct id is queued once, in SendMessageBatch calls of ten entries
+    assert answer.status == 202 and answer.body == {"queued": 100, "rejected": []}
+    assert sqs_faults.batch_calls == 10
+    assert queue_depth(stack) == 100
+    assert emitted.metric_totals()["ParserRunDeletionQueued"] == 100
+    [request_line] = [log for log in emitted.logs if log["message"] == "api request"]
+    assert request_line["parser_run_id_count"] == 100 and len(request_line["parser_run_ids"]) == 100
+
+
+@pytest.mark.slow  # moto's SendMessageBatch cost grows with the queue's length: 20-45 s here for 1,000 messages
+def test_a_thousand_distinct_ids_are_all_queued(stack: Stack, emitted: Emitted) -> None:
+    ids = [f"pr_{index:04d}" for index in range(1000)]
+    answer = invoke(bulk(rest_event, ids))
+    assert answer.status == 202 and answer.body == {"queued": 1000, "rejected": []}
+    assert queue_depth(stack) == 1000
+    assert emitted.metric_totals()["ParserRunDeletionQueued"] == 1000
+    [request_line] = [log for log in emitted.logs if log["message"] == "api request"]
+    assert request_line["parser_run_id_count"] == 1000 and len(request_line["parser_run_ids"]) == 100
+
+
+def test_duplicates_keep_their_first_position(stack: Stack) -> None:
+    answer = invoke(bulk(rest_event, ["pr_b", "pr_a", "pr_b", "pr_a", "pr_c"]))
+    assert answer.body == {"queued": 3, "rejected": []}
+    assert sorted(message["parserRunId"] for message in queued_messages(stack)) == ["pr_a", "pr_b", "pr_c"]
+
+
+def test_entries_that_are_not_ids_are_rejected_one_by_one_and_echoed_short(stack: Stack, emitted: Emitted) -> None:
+    huge = "x" * 100_000
+    answer = invoke(bulk(rest_event, ["pr_ok", 5, None, {"id": "pr_x"}, ["pr_y"], "", huge, "pr_ok"]))
+    assert answer.status == 202
+    assert answer.body["queued"] == 1
+    rejected = answer.body["rejected"]
+    assert [item["parserRunId"] for item in rejected] == ["5", "null", "<object>", "<array>", "", "x" * 63 + "…"]
+    assert "must be a string, got int" in rejected[0]["reason"]
+    assert "at most 255" in rejected[-1]["reason"]
+    assert huge not in emitted.read().text
+    assert emitted.metric_totals()["InvalidDeletionRequest"] == 6
+
+
+def test_when_every_entry_is_invalid_nothing_is_queued(stack: Stack) -> None:
+    answer = invoke(bulk(rest_event, ["a b", "c/d"]))
+    assert answer.status == 202 and answer.body["queued"] == 0 and len(answer.body["rejected"]) == 2
+    assert queued_messages(stack) == []
+
+
+@BOTH_SHAPES
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ("", 400, "empty"),
+        ("{not json", 400, "not valid JSON"),
+        ('["pr_a"]', 400, "got array"),
+        ('{"ids": ["pr_a"]}', 400, "no 'parserRunIds'"),
+        ('{"parserRunIds": "pr_a"}', 400, "must be an array, got string"),
+        ('{"parserRunIds": null}', 400, "must be an array, got null"),
+        ('{"parserRunIds": []}', 400, "at least 1"),
+        (json.dumps({"parserRunIds": [f"pr_{i}" for i in range(1001)]}), 400, "at most 1000 ids, got 1001"),
+        ('{"parserRunIds": ["pr_a"], "extra": 1}', 400, "unknown field(s): extra"),
+        ("[" * 100_000 + "]" * 100_000, 400, "not valid JSON"),
+        (json.dumps({"parserRunIds": ["x" * 600_000]}), 413, "at most 524288 bytes"),
+    ],
+    ids=[
+        "empty",
+        "malformed",
+        "not-an-object",
+        "missing-list",
+        "list-is-string",
+        "list-is-null",
+        "empty-list",
+        "too-many",
+        "unknown-field",
+        "deeply-nested",
+        "too-large",
+    ],
+)
+def test_a_malformed_body_gets_a_precise_4xx_and_queues_nothing(
+    stack: Stack, emitted: Emitted, make_event: EventFactory, body: str, status: int, message: str
+) -> None:
+    answer = invoke(make_event("POST", "/deletions", body=body))
+    assert answer.status == status
+    assert message in answer.body["message"]
+    assert len(answer.body["message"]) < 300
+    assert queued_messages(stack) == []
+    assert [log["request_outcome"] for log in emitted.logs if log["message"] == "api request"] == ["bad_request"]
+
+
+def test_a_body_that_is_not_utf8_is_a_400(stack: Stack) -> None:
+    answer = invoke(http_event("POST", "/deletions", body=b"\xff\xfe{}", base64_body=True))
+    assert answer.status == 400 and "UTF-8" in answer.body["message"]
+
+
+def test_a_body_flagged_base64_that_is_not_is_read_as_sent(stack: Stack) -> None:
+    event = http_event("POST", "/deletions", body="%%% not base64")
+    event["isBase64Encoded"] = True
+    answer = invoke(event)
+    assert answer.status == 400 and "not valid JSON" in answer.body["message"]
+
+
+def test_a_base64_encoded_body_is_decoded(stack: Stack) -> None:
+    body = json.dumps({"parserRunIds": ["pr_b64"]}).encode()
+    answer = invoke(http_event("POST", "/deletions", body=body, base64_body=True))
+    assert answer.body == {"queued": 1, "rejected": []}
+
+
+@pytest.fixture
+def sqs_faults(stack: Stack) -> Iterator[SqsFaultProxy]:
+    """SQS reached through the fault proxy: moto itself rejects the entries the test marks."""
+    with SqsFaultProxy(stack.endpoint) as proxy:
+        stack.set_env(AWS_ENDPOINT_URL=proxy.endpoint)
+        _cached_sqs_client.cache_clear()
+        yield proxy
+    _cached_sqs_client.cache_clear()
+
+
+def test_entries_sqs_keeps_rejecting_are_reported_rejected_not_queued(
+    stack: Stack, emitted: Emitted, sqs_faults: SqsFaultProxy
+) -> None:
+    # Given SQS rejects the entries for two ids on every attempt, in two different chunks of ten
+    ids = [f"pr_{index:02d}" for index in range(15)]
+    sqs_faults.reject("pr_03")
+    sqs_faults.reject("pr_12")
+
+    # When the 15 ids are submitted
+    answer = invoke(bulk(rest_event, ids))
+
+    # Then those two were retried, then rejected with a reason; the other 13 were queued, once each
+    assert answer.status == 202
+    assert answer.body["queued"] == 13
+    assert [item["parserRunId"] for item in answer.body["rejected"]] == ["pr_03", "pr_12"]
+    assert all("could not be queued" in item["reason"] for item in answer.body["rejected"])
+    assert sqs_faults.rejected_entries == {"pr_03": 3, "pr_12": 3}
+    assert sorted(message["parserRunId"] for message in queued_messages(stack)) == sorted(set(ids) - {"pr_03", "pr_12"})
+    failed = [line["parser_run_id"] for line in emitted.outcome_logs if line["outcome"] == "failed"]
+    assert failed == ["pr_03", "pr_12"]
+    totals = emitted.metric_totals()
+    assert (totals["ParserRunDeletionQueued"], totals["ParserRunDeletionFailed"]) == (13, 2)
+
+
+def test_an_entry_rejected_once_is_retried_and_queued(stack: Stack, sqs_faults: SqsFaultProxy) -> None:
+    sqs_faults.reject("pr_b", times=1)
+    answer = invoke(bulk(rest_event, ["pr_a", "pr_b", "pr_c"]))
+    assert answer.body == {"queued": 3, "rejected": []}
+    assert sqs_faults.rejected_entries == {"pr_b": 1}
+    assert sorted(message["parserRunId"] for message in queued_messages(stack)) == ["pr_a", "pr_b", "pr_c"]
+
+
+def test_when_sqs_rejects_every_entry_the_answer_is_503(stack: Stack, sqs_faults: SqsFaultProxy) -> None:
+    sqs_faults.reject("pr_a")
+    sqs_faults.reject("pr_b")
+    answer = invoke(bulk(rest_event, ["pr_a", "pr_b", "bad id"]))
+    assert answer.status == 503 and answer.headers["retry-after"] == "30"
+    assert queued_messages(stack) == []
+
+
+@BOTH_SHAPES
+def test_when_the_queue_is_unreachable_the_answer_is_503(
+    stack: Stack, emitted: Emitted, make_event: EventFactory
+) -> None:
+    stack.set_env(DELETION_QUEUE_URL=stack.queues.queue_url + "-missing")
+    answer = invoke(bulk(make_event, ["pr_a", "pr_b"]))
+    assert answer.status == 503 and int(answer.headers["retry-after"]) > 0
+    assert emitted.metric_totals()["ParserRunDeletionQueued"] == 0
+    assert emitted.metric_totals()["ParserRunDeletionFailed"] == 2
+
+
+def test_without_a_deletion_queue_bulk_intake_is_503(stack: Stack) -> None:
+    stack.set_env(DELETION_QUEUE_URL=None)
+    answer = invoke(bulk(rest_event, ["pr_a"]))
+    assert answer.status == 503

@@ -1,0 +1,142 @@
+"""Routing (404 / 405 / JSON everywhere) and openapi.yaml kept in step with the resolvers."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import api_routes
+from devstack.extend_emulator import Fault
+from devstack.moto_stack import put_secret
+from tests.api.conftest import http_event, invoke, new_webhook_secret, queued_messages, rest_event
+from tests.api.openapi_contract import operations, spec
+from tests.conftest import Emitted, Stack
+
+EventFactory = Callable[..., dict[str, Any]]
+BOTH_SHAPES = pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest-v1", "http-v2"])
+
+
+def _resolver_operations(resolver: Any) -> set[tuple[str, str]]:
+    routes = resolver._static_routes + resolver._dynamic_routes
+    return {(route.method, re.sub(r"<\w+>", "{}", route.path)) for route in routes}
+
+
+def _normalised(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    return {(method, re.sub(r"\{\w*\}", "{}", path)) for method, path in pairs}
+
+
+def test_openapi_yaml_is_a_valid_openapi_3_document() -> None:
+    assert spec()["openapi"].startswith("3.")  # spec() also runs openapi-spec-validator
+
+
+@pytest.mark.parametrize("resolver", [api_routes.rest_app, api_routes.http_app], ids=["rest", "http"])
+def test_every_route_is_in_openapi_yaml_and_nothing_else(resolver: Any) -> None:
+    declared = _normalised(operations())
+    assert _resolver_operations(resolver) == declared
+    assert _normalised({(method, re.sub(r"<\w+>", "{}", rule)) for method, rule in api_routes.ROUTES}) == declared
+
+
+def _enforce_signatures(stack: Stack) -> None:
+    arn = put_secret(stack.endpoint, new_webhook_secret(), name=f"webhook-signing-{uuid.uuid4().hex[:8]}")
+    stack.set_env(WEBHOOK_SIGNING_SECRET_ID=arn)
+
+
+def _break_extend_and_queue(stack: Stack) -> None:
+    stack.extend.inject("pr_a", Fault.status(500), Fault.status(500), Fault.status(500))
+    stack.set_env(DELETION_QUEUE_URL=None)
+
+
+BULK = '{"parserRunIds": ["pr_a"]}'
+# One way to get each documented response: (method, path, body, arrangement).
+SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Callable[[Stack], None]]] = {
+    ("DELETE", "/parser_runs/{id}", 200): (
+        "/parser_runs/pr_a",
+        None,
+        lambda s: s.extend.seed(["pr_a"], workspace_id="ws_test"),
+    ),
+    ("DELETE", "/parser_runs/{id}", 202): (
+        "/parser_runs/pr_a",
+        None,
+        lambda s: s.extend.inject("pr_a", *[Fault.status(500)] * 3),
+    ),
+    ("DELETE", "/parser_runs/{id}", 400): ("/parser_runs/pr.a", None, lambda s: None),
+    ("DELETE", "/parser_runs/{id}", 401): ("/parser_runs/pr_a", None, _enforce_signatures),
+    ("DELETE", "/parser_runs/{id}", 404): ("/parser_runs/pr_a", None, lambda s: None),
+    ("DELETE", "/parser_runs/{id}", 503): ("/parser_runs/pr_a", None, _break_extend_and_queue),
+    ("POST", "/deletions", 202): ("/deletions", BULK, lambda s: None),
+    ("POST", "/deletions", 400): ("/deletions", '{"parserRunIds": []}', lambda s: None),
+    ("POST", "/deletions", 401): ("/deletions", BULK, _enforce_signatures),
+    ("POST", "/deletions", 413): ("/deletions", "[" + " " * 600_000 + "]", lambda s: None),
+    ("POST", "/deletions", 503): ("/deletions", BULK, lambda s: s.set_env(DELETION_QUEUE_URL=None)),
+}
+
+
+def test_the_scenarios_cover_every_documented_response() -> None:
+    documented = {
+        (method, path, int(status))
+        for method, path in operations()
+        for status in spec()["paths"][path][method.lower()]["responses"]
+    }
+    assert set(SCENARIOS) == documented
+
+
+@pytest.mark.parametrize("key", sorted(SCENARIOS), ids=lambda key: f"{key[0]}-{key[2]}")
+def test_every_documented_response_is_produced_as_documented(stack: Stack, key: tuple[str, str, int]) -> None:
+    method, _, status = key
+    path, body, arrange = SCENARIOS[key]
+    arrange(stack)
+    answer = invoke(rest_event(method, path, body=body))  # invoke() validates it against openapi.yaml
+    assert answer.status == status
+
+
+@BOTH_SHAPES
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("GET", "/parser_runs/pr_a", 405, "DELETE"),
+        ("POST", "/parser_runs/pr_a", 405, "DELETE"),
+        ("GET", "/deletions", 405, "POST"),
+        ("DELETE", "/deletions", 405, "POST"),
+        ("GET", "/", 404, None),
+        ("DELETE", "/parser_runs", 404, None),
+        ("DELETE", "/parser_runs/pr_a/extra", 404, None),
+        ("POST", "/deletions/extra", 404, None),
+    ],
+)
+def test_unknown_routes_and_methods_get_json_4xx(
+    stack: Stack, emitted: Emitted, make_event: EventFactory, method: str, path: str, status: int, allow: str | None
+) -> None:
+    answer = invoke(make_event(method, path))
+    assert answer.status == status
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers.get("allow") == allow
+    assert answer.body["message"]
+    assert stack.extend.requests == [] and queued_messages(stack) == []
+    [line] = [log for log in emitted.logs if log["message"] == "api request"]
+    assert line["request_outcome"] == "no_route" and line["status_code"] == status
+
+
+def test_a_misconfigured_function_answers_503_not_a_crash(stack: Stack, emitted: Emitted) -> None:
+    stack.set_env(EXTEND_API_VERSION="1999-01-01")
+    answer = invoke(rest_event("DELETE", "/parser_runs/pr_a"))
+    assert answer.status == 503 and answer.headers["retry-after"] == "30"
+    assert any(log["message"] == "the function is misconfigured" for log in emitted.logs)
+
+
+def test_an_unexpected_error_is_a_json_500_without_details(
+    stack: Stack, emitted: Emitted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("boom: internal detail")
+
+    monkeypatch.setattr(api_routes, "enqueue_bulk", broken)
+    response = api_routes.handle_api_event(
+        rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}'), stack.context()
+    )
+    assert response["statusCode"] == 500
+    assert "boom" not in response["body"]
+    assert any(log["message"] == "unexpected error while handling an API request" for log in emitted.logs)

@@ -1,0 +1,71 @@
+"""webhook_signature on its own: secret parsing, header parsing bounds, and agreement with standardwebhooks."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+import standardwebhooks
+
+from webhook_signature import (
+    SignatureRejected,
+    SigningSecretUnavailable,
+    matches,
+    parse_headers,
+    parse_signing_secrets,
+    sign,
+)
+
+KEY = b"0123456789abcdef0123456789abcdef"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+
+
+def test_our_signature_is_the_one_standardwebhooks_makes() -> None:
+    # Given a message signed by the reference library
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    expected = standardwebhooks.Webhook(SECRET).sign("msg_1", at, '{"a": 1}')
+    # Then our signer agrees, byte for byte
+    assert sign(KEY, "msg_1", int(at.timestamp()), b'{"a": 1}') == expected
+
+
+def test_secrets_may_be_several_with_or_without_prefix_and_padding() -> None:
+    unpadded = base64.b64encode(b"k2").decode().rstrip("=")
+    assert parse_signing_secrets(f" {SECRET}\n{unpadded} ") == (KEY, b"k2")
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "whsec_", "whsec_not*base64", "whsec_abc def!"])
+def test_an_unusable_secret_is_refused_without_echoing_it(raw: str) -> None:
+    with pytest.raises(SigningSecretUnavailable) as caught:
+        parse_signing_secrets(raw)
+    assert "base64" in str(caught.value) or "empty" in str(caught.value)
+    assert "*" not in str(caught.value)
+
+
+def _headers(**overrides: str) -> dict[str, str]:
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": "1000", "webhook-signature": sign(KEY, "msg_1", 1000, b"x")}
+    headers.update(overrides)
+    return headers
+
+
+def test_oversized_headers_are_refused_before_any_hmac() -> None:
+    with pytest.raises(SignatureRejected, match="too long"):
+        parse_headers(_headers(**{"webhook-id": "m" * 2000}), now=1000)
+
+
+def test_signatures_beyond_the_first_eight_are_ignored() -> None:
+    valid = sign(KEY, "msg_1", 1000, b"x")
+    decoys = " ".join(sign(b"other", "msg_1", 1000, b"x") for _ in range(8))
+    signed = parse_headers(_headers(**{"webhook-signature": f"{decoys} {valid}"}), now=1000)
+    assert not matches(signed, b"x", [KEY])
+    signed = parse_headers(_headers(**{"webhook-signature": f"{valid} {decoys}"}), now=1000)
+    assert matches(signed, b"x", [KEY])
+
+
+def test_the_tolerance_is_five_minutes_inclusive() -> None:
+    assert parse_headers(_headers(), now=1300).timestamp == 1000
+    assert parse_headers(_headers(), now=700).timestamp == 1000
+    with pytest.raises(SignatureRejected, match="too old"):
+        parse_headers(_headers(), now=1301)
+    with pytest.raises(SignatureRejected, match="future"):
+        parse_headers(_headers(), now=699)

@@ -1,0 +1,586 @@
+"""template.yaml's semantics, asserted on the CloudFormation SAM expands it into (plus a few on the source).
+
+The expansion is `.aws-sam/transformed.json`, written by `make infra` with the pinned SAM translator, so these
+tests see exactly the roles, permissions, stages and event source mappings that `sam deploy` would create.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import EVENTS, ROOT, Cfn
+
+RUNTIME = "python3.14"
+QUEUE_FUNCTION = "QueueFunction"
+API_FUNCTION = "ApiFunction"
+API_GATEWAY_LIMIT_S = 29
+# Managed policies a function role may carry. AWSLambdaBasicExecutionRole is the one SAM always attaches
+# (CloudWatch Logs only); everything else must be an inline, resource-scoped statement.
+ALLOWED_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+}
+API_GATEWAY_LOGS_POLICY = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+
+def statements(role: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Every inline statement of a role, with the condition it depends on (Fn::If branches)."""
+    for policy in role["Properties"].get("Policies", []):
+        condition = None
+        if "Fn::If" in policy:
+            condition, policy, otherwise = policy["Fn::If"]
+            assert otherwise == {"Ref": "AWS::NoValue"}
+        for statement in policy["PolicyDocument"]["Statement"]:
+            yield statement, condition
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def sub_target(resource: Any) -> Any:
+    """What a SAM policy template's ``Fn::Sub [pattern, {name: value}]`` resource points at."""
+    if isinstance(resource, dict) and "Fn::Sub" in resource and isinstance(resource["Fn::Sub"], list):
+        _, variables = resource["Fn::Sub"]
+        [value] = variables.values()
+        return value
+    return resource
+
+
+def grants(cfn: Cfn, role_name: str) -> dict[str, list[tuple[Any, str | None]]]:
+    """action -> [(what the resource points at, condition)] for one role."""
+    found: dict[str, list[tuple[Any, str | None]]] = {}
+    for statement, condition in statements(cfn.resources[role_name]):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                found.setdefault(action, []).append((sub_target(resource), condition))
+    return found
+
+
+def env(cfn: Cfn, function: str) -> dict[str, Any]:
+    return cfn.props(function)["Environment"]["Variables"]
+
+
+def event_source_mapping(cfn: Cfn) -> dict[str, Any]:
+    mappings = cfn.of_type("AWS::Lambda::EventSourceMapping")
+    assert list(mappings) == ["QueueFunctionEventSource"], "exactly one event source mapping, the deletion queue's"
+    return mappings["QueueFunctionEventSource"]["Properties"]
+
+
+# ---------------------------------------------------------------- functions
+
+
+@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+def test_functions_run_app_lambda_handler_on_the_newest_python_on_arm64(cfn: Cfn, function: str) -> None:
+    props = cfn.props(function)
+    assert props["Handler"] == "app.lambda_handler"
+    assert props["Runtime"] == RUNTIME
+    assert props["Architectures"] == ["arm64"]
+    assert 128 <= props["MemorySize"] <= 10240
+    [layer] = props["Layers"]
+    layer_props = cfn.props(cfn.ref_target(layer) or "")
+    assert RUNTIME in layer_props["CompatibleRuntimes"]
+    assert layer_props["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_the_handler_the_template_names_exists_in_handler_dir(cfn: Cfn) -> None:
+    module, function = cfn.props(QUEUE_FUNCTION)["Handler"].split(".")
+    tree = ast.parse((ROOT / "handler" / f"{module}.py").read_text(encoding="utf-8"))
+    assert function in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def test_the_layer_is_built_for_the_functions_runtime_and_architecture(raw_template: dict[str, Any]) -> None:
+    layer = raw_template["Resources"]["DependenciesLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    makefile = (ROOT / "layers" / "dependencies" / "Makefile").read_text(encoding="utf-8")
+    assert "build-DependenciesLayer:" in makefile
+    assert re.search(r"^LAMBDA_PYTHON_VERSION := 3\.14$", makefile, re.MULTILINE)
+    assert re.search(r"^LAMBDA_PLATFORM := manylinux2014_aarch64$", makefile, re.MULTILINE)
+    assert "--only-binary=:all:" in makefile
+
+
+def test_api_function_timeout_fits_inside_api_gateways_29_seconds(cfn: Cfn) -> None:
+    timeout = cfn.props(API_FUNCTION)["Timeout"]
+    assert timeout < API_GATEWAY_LIMIT_S
+    # The in-request retry budget leaves time to enqueue the fallback and answer before the function times out.
+    assert float(env(cfn, API_FUNCTION)["API_SYNC_BUDGET_SECONDS"]) <= timeout / 2
+
+
+@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+def test_functions_log_to_their_own_log_group_with_retention(cfn: Cfn, function: str) -> None:
+    log_group = cfn.ref_target(cfn.props(function)["LoggingConfig"]["LogGroup"])
+    assert log_group
+    assert cfn.resources[log_group]["Type"] == "AWS::Logs::LogGroup"
+    assert cfn.props(log_group)["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_every_log_group_has_a_retention(cfn: Cfn) -> None:
+    log_groups = cfn.of_type("AWS::Logs::LogGroup")
+    assert len(log_groups) == 3  # two functions and the API's access log
+    assert all(group["Properties"].get("RetentionInDays") for group in log_groups.values())
+
+
+def test_no_function_has_a_function_level_dead_letter_queue(cfn: Cfn) -> None:
+    # A function DLQ only catches async invokes; failed deletions reach the DLQ through the queue's RedrivePolicy.
+    for name, function in cfn.of_type("AWS::Lambda::Function").items():
+        assert "DeadLetterConfig" not in function["Properties"], name
+    assert not cfn.of_type("AWS::Lambda::EventInvokeConfig")
+
+
+@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+def test_snapstart_is_an_opt_in_on_the_published_live_alias(cfn: Cfn, function: str) -> None:
+    assert cfn.props(function)["SnapStart"] == {
+        "Fn::If": ["SnapStartEnabled", {"ApplyOn": "PublishedVersions"}, {"Ref": "AWS::NoValue"}]
+    }
+    [alias] = [
+        a for a in cfn.of_type("AWS::Lambda::Alias").values() if a["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    assert alias["Properties"]["Name"] == "live"
+
+
+def parameters_in(cfn: Cfn, value: Any) -> set[str]:
+    """Parameters a value depends on: through Ref, ${...} in Fn::Sub, and the conditions of Fn::If."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= parameters_in(cfn, item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and item in cfn.doc["Parameters"]:
+                found.add(item)
+            elif key == "Fn::Sub":
+                text = item[0] if isinstance(item, list) else item
+                found |= {name for name in re.findall(r"\$\{([^}.!]+)\}", text) if name in cfn.doc["Parameters"]}
+                found |= parameters_in(cfn, item[1:] if isinstance(item, list) else [])
+            elif key == "Fn::If":
+                found |= parameters_in(cfn, cfn.doc["Conditions"][item[0]]) | parameters_in(cfn, item[1:])
+            else:
+                found |= parameters_in(cfn, item)
+    return found
+
+
+@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+def test_any_parameter_or_layer_change_publishes_a_new_version(cfn: Cfn, function: str) -> None:
+    # SAM's version hash sees the function's properties, but neither parameter values nor a new layer version.
+    # The version's Description (replaced on any change) must name every parameter the configuration uses and
+    # the layer, or a deploy could leave the "live" alias on a stale configuration.
+    [(name, version)] = [
+        (name, resource)
+        for name, resource in cfn.of_type("AWS::Lambda::Version").items()
+        if resource["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    description = version["Properties"]["Description"]
+    used = parameters_in(cfn, cfn.props(function))
+    assert used >= {"ExtendApiKeySecretArn", "ExtendApiVersion", "LogLevel", "EnableSnapStart"}
+    assert used <= parameters_in(cfn, description)
+    [layer] = cfn.props(function)["Layers"]
+    assert json.dumps(layer) in json.dumps(description)
+    # Replaced versions are kept: the alias may still point at one while the new one is published.
+    assert version["DeletionPolicy"] == "Retain", name
+
+
+def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
+    settings_source = (ROOT / "handler" / "settings.py").read_text(encoding="utf-8")
+    for function in (QUEUE_FUNCTION, API_FUNCTION):
+        for name in env(cfn, function):
+            assert name.startswith("POWERTOOLS_") or f'"{name}"' in settings_source, f"{function}: {name}"
+    assert env(cfn, QUEUE_FUNCTION)["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
+    assert "DELETION_QUEUE_URL" not in env(cfn, QUEUE_FUNCTION)
+    assert env(cfn, API_FUNCTION)["DELETION_QUEUE_URL"] == {"Ref": "DeletionQueue"}
+    assert env(cfn, API_FUNCTION)["WEBHOOK_SIGNING_SECRET_ID"] == {
+        "Fn::If": ["HasWebhookSecret", {"Ref": "WebhookSigningSecretArn"}, {"Ref": "AWS::NoValue"}]
+    }
+    for function in (QUEUE_FUNCTION, API_FUNCTION):
+        variables = env(cfn, function)
+        assert variables["EXTEND_API_KEY_SECRET_ID"] == {"Ref": "ExtendApiKeySecretArn"}
+        assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"  # events carry customer data
+
+
+# ---------------------------------------------------------------- queues
+
+
+def test_queue_visibility_timeout_is_at_least_six_times_the_queue_function_timeout(cfn: Cfn) -> None:
+    mapping = event_source_mapping(cfn)
+    queue = cfn.ref_target(mapping["EventSourceArn"])
+    function = cfn.function_behind(mapping["FunctionName"])
+    assert (queue, function) == ("DeletionQueue", QUEUE_FUNCTION)
+    assert cfn.props(queue)["VisibilityTimeout"] >= 6 * cfn.props(function)["Timeout"]
+
+
+def test_redrive_policy_sends_to_the_dlq_after_max_receive_count(cfn: Cfn) -> None:
+    redrive = cfn.props("DeletionQueue")["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
+    # The function learns the same number, to recognise a message's last receive.
+    assert env(cfn, QUEUE_FUNCTION)["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
+    parameter = cfn.doc["Parameters"]["MaxReceiveCount"]
+    assert parameter["MinValue"] >= 1
+    assert parameter["MinValue"] <= int(parameter["Default"]) <= parameter["MaxValue"]
+
+
+def test_dlq_keeps_messages_14_days_longer_than_the_queue(cfn: Cfn) -> None:
+    dlq_retention = cfn.props("DeadLetterQueue")["MessageRetentionPeriod"]
+    assert dlq_retention == 14 * 24 * 3600
+    # A moved message keeps its original enqueue time, so the DLQ must outlive the source queue's retention.
+    assert dlq_retention > cfn.props("DeletionQueue").get("MessageRetentionPeriod", 4 * 24 * 3600)
+
+
+@pytest.mark.parametrize("queue", ["DeletionQueue", "DeadLetterQueue"])
+def test_queues_are_encrypted_and_refuse_plain_http(cfn: Cfn, queue: str) -> None:
+    props = cfn.props(queue)
+    assert props.get("KmsMasterKeyId") or props.get("SqsManagedSseEnabled") is True
+    [policy] = [
+        p for p in cfn.of_type("AWS::SQS::QueuePolicy").values() if p["Properties"]["Queues"] == [{"Ref": queue}]
+    ]
+    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: Cfn) -> None:
+    mapping = event_source_mapping(cfn)
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == {"Ref": "BatchSize"}
+    assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "BatchingWindowSeconds"}
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "MaximumConcurrency"}}
+    assert cfn.doc["Parameters"]["MaximumConcurrency"]["MinValue"] == 2  # the service minimum
+    # The mapping targets the published alias, so SnapStart (when on) serves the queue path too.
+    assert cfn.resources[cfn.ref_target(mapping["FunctionName"]) or ""]["Type"] == "AWS::Lambda::Alias"
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def test_roles_use_no_wildcard_resources_and_no_broad_managed_policies(cfn: Cfn) -> None:
+    roles = cfn.of_type("AWS::IAM::Role")
+    assert set(roles) == {"QueueFunctionRole", "ApiFunctionRole", "ApiGatewayCloudWatchLogsRole"}
+    for name, role in roles.items():
+        managed = role["Properties"].get("ManagedPolicyArns", [])
+        if name == "ApiGatewayCloudWatchLogsRole":
+            assert managed == [API_GATEWAY_LOGS_POLICY]
+            assert role["Condition"] == "ConfigureApiGatewayAccount"
+            continue
+        assert set(managed) <= ALLOWED_MANAGED_POLICIES, name
+        for statement, _ in statements(role):
+            for action in as_list(statement["Action"]):
+                assert action != "*" and not action.endswith(":*"), f"{name}: {action}"
+            for resource in as_list(statement["Resource"]):
+                assert "*" not in json.dumps(sub_target(resource)), f"{name}: {resource}"
+
+
+def test_queue_function_may_read_the_key_poll_its_queue_and_dead_letter_only(cfn: Cfn) -> None:
+    assert grants(cfn, "QueueFunctionRole") == {
+        "secretsmanager:GetSecretValue": [({"Ref": "ExtendApiKeySecretArn"}, None)],
+        "sqs:ChangeMessageVisibility": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
+        "sqs:ChangeMessageVisibilityBatch": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
+        "sqs:DeleteMessage": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
+        "sqs:DeleteMessageBatch": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
+        "sqs:GetQueueAttributes": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
+        "sqs:ReceiveMessage": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
+        "sqs:SendMessage*": [({"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}, None)],
+    }
+
+
+def test_api_function_may_read_its_secrets_and_enqueue_deletions_only(cfn: Cfn) -> None:
+    assert grants(cfn, "ApiFunctionRole") == {
+        "secretsmanager:GetSecretValue": [
+            ({"Ref": "ExtendApiKeySecretArn"}, None),
+            # The signing secret only when one is configured.
+            ({"Ref": "WebhookSigningSecretArn"}, "HasWebhookSecret"),
+        ],
+        "sqs:SendMessage*": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
+    }
+
+
+# ---------------------------------------------------------------- API
+
+
+def api_operations(cfn: Cfn) -> dict[tuple[str, str], dict[str, Any]]:
+    body = cfn.props("DeletionApi")["Body"]
+    return {
+        (path, method): operation for path, methods in body["paths"].items() for method, operation in methods.items()
+    }
+
+
+def test_api_serves_exactly_the_two_routes(cfn: Cfn) -> None:
+    assert set(api_operations(cfn)) == {("/parser_runs/{id}", "delete"), ("/deletions", "post")}
+
+
+def test_every_api_method_requires_an_api_key(cfn: Cfn) -> None:
+    body = cfn.props("DeletionApi")["Body"]
+    assert body["components"]["securitySchemes"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    for route, operation in api_operations(cfn).items():
+        assert {"api_key": []} in operation.get("security", []), route
+        assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy", route
+
+
+def test_gateway_rejections_answer_in_json(cfn: Cfn) -> None:
+    responses = cfn.props("DeletionApi")["Body"]["x-amazon-apigateway-gateway-responses"]
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"  # unknown route or method
+    assert responses["INVALID_API_KEY"]["statusCode"] == "403"
+    for name in ("MISSING_AUTHENTICATION_TOKEN", "INVALID_API_KEY"):
+        assert json.loads(responses[name]["responseTemplates"]["application/json"])["message"]
+    for name in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        assert responses[name]["responseTemplates"]["application/json"] == '{"message": $context.error.messageString}'
+
+
+def test_nothing_invokes_a_function_except_this_api_and_the_queue(cfn: Cfn) -> None:
+    assert not cfn.of_type("AWS::Lambda::Url")
+    permissions = cfn.of_type("AWS::Lambda::Permission")
+    assert permissions
+    for name, permission in permissions.items():
+        props = permission["Properties"]
+        assert props["Principal"] == "apigateway.amazonaws.com", name
+        source = json.dumps(props["SourceArn"])
+        assert '"DeletionApi"' in source and "execute-api" in source, name
+        assert cfn.function_behind(props["FunctionName"]) == API_FUNCTION
+
+
+def test_usage_plan_throttles_callers_and_holds_one_sample_key(cfn: Cfn) -> None:
+    _, plan = cfn.one_of_type("AWS::ApiGateway::UsagePlan")
+    # SAM resolves these parameters while expanding (with the deploy's values; here, the defaults).
+    assert plan["Throttle"] == {
+        "RateLimit": cfn.parameter_default("ApiThrottleRateLimit"),
+        "BurstLimit": cfn.parameter_default("ApiThrottleBurstLimit"),
+    }
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "DeletionApi"}, "Stage": {"Ref": "DeletionApiv1Stage"}}]
+    key_name, key = cfn.one_of_type("AWS::ApiGateway::ApiKey")
+    assert key["Enabled"] is True
+    _, link = cfn.one_of_type("AWS::ApiGateway::UsagePlanKey")
+    assert link["KeyId"] == {"Ref": key_name}
+    assert cfn.doc["Outputs"]["ApiKeyId"]["Value"] == {"Ref": key_name}
+
+
+def test_stage_writes_access_logs_and_throttles(cfn: Cfn) -> None:
+    stage = cfn.props("DeletionApiv1Stage")
+    log_group = cfn.ref_target(stage["AccessLogSetting"]["DestinationArn"])
+    assert log_group == "ApiAccessLogGroup"
+    access_format = json.loads(stage["AccessLogSetting"]["Format"])
+    assert access_format["apiKeyId"] == "$context.identity.apiKeyId"
+    assert "$context.identity.apiKey" not in access_format.values()  # the key itself is never logged
+    [settings] = stage["MethodSettings"]
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottleRateLimit"}
+    assert settings["DataTraceEnabled"] is False  # would log request bodies
+
+
+# ---------------------------------------------------------------- alarms and dashboard
+
+
+def alarms_on(cfn: Cfn, metric_name: str) -> list[dict[str, Any]]:
+    found = []
+    for alarm in cfn.of_type("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        names = [props.get("MetricName")] + [
+            m["MetricStat"]["Metric"]["MetricName"] for m in props.get("Metrics", []) if "MetricStat" in m
+        ]
+        if metric_name in names:
+            found.append(props)
+    return found
+
+
+def emf_metrics(props: dict[str, Any]) -> list[dict[str, Any]]:
+    if "MetricName" in props:
+        return [props]
+    return [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
+
+
+def test_dlq_depth_alarm_fires_on_the_first_message(cfn: Cfn) -> None:
+    [alarm] = alarms_on(cfn, "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold_parameter", "triggers"),
+    [
+        ("ParserRunDeletionFailed", "DeletionFailureAlarmThreshold", {"sqs", "api"}),
+        ("WebhookSignatureRejected", "WebhookRejectionAlarmThreshold", {"api"}),
+    ],
+)
+def test_outcome_metric_alarms_read_what_the_functions_emit(
+    cfn: Cfn, metric: str, threshold_parameter: str, triggers: set[str]
+) -> None:
+    [alarm] = alarms_on(cfn, metric)
+    assert alarm["Threshold"] == {"Ref": threshold_parameter}
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    namespace = cfn.find_in_map(env(cfn, QUEUE_FUNCTION)["POWERTOOLS_METRICS_NAMESPACE"])
+    service = cfn.find_in_map(env(cfn, QUEUE_FUNCTION)["POWERTOOLS_SERVICE_NAME"])
+    seen_triggers = set()
+    for watched in emf_metrics(alarm):
+        assert cfn.find_in_map(watched["Namespace"]) == namespace
+        dimensions = {d["Name"]: cfn.find_in_map(d["Value"]) for d in watched["Dimensions"]}
+        # EMF metrics carry exactly these dimensions; an alarm naming a different set would never see data.
+        assert set(dimensions) == {"service", "trigger"}
+        assert dimensions["service"] == service
+        seen_triggers.add(dimensions["trigger"])
+    assert seen_triggers == triggers
+
+
+@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_function_error_and_throttle_alarms(cfn: Cfn, function: str, metric: str) -> None:
+    watched = [
+        alarm
+        for alarm in alarms_on(cfn, metric)
+        if alarm["Namespace"] == "AWS/Lambda"
+        and alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    ]
+    assert len(watched) == 1
+
+
+def test_api_5xx_alarm_watches_this_apis_stage(cfn: Cfn) -> None:
+    [alarm] = alarms_on(cfn, "5XXError")
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dimensions == {"ApiName": cfn.props("DeletionApi")["Name"], "Stage": "v1"}
+
+
+def test_every_alarm_notifies_the_topic_when_an_email_is_given(cfn: Cfn) -> None:
+    alarms = cfn.of_type("AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 8
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == {
+            "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
+        }, name
+        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+    _, subscription = cfn.one_of_type("AWS::SNS::Subscription")
+    assert subscription == {"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}, "TopicArn": {"Ref": "AlarmTopic"}}
+    assert cfn.resources["AlarmTopic"]["Condition"] == "HasAlarmEmail"
+
+
+def test_dashboard_shows_the_outcome_metrics(cfn: Cfn) -> None:
+    template, _ = cfn.props("Dashboard")["DashboardBody"]["Fn::Sub"]
+    for metric in (
+        "ParserRunDeleted",
+        "ParserRunNotFound",
+        "ParserRunDeletionFailed",
+        "InvalidDeletionRequest",
+        "ParserRunDeletionQueued",
+        "ExtendThrottled",
+        "ExtendRetry",
+        "WebhookSignatureRejected",
+    ):
+        assert f'"{metric}"' in template, metric
+    # Valid JSON once the ${...} placeholders are filled in.
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", template))["widgets"]
+    assert len(widgets) >= 4
+
+
+# ---------------------------------------------------------------- parameters and outputs
+
+
+def test_every_parameter_is_described_and_constrained(cfn: Cfn) -> None:
+    for name, parameter in cfn.doc["Parameters"].items():
+        assert parameter.get("Description"), name
+        constraints = {"AllowedValues", "AllowedPattern", "MinValue", "MaxValue"} & set(parameter)
+        assert constraints, f"{name} has no constraint"
+        default = parameter.get("Default")
+        if default is not None and "AllowedPattern" in parameter:
+            assert re.fullmatch(parameter["AllowedPattern"], str(default)), name
+
+
+def test_only_the_extend_secret_arn_must_be_supplied(cfn: Cfn) -> None:
+    required = [name for name, parameter in cfn.doc["Parameters"].items() if "Default" not in parameter]
+    assert required == ["ExtendApiKeySecretArn"]
+    pattern = cfn.doc["Parameters"]["ExtendApiKeySecretArn"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:extend/api-key-AbCdEf")
+    assert not re.fullmatch(pattern, "extend/api-key")
+
+
+def test_outputs_say_what_the_stack_exposes(cfn: Cfn) -> None:
+    outputs = cfn.doc["Outputs"]
+    assert {
+        "ApiUrl",
+        "ApiKeyId",
+        "DeletionQueueUrl",
+        "DeadLetterQueueUrl",
+        "ApiFunctionName",
+        "QueueFunctionName",
+    } <= set(outputs)
+    assert all(output.get("Description") for output in outputs.values())
+    assert outputs["DeletionQueueUrl"]["Value"] == {"Ref": "DeletionQueue"}
+    assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
+
+
+# ---------------------------------------------------------------- the source template, samconfig, events
+
+
+def test_resources_are_ordered_queue_dlq_functions_api_alarms_dashboard(raw_template: dict[str, Any]) -> None:
+    order = list(raw_template["Resources"])
+    milestones = [
+        "DeletionQueue",
+        "DeadLetterQueue",
+        "QueueFunction",
+        "ApiFunction",
+        "DeletionApi",
+        "DeadLetterQueueNotEmptyAlarm",
+        "Dashboard",
+    ]
+    assert [order.index(name) for name in milestones] == sorted(order.index(name) for name in milestones)
+    assert list(raw_template).index("Resources") < list(raw_template).index("Outputs")
+
+
+def test_checkov_skips_carry_a_justification(raw_template: dict[str, Any]) -> None:
+    for name, resource in raw_template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), name
+            assert len(skip.get("comment", "")) > 20, f"{name}: {skip['id']} needs a reason"
+
+
+def test_samconfig_builds_without_containers_and_holds_no_account(template_text: str) -> None:
+    text = (ROOT / "samconfig.toml").read_text(encoding="utf-8")
+    config = tomllib.loads(text)
+    assert config["default"]["build"]["parameters"]["use_container"] is False
+    assert config["default"]["build"]["parameters"]["cached"] is False
+    assert "CAPABILITY_IAM" in config["default"]["deploy"]["parameters"]["capabilities"]
+    for text_ in (text, template_text):
+        assert not re.search(r"(?<![0-9])[0-9]{12}(?![0-9])", text_.replace("[0-9]{12}", "")), "an account id?"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+SAMPLE_EVENTS = sorted(path.name for path in EVENTS.glob("*.json"))
+SQS_EVENTS = [name for name in SAMPLE_EVENTS if "Records" in load_event(name)]
+API_EVENTS = [name for name in SAMPLE_EVENTS if name not in SQS_EVENTS]
+
+
+def test_each_path_has_a_sample_event() -> None:
+    assert {"sqs_receive_message.json", "sqs_malformed.json"} <= set(SQS_EVENTS)
+    assert {"apigw_rest_delete.json", "apigw_rest_bulk.json", "apigw_http_delete.json"} <= set(API_EVENTS)
+    assert any("webhook-signature" in load_event(name).get("headers", {}) for name in API_EVENTS)
+
+
+@pytest.mark.parametrize("name", SQS_EVENTS)
+def test_sample_sqs_events_have_lambdas_shape(name: str) -> None:
+    records = load_event(name)["Records"]
+    assert records
+    for record in records:
+        assert record["eventSource"] == "aws:sqs"
+        assert set(record) >= {"messageId", "receiptHandle", "body", "attributes", "md5OfBody", "eventSourceARN"}
+        assert record["md5OfBody"] == hashlib.md5(record["body"].encode(), usedforsecurity=False).hexdigest()
+        assert int(record["attributes"]["ApproximateReceiveCount"]) >= 1
+
+
+@pytest.mark.parametrize("name", API_EVENTS)
+def test_sample_api_events_use_the_templates_routes(cfn: Cfn, name: str) -> None:
+    event = load_event(name)
+    routes = set(api_operations(cfn))
+    if event.get("version") == "2.0":
+        method, path = event["routeKey"].split(" ", 1)
+        assert event["requestContext"]["http"]["method"] == method
+    else:
+        method, path = event["httpMethod"], event["resource"]
+        assert event["requestContext"]["identity"]["apiKeyId"], "REST events carry the caller's API key id"
+        assert event["requestContext"]["resourcePath"] == path
+    assert (path, method.lower()) in routes

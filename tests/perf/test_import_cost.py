@@ -1,0 +1,93 @@
+"""Cold-start hygiene, checked in fresh interpreters: what a cold instance imports, per trigger and setting.
+
+* With tracing off (the template's default), neither the X-Ray SDK nor a Tracer is created.
+* Serving an SQS batch never imports the API path (its modules or Powertools' event handler).
+* With tracing on, the handler is wrapped by ``capture_lambda_handler`` (the Tracer itself disables X-Ray
+  outside Lambda, so nothing is sent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import observability
+from tests.conftest import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+API_MODULES = ("api_routes", "api_intake", "webhook_signature", "aws_lambda_powertools.event_handler")
+
+SERVE_ONE_SQS_RECORD = """
+import json, sys
+import app
+from devstack.events import sqs_event, sqs_record
+from devstack.lambda_context import LocalLambdaContext
+response = app.lambda_handler(sqs_event(sqs_record(json.dumps({"parserRunId": sys.argv[1]}))), LocalLambdaContext())
+import observability
+print(json.dumps({"response": response, "tracer": observability.tracer is not None, "modules": sorted(sys.modules)}))
+"""
+
+
+def run_fresh(code: str, *args: str, **env: str) -> dict:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "handler"), str(ROOT)]), **env}
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *args], env=environment, capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_importing_the_handler_with_tracing_off_imports_no_xray() -> None:
+    code = (
+        "import json, sys, app, observability\n"
+        "print(json.dumps({'tracer': observability.tracer is not None, 'modules': sorted(sys.modules)}))"
+    )
+    seen = run_fresh(code, POWERTOOLS_TRACE_DISABLED="true")
+    assert seen["tracer"] is False
+    assert not [name for name in seen["modules"] if name.startswith("aws_xray_sdk")]
+    # The entry point loads neither path: each trigger imports its own on first use.
+    assert "sqs_intake" not in seen["modules"]
+    assert not [name for name in seen["modules"] if name.startswith(API_MODULES)]
+
+
+def test_an_sqs_cold_start_never_imports_the_api_path(stack: Stack) -> None:
+    stack.extend.seed(["pr_cold"], workspace_id="ws_test")
+    seen = run_fresh(SERVE_ONE_SQS_RECORD, "pr_cold", POWERTOOLS_TRACE_DISABLED="true")
+    assert seen["response"] == {"batchItemFailures": []}
+    assert not stack.extend.exists("pr_cold", workspace_id="ws_test")
+    assert not [name for name in seen["modules"] if name.startswith(API_MODULES)]
+    assert not [name for name in seen["modules"] if name.startswith("aws_xray_sdk")]
+
+
+def test_with_tracing_on_the_handler_is_traced(stack: Stack) -> None:
+    stack.extend.seed(["pr_traced"], workspace_id="ws_test")
+    seen = run_fresh(SERVE_ONE_SQS_RECORD, "pr_traced", POWERTOOLS_TRACE_DISABLED="false")
+    assert seen["response"] == {"batchItemFailures": []}
+    assert seen["tracer"] is True
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"), [("true", False), ("1", False), ("TRUE", False), ("false", True), ("", True)]
+)
+def test_tracing_switch(value: str, enabled: bool) -> None:
+    assert observability.tracing_enabled({"POWERTOOLS_TRACE_DISABLED": value}) is enabled
+
+
+def test_trace_handler_wraps_only_when_a_tracer_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    def handler(event: dict, context: object) -> dict:
+        return {"echo": event}
+
+    monkeypatch.setattr(observability, "tracer", None)
+    assert observability.trace_handler(handler) is handler
+
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
+    tracer = observability._create_tracer()
+    assert tracer is not None
+    monkeypatch.setattr(observability, "tracer", tracer)
+    traced = observability.trace_handler(handler)
+    assert traced is not handler
+    assert traced({"a": 1}, Stack.context()) == {"echo": {"a": 1}}

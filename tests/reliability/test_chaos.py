@@ -1,0 +1,458 @@
+"""Chaos: 1,000 deletions through the local stack while Extend misbehaves, the key rotates and Extend vanishes.
+
+The whole system runs as deployed: ``template.yaml``'s two functions as worker processes of the local Lambda
+runtime (``devstack.runtime``), its SQS event source polling moto's queue, and its API Gateway front on
+loopback, signed requests and API keys included. 600 ids go onto the queue and 400 come in as synchronous API
+deletes. The Extend emulator answers about 30% of deletes with a fault (500, 503, 429 with and without
+``Retry-After``, connection resets, read timeouts, 5-second stalls); mid-run the Extend key is rotated (the
+secret updated, the old key refused) and Extend is unreachable for 1.5 s.
+
+At the end every id must be accounted for exactly once: deleted, not found (already deleted), or dead-lettered
+with a reason. Nothing lost, no unexpected exception, no invocation past its deadline. The accounting table is
+printed (``pytest -s`` shows it; it is also in the report of a failed run).
+
+Tuned to finish in a few minutes on two cores: the queue function's timeout is cut to 6 s (and the visibility
+timeout to 10 s, still above timeout plus batching), Extend's read timeout to 1 s, backoffs to tens of ms.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import io
+import json
+import random
+import re
+import secrets
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+import urllib3
+
+from devstack.extend_emulator import ExtendEmulator, Fault
+from devstack.moto_stack import aws_client
+from devstack.runtime import FunctionConfig, LocalStack, LocalStackOptions, LogSink
+from tests.conftest import record_response, register_secret
+
+pytestmark = pytest.mark.slow
+
+WORKSPACE = "ws_chaos"
+QUEUE_IDS = 600
+API_IDS = 400
+ABSENT_SHARE = 0.1  # ids that were never there (or are already gone): "not found"
+PERMANENT_FAILURES = 10  # queue ids Extend always refuses (403): dead-lettered "permanent" on the last receive
+INVALID_MESSAGES = 10  # queue messages whose id fails validation: dead-lettered "invalid" at once
+FAULT_PROBABILITY = 0.3
+QUEUE_FUNCTION_TIMEOUT_S = 6.0
+VISIBILITY_TIMEOUT_S = 10
+MAX_RECEIVE_COUNT = 4
+RUN_LIMIT_S = 240.0
+FAULTS = [
+    Fault.status(500),
+    Fault.status(503),
+    Fault.rate_limited(retry_after=1),
+    Fault.rate_limited(retry_after=None),
+    Fault.reset(),
+    Fault.stall(2),  # past the 1 s read timeout: a read timeout
+    Fault.stall(5),  # a 5-second stall
+]
+REPORT_LINE = re.compile(r"^\[(?P<function>\w+)\] REPORT RequestId: \S+\tDuration: (?P<ms>[0-9.]+) ms")
+
+
+class ChaosStack(LocalStack):
+    """The template's stack, with the queue function's timeout cut so that a run takes minutes, not hours."""
+
+    def _config(self, spec: Any) -> FunctionConfig:
+        config = super()._config(spec)
+        if spec.sqs is not None:
+            return replace(config, timeout_s=QUEUE_FUNCTION_TIMEOUT_S)
+        return config
+
+
+@dataclass
+class Plan:
+    queue_ids: list[str]
+    api_ids: list[str]
+    absent: set[str]
+    permanent: set[str]
+    invalid_bodies: dict[str, str]  # label -> body
+
+    @property
+    def valid_ids(self) -> list[str]:
+        return self.queue_ids + self.api_ids
+
+    @property
+    def seeded(self) -> list[str]:
+        return [i for i in self.valid_ids if i not in self.absent]
+
+
+def make_plan(seed: int = 7) -> Plan:
+    rng = random.Random(seed)
+    queue_ids = [f"pr_chaos_q{index:04d}_{rng.randrange(16**6):06x}" for index in range(QUEUE_IDS - INVALID_MESSAGES)]
+    api_ids = [f"pr_chaos_a{index:04d}_{rng.randrange(16**6):06x}" for index in range(API_IDS)]
+    everyone = queue_ids + api_ids
+    absent = set(rng.sample(everyone, int(len(everyone) * ABSENT_SHARE)))
+    permanent = set(rng.sample([i for i in queue_ids if i not in absent], PERMANENT_FAILURES))
+    invalid = {
+        f"invalid_{index}": json.dumps({"parserRunId": f"../chaos/{index}"}) for index in range(INVALID_MESSAGES)
+    }
+    return Plan(queue_ids, api_ids, absent, permanent, invalid)
+
+
+def signature(secret: str, body: bytes) -> dict[str, str]:
+    message_id = f"msg_{secrets.token_hex(12)}"
+    timestamp = int(time.time())
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+    }
+
+
+@dataclass
+class Run:
+    stack: LocalStack
+    emulator: ExtendEmulator
+    sink: LogSink
+    raw: io.StringIO
+    signing_secret: str
+    keys: list[str]
+    api_answers: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    api_errors: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def chaos(moto_endpoint: str) -> Iterator[Run]:
+    extend_key = register_secret(f"sk_chaos_{secrets.token_hex(16)}")
+    signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    register_secret(signing_secret)
+    register_secret(signing_secret.removeprefix("whsec_"))
+    raw = io.StringIO()
+    sink = LogSink(raw)
+    options = LocalStackOptions(
+        parameter_overrides={
+            "ExtendMaxRequestsPerSecondPerInstance": "100",
+            "ExtendMaxConcurrencyPerInstance": "8",
+            "MaxReceiveCount": str(MAX_RECEIVE_COUNT),
+            "MaximumConcurrency": "3",
+            "BatchingWindowSeconds": "0",
+        },
+        environment_overrides={
+            "EXTEND_READ_TIMEOUT_SECONDS": "1",
+            "EXTEND_CONNECT_TIMEOUT_SECONDS": "1",
+            "EXTEND_BACKOFF_BASE_SECONDS": "0.05",
+            "EXTEND_BACKOFF_CAP_SECONDS": "0.5",
+            "EXTEND_MAX_REQUESTS_PER_SECOND": "100",  # the API function's pacing too (the parameter is the queue's)
+            "POWERTOOLS_METRICS_NAMESPACE": "Chaos",
+        },
+        visibility_timeout_s=VISIBILITY_TIMEOUT_S,
+        webhook_signing_secret=signing_secret,
+        api_instances=2,
+        workspace_id=WORKSPACE,
+        stack_name=f"chaos{secrets.token_hex(3)}",
+    )
+    with ExtendEmulator(seed=11) as emulator:
+        emulator.add_key(extend_key, workspace_id=WORKSPACE)
+        stack = ChaosStack(moto_endpoint, emulator.base_url, extend_key, sink, options)
+        try:
+            stack.start()
+            stack.prewarm()
+            yield Run(stack, emulator, sink, raw, signing_secret, [extend_key])
+        finally:
+            stack.stop()
+
+
+def rotate_key(run: Run) -> None:
+    """Secret updated with a new key, then the old key revoked at Extend: warm instances must re-read it."""
+    new_key = register_secret(f"sk_chaos_{secrets.token_hex(16)}")
+    run.emulator.add_key(new_key, workspace_id=WORKSPACE)
+    secretsmanager = aws_client("secretsmanager", run.stack.moto_endpoint)
+    prefix = run.stack.options.stack_name + "-"
+    [secret] = [
+        s
+        for page in secretsmanager.get_paginator("list_secrets").paginate()  # the session's moto holds >100
+        for s in page["SecretList"]
+        if s["Name"].startswith(prefix) and s["Name"].endswith("/extend-api-key")
+    ]
+    secretsmanager.put_secret_value(
+        SecretId=secret["ARN"], SecretString=json.dumps({"apiKey": new_key, "workspaceId": WORKSPACE})
+    )
+    run.emulator.revoke_key(run.keys[-1])
+    run.keys.append(new_key)
+
+
+def send_queue_messages(run: Run, plan: Plan) -> None:
+    sqs = aws_client("sqs", run.stack.moto_endpoint)
+    bodies = [json.dumps({"parserRunId": i, "requestedBy": "chaos", "reason": "erasure"}) for i in plan.queue_ids]
+    bodies += list(plan.invalid_bodies.values())
+    random.Random(3).shuffle(bodies)
+    for start in range(0, len(bodies), 10):
+        entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(bodies[start : start + 10])]
+        response = sqs.send_message_batch(QueueUrl=run.stack.queue_url, Entries=entries)
+        assert not response.get("Failed"), response["Failed"]
+
+
+def api_delete(run: Run, http: urllib3.PoolManager, parser_run_id: str) -> None:
+    headers = {"x-api-key": run.stack.api_key, **signature(run.signing_secret, b"")}
+    try:
+        response = http.request(
+            "DELETE", f"{run.stack.api_url}/parser_runs/{parser_run_id}", headers=headers, timeout=60.0, retries=False
+        )
+    except urllib3.exceptions.HTTPError as error:
+        run.api_errors.append(f"{parser_run_id}: {type(error).__name__}")
+        return
+    text = response.data.decode("utf-8", errors="replace")
+    record_response(text)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = text
+    run.api_answers[parser_run_id] = (response.status, body)
+
+
+def wait_for_answers(run: Run, count: int, started: float) -> None:
+    while len(run.api_answers) + len(run.api_errors) < count:
+        assert time.monotonic() - started < RUN_LIMIT_S, f"fewer than {count} API answers after {RUN_LIMIT_S:.0f} s"
+        time.sleep(0.05)
+
+
+def drained(run: Run) -> bool:
+    depths = run.stack.queue_depths()
+    source = run.stack.event_source
+    assert source is not None
+    return depths["visible"] == 0 and depths["in_flight"] == 0 and source.in_flight == 0
+
+
+def dead_letters(run: Run) -> list[dict[str, Any]]:
+    sqs = aws_client("sqs", run.stack.moto_endpoint)
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=run.stack.dead_letter_queue_url,
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+        VisibilityTimeout=600,
+        WaitTimeSeconds=0,
+    ).get("Messages", []):
+        messages.extend(batch)
+    return messages
+
+
+def body_id(body: str) -> str:
+    with contextlib.suppress(ValueError):
+        document = json.loads(body)
+        if isinstance(document, dict) and isinstance(document.get("parserRunId"), str):
+            return str(document["parserRunId"])
+    return body
+
+
+def test_a_thousand_deletions_under_chaos_are_each_accounted_for_exactly_once(
+    chaos: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, plan = chaos, make_plan()
+    # Given Extend holding the runs (but not the absent ones), failing ~30% of deletes at random,
+    # and refusing a few runs for good
+    run.emulator.seed(plan.seeded, workspace_id=WORKSPACE)
+    run.emulator.inject_random(FAULT_PROBABILITY, FAULTS, seed=5)
+    for parser_run_id in plan.permanent:
+        run.emulator.inject(parser_run_id, *[Fault.status(403)] * 100)
+    started = time.monotonic()
+
+    # When 600 ids go onto the queue and 400 arrive as API deletes, while the key rotates and Extend vanishes
+    http = urllib3.PoolManager(maxsize=8)
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-client") as clients:
+        send_queue_messages(run, plan)
+        futures = [clients.submit(api_delete, run, http, parser_run_id) for parser_run_id in plan.api_ids]
+        # mid-run, measured by progress rather than by the clock: a quarter, then half of the API requests in
+        wait_for_answers(run, API_IDS // 4, started)
+        rotate_key(run)
+        run.events.append(f"{time.monotonic() - started:5.1f}s key rotated (old key revoked)")
+        wait_for_answers(run, API_IDS // 2, started)
+        run.emulator.set_unreachable(True)
+        run.events.append(f"{time.monotonic() - started:5.1f}s Extend unreachable")
+        time.sleep(1.5)
+        run.emulator.set_unreachable(False)
+        run.events.append(f"{time.monotonic() - started:5.1f}s Extend back")
+        for future in futures:
+            future.result()
+    run.events.append(f"{time.monotonic() - started:5.1f}s all API requests answered")
+    while not drained(run):
+        assert time.monotonic() - started < RUN_LIMIT_S, f"not drained after {RUN_LIMIT_S:.0f} s"
+        time.sleep(0.5)
+    time.sleep(1.0)  # the last log lines of the last invocations
+    run.events.append(f"{time.monotonic() - started:5.1f}s queue drained")
+
+    # Then every id is accounted for exactly once
+    account = Accounting.build(run, plan)
+    with capsys.disabled():
+        print(account.table(run, time.monotonic() - started))
+    assert account.lost == [], f"lost: {account.lost[:10]}"
+    assert account.duplicated == {}, f"accounted more than once: {dict(list(account.duplicated.items())[:10])}"
+    assert account.without_reason == [], f"dead-lettered without a reason: {account.without_reason[:10]}"
+    assert account.inconsistent == [], f"state at Extend disagrees: {account.inconsistent[:10]}"
+    # and the ones refused for good, and only invalid or refused ones, are in the DLQ, with their reasons
+    assert {i for i, state in account.final.items() if state == "dead-lettered: permanent"} == plan.permanent
+    assert {i for i, state in account.final.items() if state == "dead-lettered: invalid"} == {
+        body_id(body) for body in plan.invalid_bodies.values()
+    }
+    # and nothing went wrong that should not: no exception, no 5xx, no invocation past its deadline
+    assert account.unexpected == [], f"unexpected: {account.unexpected[:10]}"
+    assert account.past_deadline == [], f"invocations past their deadline: {account.past_deadline[:10]}"
+    # and the chaos really happened: faults on about 30% of deletes, a rotation picked up, an outage seen
+    stats = run.emulator.stats()
+    assert 0.2 <= account.fault_share <= 0.4, stats
+    assert stats.get("401", 0) >= 1 and stats.get("unreachable", 0) >= 1
+    # and no secret reached the function logs
+    text = run.raw.getvalue()
+    for secret in [*run.keys, run.signing_secret]:
+        assert secret not in text
+
+
+@dataclass
+class Accounting:
+    final: dict[str, str]
+    lost: list[str]
+    duplicated: dict[str, list[str]]
+    without_reason: list[str]
+    inconsistent: list[str]
+    unexpected: list[str]
+    past_deadline: list[str]
+    fault_share: float
+    rows: Counter[tuple[str, str]]
+    invocations: Counter[str]
+    max_duration_ms: dict[str, float]
+
+    @classmethod
+    def build(cls, run: Run, plan: Plan) -> Accounting:
+        terminal: dict[str, list[str]] = defaultdict(list)
+        for line in run.sink.outcome_logs():
+            if line.get("outcome") in ("deleted", "not_found"):
+                terminal[line["parser_run_id"]].append(f"{line['outcome']} ({line['trigger']})")
+        without_reason: list[str] = []
+        for message in dead_letters(run):
+            attributes = {name: value.get("StringValue") for name, value in message["MessageAttributes"].items()}
+            parser_run_id = body_id(message["Body"])
+            kind, reason = attributes.get("FailureKind"), attributes.get("FailureReason")
+            if not (kind and reason):
+                without_reason.append(parser_run_id)
+            terminal[parser_run_id].append(f"dead-lettered: {kind}")
+
+        everyone = [*plan.valid_ids, *(body_id(body) for body in plan.invalid_bodies.values())]
+        origin = dict.fromkeys(plan.queue_ids, "queue") | dict.fromkeys(plan.api_ids, "api")
+        origin |= {body_id(body): "queue" for body in plan.invalid_bodies.values()}
+        final: dict[str, str] = {}
+        lost: list[str] = []
+        duplicated: dict[str, list[str]] = {}
+        inconsistent: list[str] = []
+        rows: Counter[tuple[str, str]] = Counter()
+        for parser_run_id in everyone:
+            events = terminal.get(parser_run_id, [])
+            if not events:
+                lost.append(parser_run_id)
+                rows[(origin[parser_run_id], "LOST")] += 1
+                continue
+            if len(events) > 1:
+                duplicated[parser_run_id] = events
+            state = events[-1].split(" (")[0].replace("not_found", "not found")
+            final[parser_run_id] = state
+            rows[(origin[parser_run_id], state)] += 1
+            still_there = run.emulator.exists(parser_run_id, workspace_id=WORKSPACE)
+            if still_there != (state == "dead-lettered: permanent"):
+                inconsistent.append(f"{parser_run_id}: {state}, still at Extend: {still_there}")
+        for parser_run_id, (status, body) in run.api_answers.items():
+            expected = {"deleted": 200, "not_found": 404, "queued": 202}
+            if not (isinstance(body, dict) and expected.get(body.get("status")) == status):
+                inconsistent.append(f"{parser_run_id}: API answered {status} {body}")
+
+        unexpected = [f"API client: {error}" for error in run.api_errors]
+        unexpected += [f"API id not answered: {i}" for i in plan.api_ids if i not in run.api_answers]
+        documents = run.sink.snapshot()
+        unexpected += [f"{doc.get('errorType')}: {doc.get('errorMessage')}" for doc in documents if "errorType" in doc]
+        unexpected += [
+            f"log {doc['level']}: {doc.get('message')}"
+            for doc in documents
+            if doc.get("level") in ("ERROR", "CRITICAL")
+        ]
+        unexpected += [f"emulator: {error}" for error in run.emulator.server_errors]
+        invocations: Counter[str] = Counter()
+        for pool in (run.stack.queue_pool, run.stack.api_pool):
+            assert pool is not None
+            invocations[f"{pool.config.name} invocations"] = pool.stats["invocations"]
+            invocations[f"{pool.config.name} cold starts"] = pool.stats["cold_starts"]
+            if pool.stats["errors"]:
+                unexpected.append(f"{pool.config.name}: {pool.stats['errors']} invocation error(s)")
+        assert run.stack.front is not None
+        unexpected += [f"HTTP {status} x{n}" for status, n in run.stack.front.requests.items() if status >= 500]
+
+        past_deadline: list[str] = []
+        max_duration_ms: dict[str, float] = defaultdict(float)
+        timeouts = {
+            run.stack.queue_pool.config.name: run.stack.queue_pool.config.timeout_s,  # type: ignore[union-attr]
+            run.stack.api_pool.config.name: run.stack.api_pool.config.timeout_s,  # type: ignore[union-attr]
+        }
+        for line in run.raw.getvalue().splitlines():
+            match = REPORT_LINE.match(line)
+            if match:
+                function, duration_ms = match["function"], float(match["ms"])
+                max_duration_ms[function] = max(max_duration_ms[function], duration_ms)
+                if duration_ms >= timeouts[function] * 1000:
+                    past_deadline.append(f"{function}: {duration_ms:.0f} ms")
+            elif "Task timed out" in line:
+                past_deadline.append(line)
+
+        requests = run.emulator.requests
+        deletes = [r for r in requests if r.method == "DELETE" and r.status != 401]
+        # random faults only: not the outage, not the scripted refusals of the permanent ids
+        faulted = [r for r in deletes if r.fault is not None and r.fault not in ("unreachable", "status:403")]
+        fault_share = len(faulted) / max(1, len(deletes))
+        return cls(
+            final,
+            lost,
+            duplicated,
+            without_reason,
+            inconsistent,
+            unexpected,
+            past_deadline,
+            fault_share,
+            rows,
+            invocations,
+            dict(max_duration_ms),
+        )
+
+    def table(self, run: Run, elapsed_s: float) -> str:
+        states = ["deleted", "not found", "dead-lettered: permanent", "dead-lettered: invalid", "LOST"]
+        others = sorted({state for _, state in self.rows} - set(states))
+        columns = states + others
+        lines = ["", "Chaos run accounting (every id exactly once)", ""]
+        header = f"{'path':<8}" + "".join(f"{c:>27}" for c in columns) + f"{'total':>8}"
+        lines.append(header)
+        lines.append("-" * len(header))
+        for origin in ("queue", "api"):
+            counts = [self.rows[(origin, c)] for c in columns]
+            lines.append(f"{origin:<8}" + "".join(f"{n:>27}" for n in counts) + f"{sum(counts):>8}")
+        totals = [sum(self.rows[(o, c)] for o in ("queue", "api")) for c in columns]
+        lines.append(f"{'total':<8}" + "".join(f"{n:>27}" for n in totals) + f"{sum(totals):>8}")
+        lines.append("")
+        lines.append(
+            f"lost {len(self.lost)}, accounted twice {len(self.duplicated)}, dead-lettered without reason "
+            f"{len(self.without_reason)}, unexpected errors {len(self.unexpected)}, past deadline "
+            f"{len(self.past_deadline)}"
+        )
+        api_statuses = Counter(status for status, _ in run.api_answers.values())
+        lines.append(f"API answers: {dict(sorted(api_statuses.items()))}")
+        stats = run.emulator.stats()
+        lines.append(f"Extend emulator answers: {dict(sorted(stats.items()))}")
+        faults = Counter(r.fault for r in run.emulator.requests if r.fault)
+        lines.append(f"faults injected: {dict(sorted(faults.items()))} ({self.fault_share:.0%} of deletes)")
+        lines.append(f"invocations: {dict(self.invocations)}; longest (ms): {self.max_duration_ms}")
+        lines.append(f"timeline: {'; '.join(run.events)}; total {elapsed_s:.1f}s")
+        return "\n".join(lines)
