@@ -63,8 +63,8 @@ def rest_event(
     base64_body: bool = False,
     api_key_id: str | None = API_KEY_ID,
 ) -> dict[str, Any]:
-    """A REST API (payload 1.0) proxy event, from events/api_rest_delete.json."""
-    event = copy.deepcopy(sample_event("api_rest_delete.json"))
+    """A REST API (payload 1.0) proxy event, from events/apigw_rest_delete.json."""
+    event = copy.deepcopy(sample_event("apigw_rest_delete.json"))
     if path.startswith("/parser_runs/"):
         resource, parameters = "/parser_runs/{id}", {"id": path.removeprefix("/parser_runs/")}
     else:
@@ -95,8 +95,8 @@ def http_event(
     base64_body: bool = False,
     authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An HTTP API (payload 2.0) event, from events/api_http_delete.json."""
-    event = copy.deepcopy(sample_event("api_http_delete.json"))
+    """An HTTP API (payload 2.0) event, from events/apigw_http_delete.json."""
+    event = copy.deepcopy(sample_event("apigw_http_delete.json"))
     route_key = f"{method} /parser_runs/{{id}}" if path.startswith("/parser_runs/") else f"{method} {path}"
     event.update(rawPath=path, routeKey=route_key)
     if path.startswith("/parser_runs/"):

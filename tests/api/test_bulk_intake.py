@@ -32,7 +32,7 @@ def bulk(make_event: EventFactory, ids: Any, **kwargs: Any) -> dict[str, Any]:
 
 def test_the_sample_rest_event_queues_the_distinct_valid_ids(stack: Stack, emitted: Emitted) -> None:
     # Given the sample bulk request: two ids, one of them twice, and an invalid one
-    event = sample_event("api_rest_bulk.json")
+    event = sample_event("apigw_rest_bulk.json")
 
     # When it is handled
     answer = invoke(event)
@@ -71,7 +71,7 @@ def test_the_sample_rest_event_queues_the_distinct_valid_ids(stack: Stack, emitt
 
 
 def test_the_sample_http_event_queues_with_the_authorizer_caller(stack: Stack) -> None:
-    answer = invoke(sample_event("api_http_bulk.json"))
+    answer = invoke(sample_event("apigw_http_bulk.json"))
     assert answer.status == 202 and answer.body == {"queued": 2, "rejected": []}
     assert {message["callerApiKeyId"] for message in queued_messages(stack)} == {"k9x8c7v6b5"}
 
