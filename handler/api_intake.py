@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from deadline import Deadline
-from deletion import MAX_AUDIT_VALUE_LENGTH, DeletionRequest, Outcome, Trigger, report_outcome
+from deletion import MAX_AUDIT_VALUE_LENGTH, DeletionRequest, Outcome, Trigger, attempt_deletion, report_outcome
 from deletion_queue import enqueue_messages
-from extend_client import DeleteOutcome, DeleteResult, ExtendClient
+from extend_client import DeleteOutcome, ExtendClient
 from parser_run_ids import InvalidParserRunId, validate_parser_run_id
 from settings import Settings
 
@@ -114,9 +114,10 @@ def delete_now_or_enqueue(
     Returns ``DELETED``, ``NOT_FOUND`` or ``QUEUED``; raises ``QueueUnavailable`` when the fallback fails too.
     """
     started = time.perf_counter()
-    result = _delete(client, parser_run_id, deadline)
-    if result.outcome is DeleteOutcome.DELETED or result.outcome is DeleteOutcome.NOT_FOUND:
-        outcome = Outcome.DELETED if result.outcome is DeleteOutcome.DELETED else Outcome.NOT_FOUND
+    request = DeletionRequest(parser_run_id=parser_run_id, audit=audit.fields())
+    result = attempt_deletion(client, request, deadline)
+    if result.outcome is not DeleteOutcome.FAILED:
+        outcome = Outcome(result.outcome.value)
         report_outcome(
             outcome,
             trigger=Trigger.API,
@@ -127,7 +128,6 @@ def delete_now_or_enqueue(
         )
         return outcome
 
-    request = DeletionRequest(parser_run_id=parser_run_id, audit=audit.fields())
     queued = _enqueue(settings, {parser_run_id: request.to_message_body()}, invocation_deadline)
     outcome = Outcome.QUEUED if queued else Outcome.FAILED
     report_outcome(
@@ -142,15 +142,6 @@ def delete_now_or_enqueue(
     if outcome is Outcome.FAILED:
         raise QueueUnavailable("the deletion could not be done now nor queued")
     return outcome
-
-
-def _delete(client: ExtendClient, parser_run_id: str, deadline: Deadline) -> DeleteResult:
-    try:
-        return client.delete_parser_run(parser_run_id, deadline)
-    except Exception as error:  # e.g. the key's secret is unreadable: the request is queued, not lost
-        return DeleteResult(
-            parser_run_id, DeleteOutcome.FAILED, attempts=0, retryable=True, reason=f"{type(error).__name__}"
-        )
 
 
 def parse_bulk_body(body: str | None) -> list[Any]:

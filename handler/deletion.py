@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from extend_client import DeleteResult
+from deadline import Deadline
+from extend_client import DeleteOutcome, DeleteResult, ExtendClient
 from observability import MetricName, count, logger
 from parser_run_ids import InvalidParserRunId, validate_parser_run_id
 
@@ -100,6 +101,21 @@ def _valid_id(value: object) -> str:
         return validate_parser_run_id(value)
     except InvalidParserRunId as error:
         raise InvalidDeletionRequest(str(error)) from None
+
+
+def attempt_deletion(client: ExtendClient, request: DeletionRequest, deadline: Deadline) -> DeleteResult:
+    """Delete through Extend; anything that stops the attempt itself (e.g. an unreadable secret) is a retryable
+    failure rather than an exception, so both triggers keep the request: requeued, or returned to SQS."""
+    try:
+        return client.delete_parser_run(request.parser_run_id, deadline, workspace_id=request.workspace_id)
+    except Exception as error:  # CredentialsError and the like carry no secret in their message
+        return DeleteResult(
+            request.parser_run_id,
+            DeleteOutcome.FAILED,
+            attempts=0,
+            retryable=True,
+            reason=f"{type(error).__name__}: {error}",
+        )
 
 
 def report_outcome(

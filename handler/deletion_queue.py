@@ -26,7 +26,7 @@ MAX_ATTRIBUTE_LENGTH: Final = 1024
 # The longest one SendMessageBatch call can take with the client configuration below.
 SQS_CALL_WORST_CASE_S: Final = 8.0
 _client_lock: Final = threading.Lock()
-# Short timeouts and one retry: a synchronous API request (8 s budget, then at most 2 × 4 s here) must answer inside
+# Short timeouts and one retry: a synchronous API request (8 s budget, then at most 2 x 4 s here) must answer inside
 # the API function's 20 s timeout even when SQS hangs (botocore's defaults are 60 s per read, 3 attempts).
 _SQS_CONFIG: Final = Config(connect_timeout=1, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"})
 

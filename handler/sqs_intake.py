@@ -15,10 +15,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from deadline import Deadline
 from deletion import (
-    DeletionRequest,
     InvalidDeletionRequest,
     Outcome,
     Trigger,
+    attempt_deletion,
     parse_deletion_message,
     report_outcome,
 )
@@ -103,20 +103,10 @@ def _process(record: SqsRecord, deps: Dependencies, deadline: Deadline, started:
         )
         raise RecordNotDone("out of time")
 
-    result = _delete(request, deps, deadline)
-    if result.outcome is DeleteOutcome.DELETED:
+    result = attempt_deletion(deps.extend_client, request, deadline)
+    if result.outcome is not DeleteOutcome.FAILED:  # deleted or not found: the message is done
         report_outcome(
-            Outcome.DELETED,
-            trigger=Trigger.SQS,
-            parser_run_id=request.parser_run_id,
-            duration_ms=_elapsed_ms(started),
-            result=result,
-            audit=request.audit,
-        )
-        return
-    if result.outcome is DeleteOutcome.NOT_FOUND:
-        report_outcome(
-            Outcome.NOT_FOUND,
+            Outcome(result.outcome.value),
             trigger=Trigger.SQS,
             parser_run_id=request.parser_run_id,
             duration_ms=_elapsed_ms(started),
@@ -145,19 +135,6 @@ def _process(record: SqsRecord, deps: Dependencies, deadline: Deadline, started:
     )
     if dlq_message_id is None:
         raise RecordNotDone(reason)
-
-
-def _delete(request: DeletionRequest, deps: Dependencies, deadline: Deadline) -> DeleteResult:
-    try:
-        return deps.extend_client.delete_parser_run(request.parser_run_id, deadline, workspace_id=request.workspace_id)
-    except Exception as error:  # e.g. the secret is unreadable: the record fails and stays on the queue
-        return DeleteResult(
-            request.parser_run_id,
-            DeleteOutcome.FAILED,
-            attempts=0,
-            retryable=True,
-            reason=f"{type(error).__name__}: {error}",
-        )
 
 
 def _dead_letter(
