@@ -8,8 +8,10 @@ deletes. The Extend emulator answers about 30% of deletes with a fault (500, 503
 secret updated, the old key refused) and Extend is unreachable for 1.5 s.
 
 At the end every id must be accounted for exactly once: deleted, not found (already deleted), or dead-lettered
-with a reason. Nothing lost, no unexpected exception, no invocation past its deadline. The accounting table is
-printed (``pytest -s`` shows it; it is also in the report of a failed run).
+with a reason. SQS delivers at least once, so a message may come back after its deletion was done (its delete
+from the queue came too late): that copy must find "not found" and is counted in the table as a redelivery;
+two different fates for one id fail the run. Nothing lost, no unexpected exception, no invocation past its
+deadline. The accounting table is printed to the terminal, even under output capture.
 
 Tuned to finish in a few minutes on two cores: the queue function's timeout is cut to 6 s (and the visibility
 timeout to 10 s, still above timeout plus batching), Extend's read timeout to 1 s, backoffs to tens of ms.
@@ -296,11 +298,19 @@ def test_a_thousand_deletions_under_chaos_are_each_accounted_for_exactly_once(
     with capsys.disabled():
         print(account.table(run, time.monotonic() - started))
     assert account.lost == [], f"lost: {account.lost[:10]}"
-    assert account.duplicated == {}, f"accounted more than once: {dict(list(account.duplicated.items())[:10])}"
+    # (SQS delivers at least once: a redelivered message whose deletion already happened finds "not found" and
+    # is consumed again. That is the idempotent case; two different fates for one id are not.)
+    assert account.conflicting == {}, f"two fates for one id: {dict(list(account.conflicting.items())[:10])}"
     assert account.without_reason == [], f"dead-lettered without a reason: {account.without_reason[:10]}"
     assert account.inconsistent == [], f"state at Extend disagrees: {account.inconsistent[:10]}"
     # and the ones refused for good, and only invalid or refused ones, are in the DLQ, with their reasons
-    assert {i for i, state in account.final.items() if state == "dead-lettered: permanent"} == plan.permanent
+    # (a refused run dead-letters as "permanent", or as "retries_exhausted" when its last receive met a retryable
+    # fault instead; a run that kept meeting faults may dead-letter that way too, with its reason)
+    failed_for_good = {
+        i for i, state in account.final.items() if state.startswith("dead-lettered") and not state.endswith("invalid")
+    }
+    assert plan.permanent <= failed_for_good
+    assert all(run.emulator.exists(i, workspace_id=WORKSPACE) for i in plan.permanent)
     assert {i for i, state in account.final.items() if state == "dead-lettered: invalid"} == {
         body_id(body) for body in plan.invalid_bodies.values()
     }
@@ -321,7 +331,8 @@ def test_a_thousand_deletions_under_chaos_are_each_accounted_for_exactly_once(
 class Accounting:
     final: dict[str, str]
     lost: list[str]
-    duplicated: dict[str, list[str]]
+    redelivered: dict[str, list[str]]
+    conflicting: dict[str, list[str]]
     without_reason: list[str]
     inconsistent: list[str]
     unexpected: list[str]
@@ -351,7 +362,8 @@ class Accounting:
         origin |= {body_id(body): "queue" for body in plan.invalid_bodies.values()}
         final: dict[str, str] = {}
         lost: list[str] = []
-        duplicated: dict[str, list[str]] = {}
+        redelivered: dict[str, list[str]] = {}
+        conflicting: dict[str, list[str]] = {}
         inconsistent: list[str] = []
         rows: Counter[tuple[str, str]] = Counter()
         for parser_run_id in everyone:
@@ -360,13 +372,20 @@ class Accounting:
                 lost.append(parser_run_id)
                 rows[(origin[parser_run_id], "LOST")] += 1
                 continue
+            fates = [event.split(" (")[0].replace("not_found", "not found") for event in events]
             if len(events) > 1:
-                duplicated[parser_run_id] = events
-            state = events[-1].split(" (")[0].replace("not_found", "not found")
+                redelivered[parser_run_id] = events
+                # the only consistent repeat: one deletion (or none), then "not found" for the copies
+                if any(fate.startswith("dead-lettered") for fate in fates) or fates.count("deleted") > 1:
+                    conflicting[parser_run_id] = events
+            state = "deleted" if "deleted" in fates else fates[0]
             final[parser_run_id] = state
             rows[(origin[parser_run_id], state)] += 1
             still_there = run.emulator.exists(parser_run_id, workspace_id=WORKSPACE)
-            if still_there != (state == "dead-lettered: permanent"):
+            # deleted / not found: gone for sure; refused for good: still there; retries exhausted: either
+            if (state in ("deleted", "not found") and still_there) or (
+                state == "dead-lettered: permanent" and not still_there
+            ):
                 inconsistent.append(f"{parser_run_id}: {state}, still at Extend: {still_there}")
         for parser_run_id, (status, body) in run.api_answers.items():
             expected = {"deleted": 200, "not_found": 404, "queued": 202}
@@ -417,7 +436,8 @@ class Accounting:
         return cls(
             final,
             lost,
-            duplicated,
+            redelivered,
+            conflicting,
             without_reason,
             inconsistent,
             unexpected,
@@ -429,21 +449,26 @@ class Accounting:
         )
 
     def table(self, run: Run, elapsed_s: float) -> str:
-        states = ["deleted", "not found", "dead-lettered: permanent", "dead-lettered: invalid", "LOST"]
+        states = ["deleted", "not found", "dead-lettered: permanent", "dead-lettered: retries_exhausted"]
+        states += ["dead-lettered: invalid", "LOST"]
         others = sorted({state for _, state in self.rows} - set(states))
-        columns = states + others
+        columns = [c.replace("dead-lettered: ", "DLQ ") for c in states + others]
+        width = max(len(c) for c in columns) + 2
         lines = ["", "Chaos run accounting (every id exactly once)", ""]
-        header = f"{'path':<8}" + "".join(f"{c:>27}" for c in columns) + f"{'total':>8}"
+        header = f"{'path':<8}" + "".join(f"{c:>{width}}" for c in columns) + f"{'total':>8}"
         lines.append(header)
         lines.append("-" * len(header))
-        for origin in ("queue", "api"):
-            counts = [self.rows[(origin, c)] for c in columns]
-            lines.append(f"{origin:<8}" + "".join(f"{n:>27}" for n in counts) + f"{sum(counts):>8}")
-        totals = [sum(self.rows[(o, c)] for o in ("queue", "api")) for c in columns]
-        lines.append(f"{'total':<8}" + "".join(f"{n:>27}" for n in totals) + f"{sum(totals):>8}")
+        for origin in ("queue", "api", None):
+            counts = [
+                sum(self.rows[(o, c)] for o in (("queue", "api") if origin is None else (origin,)))
+                for c in states + others
+            ]
+            label = origin or "total"
+            lines.append(f"{label:<8}" + "".join(f"{n:>{width}}" for n in counts) + f"{sum(counts):>8}")
         lines.append("")
         lines.append(
-            f"lost {len(self.lost)}, accounted twice {len(self.duplicated)}, dead-lettered without reason "
+            f"lost {len(self.lost)}, two fates for one id {len(self.conflicting)}, redelivered after completion "
+            f"(idempotent) {len(self.redelivered)}, dead-lettered without reason "
             f"{len(self.without_reason)}, unexpected errors {len(self.unexpected)}, past deadline "
             f"{len(self.past_deadline)}"
         )
