@@ -1,4 +1,4 @@
-"""``python -m opscli`` / ``extend-deletions``: the operator's commands for bulk deletions.
+"""``python -m opscli``: the operator's commands for bulk deletions.
 
 Exit status: 0 done; 1 the job ran but something was not done (ids not queued, messages not moved) or a queue
 is missing; 2 bad input (file, column, invalid ids, checkpoint); 130 interrupted. Errors are one line on stderr.
@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
 
     parser = argparse.ArgumentParser(
-        prog="extend-deletions",
+        prog="python -m opscli",
         description="Operate bulk Extend parser run deletions through the deletion queue.",
         epilog="Uses boto3's default credentials; set AWS_ENDPOINT_URL to drive the local stack "
         "(make run ARGS=--serve).",
