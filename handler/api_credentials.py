@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Final, cast
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+from botocore.config import Config
+
+from deadline import Deadline
 
 
 class CredentialsError(RuntimeError):
@@ -44,10 +52,30 @@ def parse_secret_value(raw: str) -> ApiCredentials:
     return ApiCredentials(api_key=text)
 
 
+# Short timeouts, one retry: a secret read is waited for only until the invocation's deadline, and a read left
+# hanging must not keep the reader busy for botocore's default minutes.
+_SECRETS_CLIENT_CONFIG: Final = Config(
+    connect_timeout=2, read_timeout=3, retries={"max_attempts": 2, "mode": "standard"}
+)
+
+
+def _secrets_provider() -> parameters.SecretsProvider:
+    """Powertools' shared secrets provider (the one ``get_secret`` uses), created with the client config above.
+
+    It lives in Powertools' registry, so ``parameters.clear_caches()`` drops it like any other.
+    """
+    provider = DEFAULT_PROVIDERS.get("secrets")
+    if provider is None:
+        provider = DEFAULT_PROVIDERS.setdefault(
+            "secrets", parameters.SecretsProvider(boto_config=_SECRETS_CLIENT_CONFIG)
+        )
+    return cast(parameters.SecretsProvider, provider)
+
+
 def fetch_secret_string(secret_id: str, *, max_age_s: int, force_fetch: bool = False) -> str:
     """A secret's string through Powertools' cache. Errors are reduced to their type: no value leaks."""
     try:
-        value = parameters.get_secret(secret_id, max_age=max_age_s, force_fetch=force_fetch)
+        value = _secrets_provider().get(secret_id, max_age=max_age_s, force_fetch=force_fetch)
     except Exception as error:  # Powertools wraps boto3 errors; the message may quote the request
         raise CredentialsError(f"cannot read secret {secret_id!r}: {type(error).__name__}") from None
     if isinstance(value, bytes):
@@ -62,20 +90,47 @@ def load_api_credentials(secret_id: str, *, max_age_s: int, force_fetch: bool = 
 
 
 class SecretCredentialsProvider:
-    """Credentials from one secret: cached by Powertools for ``max_age_s``, re-read at once after a 401."""
+    """Credentials from one secret: read through Powertools for ``max_age_s``, re-read at once after a 401.
+
+    Reads run on one background thread: concurrent callers (a batch's workers) share the read in flight instead
+    of each fetching, and each waits only until its own deadline, so a hanging Secrets Manager cannot hold an
+    invocation past it. Between reads, the parsed credentials are served from memory without a thread hop.
+    """
 
     def __init__(self, secret_id: str, *, max_age_s: int) -> None:
         self._secret_id = secret_id
         self._max_age_s = max_age_s
-        self._refresh_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="secret-read")
+        self._in_flight: Future[ApiCredentials] | None = None
+        self._in_flight_forced = False
+        self._cached: tuple[ApiCredentials, float] | None = None  # and when it was read (monotonic)
 
-    def current(self) -> ApiCredentials:
-        return load_api_credentials(self._secret_id, max_age_s=self._max_age_s)
+    def current(self, deadline: Deadline) -> ApiCredentials:
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[1] < self._max_age_s:
+            return cached[0]
+        return self._read(deadline, force_fetch=False)
 
-    def refresh(self, stale: ApiCredentials) -> ApiCredentials:
+    def refresh(self, stale: ApiCredentials, deadline: Deadline) -> ApiCredentials:
         """Force a re-read, unless another thread already replaced ``stale``: one fetch per rotation."""
-        with self._refresh_lock:
-            current = self.current()
-            if current != stale:
-                return current
-            return load_api_credentials(self._secret_id, max_age_s=self._max_age_s, force_fetch=True)
+        cached = self._cached
+        if cached is not None and cached[0] != stale:
+            return cached[0]
+        return self._read(deadline, force_fetch=True)
+
+    def _read(self, deadline: Deadline, *, force_fetch: bool) -> ApiCredentials:
+        with self._lock:
+            in_flight = self._in_flight
+            if in_flight is None or in_flight.done() or (force_fetch and not self._in_flight_forced):
+                in_flight = self._reader.submit(self._load, force_fetch)
+                self._in_flight, self._in_flight_forced = in_flight, force_fetch
+        try:
+            return in_flight.result(timeout=max(0.0, deadline.remaining()))
+        except FutureTimeout:
+            raise CredentialsError(f"secret {self._secret_id!r} was not read before the deadline") from None
+
+    def _load(self, force_fetch: bool) -> ApiCredentials:
+        credentials = load_api_credentials(self._secret_id, max_age_s=self._max_age_s, force_fetch=force_fetch)
+        self._cached = (credentials, time.monotonic())
+        return credentials

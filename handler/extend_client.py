@@ -60,9 +60,9 @@ class DeleteResult:
 
 
 class CredentialsProvider(Protocol):
-    def current(self) -> ApiCredentials: ...
+    def current(self, deadline: Deadline) -> ApiCredentials: ...
 
-    def refresh(self, stale: ApiCredentials) -> ApiCredentials: ...
+    def refresh(self, stale: ApiCredentials, deadline: Deadline) -> ApiCredentials: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +159,7 @@ class ExtendClient:
         self, parser_run_id: str, deadline: Deadline, *, workspace_id: str | None = None
     ) -> DeleteResult:
         url = self.url_for(parser_run_id)
-        credentials = self._credentials.current()
+        credentials = self._credentials.current(deadline)
         max_attempts = self._settings.max_attempts
         attempts = throttled = 0
         refreshed_after_401 = False
@@ -198,7 +198,7 @@ class ExtendClient:
             if answer.status == 401 and not refreshed_after_401:
                 # The key may have been rotated since this container cached it: re-read it once and retry.
                 refreshed_after_401 = True
-                fresh = self._credentials.refresh(credentials)
+                fresh = self._credentials.refresh(credentials, deadline)
                 if fresh != credentials:
                     credentials = fresh
                     max_attempts += 1  # the refresh retry is free: it is not the endpoint's fault

@@ -79,7 +79,8 @@ def test_the_scenarios_cover_every_documented_response() -> None:
     documented = {
         (method, path, int(status))
         for method, path in operations()
-        for status in spec()["paths"][path][method.lower()]["responses"]
+        for status, response in spec()["paths"][path][method.lower()]["responses"].items()
+        if response.get("x-produced-by") != "api-gateway"  # answered before the function runs
     }
     assert set(SCENARIOS) == documented
 

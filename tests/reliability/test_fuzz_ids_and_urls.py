@@ -45,10 +45,10 @@ class StaticCredentials:
     def __init__(self, key: str) -> None:
         self.key = key
 
-    def current(self) -> ApiCredentials:
+    def current(self, deadline: object = None) -> ApiCredentials:
         return ApiCredentials(self.key, WORKSPACE)
 
-    def refresh(self, stale: ApiCredentials) -> ApiCredentials:
+    def refresh(self, stale: ApiCredentials, deadline: object = None) -> ApiCredentials:
         return stale
 
 
