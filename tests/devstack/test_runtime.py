@@ -138,8 +138,13 @@ class DeadLetters:
         self.bodies: list[str] = []
 
     def collect(self) -> list[str]:
+        # Taken off for good: a message merely received would come back after its visibility timeout, twice counted.
         while batch := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages"):
             self.bodies.extend(message["Body"] for message in batch)
+            self.sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            )
         return self.bodies
 
 
