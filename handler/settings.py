@@ -41,7 +41,7 @@ class Settings:
     api_sync_budget_s: float = 8.0
     secret_max_age_s: int = 300
     max_receive_count: int | None = None
-    max_concurrency: int = 8
+    max_concurrency: int = 4
     max_requests_per_second: float = 5.0
 
     @property
@@ -123,7 +123,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_receive_count=None
         if max_receive is None
         else _integer(env, "MAX_RECEIVE_COUNT", 0, minimum=1, maximum=1000),
-        max_concurrency=_integer(env, "EXTEND_MAX_CONCURRENCY", 8, minimum=1, maximum=64),
+        max_concurrency=_integer(env, "EXTEND_MAX_CONCURRENCY", 4, minimum=1, maximum=64),
         max_requests_per_second=_number(env, "EXTEND_MAX_REQUESTS_PER_SECOND", 5.0, minimum=0.1, maximum=10_000),
     )
 
