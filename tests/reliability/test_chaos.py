@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
-import hmac
 import io
 import json
 import random
@@ -38,6 +36,7 @@ from typing import Any
 import pytest
 import urllib3
 
+from devstack.demo import sign
 from devstack.extend_emulator import ExtendEmulator, Fault
 from devstack.moto_stack import aws_client
 from devstack.runtime import FunctionConfig, LocalStack, LocalStackOptions, LogSink
@@ -106,18 +105,6 @@ def make_plan(seed: int = 7) -> Plan:
         f"invalid_{index}": json.dumps({"parserRunId": f"../chaos/{index}"}) for index in range(INVALID_MESSAGES)
     }
     return Plan(queue_ids, api_ids, absent, permanent, invalid)
-
-
-def signature(secret: str, body: bytes) -> dict[str, str]:
-    message_id = f"msg_{secrets.token_hex(12)}"
-    timestamp = int(time.time())
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
-    }
 
 
 @dataclass
@@ -205,7 +192,7 @@ def send_queue_messages(run: Run, plan: Plan) -> None:
 
 
 def api_delete(run: Run, http: urllib3.PoolManager, parser_run_id: str) -> None:
-    headers = {"x-api-key": run.stack.api_key, **signature(run.signing_secret, b"")}
+    headers = {"x-api-key": run.stack.api_key, **sign(run.signing_secret, b"")}
     try:
         response = http.request(
             "DELETE", f"{run.stack.api_url}/parser_runs/{parser_run_id}", headers=headers, timeout=60.0, retries=False
