@@ -55,9 +55,13 @@ def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) ->
 _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 
+def parse_cfn_yaml(text: str) -> Any:
+    """CloudFormation YAML, short-form tags (``!Ref``, ``!Sub``, ...) read into their long form."""
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_template(path: Path | str = DEFAULT_TEMPLATE) -> dict[str, Any]:
-    text = Path(path).read_text(encoding="utf-8")
-    document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    document = parse_cfn_yaml(Path(path).read_text(encoding="utf-8"))
     if not isinstance(document, dict) or "Resources" not in document:
         raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
     return document

@@ -53,10 +53,7 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
 
     # An all-failed batch is still a partial response, not an invocation error: Extend being down is not our
     # function failing, and a raised error would retry the batch anyway.
-    response: dict[str, Any] = dict(
-        process_partial_batch(event, record_handler, executor=_batch_executor(deps.settings.max_concurrency))
-    )
-    return response
+    return process_partial_batch(event, record_handler, executor=_batch_executor(deps.settings.max_concurrency))
 
 
 def _handle_record(record: SqsRecord, deps: Dependencies, deadline: Deadline) -> None:

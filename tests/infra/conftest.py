@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from devstack.template import parse_cfn_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -34,26 +35,6 @@ def missing_artifact(message: str) -> None:
 # ---------------------------------------------------------------- the template as written
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) into their long form."""
-
-
-def _construct_tag(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if name == "Fn::GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
 @pytest.fixture(scope="session")
 def template_text() -> str:
     return TEMPLATE.read_text(encoding="utf-8")
@@ -61,7 +42,7 @@ def template_text() -> str:
 
 @pytest.fixture(scope="session")
 def raw_template(template_text: str) -> dict[str, Any]:
-    return yaml.load(template_text, Loader=_CfnLoader)
+    return parse_cfn_yaml(template_text)
 
 
 # ---------------------------------------------------------------- the template as SAM expands it
@@ -164,7 +145,7 @@ def built() -> BuiltArtifacts:
     built_template = BUILD_DIR / "template.yaml"
     if not built_template.is_file():
         missing_artifact(f"{BUILD_DIR.relative_to(ROOT)} is missing: run `make build` (or `make infra`)")
-    template = yaml.load(built_template.read_text(encoding="utf-8"), Loader=_CfnLoader)
+    template = parse_cfn_yaml(built_template.read_text(encoding="utf-8"))
     artifacts = BuiltArtifacts(template, BUILD_DIR)
     functions = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
     for name in functions:
