@@ -37,6 +37,7 @@ from devstack.moto_stack import (
     put_secret,
     rotate_secret,
 )
+from devstack.runtime import metric_totals
 
 # The function logs to the process's real stdout, as in Lambda. Binding it to fd 1 (not to whichever capture
 # object pytest had installed at import time) lets pytest's fd capture see every line, from every thread.
@@ -145,13 +146,7 @@ class Emitted:
         return [document for document in self.logs if "outcome" in document]
 
     def metric_totals(self) -> Counter[str]:
-        totals: Counter[str] = Counter()
-        for document in self.read().documents:
-            for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
-                for metric in directive["Metrics"]:
-                    value = document[metric["Name"]]
-                    totals[metric["Name"]] += sum(value) if isinstance(value, list) else value
-        return totals
+        return metric_totals(self.read().documents)
 
     def metric_dimensions(self, metric_name: str) -> list[dict[str, Any]]:
         return [
