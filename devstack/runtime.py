@@ -845,6 +845,9 @@ class LocalStackOptions:
     api_keys: dict[str, str] | None = None  # x-api-key value -> key id; None: one generated key
     api_instances: int = 2
     sqs_wait_time_s: int = 1
+    # False: the event source is built but polls only after ``event_source.start()``, so a caller can fill the queue
+    # first and know how messages will be batched (two pollers could otherwise split a batch between them).
+    poll_queue: bool = True
     workspace_id: str = "ws_local"
     stack_name: str = "local"
 
@@ -924,7 +927,9 @@ class LocalStack:
                 wait_time_s=self.options.sqs_wait_time_s,
             ),
             aws_client("sqs", self.moto_endpoint),
-        ).start()
+        )
+        if self.options.poll_queue:
+            self.event_source.start()
         api = template.api(api_spec.api_logical_id)
         self.front = ApiGatewayFront(
             self.api_pool,

@@ -30,6 +30,7 @@ AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
 Parameters:
   MaxReceiveCount: {{Type: Number, Default: 2}}
+  PollerConcurrency: {{Type: Number, Default: 2}}
   ProbeLog: {{Type: String, Default: ""}}
   ExtendApiKeySecretArn: {{Type: String}}
 Conditions:
@@ -68,7 +69,7 @@ Resources:
       MaximumBatchingWindowInSeconds: 0
       FunctionResponseTypes: [ReportBatchItemFailures]
       ScalingConfig:
-        MaximumConcurrency: 2
+        MaximumConcurrency: !Ref PollerConcurrency
   Front:
     Type: AWS::Serverless::Function
     Properties:
@@ -98,7 +99,9 @@ API_KEY = "probe-api-key-value"
 
 
 @pytest.fixture
-def probe_stack(moto_endpoint: str, extend: ExtendEmulator, tmp_path: Path) -> Iterator[tuple[LocalStack, Path]]:
+def probe_stack(
+    request: pytest.FixtureRequest, moto_endpoint: str, extend: ExtendEmulator, tmp_path: Path
+) -> Iterator[tuple[LocalStack, Path]]:
     template = tmp_path / "template.yaml"
     template.write_text(PROBE_TEMPLATE.format(code_uri=PROBE_DIR), encoding="utf-8")
     log = tmp_path / "events.jsonl"
@@ -109,6 +112,11 @@ def probe_stack(moto_endpoint: str, extend: ExtendEmulator, tmp_path: Path) -> I
         api_keys={API_KEY: "probe-key-id"},
         api_instances=2,
     )
+    for name, value in getattr(request, "param", {}).items():
+        if name == "parameter_overrides":
+            options.parameter_overrides.update(value)
+        else:
+            setattr(options, name, value)
     stack = LocalStack(moto_endpoint, extend.base_url, "sk_unused", LogSink(), options).start()
     try:
         yield stack, log
@@ -201,13 +209,18 @@ def test_failed_items_are_redelivered_then_redriven_to_the_dlq(probe_stack: tupl
     assert stack.event_source.stats["messages_deleted"] == 1
 
 
+@pytest.mark.parametrize(
+    "probe_stack", [{"poll_queue": False, "parameter_overrides": {"PollerConcurrency": "1"}}], indirect=True
+)
 def test_an_invocation_error_keeps_the_whole_batch(probe_stack: tuple[LocalStack, Path]) -> None:
-    # Given a batch that makes the function raise
-    stack, _ = probe_stack
+    # Given a batch that makes the function raise, queued before the one poller starts, so each receive takes both
+    stack, log = probe_stack
     stack.sqs.send_message_batch(
         QueueUrl=stack.queue_url,
         Entries=[{"Id": "a", "MessageBody": "innocent"}, {"Id": "b", "MessageBody": "crash"}],
     )
+    assert stack.event_source is not None and stack.event_source.settings.maximum_concurrency == 1
+    stack.event_source.start()
 
     # When the event source has retried it until the redrive policy gives up
     dead = DeadLetters(stack)
@@ -215,7 +228,10 @@ def test_an_invocation_error_keeps_the_whole_batch(probe_stack: tuple[LocalStack
 
     # Then no message of the failed batch was deleted: both were redriven by SQS
     assert sorted(dead.bodies) == ["crash", "innocent"]
-    assert stack.event_source is not None
+    assert [sorted(r["body"] for r in event["Records"]) for event in recorded_events(log)] == [
+        ["crash", "innocent"],
+        ["crash", "innocent"],
+    ]
     assert stack.event_source.stats["invocation_errors"] >= 2
     assert stack.event_source.stats["messages_deleted"] == 0
     assert any(doc.get("errorType") == "RuntimeError" for doc in stack.sink.snapshot())
