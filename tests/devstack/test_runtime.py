@@ -102,21 +102,19 @@ API_KEY = "probe-api-key-value"
 def probe_stack(
     request: pytest.FixtureRequest, moto_endpoint: str, extend: ExtendEmulator, tmp_path: Path
 ) -> Iterator[tuple[LocalStack, Path]]:
+    # Indirect parameters: {"pollers": n, "poll_queue": False} for a test that must fill the queue first.
+    wanted = getattr(request, "param", {})
     template = tmp_path / "template.yaml"
     template.write_text(PROBE_TEMPLATE.format(code_uri=PROBE_DIR), encoding="utf-8")
     log = tmp_path / "events.jsonl"
     options = LocalStackOptions(
         template_path=template,
-        parameter_overrides={"ProbeLog": str(log)},
+        parameter_overrides={"ProbeLog": str(log), "PollerConcurrency": str(wanted.get("pollers", 2))},
         visibility_timeout_s=1,
         api_keys={API_KEY: "probe-key-id"},
         api_instances=2,
+        poll_queue=wanted.get("poll_queue", True),
     )
-    for name, value in getattr(request, "param", {}).items():
-        if name == "parameter_overrides":
-            options.parameter_overrides.update(value)
-        else:
-            setattr(options, name, value)
     stack = LocalStack(moto_endpoint, extend.base_url, "sk_unused", LogSink(), options).start()
     try:
         yield stack, log
@@ -209,9 +207,7 @@ def test_failed_items_are_redelivered_then_redriven_to_the_dlq(probe_stack: tupl
     assert stack.event_source.stats["messages_deleted"] == 1
 
 
-@pytest.mark.parametrize(
-    "probe_stack", [{"poll_queue": False, "parameter_overrides": {"PollerConcurrency": "1"}}], indirect=True
-)
+@pytest.mark.parametrize("probe_stack", [{"pollers": 1, "poll_queue": False}], indirect=True)
 def test_an_invocation_error_keeps_the_whole_batch(probe_stack: tuple[LocalStack, Path]) -> None:
     # Given a batch that makes the function raise, queued before the one poller starts, so each receive takes both
     stack, log = probe_stack
