@@ -1,0 +1,76 @@
+"""The README's configuration and metric tables against what the code reads and emits, so the docs stay true."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from observability import MetricName
+from settings import load_settings
+from tests.infra.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def section(title: str) -> str:
+    """The text of one ``## `` section of the README, its subsections included."""
+    start = README.index(f"\n## {title}")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def documented_variables() -> set[str]:
+    """The variable names in the first column of the Configuration table."""
+    first_cells = [line.split("|")[1] for line in section("Configuration").splitlines() if line.startswith("| `")]
+    return {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+
+
+class RecordingEnvironment(dict[str, str]):
+    """An environment that remembers every variable asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+
+def template_variables(raw_template: dict[str, Any]) -> set[str]:
+    names = set(raw_template["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in raw_template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            names.update(resource["Properties"].get("Environment", {}).get("Variables", {}))
+    return names
+
+
+def test_every_variable_the_settings_read_is_in_the_configuration_table() -> None:
+    # Given an environment that records what is read from it
+    env = RecordingEnvironment({"EXTEND_API_KEY_SECRET_ID": "extend/api-key", "MAX_RECEIVE_COUNT": "5"})
+
+    # When the settings are loaded from it
+    load_settings(env)
+
+    # Then every variable they read has a row in the README
+    assert len(env.asked) > 10
+    assert env.asked - documented_variables() == set()
+
+
+def test_every_variable_the_template_sets_is_in_the_configuration_table(raw_template: dict[str, Any]) -> None:
+    names = template_variables(raw_template)
+    assert {"EXTEND_API_KEY_SECRET_ID", "DELETION_QUEUE_URL", "POWERTOOLS_SERVICE_NAME"} <= names
+    assert names - documented_variables() == set()
+
+
+def test_every_metric_the_function_emits_is_named_in_the_readme() -> None:
+    metric_names = {value for name, value in vars(MetricName).items() if name.isupper()}
+    assert len(metric_names) >= 9
+    outcome_table = section("Extend answer → outcome → SQS result → metric")
+    api_metrics = section("API")
+    undocumented = {name for name in metric_names if f"`{name}`" not in outcome_table + api_metrics}
+    assert undocumented == set()
