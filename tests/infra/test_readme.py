@@ -7,7 +7,7 @@ from typing import Any
 
 from observability import MetricName
 from settings import load_settings
-from tests.infra.conftest import ROOT
+from tests.infra.conftest import ROOT, Cfn
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -41,12 +41,10 @@ class RecordingEnvironment(dict[str, str]):
         return super().__getitem__(key)
 
 
-def template_variables(raw_template: dict[str, Any]) -> set[str]:
-    names = set(raw_template["Globals"]["Function"]["Environment"]["Variables"])
-    for resource in raw_template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            names.update(resource["Properties"].get("Environment", {}).get("Variables", {}))
-    return names
+def template_variables(cfn: Cfn) -> set[str]:
+    """Every variable of every function, as SAM deploys them (Globals merged in)."""
+    functions = cfn.of_type("AWS::Lambda::Function")
+    return {name for function in functions for name in cfn.props(function)["Environment"]["Variables"]}
 
 
 def test_every_variable_the_settings_read_is_in_the_configuration_table() -> None:
@@ -61,8 +59,8 @@ def test_every_variable_the_settings_read_is_in_the_configuration_table() -> Non
     assert env.asked - documented_variables() == set()
 
 
-def test_every_variable_the_template_sets_is_in_the_configuration_table(raw_template: dict[str, Any]) -> None:
-    names = template_variables(raw_template)
+def test_every_variable_the_template_sets_is_in_the_configuration_table(cfn: Cfn) -> None:
+    names = template_variables(cfn)
     assert {"EXTEND_API_KEY_SECRET_ID", "DELETION_QUEUE_URL", "POWERTOOLS_SERVICE_NAME"} <= names
     assert names - documented_variables() == set()
 
