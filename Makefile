@@ -20,6 +20,8 @@ $(STAMP): requirements-dev.txt constraints-dev.txt layers/dependencies/requireme
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# The function's package (handler/ is the Lambda zip root) on the venv's path, for opscli, devstack and bench.
+	@$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "parser-run-deleter.pth").write_text(str(pathlib.Path("handler").resolve()) + "\n")'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 test: venv lint typecheck security infra pytest

@@ -2,7 +2,7 @@
 
 The emulator enforces R requests/s (one token bucket, a one-second burst, 429 with ``Retry-After``). The queue
 (moto) holds 1,000 messages; ``devstack.runtime``'s SQS event source polls it with ``MaximumConcurrency`` = N
-pollers, batches of 10, each invoking one of N warm worker processes running ``app.lambda_handler``.
+pollers, batches of 10, each invoking one of N warm worker processes running the queue function's entry point.
 
 * **shares right**: ``EXTEND_MAX_REQUESTS_PER_SECOND`` = 0.95 R / N, the README's capacity rule. Targets:
   throughput >= 0.9 R, 429s <= 2 % of requests, nothing lost.
@@ -117,7 +117,7 @@ def scenario(
     )
     config = FunctionConfig(
         name="QueueFunction",
-        handler="app.lambda_handler",
+        handler="parser_run_deleter.entrypoints.queue_function.lambda_handler",
         code_uri=HANDLER_DIR,
         timeout_s=60,
         memory_mb=256,

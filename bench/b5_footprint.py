@@ -1,6 +1,6 @@
 """B5 footprint: the function's zip, the dependencies layer unzipped, and the peak RSS of a warm instance.
 
-* Function: ``handler/*.py`` deflated into a zip, as ``sam build`` packages the CodeUri.
+* Function: every ``.py`` under ``handler/`` deflated into a zip, as ``sam build`` packages the CodeUri.
 * Layer: ``layers/dependencies/requirements.txt`` installed for the Lambda platform (arm64, CPython 3.14) into a
   temporary directory, cleaned as the layer's Makefile does (no ``bin/``, no ``__pycache__``, no RECORD), then
   measured file by file. Without network, the same distributions are copied from this interpreter's
@@ -40,8 +40,8 @@ LAMBDA_PIP_ARGS = (
 def function_zip_bytes(source: Path = HANDLER_DIR) -> int:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(source.glob("*.py")):
-            archive.write(path, path.name)
+        for path in sorted(source.rglob("*.py")):
+            archive.write(path, path.relative_to(source))
     return len(buffer.getvalue())
 
 
@@ -132,7 +132,7 @@ def run(stack: Stack, runs: int) -> list[Result]:
     return [
         Result(
             "B5",
-            "function zip (handler/*.py, deflated)",
+            "function zip (handler/**/*.py, deflated)",
             function_bytes,
             None,
             None,

@@ -21,10 +21,7 @@ and redrives happen in seconds; everything else is the template's.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import random
@@ -45,6 +42,7 @@ from typing import IO, Any
 from devstack.extend_emulator import ExtendEmulator, Fault
 from devstack.moto_stack import REGION, moto_server
 from devstack.runtime import LocalStack, LocalStackOptions, LogSink
+from parser_run_deleter.logic.webhook_signature import new_signing_secret, signature_headers
 
 WORKSPACE = "ws_local"
 LOCAL_PARAMETERS = {"ExtendMaxRequestsPerSecondPerInstance": "50"}
@@ -58,23 +56,6 @@ INVALID_BULK_IDS = ("not/a valid id", "", "x" * 300)
 
 def _quiet_moto() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
-
-def new_webhook_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def sign(secret: str, body: bytes, *, message_id: str | None = None, timestamp: int | None = None) -> dict[str, str]:
-    """Standard Webhooks headers for ``body``: v1 = base64 HMAC-SHA256 of ``id.timestamp.body``."""
-    message_id = message_id or f"msg_{secrets.token_hex(12)}"
-    timestamp = timestamp if timestamp is not None else int(time.time())
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
-    }
 
 
 @dataclass(frozen=True)
@@ -195,7 +176,7 @@ def running_stack(
 def _api_headers(stack: LocalStack, secret: str | None, body: bytes, **extra: str) -> dict[str, str]:
     headers = {"x-api-key": stack.api_key, "content-type": "application/json", **extra}
     if secret:
-        headers.update(sign(secret, body))
+        headers.update(signature_headers(secret, body))
     return headers
 
 
@@ -233,7 +214,7 @@ def drain(stack: LocalStack, sink: LogSink, console: Console, *, expected: int, 
 def run_demo(args: argparse.Namespace, console: Console) -> int:
     started = time.monotonic()
     plan = make_plan(args.size)
-    webhook_secret = new_webhook_secret()
+    webhook_secret = new_signing_secret()
     log_file = Path(tempfile.mkstemp(prefix="extend-deleter-functions-", suffix=".log")[1])
     with log_file.open("w", encoding="utf-8") as raw:
         sink = LogSink(raw)
@@ -443,7 +424,7 @@ def serve(args: argparse.Namespace, console: Console) -> int:
     rng = random.Random(11)
     seeded = [f"parser_run_serve{n:03d}_" + "".join(rng.choices(string.ascii_letters, k=8)) for n in range(1, 21)]
     plan = Plan(seeded=seeded, absent=[])
-    secret = new_webhook_secret() if args.sign else None
+    secret = new_signing_secret() if args.sign else None
     log_file = Path(tempfile.mkstemp(prefix="extend-deleter-functions-", suffix=".log")[1])
     with log_file.open("w", encoding="utf-8") as raw:
         sink = LogSink(raw)

@@ -1,7 +1,8 @@
 """``enqueue``: read ids, validate and de-duplicate them, and send them to the deletion queue, resumably.
 
-* Ids are checked with the handler's own rule (``handler/parser_run_ids.py``, loaded from the repository), so
-  the CLI accepts exactly what the function accepts.
+* Ids are checked with the function's own rule (``parser_run_deleter.shared.parser_run_ids``), and messages
+  are written in the function's own format (``parser_run_deleter.logic.queue_messages``), so the CLI sends
+  exactly what the function accepts.
 * Sending is ``SendMessageBatch`` (10 a call) from several threads. Entries SQS rejects, and whole calls that
   fail, are retried with exponential backoff and jitter; what still fails is reported with SQS's code.
 * With ``--checkpoint FILE``, every id SQS acknowledged is appended to the file (flushed after each batch)
@@ -12,8 +13,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import json
 import os
 import random
 import threading
@@ -22,12 +21,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-HANDLER_DIR = Path(__file__).resolve().parent.parent / "handler"
+from parser_run_deleter.logic.queue_messages import DeletionRequest
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
+
 SQS_BATCH_LIMIT = 10
 _jitter = random.Random()  # noqa: S311 - retry jitter, not cryptography
 
@@ -40,24 +40,11 @@ class FatalQueueError(RuntimeError):
     """The queue is missing or unusable: stop every sender."""
 
 
-def _load_id_rules() -> ModuleType:
-    """``handler/parser_run_ids.py`` (the Lambda zip root is not a package), loaded once by file path."""
-    spec = importlib.util.spec_from_file_location("parser_run_ids", HANDLER_DIR / "parser_run_ids.py")
-    if spec is None or spec.loader is None:
-        raise ImportError("handler/parser_run_ids.py not found")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_ID_RULES = _load_id_rules()
-
-
 def validate_id(value: str) -> str | None:
     """None when ``value`` is a valid parser run id, else the reason (the handler's own message)."""
     try:
-        _ID_RULES.validate_parser_run_id(value)
-    except _ID_RULES.InvalidParserRunId as error:
+        validate_parser_run_id(value)
+    except InvalidParserRunId as error:
         return str(error)
     return None
 
@@ -145,7 +132,7 @@ class Checkpoint:
 
 
 def message_body(parser_run_id: str, audit: dict[str, str]) -> str:
-    return json.dumps({"parserRunId": parser_run_id, **audit}, separators=(",", ":"))
+    return DeletionRequest(parser_run_id=parser_run_id, audit=audit).to_message_body()
 
 
 @dataclass

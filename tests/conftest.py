@@ -23,9 +23,6 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 from aws_lambda_powertools.utilities import parameters
 
-import observability
-from deletion_queue import _cached_sqs_client
-from dependencies import reset_dependencies
 from devstack.extend_emulator import ExtendEmulator
 from devstack.lambda_context import LocalLambdaContext
 from devstack.moto_stack import (
@@ -38,6 +35,8 @@ from devstack.moto_stack import (
     rotate_secret,
 )
 from devstack.runtime import metric_totals
+from parser_run_deleter.adapters import deletion_queue, wiring
+from parser_run_deleter.shared import observability
 
 # The function logs to the process's real stdout, as in Lambda. Binding it to fd 1 (not to whichever capture
 # object pytest had installed at import time) lets pytest's fd capture see every line, from every thread.
@@ -70,17 +69,18 @@ def record_response(text: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _record_handler_responses(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every ``app.lambda_handler`` answer (API responses included) is scanned for secrets too."""
-    import app
+    """Every answer of either entry point (API responses included) is scanned for secrets too."""
+    from parser_run_deleter.entrypoints import api_function, queue_function
 
-    handler = app.lambda_handler
+    for entry_point in (api_function, queue_function):
+        handler = entry_point.lambda_handler
 
-    def recording_handler(event: Any, context: Any) -> Any:
-        response = handler(event, context)
-        record_response(json.dumps(response, default=str))
-        return response
+        def recording_handler(event: Any, context: Any, handler: Any = handler) -> Any:
+            response = handler(event, context)
+            record_response(json.dumps(response, default=str))
+            return response
 
-    monkeypatch.setattr(app, "lambda_handler", recording_handler)
+        monkeypatch.setattr(entry_point, "lambda_handler", recording_handler)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -180,7 +180,7 @@ class Stack:
                 self.monkeypatch.delenv(name, raising=False)
             else:
                 self.monkeypatch.setenv(name, value)
-        reset_dependencies()
+        wiring.reset()
 
     def sqs(self) -> Any:
         return aws_client("sqs", self.endpoint)
@@ -233,8 +233,8 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
         DEADLINE_SAFETY_MARGIN_SECONDS="0.5",
     )
     parameters.clear_caches()
-    _cached_sqs_client.cache_clear()
+    deletion_queue.reset()
     observability.metrics.clear_metrics()
     yield stack
     parameters.clear_caches()
-    reset_dependencies()
+    wiring.reset()

@@ -2,8 +2,8 @@
 
 import _child
 
-import app
+from parser_run_deleter.entrypoints import queue_function
 
-response = app.lambda_handler(_child.event(*_child.ids()), _child.Context())
+response = queue_function.lambda_handler(_child.event(*_child.ids()), _child.Context())
 _child.report(failures=len(response["batchItemFailures"]), rss_kb=_child.rss_kb())
 _child.done()

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import standardwebhooks
 
-import api_routes
-import app
 from devstack.lambda_context import LocalLambdaContext
 from devstack.moto_stack import put_secret
+from parser_run_deleter.entrypoints import api_function
+from parser_run_deleter.logic import signature_verifier
 from tests.api.openapi_contract import check_response
 from tests.conftest import Stack, register_secret
 
@@ -124,8 +124,8 @@ class Answer:
 
 
 def invoke(event: dict[str, Any], context: LocalLambdaContext | None = None) -> Answer:
-    """Run the event through app.lambda_handler, and check the response against openapi.yaml."""
-    response = app.lambda_handler(event, context or LocalLambdaContext(timeout_s=30))
+    """Run the event through api_function.lambda_handler, and check the response against openapi.yaml."""
+    response = api_function.lambda_handler(event, context or LocalLambdaContext(timeout_s=30))
     headers = {name.lower(): value for name, value in (response.get("headers") or {}).items()}
     for name, values in (response.get("multiValueHeaders") or {}).items():
         headers[name.lower()] = ", ".join(values)
@@ -194,6 +194,6 @@ def signing(stack: Stack) -> Iterator[Signing]:
     secret = new_webhook_secret()
     arn = put_secret(stack.endpoint, secret, name=f"webhook-signing-{uuid.uuid4().hex[:8]}")
     stack.set_env(WEBHOOK_SIGNING_SECRET_ID=arn)
-    api_routes._verifier.cache_clear()
+    signature_verifier.reset()
     yield Signing(secret, arn)
-    api_routes._verifier.cache_clear()
+    signature_verifier.reset()

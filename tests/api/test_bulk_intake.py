@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from deletion_queue import _cached_sqs_client
 from devstack.lambda_context import LocalLambdaContext
+from parser_run_deleter.adapters import deletion_queue
 from tests.api.conftest import (
     API_KEY_ID,
     SOURCE_IP,
@@ -197,9 +197,9 @@ def sqs_faults(stack: Stack) -> Iterator[SqsFaultProxy]:
     """SQS reached through the fault proxy: moto itself rejects the entries the test marks."""
     with SqsFaultProxy(stack.endpoint) as proxy:
         stack.set_env(AWS_ENDPOINT_URL=proxy.endpoint)
-        _cached_sqs_client.cache_clear()
+        deletion_queue.reset()
         yield proxy
-    _cached_sqs_client.cache_clear()
+    deletion_queue.reset()
 
 
 def test_entries_sqs_keeps_rejecting_are_reported_rejected_not_queued(

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-import api_routes
 from devstack.extend_emulator import Fault
 from devstack.moto_stack import put_secret
+from parser_run_deleter.intake import api_gateway, api_routes
 from tests.api.conftest import http_event, invoke, new_webhook_secret, queued_messages, rest_event
 from tests.api.openapi_contract import operations, spec
 from tests.conftest import Emitted, Stack
@@ -33,7 +33,7 @@ def test_openapi_yaml_is_a_valid_openapi_3_document() -> None:
     assert spec()["openapi"].startswith("3.")  # spec() also runs openapi-spec-validator
 
 
-@pytest.mark.parametrize("resolver", [api_routes.rest_app, api_routes.http_app], ids=["rest", "http"])
+@pytest.mark.parametrize("resolver", [api_gateway.rest_app, api_gateway.http_app], ids=["rest", "http"])
 def test_every_route_is_in_openapi_yaml_and_nothing_else(resolver: Any) -> None:
     declared = _normalised(operations())
     assert _resolver_operations(resolver) == declared
@@ -135,7 +135,7 @@ def test_an_unexpected_error_is_a_json_500_without_details(
         raise RuntimeError("boom: internal detail")
 
     monkeypatch.setattr(api_routes, "enqueue_bulk", broken)
-    response = api_routes.handle_api_event(
+    response = api_gateway.handle_api_event(
         rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}'), stack.context()
     )
     assert response["statusCode"] == 500

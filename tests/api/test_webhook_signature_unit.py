@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import standardwebhooks
 
-from webhook_signature import (
+from parser_run_deleter.logic.webhook_signature import (
     SignatureRejected,
     SigningSecretUnavailable,
     matches,

@@ -61,7 +61,10 @@ def test_the_project_template_yields_both_functions_and_the_queues() -> None:
 
     # Then the queue function is the one an SQS event source mapping points at, configured from parameters
     queue = template.queue_function()
-    assert queue.handler == "app.lambda_handler" and queue.code_uri == REPO_ROOT / "handler"
+    assert (
+        queue.handler == "parser_run_deleter.entrypoints.queue_function.lambda_handler"
+        and queue.code_uri == REPO_ROOT / "handler"
+    )
     assert queue.sqs is not None and queue.sqs.queue_logical_id == "DeletionQueue"
     assert queue.sqs.report_batch_item_failures
     assert queue.sqs.batch_size >= 1 and queue.sqs.maximum_concurrency is not None

@@ -165,7 +165,8 @@ def test_built_queue_function_deletes_a_parser_run_from_the_sample_sqs_event(
     assert [(request.path, request.status) for request in deletes] == [(f"/parser_runs/{parser_run_id}", 200)]
     # and the code ran from the build: the function's own modules and the layer's packages, not this checkout's
     origins = {name: Path(path).resolve() for name, path in outcome["origins"].items()}
-    assert origins["app"].is_relative_to(function_dir.resolve())
+    entry_module = props["Handler"].rsplit(".", 1)[0]
+    assert origins[entry_module].is_relative_to(function_dir.resolve())
     assert origins["aws_lambda_powertools"].is_relative_to(layer_dir(built).resolve())
     assert origins["urllib3"].is_relative_to(layer_dir(built).resolve())
     # and it emitted the metric the alarms and dashboard read, under the template's namespace and dimensions

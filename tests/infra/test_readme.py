@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from observability import MetricName
-from settings import load_settings
+from parser_run_deleter.shared.observability import MetricName
+from parser_run_deleter.shared.settings import load_settings
 from tests.infra.conftest import ROOT, Cfn
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -80,10 +80,14 @@ def event_source_mapping(cfn: Cfn) -> dict[str, Any]:
 # ---------------------------------------------------------------- functions
 
 
-@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
-def test_functions_run_app_lambda_handler_on_the_newest_python_on_arm64(cfn: Cfn, function: str) -> None:
+@pytest.mark.parametrize(
+    ("function", "entry_point"), [(QUEUE_FUNCTION, "queue_function"), (API_FUNCTION, "api_function")]
+)
+def test_each_function_runs_its_own_entry_point_on_the_newest_python_on_arm64(
+    cfn: Cfn, function: str, entry_point: str
+) -> None:
     props = cfn.props(function)
-    assert props["Handler"] == "app.lambda_handler"
+    assert props["Handler"] == f"parser_run_deleter.entrypoints.{entry_point}.lambda_handler"
     assert props["Runtime"] == RUNTIME
     assert props["Architectures"] == ["arm64"]
     assert 128 <= props["MemorySize"] <= 10240

@@ -8,14 +8,14 @@ from email.utils import formatdate
 import pytest
 import urllib3
 
-from api_credentials import ApiCredentials, SecretCredentialsProvider
-from deadline import Deadline
 from devstack.extend_emulator import ExtendEmulator, Fault
 from devstack.moto_stack import put_secret, rotate_secret
-from extend_client import USER_AGENT, DeleteOutcome, ExtendClient, parse_retry_after
-from parser_run_ids import InvalidParserRunId
-from rate_limiter import AdaptiveRateLimiter
-from settings import Settings
+from parser_run_deleter.adapters.extend_client import USER_AGENT, DeleteOutcome, ExtendClient, parse_retry_after
+from parser_run_deleter.adapters.extend_credentials import ExtendCredentials, SecretCredentialsProvider
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
+from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
+from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.time_budget import Deadline
 from tests.conftest import new_api_key
 
 WORKSPACE = "ws_test"
@@ -27,10 +27,10 @@ class StaticCredentials:
         self.workspace_id = workspace_id
         self.refreshes = 0
 
-    def current(self, deadline: object = None) -> ApiCredentials:
-        return ApiCredentials(self.keys[0], self.workspace_id)
+    def current(self, deadline: object = None) -> ExtendCredentials:
+        return ExtendCredentials(self.keys[0], self.workspace_id)
 
-    def refresh(self, stale: ApiCredentials, deadline: object = None) -> ApiCredentials:
+    def refresh(self, stale: ExtendCredentials, deadline: object = None) -> ExtendCredentials:
         self.refreshes += 1
         if len(self.keys) > 1:
             self.keys.pop(0)
@@ -268,7 +268,7 @@ def test_secret_rotation_through_secrets_manager(moto_endpoint: str, extend: Ext
     parameters.clear_caches()
     secret_arn = put_secret(moto_endpoint, f'{{"apiKey": "{key}", "workspaceId": "{WORKSPACE}"}}')
     provider = SecretCredentialsProvider(secret_arn, max_age_s=300)
-    assert provider.current(Deadline.after(10)) == ApiCredentials(key, WORKSPACE)
+    assert provider.current(Deadline.after(10)) == ExtendCredentials(key, WORKSPACE)
     new_key = new_api_key()
     extend.add_key(new_key, workspace_id=WORKSPACE)
     rotate_secret(moto_endpoint, secret_arn, new_key)
@@ -276,7 +276,7 @@ def test_secret_rotation_through_secrets_manager(moto_endpoint: str, extend: Ext
     extend.seed(["pr_s"], workspace_id=WORKSPACE)
     client = make_client(extend, provider)  # type: ignore[arg-type]
     assert client.delete_parser_run("pr_s", Deadline.after(10)).outcome is DeleteOutcome.DELETED
-    assert provider.current(Deadline.after(10)) == ApiCredentials(new_key)
+    assert provider.current(Deadline.after(10)) == ExtendCredentials(new_key)
 
 
 def test_keep_alive_connections_are_reused(extend: ExtendEmulator, key: str) -> None:

@@ -1,13 +1,13 @@
-"""The SQS path end to end: app.lambda_handler with moto's server and the Extend emulator on loopback."""
+"""The SQS path end to end: queue_function.lambda_handler with moto's server and the Extend emulator on loopback."""
 
 from __future__ import annotations
 
 import json
 import time
 
-import app
 from devstack.events import record_from_sqs_message, sqs_event, sqs_record
 from devstack.extend_emulator import Fault
+from parser_run_deleter.entrypoints import queue_function
 from tests.conftest import Emitted, Stack
 
 WS = "ws_test"
@@ -35,7 +35,7 @@ def test_each_outcome_is_consumed_returned_or_dead_lettered(stack: Stack, emitte
     }
 
     # When the handler gets the batch
-    response = app.lambda_handler(sqs_event(*records.values()), stack.context())
+    response = queue_function.lambda_handler(sqs_event(*records.values()), stack.context())
 
     # Then only the failed deletions come back for redelivery
     assert failures(response) == {"m-flaky", "m-forbidden"}
@@ -80,7 +80,7 @@ def test_each_outcome_is_consumed_returned_or_dead_lettered(stack: Stack, emitte
 def test_throttles_are_counted(stack: Stack, emitted: Emitted) -> None:
     stack.extend.seed(["pr_t"], workspace_id=WS)
     stack.extend.inject("pr_t", Fault.rate_limited(retry_after=None))
-    response = app.lambda_handler(sqs_event(sqs_record(body("pr_t"))), stack.context())
+    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_t"))), stack.context())
     assert response == {"batchItemFailures": []}
     totals = emitted.metric_totals()
     assert (totals["ExtendThrottled"], totals["ExtendRetry"], totals["ParserRunDeleted"]) == (1, 1, 1)
@@ -88,7 +88,7 @@ def test_throttles_are_counted(stack: Stack, emitted: Emitted) -> None:
 
 def test_bare_id_bodies_are_accepted(stack: Stack) -> None:
     stack.extend.seed(["parser_run_bare"], workspace_id=WS)
-    response = app.lambda_handler(sqs_event(sqs_record("parser_run_bare")), stack.context())
+    response = queue_function.lambda_handler(sqs_event(sqs_record("parser_run_bare")), stack.context())
     assert response == {"batchItemFailures": []}
     assert not stack.extend.exists("parser_run_bare", workspace_id=WS)
 
@@ -96,7 +96,7 @@ def test_bare_id_bodies_are_accepted(stack: Stack) -> None:
 def test_failure_on_the_last_receive_is_dead_lettered_with_its_reason(stack: Stack, emitted: Emitted) -> None:
     stack.extend.inject("pr_last", Fault.status(402))
     record = sqs_record(body("pr_last"), message_id="m-last", receive_count=stack.queues.max_receive_count)
-    response = app.lambda_handler(sqs_event(record), stack.context())
+    response = queue_function.lambda_handler(sqs_event(record), stack.context())
     assert response == {"batchItemFailures": []}  # consumed: the DLQ copy carries it on
     [dead] = stack.dead_letters()
     attributes = {name: value["StringValue"] for name, value in dead["MessageAttributes"].items()}
@@ -111,26 +111,26 @@ def test_failure_on_the_last_receive_is_dead_lettered_with_its_reason(stack: Sta
 
 def test_without_a_dlq_malformed_messages_are_returned_not_dropped(stack: Stack, emitted: Emitted) -> None:
     stack.set_env(DEAD_LETTER_QUEUE_URL=None)
-    response = app.lambda_handler(sqs_event(sqs_record("{oops", message_id="m-1")), stack.context())
+    response = queue_function.lambda_handler(sqs_event(sqs_record("{oops", message_id="m-1")), stack.context())
     assert failures(response) == {"m-1"}
     assert emitted.outcome_logs[0]["reason"] == "message body is not valid JSON"
 
 
 def test_when_dead_lettering_fails_the_message_is_returned(stack: Stack, emitted: Emitted) -> None:
     stack.set_env(DEAD_LETTER_QUEUE_URL=stack.queues.dead_letter_queue_url + "-missing")
-    response = app.lambda_handler(sqs_event(sqs_record("{oops", message_id="m-2")), stack.context())
+    response = queue_function.lambda_handler(sqs_event(sqs_record("{oops", message_id="m-2")), stack.context())
     assert failures(response) == {"m-2"}
     assert any(line["message"].startswith("dead-lettering failed") for line in emitted.logs)
 
 
 def test_key_rotation_between_warm_invocations(stack: Stack, emitted: Emitted) -> None:
     stack.extend.seed(["pr_before", "pr_after"], workspace_id=WS)
-    first = app.lambda_handler(sqs_event(sqs_record(body("pr_before"))), stack.context())
+    first = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_before"))), stack.context())
     assert first == {"batchItemFailures": []}
 
     stack.rotate_key()  # the container still caches the old key, which Extend now refuses
 
-    second = app.lambda_handler(sqs_event(sqs_record(body("pr_after"))), stack.context())
+    second = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_after"))), stack.context())
     assert second == {"batchItemFailures": []}
     assert [request.status for request in stack.extend.requests] == [200, 401, 200]
     assert stack.extend.requests[-1].headers["authorization"] == f"Bearer {stack.api_key}"
@@ -146,14 +146,14 @@ def test_secret_as_json_with_workspace(stack: Stack) -> None:
     register_secret(org_key)
     rotate_secret(stack.endpoint, stack.secret_arn, json.dumps({"apiKey": org_key, "workspaceId": "ws_org"}))
     stack.extend.seed(["pr_org"], workspace_id="ws_org")
-    response = app.lambda_handler(sqs_event(sqs_record(body("pr_org"))), stack.context())
+    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_org"))), stack.context())
     assert response == {"batchItemFailures": []}
     assert stack.extend.requests[-1].headers["x-extend-workspace-id"] == "ws_org"
 
 
 def test_unreadable_secret_fails_records_without_leaking(stack: Stack, emitted: Emitted) -> None:
     stack.set_env(EXTEND_API_KEY_SECRET_ID="does-not-exist")
-    response = app.lambda_handler(sqs_event(sqs_record(body("pr_x"), message_id="m-x")), stack.context())
+    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_x"), message_id="m-x")), stack.context())
     assert failures(response) == {"m-x"}
     assert stack.extend.requests == []
     [line] = emitted.outcome_logs
@@ -169,7 +169,7 @@ def test_a_batch_that_runs_out_of_time_returns_before_its_deadline(stack: Stack,
     context = stack.context(timeout_s=2.5)
     event = sqs_event(*(sqs_record(body(i), message_id=i) for i in ids))
 
-    response = app.lambda_handler(event, context)
+    response = queue_function.lambda_handler(event, context)
 
     # Then it answered before Lambda's deadline, and what it did not finish comes back as failures
     assert context.get_remaining_time_in_millis() > 0
@@ -188,7 +188,7 @@ def test_records_of_a_batch_are_deleted_concurrently(stack: Stack) -> None:
     latency = 0.5
     stack.extend.latency_s = latency
     stack.set_env(EXTEND_MAX_CONCURRENCY="8")
-    response = app.lambda_handler(sqs_event(*(sqs_record(body(i)) for i in ids)), stack.context())
+    response = queue_function.lambda_handler(sqs_event(*(sqs_record(body(i)) for i in ids)), stack.context())
     assert response == {"batchItemFailures": []}
     answered = sorted(request.timestamp for request in stack.extend.requests)
     # One at a time, eight answers would span at least 7 latencies; overlapping, they land together.
@@ -213,7 +213,7 @@ def test_through_a_real_queue_failures_redrive_to_the_dlq(stack: Stack) -> None:
         if not messages:
             break
         event = sqs_event(*(record_from_sqs_message(m, stack.queues.queue_arn) for m in messages))
-        response = app.lambda_handler(event, stack.context())
+        response = queue_function.lambda_handler(event, stack.context())
         failed = failures(response)
         for message in messages:
             if message["MessageId"] not in failed:
@@ -233,6 +233,6 @@ def test_cold_start_metric_is_emitted_once(stack: Stack, emitted: Emitted) -> No
 
     cold_start.is_cold_start = True
     stack.extend.seed(["pr_1", "pr_2"], workspace_id=WS)
-    app.lambda_handler(sqs_event(sqs_record(body("pr_1"))), stack.context())
-    app.lambda_handler(sqs_event(sqs_record(body("pr_2"))), stack.context())
+    queue_function.lambda_handler(sqs_event(sqs_record(body("pr_1"))), stack.context())
+    queue_function.lambda_handler(sqs_event(sqs_record(body("pr_2"))), stack.context())
     assert emitted.metric_totals()["ColdStart"] == 1

@@ -1,7 +1,8 @@
 """Cold-start hygiene, checked in fresh interpreters: what a cold instance imports, per trigger and setting.
 
 * With tracing off (the template's default), neither the X-Ray SDK nor a Tracer is created.
-* Serving an SQS batch never imports the API path (its modules or Powertools' event handler).
+* Each entry point imports its own path only: serving an SQS batch never imports the API's modules or
+  Powertools' event handler, and the API function never imports the SQS batch handling.
 * With tracing on, the handler is wrapped by ``capture_lambda_handler`` (the Tracer itself disables X-Ray
   outside Lambda, so nothing is sent).
 """
@@ -16,19 +17,27 @@ from pathlib import Path
 
 import pytest
 
-import observability
+from parser_run_deleter.shared import observability
 from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
-API_MODULES = ("api_routes", "api_intake", "webhook_signature", "aws_lambda_powertools.event_handler")
+API_MODULES = (
+    "parser_run_deleter.intake.api_",
+    "parser_run_deleter.logic.api_use_cases",
+    "parser_run_deleter.logic.signature_verifier",
+    "parser_run_deleter.logic.webhook_signature",
+    "aws_lambda_powertools.event_handler",
+)
+QUEUE_MODULES = ("parser_run_deleter.intake.queue_records", "parser_run_deleter.intake.sqs_batch")
 
 SERVE_ONE_SQS_RECORD = """
 import json, sys
-import app
+from parser_run_deleter.entrypoints import queue_function
 from devstack.events import sqs_event, sqs_record
 from devstack.lambda_context import LocalLambdaContext
-response = app.lambda_handler(sqs_event(sqs_record(json.dumps({"parserRunId": sys.argv[1]}))), LocalLambdaContext())
-import observability
+event = sqs_event(sqs_record(json.dumps({"parserRunId": sys.argv[1]})))
+response = queue_function.lambda_handler(event, LocalLambdaContext())
+from parser_run_deleter.shared import observability
 print(json.dumps({"response": response, "tracer": observability.tracer is not None, "modules": sorted(sys.modules)}))
 """
 
@@ -41,17 +50,25 @@ def run_fresh(code: str, *args: str, **env: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def test_importing_the_handler_with_tracing_off_imports_no_xray() -> None:
-    code = (
-        "import json, sys, app, observability\n"
-        "print(json.dumps({'tracer': observability.tracer is not None, 'modules': sorted(sys.modules)}))"
-    )
-    seen = run_fresh(code, POWERTOOLS_TRACE_DISABLED="true")
+IMPORT_ENTRY_POINT = """
+import json, sys
+from parser_run_deleter.entrypoints import {entry_point}
+from parser_run_deleter.shared import observability
+print(json.dumps({{"tracer": observability.tracer is not None, "modules": sorted(sys.modules)}}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("entry_point", "other_path"), [("queue_function", API_MODULES), ("api_function", QUEUE_MODULES)]
+)
+def test_importing_an_entry_point_with_tracing_off_imports_no_xray_and_not_the_other_path(
+    entry_point: str, other_path: tuple[str, ...]
+) -> None:
+    seen = run_fresh(IMPORT_ENTRY_POINT.format(entry_point=entry_point), POWERTOOLS_TRACE_DISABLED="true")
     assert seen["tracer"] is False
     assert not [name for name in seen["modules"] if name.startswith("aws_xray_sdk")]
-    # The entry point loads neither path: each trigger imports its own on first use.
-    assert "sqs_intake" not in seen["modules"]
-    assert not [name for name in seen["modules"] if name.startswith(API_MODULES)]
+    assert f"parser_run_deleter.entrypoints.{entry_point}" in seen["modules"]
+    assert not [name for name in seen["modules"] if name.startswith(other_path)]
 
 
 def test_an_sqs_cold_start_never_imports_the_api_path(stack: Stack) -> None:

@@ -12,7 +12,7 @@ import math
 
 import pytest
 
-from rate_limiter import AdaptiveRateLimiter
+from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
 
 
 class Clock:

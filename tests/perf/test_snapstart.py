@@ -11,12 +11,10 @@ from collections.abc import Callable
 import pytest
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
-import app
-import deletion_queue
-import dependencies
-import extend_client
-import snapstart
 from devstack.events import sqs_event, sqs_record
+from parser_run_deleter.adapters import deletion_queue, extend_client, wiring
+from parser_run_deleter.entrypoints import queue_function
+from parser_run_deleter.shared import snapstart
 from tests.conftest import Stack
 
 WS = "ws_test"
@@ -29,9 +27,11 @@ def body(parser_run_id: str) -> str:
 def test_after_restore_drops_connections_cached_secret_and_schedule(stack: Stack) -> None:
     # Given a warm instance: a kept-alive connection to Extend, the key cached, a throttled pacing schedule
     stack.extend.seed(["pr_warm"], workspace_id=WS)
-    assert app.lambda_handler(sqs_event(sqs_record(body("pr_warm"))), stack.context()) == {"batchItemFailures": []}
+    assert queue_function.lambda_handler(sqs_event(sqs_record(body("pr_warm"))), stack.context()) == {
+        "batchItemFailures": []
+    }
     deletion_queue.sqs_client()
-    before = dependencies.get_dependencies()
+    before = wiring.get_dependencies()
     before.rate_limiter.on_throttled(retry_after_s=30)
     assert len(extend_client.HTTP_POOL.pools) >= 1
     assert "secrets" in DEFAULT_PROVIDERS
@@ -45,18 +45,18 @@ def test_after_restore_drops_connections_cached_secret_and_schedule(stack: Stack
     assert deletion_queue._cached_sqs_client.cache_info().currsize == 0
     assert before.rate_limiter.rate == before.rate_limiter.max_rate
     assert before.rate_limiter.reserve(max_wait_s=0) == 0.0
-    assert dependencies.get_dependencies() is not before
+    assert wiring.get_dependencies() is not before
 
 
 def test_a_key_rotated_while_the_snapshot_slept_is_used_without_a_401(stack: Stack) -> None:
     # Given a snapshot taken with the old key cached
     stack.extend.seed(["pr_before", "pr_after"], workspace_id=WS)
-    app.lambda_handler(sqs_event(sqs_record(body("pr_before"))), stack.context())
+    queue_function.lambda_handler(sqs_event(sqs_record(body("pr_before"))), stack.context())
     stack.rotate_key()
 
     # When it is restored and invoked
     snapstart.after_restore()
-    response = app.lambda_handler(sqs_event(sqs_record(body("pr_after"))), stack.context())
+    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_after"))), stack.context())
 
     # Then the new key was read before the first call: no 401 round trip
     assert response == {"batchItemFailures": []}
@@ -64,26 +64,22 @@ def test_a_key_rotated_while_the_snapshot_slept_is_used_without_a_401(stack: Sta
 
 
 def test_after_restore_is_harmless_before_anything_was_built() -> None:
-    dependencies.reset_dependencies()
+    wiring.reset()
     snapstart.after_restore()
     snapstart.after_restore()
-
-
-def test_before_snapshot_imports_both_paths() -> None:
-    snapstart.before_snapshot()
-    assert "sqs_intake" in sys.modules
-    assert "api_routes" in sys.modules
 
 
 def test_hooks_register_only_inside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    resets = list(snapstart._resets)
+    monkeypatch.setattr(snapstart, "_resets", [])
     monkeypatch.delitem(sys.modules, "snapshot_restore_py", raising=False)
-    assert snapstart.register() is False
+    assert snapstart.register(*resets) is False
 
     registered: dict[str, Callable[[], None]] = {}
     runtime = types.ModuleType("snapshot_restore_py")
-    runtime.register_before_snapshot = lambda hook: registered.setdefault("before", hook)  # type: ignore[attr-defined]
     runtime.register_after_restore = lambda hook: registered.setdefault("after", hook)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", runtime)
 
-    assert snapstart.register() is True
-    assert registered == {"before": snapstart.before_snapshot, "after": snapstart.after_restore}
+    assert snapstart.register(*resets) is True
+    assert registered == {"after": snapstart.after_restore}
+    assert snapstart._resets == resets

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from devstack.events import sqs_event, sqs_record
-from sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
+from parser_run_deleter.intake.sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
 from tests.conftest import Emitted
 
 

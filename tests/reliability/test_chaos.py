@@ -36,10 +36,10 @@ from typing import Any
 import pytest
 import urllib3
 
-from devstack.demo import sign
 from devstack.extend_emulator import ExtendEmulator, Fault
 from devstack.moto_stack import aws_client
 from devstack.runtime import FunctionConfig, LocalStack, LocalStackOptions, LogSink
+from parser_run_deleter.logic.webhook_signature import signature_headers
 from tests.conftest import record_response, register_secret
 
 pytestmark = pytest.mark.slow
@@ -192,7 +192,7 @@ def send_queue_messages(run: Run, plan: Plan) -> None:
 
 
 def api_delete(run: Run, http: urllib3.PoolManager, parser_run_id: str) -> None:
-    headers = {"x-api-key": run.stack.api_key, **sign(run.signing_secret, b"")}
+    headers = {"x-api-key": run.stack.api_key, **signature_headers(run.signing_secret, b"")}
     try:
         response = http.request(
             "DELETE", f"{run.stack.api_url}/parser_runs/{parser_run_id}", headers=headers, timeout=60.0, retries=False

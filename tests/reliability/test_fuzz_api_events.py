@@ -15,9 +15,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import api_routes
 from devstack.moto_stack import put_secret
-from parser_run_ids import InvalidParserRunId, validate_parser_run_id
+from parser_run_deleter.logic import signature_verifier
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
 from tests.api.conftest import http_event, invoke, new_webhook_secret, queued_messages, rest_event, signature_headers
 from tests.conftest import Stack
 
@@ -99,7 +99,7 @@ def test_any_api_request_gets_a_documented_2xx_or_4xx_and_never_an_invalid_id_do
         stack.set_env(WEBHOOK_SIGNING_SECRET_ID=stack.fuzz_signing_arn)  # type: ignore[attr-defined]
         if signing == "signed":
             request_headers.update(signature_headers(secret, body))
-    api_routes._verifier.cache_clear()
+    signature_verifier.reset()
     make_event = rest_event if shape == "rest" else http_event
     event = make_event(method, path, body=body, headers=request_headers, base64_body=base64_body)
 

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from api_credentials import ApiCredentials
-from deadline import Deadline
 from devstack.extend_emulator import ExtendEmulator
-from extend_client import DeleteOutcome, ExtendClient
-from parser_run_ids import InvalidParserRunId, validate_parser_run_id
-from rate_limiter import AdaptiveRateLimiter
-from settings import ConfigurationError, Settings, validate_base_url
+from parser_run_deleter.adapters.extend_client import DeleteOutcome, ExtendClient
+from parser_run_deleter.adapters.extend_credentials import ExtendCredentials
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
+from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
+from parser_run_deleter.shared.settings import ConfigurationError, Settings, validate_base_url
+from parser_run_deleter.shared.time_budget import Deadline
 from tests.conftest import new_api_key
 
 VALID_ALPHABET = string.ascii_letters + string.digits + "_-"
@@ -45,10 +45,10 @@ class StaticCredentials:
     def __init__(self, key: str) -> None:
         self.key = key
 
-    def current(self, deadline: object = None) -> ApiCredentials:
-        return ApiCredentials(self.key, WORKSPACE)
+    def current(self, deadline: object = None) -> ExtendCredentials:
+        return ExtendCredentials(self.key, WORKSPACE)
 
-    def refresh(self, stale: ApiCredentials, deadline: object = None) -> ApiCredentials:
+    def refresh(self, stale: ExtendCredentials, deadline: object = None) -> ExtendCredentials:
         return stale
 
 

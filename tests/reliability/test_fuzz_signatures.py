@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-import app
 from devstack.lambda_context import LocalLambdaContext
+from parser_run_deleter.entrypoints import api_function
+from parser_run_deleter.logic.webhook_signature import SignatureRejected, matches, parse_headers, parse_signing_secrets
 from tests.api.conftest import Signing, rest_event
 from tests.conftest import Stack
-from webhook_signature import SignatureRejected, matches, parse_headers, parse_signing_secrets
 
 secrets_ = st.binary(min_size=16, max_size=48).map(lambda key: "whsec_" + base64.b64encode(key).decode())
 webhook_ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40)
@@ -130,7 +130,9 @@ def test_through_the_api_a_mutated_request_is_a_401_and_never_reaches_extend(
     stack.extend.reset_stats()
 
     # When it reaches the API
-    response = app.lambda_handler(rest_event("POST", "/deletions", body=body, headers=headers), LocalLambdaContext())
+    response = api_function.lambda_handler(
+        rest_event("POST", "/deletions", body=body, headers=headers), LocalLambdaContext()
+    )
 
     # Then it is refused as unauthenticated and nothing was queued or deleted
     assert response["statusCode"] == 401

@@ -14,10 +14,10 @@ from typing import Any
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-import app
-from deletion import InvalidDeletionRequest, parse_deletion_message
 from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
+from parser_run_deleter.entrypoints import queue_function
+from parser_run_deleter.logic.queue_messages import InvalidDeletionRequest, parse_deletion_message
 from tests.conftest import Emitted, Stack
 
 WS = "ws_test"
@@ -90,7 +90,7 @@ def test_any_batch_is_answered_and_every_message_accounted_for(
     message_ids = [record["messageId"] for record in records]
 
     # When the handler gets it
-    response: Any = app.lambda_handler(sqs_event(*records), stack.context())
+    response: Any = queue_function.lambda_handler(sqs_event(*records), stack.context())
 
     # Then the answer has exactly Lambda's partial batch response shape, naming only messages of this batch
     assert isinstance(response, dict) and set(response) == {"batchItemFailures"}

@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 
-import app
 import tests.conftest as shared
-from api_credentials import ApiCredentials, CredentialsError, parse_secret_value
 from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from devstack.moto_stack import rotate_secret
-from settings import ConfigurationError
+from parser_run_deleter.adapters.extend_credentials import CredentialsError, ExtendCredentials, parse_secret_value
+from parser_run_deleter.entrypoints import queue_function
+from parser_run_deleter.logic import signature_verifier
+from parser_run_deleter.logic.webhook_signature import SigningSecretUnavailable, parse_signing_secrets
+from parser_run_deleter.shared.settings import ConfigurationError
 from tests.api.conftest import Signing, invoke, rest_event
 from tests.conftest import Emitted, Stack, new_api_key, register_secret
-from webhook_signature import SigningSecretUnavailable, parse_signing_secrets
 
 WS = "ws_test"
 
@@ -99,7 +100,7 @@ def test_the_session_hook_leaves_a_clean_test_alone() -> None:
 
 def test_credentials_never_print_their_key() -> None:
     key = new_api_key()
-    credentials = ApiCredentials(key, "ws_1")
+    credentials = ExtendCredentials(key, "ws_1")
     for text in (repr(credentials), str(credentials), f"{credentials}", repr([credentials])):
         assert key not in text and "redacted" in text
 
@@ -145,7 +146,7 @@ def test_no_failure_path_of_the_queue_leaks_the_key(stack: Stack, emitted: Emitt
 
     def batch(*ids: str, receive_count: int = 1) -> None:
         records = [sqs_record(json.dumps({"parserRunId": i}), receive_count=receive_count) for i in ids]
-        responses.append(app.lambda_handler(sqs_event(*records), stack.context()))
+        responses.append(queue_function.lambda_handler(sqs_event(*records), stack.context()))
 
     # When batches run through success, failures, dead-lettering, a key rotation and an unusable secret
     batch("pr_ok", "pr_500", "pr_403", "{bad", receive_count=stack.queues.max_receive_count)
@@ -171,9 +172,11 @@ def test_an_upstream_that_echoes_the_key_does_not_get_it_logged(stack: Stack, em
     # Given an Extend (or a proxy in front of it) whose error message quotes the Authorization header
     echo = f"Invalid request, Authorization: Bearer {stack.api_key}"
     stack.extend.inject("pr_echo", Fault.error(400, "INVALID_REQUEST", echo), Fault.error(500, "INTERNAL", echo))
-    responses = [app.lambda_handler(sqs_event(sqs_record(json.dumps({"parserRunId": "pr_echo"}))), stack.context())]
+    responses = [
+        queue_function.lambda_handler(sqs_event(sqs_record(json.dumps({"parserRunId": "pr_echo"}))), stack.context())
+    ]
     responses.append(
-        app.lambda_handler(
+        queue_function.lambda_handler(
             sqs_event(sqs_record(json.dumps({"parserRunId": "pr_echo"}), receive_count=stack.queues.max_receive_count)),
             stack.context(),
         )
@@ -202,9 +205,7 @@ def test_no_answer_of_the_api_leaks_the_key_or_the_signing_secret(
     # When each is answered, and once more with the signing secret unreadable
     responses += [invoke(event).__dict__ for event in cases]
     stack.set_env(WEBHOOK_SIGNING_SECRET_ID="no-such-secret")
-    import api_routes
-
-    api_routes._verifier.cache_clear()
+    signature_verifier.reset()
     responses.append(invoke(cases[0]).__dict__)
 
     # Then no answer, log line, metric or queued message holds either secret
@@ -224,7 +225,7 @@ def test_a_plain_http_extend_url_off_loopback_is_refused_before_any_request(stac
 
     # When either trigger runs
     with pytest.raises(ConfigurationError) as caught:
-        app.lambda_handler(sqs_event(sqs_record('{"parserRunId": "pr_x"}')), stack.context())
+        queue_function.lambda_handler(sqs_event(sqs_record('{"parserRunId": "pr_x"}')), stack.context())
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_x"))
 
     # Then the function refuses to run (the SQS batch is retried; the API answers 503), naming the variable only

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from api_credentials import ApiCredentials, CredentialsError, parse_secret_value
+from parser_run_deleter.adapters.extend_credentials import CredentialsError, ExtendCredentials, parse_secret_value
 
 KEY = "sk_unit_0123456789abcdef"
 
 
 def test_bare_key_is_trimmed() -> None:
-    assert parse_secret_value(f"  {KEY}\n") == ApiCredentials(KEY)
+    assert parse_secret_value(f"  {KEY}\n") == ExtendCredentials(KEY)
 
 
 def test_json_with_workspace() -> None:
-    assert parse_secret_value(f'{{"apiKey": "{KEY}", "workspaceId": "ws_1"}}') == ApiCredentials(KEY, "ws_1")
+    assert parse_secret_value(f'{{"apiKey": "{KEY}", "workspaceId": "ws_1"}}') == ExtendCredentials(KEY, "ws_1")
 
 
 def test_json_without_workspace() -> None:
-    assert parse_secret_value(f'{{"apiKey": "{KEY}"}}') == ApiCredentials(KEY, None)
+    assert parse_secret_value(f'{{"apiKey": "{KEY}"}}') == ExtendCredentials(KEY, None)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_unusable_secrets_are_refused_without_quoting_them(raw: str, reason: str
 
 
 def test_credentials_never_render_the_key() -> None:
-    credentials = ApiCredentials(KEY, "ws_1")
+    credentials = ExtendCredentials(KEY, "ws_1")
     assert KEY not in repr(credentials)
     assert KEY not in str(credentials)
     assert KEY not in f"{credentials}"

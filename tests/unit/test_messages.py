@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from deletion import DeletionRequest, InvalidDeletionRequest, parse_deletion_message
-from parser_run_ids import InvalidParserRunId, validate_parser_run_id
+from parser_run_deleter.logic.queue_messages import DeletionRequest, InvalidDeletionRequest, parse_deletion_message
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
 
 
 def test_json_object_with_audit_fields() -> None:

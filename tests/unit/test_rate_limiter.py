@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rate_limiter import AdaptiveRateLimiter
+from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
 
 
 class Clock:

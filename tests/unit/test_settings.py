@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from settings import ConfigurationError, load_settings, validate_base_url
+from parser_run_deleter.shared.settings import ConfigurationError, load_settings, validate_base_url
 
 REQUIRED = {"EXTEND_API_KEY_SECRET_ID": "extend/api-key"}
 

@@ -5,8 +5,9 @@ Same contract as Powertools' ``BatchProcessor`` + ``process_partial_response``: 
 mark its record failed, every failed record's ``messageId`` comes back in ``batchItemFailures``, and an
 all-failed batch is still a partial response, never an invocation error. Why not Powertools' own: importing
 ``aws_lambda_powertools.utilities.batch`` also imports ``asyncio`` and every event data class Powertools has
-(Kinesis, DynamoDB, Kafka, S3, SNS, ...), about an eighth of this function's cold start (``make bench``, B1),
-for the dozen lines below. ``SqsRecord`` keeps the names of Powertools' ``SQSRecord`` that the function reads.
+(Kinesis, DynamoDB, Kafka, S3, SNS, ...), a measurable share of this function's cold start for what the one
+function below does (docs/performance.md). ``SqsRecord`` keeps the names of Powertools' ``SQSRecord`` that the
+function reads.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from observability import logger
+from parser_run_deleter.shared.observability import logger
 
 
 class RecordNotDone(Exception):

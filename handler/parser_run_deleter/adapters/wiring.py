@@ -1,14 +1,14 @@
-"""The container's long-lived collaborators, built once on first use and reused by warm invocations."""
+"""The container's long-lived adapters, built from the settings once on first use and reused while warm."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
 
-from api_credentials import SecretCredentialsProvider
-from extend_client import ExtendClient
-from rate_limiter import AdaptiveRateLimiter
-from settings import Settings, get_settings
+from parser_run_deleter.adapters.extend_client import ExtendClient
+from parser_run_deleter.adapters.extend_credentials import SecretCredentialsProvider
+from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
+from parser_run_deleter.shared.settings import Settings, get_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,10 @@ def get_dependencies() -> Dependencies:
     )
 
 
-def reset_dependencies() -> None:
-    """Forget everything built from the environment (tests, and SnapStart restores)."""
+def reset() -> None:
+    """Forget everything built from the environment (tests, and SnapStart restores). The old rate limiter's
+    schedule is cleared too, for whatever still holds it: it refers to a clock from before the restore."""
+    if get_dependencies.cache_info().currsize:
+        get_dependencies().rate_limiter.reset()
     get_dependencies.cache_clear()
     get_settings.cache_clear()

@@ -1,6 +1,6 @@
 """Per-instance pacing of Extend calls: a token bucket that backs off on 429s and recovers slowly (AIMD).
 
-The fleet-wide ceiling is this rate times the SQS event source's ``MaximumConcurrency`` (see the README's
+The fleet-wide ceiling is this rate times the SQS event source's ``MaximumConcurrency`` (docs/operations.md has the
 capacity table). Extend's limit is per organization and, under API 2025-04-21, shared with the customer's
 own parsing traffic, so the bucket is small: it holds at most ``burst_s`` seconds of unused rate.
 

@@ -1,14 +1,12 @@
-"""Standard Webhooks signatures (standardwebhooks.com) on inbound API requests.
+"""Standard Webhooks signatures (standardwebhooks.com): the one implementation of the format in this repository.
 
 A signed request carries ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``: one or
 more space-separated ``v1,<base64 HMAC-SHA256>`` of ``{id}.{timestamp}.{raw body}``, keyed with the bytes of a
 ``whsec_``-prefixed base64 secret. Header names are matched case-insensitively, the timestamp must be within
 five minutes of now either way, and every comparison is constant-time.
 
-The secret lives in Secrets Manager and is cached like the Extend key. Its value may hold several
-space-separated secrets, so that a rotation can accept old and new for a while. When no signature matches, the
-secret is re-read once (at most every ``REFRESH_INTERVAL_S`` per container), so a rotation is picked up by
-warm containers without letting unsigned traffic hammer Secrets Manager.
+The function verifies with it (``signature_verifier``); the operator CLI, the local stack and the tests sign
+with it (``signature_headers``). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -17,18 +15,15 @@ import base64
 import binascii
 import hashlib
 import hmac
-import threading
+import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
-
-from api_credentials import CredentialsError, fetch_secret_string
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a prefix, not a secret
 SIGNATURE_VERSION: Final = "v1"
 TOLERANCE_S: Final = 300
-REFRESH_INTERVAL_S: Final = 30.0
 HEADER_ID: Final = "webhook-id"
 HEADER_TIMESTAMP: Final = "webhook-timestamp"
 HEADER_SIGNATURE: Final = "webhook-signature"
@@ -131,46 +126,20 @@ def matches(signed: SignedHeaders, body: bytes, keys: Sequence[bytes]) -> bool:
     return found
 
 
-class WebhookVerifier:
-    """Verifies requests against the secret(s) in one Secrets Manager secret, cached for ``max_age_s``."""
+def new_signing_secret() -> str:
+    """A fresh ``whsec_`` secret: 24 random bytes, base64-encoded, as Standard Webhooks libraries make them."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
 
-    def __init__(
-        self,
-        secret_id: str,
-        *,
-        max_age_s: int,
-        refresh_interval_s: float = REFRESH_INTERVAL_S,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._secret_id = secret_id
-        self._max_age_s = max_age_s
-        self._refresh_interval_s = refresh_interval_s
-        self._clock = clock
-        self._monotonic = monotonic
-        self._last_forced: float | None = None
-        self._lock = threading.Lock()
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> str:
-        """Return the verified ``webhook-id``, or raise ``SignatureRejected`` / ``SigningSecretUnavailable``."""
-        signed = parse_headers(headers, now=self._clock())
-        if matches(signed, body, self._keys(force_fetch=False)):
-            return signed.webhook_id
-        if self._may_force_fetch() and matches(signed, body, self._keys(force_fetch=True)):
-            return signed.webhook_id
-        raise SignatureRejected("no valid signature")
-
-    def _may_force_fetch(self) -> bool:
-        with self._lock:
-            now = self._monotonic()
-            if self._last_forced is not None and now - self._last_forced < self._refresh_interval_s:
-                return False
-            self._last_forced = now
-            return True
-
-    def _keys(self, *, force_fetch: bool) -> tuple[bytes, ...]:
-        try:
-            raw = fetch_secret_string(self._secret_id, max_age_s=self._max_age_s, force_fetch=force_fetch)
-        except CredentialsError as error:
-            raise SigningSecretUnavailable(str(error)) from None
-        return parse_signing_secrets(raw)
+def signature_headers(
+    secret: str, body: bytes, *, webhook_id: str | None = None, timestamp: int | None = None
+) -> dict[str, str]:
+    """The three headers that sign ``body`` with ``secret`` (``whsec_...``), as any Standard Webhooks sender does."""
+    webhook_id = webhook_id or f"msg_{secrets.token_hex(12)}"
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    (key,) = parse_signing_secrets(secret)
+    return {
+        HEADER_ID: webhook_id,
+        HEADER_TIMESTAMP: str(timestamp),
+        HEADER_SIGNATURE: sign(key, webhook_id, timestamp, body),
+    }

@@ -19,11 +19,11 @@ from urllib.parse import quote
 
 import urllib3
 
-from api_credentials import ApiCredentials
-from deadline import Deadline
-from parser_run_ids import validate_parser_run_id
-from rate_limiter import AdaptiveRateLimiter
-from settings import Settings
+from parser_run_deleter.adapters.extend_credentials import ExtendCredentials
+from parser_run_deleter.shared.parser_run_ids import validate_parser_run_id
+from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
+from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.time_budget import Deadline
 
 USER_AGENT: Final = "extend-parser-run-deleter/0.1.0 (aws-lambda; +urllib3)"
 # An attempt that cannot get this long is not worth starting: it would only time out.
@@ -34,6 +34,11 @@ MAX_RETRY_AFTER_S: Final = 60.0
 HTTP_POOL: Final = urllib3.PoolManager(num_pools=2, maxsize=32, block=False, retries=False)
 
 _jitter = random.SystemRandom()
+
+
+def reset() -> None:
+    """Close every keep-alive connection (after a SnapStart restore they are dead sockets)."""
+    HTTP_POOL.clear()
 
 
 class DeleteOutcome(StrEnum):
@@ -60,9 +65,9 @@ class DeleteResult:
 
 
 class CredentialsProvider(Protocol):
-    def current(self, deadline: Deadline) -> ApiCredentials: ...
+    def current(self, deadline: Deadline) -> ExtendCredentials: ...
 
-    def refresh(self, stale: ApiCredentials, deadline: Deadline) -> ApiCredentials: ...
+    def refresh(self, stale: ExtendCredentials, deadline: Deadline) -> ExtendCredentials: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +219,7 @@ class ExtendClient:
                 return finish(DeleteOutcome.FAILED, self._deadline_reason(answer, attempts))
             self._sleep(delay)
 
-    def _send(self, url: str, credentials: ApiCredentials, workspace_id: str | None, deadline: Deadline) -> _Answer:
+    def _send(self, url: str, credentials: ExtendCredentials, workspace_id: str | None, deadline: Deadline) -> _Answer:
         headers = {
             "Authorization": f"Bearer {credentials.api_key}",
             "x-extend-api-version": self._settings.extend_api_version,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 import boto3
 from botocore.config import Config
 
-from deadline import Deadline
+from parser_run_deleter.shared.time_budget import Deadline
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -40,6 +40,12 @@ def sqs_client() -> SQSClient:
     # boto3's session is not thread-safe while it builds a client; batch workers may race to the first call.
     with _client_lock:
         return _cached_sqs_client()
+
+
+def reset() -> None:
+    """Forget the SQS client and its connections (tests, and SnapStart restores)."""
+    with _client_lock:
+        _cached_sqs_client.cache_clear()
 
 
 class QueueSendError(RuntimeError):

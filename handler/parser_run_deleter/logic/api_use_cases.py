@@ -1,7 +1,8 @@
-"""The API's logic: a synchronous delete with a durable fallback, and bulk intake onto the deletion queue.
+"""The API's use cases: a synchronous delete with a durable fallback, and bulk intake onto the deletion queue.
 
-Nothing here knows about HTTP or API Gateway events. ``api_routes`` turns requests into these calls and the
-results (or the exceptions below) into responses. Every id ends in exactly one outcome line and metric.
+Nothing here knows about HTTP or API Gateway events: ``intake.api_routes`` turns requests into these calls, and
+``intake.api_errors`` turns the exceptions below into responses. Every id ends in exactly one outcome line and
+metric.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from deadline import Deadline
-from deletion import MAX_AUDIT_VALUE_LENGTH, DeletionRequest, Outcome, Trigger, attempt_deletion, report_outcome
-from deletion_queue import enqueue_messages
-from extend_client import DeleteOutcome, ExtendClient
-from parser_run_ids import InvalidParserRunId, validate_parser_run_id
-from settings import Settings
+from parser_run_deleter.adapters.deletion_queue import enqueue_messages
+from parser_run_deleter.adapters.extend_client import DeleteOutcome, ExtendClient
+from parser_run_deleter.logic.deletion import Outcome, Trigger, attempt_deletion, report_outcome
+from parser_run_deleter.logic.queue_messages import MAX_AUDIT_VALUE_LENGTH, DeletionRequest
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
+from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.time_budget import Deadline
 
 MAX_BULK_IDS: Final = 1000
 # What an invalid value may cost in a response or a log line: enough to recognise it, never an echo of megabytes.
@@ -43,7 +45,7 @@ class RequestAudit:
     source_ip: str | None = None
 
     def fields(self) -> dict[str, str]:
-        """The audit fields under the names queue messages use (``deletion.AUDIT_FIELDS``), bounded in length."""
+        """The audit fields under the names queue messages use (``queue_messages.AUDIT_FIELDS``), bounded in length."""
         named = {
             "requestId": self.request_id,
             "callerApiKeyId": self.caller_api_key_id,

@@ -64,6 +64,7 @@ class MetricName:
     RETRY: Final = "ExtendRetry"
     DEAD_LETTERED: Final = "ParserRunDeadLettered"
     SIGNATURE_REJECTED: Final = "WebhookSignatureRejected"
+    UNSUPPORTED_EVENT: Final = "UnsupportedEvent"
 
 
 def count(name: str, value: int = 1) -> None:

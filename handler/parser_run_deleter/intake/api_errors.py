@@ -1,0 +1,109 @@
+"""Errors to responses, in one place: each domain error, its status, and the request outcome it records.
+
+Every answer is JSON, and no client input yields a 5xx: only our own dependencies being down does (503 with
+``Retry-After``), or a bug (500, details in the log only).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from parser_run_deleter.intake.api_audit import current_request
+from parser_run_deleter.intake.api_routes import ROUTES, BodyTooLarge, json_response
+from parser_run_deleter.logic.api_use_cases import InvalidRequestBody, QueueUnavailable, reject_invalid_id
+from parser_run_deleter.logic.deletion import Outcome
+from parser_run_deleter.logic.webhook_signature import SignatureRejected, SigningSecretUnavailable
+from parser_run_deleter.shared.observability import MetricName, count, logger
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
+from parser_run_deleter.shared.settings import ConfigurationError
+
+RETRY_AFTER_S: Final = 30
+_ROUTE_PATTERNS: Final = tuple((method, re.compile(re.sub(r"<\w+>", "[^/]+", rule))) for method, rule in ROUTES)
+
+
+class MethodNotAllowed(Exception):
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"method not allowed; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+def _answer(outcome: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    current_request().finish(outcome)
+    return json_response(status, {"message": message}, headers)
+
+
+def _unavailable(outcome: str, message: str) -> Response[Any]:
+    return _answer(outcome, 503, message, {"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _signature_rejected(error: SignatureRejected) -> Response[Any]:
+    count(MetricName.SIGNATURE_REJECTED)
+    return _answer("signature_rejected", 401, f"invalid webhook signature: {error}")
+
+
+def _invalid_id(error: InvalidParserRunId) -> Response[Any]:
+    return _answer(Outcome.INVALID.value, 400, str(error))
+
+
+def _invalid_body(error: InvalidRequestBody) -> Response[Any]:
+    return _answer("bad_request", 400, str(error))
+
+
+def _too_large(error: BodyTooLarge) -> Response[Any]:
+    return _answer("bad_request", 413, str(error))
+
+
+def _queue_unavailable(error: QueueUnavailable) -> Response[Any]:
+    return _unavailable(Outcome.FAILED.value, f"{error}; retry later")
+
+
+def _secret_unavailable(error: SigningSecretUnavailable) -> Response[Any]:
+    logger.error("cannot verify webhook signatures", extra={"reason": str(error)})
+    return _unavailable("unavailable", "request signatures cannot be verified right now; retry later")
+
+
+def _misconfigured(error: ConfigurationError) -> Response[Any]:
+    logger.error("the function is misconfigured", extra={"reason": str(error)})
+    return _unavailable("unavailable", "the service is not available right now; retry later")
+
+
+def _method_not_allowed(error: MethodNotAllowed) -> Response[Any]:
+    return _answer("no_route", 405, str(error), {"Allow": ", ".join(error.allowed)})
+
+
+def _not_found(_: NotFoundError) -> Response[Any]:
+    request = current_request()
+    allowed = tuple(method for method, pattern in _ROUTE_PATTERNS if pattern.fullmatch(request.path))
+    if request.method.upper() in allowed:
+        # The route exists but the router's pattern refused the id's characters: an invalid id (400), not a 405.
+        raw_id = request.path.rsplit("/", 1)[-1]
+        request.name_ids([raw_id])
+        reject_invalid_id(raw_id, request.audit)
+    if allowed:
+        raise MethodNotAllowed(allowed)
+    return _answer("no_route", 404, "no such route")
+
+
+def _unexpected(error: Exception) -> Response[Any]:
+    # A bug or an outage we did not foresee: say so without details, and keep the details in the log.
+    logger.exception("unexpected error while handling an API request")
+    return _answer("error", 500, "internal error")
+
+
+ERROR_RESPONSES: Final[dict[type[Exception], Callable[[Any], Response[Any]]]] = {
+    SignatureRejected: _signature_rejected,
+    InvalidParserRunId: _invalid_id,
+    InvalidRequestBody: _invalid_body,
+    BodyTooLarge: _too_large,
+    QueueUnavailable: _queue_unavailable,
+    SigningSecretUnavailable: _secret_unavailable,
+    ConfigurationError: _misconfigured,
+    MethodNotAllowed: _method_not_allowed,
+    NotFoundError: _not_found,
+    Exception: _unexpected,
+}

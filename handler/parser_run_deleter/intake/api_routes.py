@@ -1,0 +1,125 @@
+"""The API's routes and its signature check, declared once on a Powertools ``Router``.
+
+Routes stay thin: they read the request, call one use case in ``logic.api_use_cases``, record the outcome, and
+shape the answer. Errors are raised, and ``api_errors`` turns each into its response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Final
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from parser_run_deleter.adapters.wiring import get_dependencies
+from parser_run_deleter.intake.api_audit import current_request
+from parser_run_deleter.logic.api_use_cases import (
+    BulkResult,
+    InvalidRequestBody,
+    delete_now_or_enqueue,
+    enqueue_bulk,
+    parse_bulk_body,
+    reject_invalid_id,
+)
+from parser_run_deleter.logic.deletion import Outcome
+from parser_run_deleter.logic.signature_verifier import verifier_for
+from parser_run_deleter.shared.settings import get_settings
+from parser_run_deleter.shared.time_budget import Deadline
+
+# 1,000 ids of 255 characters in JSON is about 260 KB; anything much larger is not a request we serve.
+MAX_BODY_BYTES: Final = 512 * 1024
+
+# (method, rule) of every route, in Powertools' rule syntax; tests compare it with openapi.yaml.
+ROUTES: Final = (("DELETE", "/parser_runs/<parser_run_id>"), ("POST", "/deletions"))
+
+
+class BodyTooLarge(ValueError):
+    """The request body exceeds ``MAX_BODY_BYTES``."""
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
+
+
+# ---- Authentication: every request, matched route or not, passes here first.
+
+
+def raw_body(event: dict[str, Any]) -> bytes:
+    """The body's bytes exactly as the client sent them (API Gateway base64-encodes binary bodies)."""
+    body = event.get("body")
+    if not isinstance(body, str):
+        return b""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return body.encode()
+    return body.encode()
+
+
+def _require_signature(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    settings = get_settings()
+    if settings.webhook_signing_secret_id is not None:
+        verifier = verifier_for(settings.webhook_signing_secret_id, settings.secret_max_age_s)
+        verifier.verify(app.current_event.headers, raw_body(app.current_event.raw_event))
+    return next_middleware(app)
+
+
+router.use([_require_signature])
+
+
+# ---- Routes
+
+
+@router.delete("/parser_runs/<parser_run_id>")
+def delete_parser_run(parser_run_id: str) -> Response[Any]:
+    """Delete now; on any other outcome queue it (202); 503 when even that fails."""
+    request = current_request()
+    request.name_ids([parser_run_id])
+    parser_run_id = reject_invalid_id(parser_run_id, request.audit)
+    deps = get_dependencies()
+    settings = deps.settings
+    invocation_deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
+    outcome = delete_now_or_enqueue(
+        parser_run_id,
+        client=deps.extend_client,
+        settings=settings,
+        deadline=invocation_deadline.capped(settings.api_sync_budget_s),
+        invocation_deadline=invocation_deadline,
+        audit=request.audit,
+    )
+    request.finish(outcome.value)
+    status = {Outcome.DELETED: 200, Outcome.NOT_FOUND: 404}.get(outcome, 202)
+    return json_response(status, {"parserRunId": parser_run_id, "status": outcome.value})
+
+
+@router.post("/deletions")
+def create_deletions() -> Response[Any]:
+    """Queue up to 1,000 ids; 202 with what was queued and what was rejected, and why."""
+    body = raw_body(router.current_event.raw_event)
+    if len(body) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes, got {len(body)}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestBody("the body must be UTF-8 JSON") from None
+    values = parse_bulk_body(text)
+    request = current_request()
+    request.name_ids(values)
+    settings = get_settings()
+    deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
+    result: BulkResult = enqueue_bulk(values, settings=settings, audit=request.audit, deadline=deadline)
+    request.finish(Outcome.QUEUED.value if not result.rejected else "partially_queued" if result.queued else "rejected")
+    return json_response(
+        202,
+        {
+            "queued": len(result.queued),
+            "rejected": [{"parserRunId": item.parser_run_id, "reason": item.reason} for item in result.rejected],
+        },
+    )

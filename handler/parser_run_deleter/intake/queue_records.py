@@ -1,0 +1,49 @@
+"""The SQS trigger: each record of a batch becomes one ``process_message`` call, concurrently within the batch,
+and a record that is not done with comes back in ``batchItemFailures``."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from parser_run_deleter.adapters.wiring import get_dependencies
+from parser_run_deleter.intake.sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
+from parser_run_deleter.logic.deletion import Trigger
+from parser_run_deleter.logic.queue_deletion import QueueMessage, process_message
+from parser_run_deleter.shared.observability import logger, metrics
+from parser_run_deleter.shared.time_budget import Deadline
+
+_executor: ThreadPoolExecutor | None = None
+_executor_workers = 0
+
+
+def _batch_executor(max_workers: int) -> ThreadPoolExecutor | None:
+    """One warm pool per container for the records of a batch (None: one at a time)."""
+    global _executor, _executor_workers  # noqa: PLW0603 - one warm pool per container
+    if max_workers == 1:
+        return None
+    if _executor is None or _executor_workers != max_workers:
+        _executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="delete")
+        _executor_workers = max_workers
+    return _executor
+
+
+def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deps = get_dependencies()
+    metrics.add_dimension(name="trigger", value=Trigger.SQS.value)
+    deadline = Deadline.from_context(context, deps.settings.deadline_safety_margin_s)
+
+    def record_handler(record: SqsRecord) -> None:
+        logger.thread_safe_append_keys(correlation_id=record.message_id)
+        try:
+            message = QueueMessage(record.message_id, record.body, record.approximate_receive_count)
+            if not process_message(message, deps, deadline):
+                raise RecordNotDone(record.message_id)
+        finally:
+            logger.thread_safe_remove_keys(["correlation_id"])
+
+    # An all-failed batch is still a partial response, not an invocation error: Extend being down is not our
+    # function failing, and a raised error would retry the batch anyway.
+    return process_partial_batch(event, record_handler, executor=_batch_executor(deps.settings.max_concurrency))

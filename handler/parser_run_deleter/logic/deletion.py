@@ -1,0 +1,88 @@
+"""Deletion logic shared by both triggers: one attempt through Extend, and how each outcome is logged and counted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Final
+
+from parser_run_deleter.adapters.extend_client import DeleteOutcome, DeleteResult, ExtendClient
+from parser_run_deleter.logic.queue_messages import DeletionRequest
+from parser_run_deleter.shared.observability import MetricName, count, logger
+from parser_run_deleter.shared.time_budget import Deadline
+
+
+class Trigger(StrEnum):
+    SQS = "sqs"
+    API = "api"
+
+
+class Outcome(StrEnum):
+    DELETED = "deleted"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+    INVALID = "invalid"
+    QUEUED = "queued"
+
+
+_OUTCOME_METRIC: Final = {
+    Outcome.DELETED: MetricName.DELETED,
+    Outcome.NOT_FOUND: MetricName.NOT_FOUND,
+    Outcome.FAILED: MetricName.FAILED,
+    Outcome.INVALID: MetricName.INVALID,
+    Outcome.QUEUED: MetricName.QUEUED,
+}
+
+
+def attempt_deletion(client: ExtendClient, request: DeletionRequest, deadline: Deadline) -> DeleteResult:
+    """Delete through Extend; anything that stops the attempt itself (e.g. an unreadable secret) is a retryable
+    failure rather than an exception, so both triggers keep the request: requeued, or returned to SQS."""
+    try:
+        return client.delete_parser_run(request.parser_run_id, deadline, workspace_id=request.workspace_id)
+    except Exception as error:  # CredentialsError and the like carry no secret in their message
+        return DeleteResult(
+            request.parser_run_id,
+            DeleteOutcome.FAILED,
+            attempts=0,
+            retryable=True,
+            reason=f"{type(error).__name__}: {error}",
+        )
+
+
+def report_outcome(
+    outcome: Outcome,
+    *,
+    trigger: Trigger,
+    parser_run_id: str | None,
+    duration_ms: float,
+    result: DeleteResult | None = None,
+    reason: str | None = None,
+    audit: Mapping[str, str] | None = None,
+    **extra: object,
+) -> None:
+    """The one log line and the metrics for one request's final outcome."""
+    count(_OUTCOME_METRIC[outcome])
+    if result is not None:
+        count(MetricName.THROTTLED, result.throttled_responses)
+        count(MetricName.RETRY, result.retries)
+    fields: dict[str, object] = {
+        "parser_run_id": parser_run_id,
+        "outcome": outcome.value,
+        "status_code": result.status_code if result else None,
+        "attempts": result.attempts if result else 0,
+        "duration_ms": round(duration_ms, 1),
+        "trigger": trigger.value,
+    }
+    if result is not None and result.extend_request_id:
+        fields["extend_request_id"] = result.extend_request_id
+    if result is not None and result.error_code:
+        fields["error_code"] = result.error_code
+    if result is not None and outcome is Outcome.FAILED:
+        fields["retryable"] = result.retryable
+    if reason:
+        fields["reason"] = reason
+    if audit:
+        fields["audit"] = dict(audit)
+    fields.update(extra)
+    level = logger.warning if outcome in (Outcome.FAILED, Outcome.INVALID) else logger.info
+    level(f"parser run deletion {outcome.value}", extra=fields)

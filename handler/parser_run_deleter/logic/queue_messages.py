@@ -1,0 +1,80 @@
+"""The deletion queue's message format: what producers send, and how the consumer reads it.
+
+The API, the operator CLI and the local stack all write messages with ``DeletionRequest.to_message_body``;
+the queue function reads them with ``parse_deletion_message``. A message is JSON
+``{"parserRunId": ..., "workspaceId"?: ..., <audit fields>?}``, or a bare id as the whole body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
+
+# Free-form fields a producer may attach for the audit trail; anything else in a message is ignored.
+AUDIT_FIELDS: Final = ("requestedBy", "reason", "requestId", "callerApiKeyId", "webhookId", "sourceIp")
+MAX_AUDIT_VALUE_LENGTH: Final = 256
+_WORKSPACE_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+class InvalidDeletionRequest(ValueError):
+    """The request cannot be acted on; the message is a reason fit for the caller and the DLQ."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionRequest:
+    parser_run_id: str
+    workspace_id: str | None = None
+    audit: Mapping[str, str] = field(default_factory=dict)
+
+    def to_message_body(self) -> str:
+        document: dict[str, str] = {"parserRunId": self.parser_run_id}
+        if self.workspace_id:
+            document["workspaceId"] = self.workspace_id
+        document.update(audit_fields(self.audit))
+        return json.dumps(document, separators=(",", ":"))
+
+
+def audit_fields(document: Mapping[str, Any]) -> dict[str, str]:
+    """The known audit fields of ``document`` that hold text, each cut to ``MAX_AUDIT_VALUE_LENGTH``."""
+    return {
+        name: value[:MAX_AUDIT_VALUE_LENGTH]
+        for name in AUDIT_FIELDS
+        if isinstance(value := document.get(name), str) and value
+    }
+
+
+def parse_deletion_message(body: str) -> DeletionRequest:
+    """A queue message: JSON ``{"parserRunId": ..., "workspaceId"?: ..., audit...}`` or a bare id."""
+    text = body.strip()
+    if not text.startswith(("{", "[", '"')):
+        return DeletionRequest(parser_run_id=_valid_id(text))
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise InvalidDeletionRequest("message body is not valid JSON") from None
+    if isinstance(document, str):
+        return DeletionRequest(parser_run_id=_valid_id(document))
+    if not isinstance(document, dict):
+        raise InvalidDeletionRequest("message body must be a JSON object with 'parserRunId', or a bare id")
+    if "parserRunId" not in document:
+        raise InvalidDeletionRequest("message body has no 'parserRunId'")
+    workspace_id = document.get("workspaceId")
+    if workspace_id is not None and not (isinstance(workspace_id, str) and _WORKSPACE_ID.fullmatch(workspace_id)):
+        raise InvalidDeletionRequest("'workspaceId' must be a string of letters, digits, '_' and '-'")
+    return DeletionRequest(
+        parser_run_id=_valid_id(document["parserRunId"]),
+        workspace_id=workspace_id,
+        audit=audit_fields(document),
+    )
+
+
+def _valid_id(value: object) -> str:
+    try:
+        return validate_parser_run_id(value)
+    except InvalidParserRunId as error:
+        raise InvalidDeletionRequest(str(error)) from None
