@@ -28,10 +28,10 @@ test: venv lint typecheck security infra pytest
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check handler
+	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy handler
+	$(BIN)/mypy handler devstack opscli bench
 
 pytest: venv
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
@@ -95,7 +95,7 @@ build: $(SAM_STAMP)
 infra-test: infra venv
 	$(BIN)/python -m pytest tests/infra $(PYTEST_ARGS)
 
-# ---- Static security checks (issue 7): bandit on the function's code, zero findings (a skip needs an inline
+# ---- Static security checks: bandit on the function's code, zero findings (a skip needs an inline
 # `# nosec <test id>` with its reason), and pip-audit on the pinned runtime requirements. Where PyPI's
 # per-release advisory data is unreachable, tests/security/audit_runtime_pins.py checks a pin that is the latest
 # release against that release's advisories and names anything else NOT AUDITED: a warning, or a failure with

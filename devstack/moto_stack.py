@@ -37,7 +37,8 @@ def moto_server() -> Iterator[str]:
 
 
 def aws_client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(
+    factory: Any = boto3.client  # the service name is a plain str here, not one of the stubs' literals
+    return factory(
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
