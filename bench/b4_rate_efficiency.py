@@ -4,7 +4,7 @@ The emulator enforces R requests/s (one token bucket, a one-second burst, 429 wi
 (moto) holds 1,000 messages; ``devstack.runtime``'s SQS event source polls it with ``MaximumConcurrency`` = N
 pollers, batches of 10, each invoking one of N warm worker processes running the queue function's entry point.
 
-* **shares right**: ``EXTEND_MAX_REQUESTS_PER_SECOND`` = 0.95 R / N, the README's capacity rule. Targets:
+* **shares right**: ``EXTEND_MAX_REQUESTS_PER_SECOND`` = 0.95 R / N, the capacity rule in docs/operations.md. Targets:
   throughput >= 0.9 R, 429s <= 2 % of requests, nothing lost.
 * **over-committed** (informational): each instance set to 1.5 R / N, so the fleet asks for 1.5 R. Shows
   that AIMD (halve on a 429, honour ``Retry-After``, add back slowly) converges near R instead of collapsing.
