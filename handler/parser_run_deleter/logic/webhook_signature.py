@@ -5,8 +5,8 @@ more space-separated ``v1,<base64 HMAC-SHA256>`` of ``{id}.{timestamp}.{raw body
 ``whsec_``-prefixed base64 secret. Header names are matched case-insensitively, the timestamp must be within
 five minutes of now either way, and every comparison is constant-time.
 
-The function verifies with it (``signature_verifier``); the operator CLI, the local stack and the tests sign
-with it (``signature_headers``). Pure: no I/O.
+The function verifies with it (``signature_verifier``); the local stack and the tests sign with it
+(``signature_headers``). Pure: no I/O.
 """
 
 from __future__ import annotations
