@@ -1,8 +1,9 @@
 """B4 rate efficiency: Extend's rate limit R, 1,000 deletes through the local SQS event source, N instances.
 
 The emulator enforces R requests/s (one token bucket, a one-second burst, 429 with ``Retry-After``). The queue
-(moto) holds 1,000 messages; ``devstack.runtime``'s SQS event source polls it with ``MaximumConcurrency`` = N
-pollers, batches of 10, each invoking one of N warm worker processes running the queue function's entry point.
+(moto) holds 1,000 messages; the local SQS event source (``devstack.sqs_event_source``) polls it with
+``MaximumConcurrency`` = N pollers, batches of 10, each invoking one of N warm worker processes running the queue
+function's entry point.
 
 * **shares right**: ``EXTEND_MAX_REQUESTS_PER_SECOND`` = 0.95 R / N, the README's capacity rule. Targets:
   throughput >= 0.9 R, 429s <= 2 % of requests, nothing lost.
@@ -21,8 +22,10 @@ from typing import Any
 
 from bench.harness import HANDLER_DIR, Result, Stack
 from devstack.events import sqs_record
+from devstack.functions import FunctionConfig, FunctionPool
+from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
-from devstack.runtime import EventSourceSettings, FunctionConfig, FunctionPool, LogSink, SqsEventSource
+from devstack.sqs_event_source import EventSourceSettings, SqsEventSource
 
 MESSAGES = 1000
 RATE = 50.0

@@ -1,8 +1,8 @@
 """``make run``: the whole system on loopback, no AWS account, then a scripted demo and a summary that adds up.
 
 It starts moto's server (the secrets, the deletion queue and its DLQ as ``template.yaml`` declares them), the
-Extend emulator (seeded, with faults injected), and the local runtime (``devstack.runtime``: both functions,
-the SQS event source and the API Gateway front), then:
+Extend emulator (seeded, with faults injected), and the local deployment (``devstack.local_deployment``: both
+functions, the SQS event source and the API Gateway front), then:
 
 1. a customer ``DELETE /parser_runs/{id}`` over real HTTP (one that exists, one that doesn't, one without an
    API key), each signed with Standard Webhooks headers;
@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from devstack.extend_emulator import ExtendEmulator, Fault
+from devstack.local_deployment import LocalStack, LocalStackOptions
+from devstack.logs import LogSink
 from devstack.moto_stack import REGION, moto_server
-from devstack.runtime import LocalStack, LocalStackOptions, LogSink
 from parser_run_deleter.logic.webhook_signature import new_signing_secret, signature_headers
 
 WORKSPACE = "ws_local"

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from devstack.extend_emulator import ExtendEmulator
 from devstack.lambda_context import LocalLambdaContext
+from devstack.logs import metric_totals
 from devstack.moto_stack import (
     QueuePair,
     apply_local_aws_env,
@@ -34,7 +35,6 @@ from devstack.moto_stack import (
     put_secret,
     rotate_secret,
 )
-from devstack.runtime import metric_totals
 from parser_run_deleter.adapters import deletion_queue, wiring
 from parser_run_deleter.shared import observability
 

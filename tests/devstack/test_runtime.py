@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 
+from devstack.api_gateway import build_rest_event
 from devstack.extend_emulator import ExtendEmulator
+from devstack.functions import FunctionConfig, FunctionPool
+from devstack.local_deployment import LocalStack, LocalStackOptions
+from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
-from devstack.runtime import FunctionConfig, FunctionPool, LocalStack, LocalStackOptions, LogSink, build_rest_event
 
 PROBE_DIR = Path(__file__).parent / "probe"
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"

@@ -23,7 +23,8 @@ from schemathesis.checks import (
 )
 
 from devstack.extend_emulator import ExtendEmulator
-from devstack.runtime import LocalStack, LocalStackOptions, LogSink
+from devstack.local_deployment import LocalStack, LocalStackOptions
+from devstack.logs import LogSink
 from tests.conftest import record_response, register_secret
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
