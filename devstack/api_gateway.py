@@ -1,7 +1,8 @@
 """API Gateway (REST API, payload 1.0, proxy integration) on loopback, in front of one local function.
 
-A ``ThreadingHTTPServer`` serves ``/{StageName}/...`` for the template's ``Api`` events: unknown routes get the
-template's 404 gateway response, a missing or wrong ``x-api-key`` gets 403 ``{"message": "Forbidden"}``
+A ``ThreadingHTTPServer`` serves ``/{StageName}/...`` for the template's ``Api`` events: a request to a route
+becomes a proxy event (``devstack.events``) and the function's result becomes the HTTP answer. Unknown routes
+get the template's 404 gateway response, a missing or wrong ``x-api-key`` gets 403 ``{"message": "Forbidden"}``
 (``ApiKeyRequired``), a function error 502 ``Internal server error``, a timeout 504.
 
 Not emulated: usage-plan throttling.
@@ -13,7 +14,6 @@ import base64
 import json
 import re
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
+from devstack.events import apigw_rest_event
 from devstack.functions import FunctionPool, InvocationResult
-
-LOCAL_ACCOUNT = "123456789012"
 
 
 @dataclass(frozen=True)
@@ -47,98 +46,6 @@ class Route:
             return None
         found = self.pattern.match(path)
         return None if found is None else {name: unquote(value) for name, value in found.groupdict().items()}
-
-
-def _request_time(epoch_s: float) -> str:
-    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch_s))
-
-
-def build_rest_event(
-    *,
-    method: str,
-    path: str,
-    query: str,
-    headers: list[tuple[str, str]],
-    body: bytes,
-    resource: str,
-    path_parameters: Mapping[str, str] | None,
-    stage: str,
-    source_ip: str,
-    api_key: str | None,
-    api_key_id: str | None,
-    api_id: str = "local",
-    request_id: str | None = None,
-) -> dict[str, Any]:
-    """An API Gateway REST (payload 1.0) proxy event, as ``sam local generate-event apigateway aws-proxy``
-    shows it: ``path`` without the stage, ``requestContext.path`` with it, last-value ``headers`` next to
-    ``multiValueHeaders``, ``null`` for absent query strings and path parameters, base64 for binary bodies."""
-    now = time.time()
-    header_map: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
-        header_map[name] = value
-        multi_headers.setdefault(name, []).append(value)
-    host = next((value for name, value in headers if name.lower() == "host"), "127.0.0.1")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    query_map = dict(pairs) or None
-    multi_query: dict[str, list[str]] = {}
-    for name, value in pairs:
-        multi_query.setdefault(name, []).append(value)
-    text: str | None
-    encoded = False
-    if not body:
-        text = None
-    else:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text, encoded = base64.b64encode(body).decode("ascii"), True
-    user_agent = next((value for name, value in headers if name.lower() == "user-agent"), None)
-    request_id = request_id or str(uuid.uuid4())
-    return {
-        "body": text,
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "isBase64Encoded": encoded,
-        "queryStringParameters": query_map,
-        "multiValueQueryStringParameters": multi_query or None,
-        "pathParameters": dict(path_parameters) if path_parameters else None,
-        "stageVariables": None,
-        "headers": header_map,
-        "multiValueHeaders": multi_headers,
-        "requestContext": {
-            "accountId": LOCAL_ACCOUNT,
-            "resourceId": resource.strip("/").replace("/", "-")[:10] or "root",
-            "stage": stage,
-            "requestId": request_id,
-            "requestTime": _request_time(now),
-            "requestTimeEpoch": int(now * 1000),
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "accessKey": None,
-                "sourceIp": source_ip,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": user_agent,
-                "user": None,
-                "apiKey": api_key,
-                "apiKeyId": api_key_id,
-            },
-            "path": f"/{stage}{path}",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "apiId": api_id,
-            "protocol": "HTTP/1.1",
-            "domainName": host.split(":")[0],
-            "domainPrefix": host.split(".")[0].split(":")[0],
-            "extendedRequestId": base64.b64encode(uuid.uuid4().bytes[:10]).decode("ascii"),
-        },
-    }
 
 
 @dataclass(frozen=True)
@@ -290,7 +197,7 @@ class ApiGatewayFront:
             ("X-Forwarded-Proto", "http"),
         ]
         present = {name.lower() for name, _ in headers}
-        event = build_rest_event(
+        event = apigw_rest_event(
             method=method,
             path=path,
             query=parts.query,

@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from devstack.events import record_from_sqs_message
 from devstack.functions import FunctionPool
 
 
@@ -107,8 +108,6 @@ class SqsEventSource:
         return messages
 
     def _process(self, messages: list[dict[str, Any]]) -> None:
-        from devstack.events import record_from_sqs_message  # noqa: PLC0415 - imports boto3-free helpers only
-
         records = [record_from_sqs_message(message, self.settings.queue_arn) for message in messages]
         with self._lock:
             self.in_flight += len(records)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from devstack.api_gateway import build_rest_event
+from devstack.events import apigw_rest_event
 from devstack.extend_emulator import ExtendEmulator
 from devstack.functions import FunctionConfig, FunctionPool
 from devstack.local_deployment import LocalStack, LocalStackOptions
@@ -351,7 +351,7 @@ def test_binary_bodies_travel_base64_both_ways(probe_stack: tuple[LocalStack, Pa
 
 
 def test_rest_event_builder_keeps_repeated_headers_and_text_bodies() -> None:
-    event = build_rest_event(
+    event = apigw_rest_event(
         method="POST",
         path="/deletions",
         query="",
