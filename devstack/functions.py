@@ -38,7 +38,7 @@ _WORKER_GRACE_S = 2.0
 
 @dataclass(frozen=True)
 class FunctionConfig:
-    """What one function's instances run: resolved from the template by ``LocalStack``."""
+    """What one function's instances run: resolved from the template by ``LocalDeployment``."""
 
     name: str
     handler: str

@@ -1,6 +1,6 @@
 """The template's stack on loopback: queues and secrets in moto, both functions, the event source and the API.
 
-``LocalStack`` reads ``template.yaml`` (``devstack.template``), creates its queues and secrets on moto's
+``LocalDeployment`` reads ``template.yaml`` (``devstack.template``), creates its queues and secrets on moto's
 server, and runs its queue function behind ``devstack.sqs_event_source`` and its API function behind
 ``devstack.api_gateway``, each function as a ``devstack.functions`` pool pointed at the Extend emulator.
 """
@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
-class LocalStackOptions:
+class LocalDeploymentOptions:
     template_path: Path = REPO_ROOT / "template.yaml"
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     # Applied to both functions after the template's own variables (local tuning, e.g. backoffs).
@@ -40,11 +40,16 @@ class LocalStackOptions:
     stack_name: str = "local"
 
 
-class LocalStack:
+class LocalDeployment:
     """The template's queues, secrets and functions, on moto's server and the Extend emulator."""
 
     def __init__(
-        self, moto_endpoint: str, extend_base_url: str, extend_api_key: str, sink: LogSink, options: LocalStackOptions
+        self,
+        moto_endpoint: str,
+        extend_base_url: str,
+        extend_api_key: str,
+        sink: LogSink,
+        options: LocalDeploymentOptions,
     ) -> None:
         self.moto_endpoint = moto_endpoint
         self.extend_base_url = extend_base_url
@@ -71,7 +76,7 @@ class LocalStack:
 
         return {**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": self.moto_endpoint}
 
-    def start(self) -> LocalStack:
+    def start(self) -> LocalDeployment:
         from devstack.moto_stack import aws_client, put_secret  # noqa: PLC0415 - boto3 only when a stack starts
         from devstack.template import Template  # noqa: PLC0415
 
@@ -226,7 +231,7 @@ class LocalStack:
         for pool in self._pools:
             pool.close()
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> LocalDeployment:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

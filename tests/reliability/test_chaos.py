@@ -38,7 +38,7 @@ import urllib3
 
 from devstack.extend_emulator import ExtendEmulator, Fault
 from devstack.functions import FunctionConfig
-from devstack.local_deployment import LocalStack, LocalStackOptions
+from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
 from parser_run_deleter.logic.webhook_signature import signature_headers
@@ -69,7 +69,7 @@ FAULTS = [
 REPORT_LINE = re.compile(r"^\[(?P<function>\w+)\] REPORT RequestId: \S+\tDuration: (?P<ms>[0-9.]+) ms")
 
 
-class ChaosStack(LocalStack):
+class ChaosDeployment(LocalDeployment):
     """The template's stack, with the queue function's timeout cut so that a run takes minutes, not hours."""
 
     def _config(self, spec: Any) -> FunctionConfig:
@@ -111,7 +111,7 @@ def make_plan(seed: int = 7) -> Plan:
 
 @dataclass
 class Run:
-    stack: LocalStack
+    stack: LocalDeployment
     emulator: ExtendEmulator
     sink: LogSink
     raw: io.StringIO
@@ -130,7 +130,7 @@ def chaos(moto_endpoint: str) -> Iterator[Run]:
     register_secret(signing_secret.removeprefix("whsec_"))
     raw = io.StringIO()
     sink = LogSink(raw)
-    options = LocalStackOptions(
+    options = LocalDeploymentOptions(
         parameter_overrides={
             "ExtendMaxRequestsPerSecondPerInstance": "100",
             "ExtendMaxConcurrencyPerInstance": "8",
@@ -154,7 +154,7 @@ def chaos(moto_endpoint: str) -> Iterator[Run]:
     )
     with ExtendEmulator(seed=11) as emulator:
         emulator.add_key(extend_key, workspace_id=WORKSPACE)
-        stack = ChaosStack(moto_endpoint, emulator.base_url, extend_key, sink, options)
+        stack = ChaosDeployment(moto_endpoint, emulator.base_url, extend_key, sink, options)
         try:
             stack.start()
             stack.prewarm()
