@@ -27,7 +27,7 @@ from devstack.moto_stack import put_secret
 from parser_run_deleter.entrypoints import api_function
 from parser_run_deleter.logic import signature_verifier
 from tests.api.openapi_contract import check_response
-from tests.conftest import Stack, register_secret
+from tests.conftest import InProcessStack, register_secret
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 API_KEY_ID = SAMPLE_API_KEY_ID  # requestContext.identity.apiKeyId in the REST samples
@@ -144,7 +144,7 @@ def signature_headers(
     }
 
 
-def queued_messages(stack: Stack) -> list[dict[str, Any]]:
+def queued_messages(stack: InProcessStack) -> list[dict[str, Any]]:
     """Every message on the deletion queue, parsed (they become invisible to later reads)."""
     sqs = stack.sqs()
     bodies: list[dict[str, Any]] = []
@@ -157,7 +157,7 @@ def queued_messages(stack: Stack) -> list[dict[str, Any]]:
         bodies.extend(json.loads(message["Body"]) for message in batch)
 
 
-def queue_depth(stack: Stack) -> int:
+def queue_depth(stack: InProcessStack) -> int:
     attributes = stack.sqs().get_queue_attributes(
         QueueUrl=stack.queues.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
@@ -174,7 +174,7 @@ class Signing:
 
 
 @pytest.fixture
-def signing(stack: Stack) -> Iterator[Signing]:
+def signing(stack: InProcessStack) -> Iterator[Signing]:
     """Signatures enforced: WEBHOOK_SIGNING_SECRET_ID names a fresh whsec_ secret in moto."""
     secret = new_webhook_secret()
     arn = put_secret(stack.endpoint, secret, name=f"webhook-signing-{uuid.uuid4().hex[:8]}")
