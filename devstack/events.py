@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from devstack.moto_stack import REGION
-
+# The same region and account as moto_stack's and template's: repeated so that building an event, in the local
+# front and event source or in ``python -m devstack.events``, imports neither boto3 nor moto.
+REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 
 

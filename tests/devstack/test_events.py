@@ -65,3 +65,10 @@ def test_bodies_are_text_when_they_can_be_and_base64_otherwise() -> None:
     # and a caller may say which, as API Gateway does for a binary media type
     assert rest(b"{}", base64_body=True) == ("e30=", True)
     assert rest(b"", base64_body=False) == ("", False)
+
+
+def test_events_name_the_same_region_and_account_as_the_local_stack() -> None:
+    from devstack import events, moto_stack, template
+
+    assert events.REGION == moto_stack.REGION == template.LOCAL_REGION
+    assert events.ACCOUNT_ID == template.LOCAL_ACCOUNT
