@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bench import b1_cold_start, b2_warm_overhead, b3_concurrency, b4_rate_efficiency, b5_footprint
-from bench.harness import ROOT, Result, local_stack, machine
+from bench.harness import ROOT, Result, bench_services, machine
 
 BENCHMARKS = {
     "B1": b1_cold_start,
@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results: list[Result] = []
-    with local_stack() as stack:
+    with bench_services() as services:
         for name in selected:
-            for result in BENCHMARKS[name].run(stack, options.runs):
+            for result in BENCHMARKS[name].run(services, options.runs):
                 print(result.line(), flush=True)
                 results.append(result)
     options.json.parent.mkdir(parents=True, exist_ok=True)

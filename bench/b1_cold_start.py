@@ -8,25 +8,25 @@ for all three.
 
 from __future__ import annotations
 
-from bench.harness import Result, Stack, median, run_child
+from bench.harness import BenchServices, Result, median, run_child
 
 FLOOR_TARGET = 1.25
 PEER_TARGET = 0.6
 
 
-def run(stack: Stack, runs: int) -> list[Result]:
+def run(services: BenchServices, runs: int) -> list[Result]:
     children = {
-        "floor": ("cold_floor.py", stack.env()),
-        "ours": ("cold_ours.py", stack.env()),
-        "peer": ("cold_peer.py", stack.peer_env()),
+        "floor": ("cold_floor.py", services.env()),
+        "ours": ("cold_ours.py", services.env()),
+        "peer": ("cold_peer.py", services.peer_env()),
     }
     for script, env in children.values():  # warm the page cache; not counted
-        run_child(script, env, ids=stack.new_ids(1))
+        run_child(script, env, ids=services.new_ids(1))
     times: dict[str, list[float]] = {name: [] for name in children}
     rss: dict[str, list[int]] = {name: [] for name in children}
     for _ in range(runs):
         for name, (script, env) in children.items():
-            child = run_child(script, env, ids=stack.new_ids(1))
+            child = run_child(script, env, ids=services.new_ids(1))
             if child.report["failures"]:
                 raise RuntimeError(f"B1 {name}: the record was not deleted")
             times[name].append(child.wall_s)

@@ -7,31 +7,31 @@ the raw loop), which isolates the per-record cost of parsing, logging and metric
 
 from __future__ import annotations
 
-from bench.harness import Result, Stack, median, run_child
+from bench.harness import BenchServices, Result, median, run_child
 
 DELETES = 2000
 BATCH = 10
 TARGET = 1.5
 
 
-def run(stack: Stack, runs: int) -> list[Result]:
-    stack.extend.latency_s = 0.0
+def run(services: BenchServices, runs: int) -> list[Result]:
+    services.extend.latency_s = 0.0
     variants = {
-        "raw": ("warm_raw.py", stack.env(BENCH_API_KEY=stack.api_key), ()),
-        "handler": ("warm_ours.py", stack.env(), (str(BATCH),)),
-        "handler_sequential": ("warm_ours.py", stack.env(EXTEND_MAX_CONCURRENCY="1"), (str(BATCH),)),
+        "raw": ("warm_raw.py", services.env(BENCH_API_KEY=services.api_key), ()),
+        "handler": ("warm_ours.py", services.env(), (str(BATCH),)),
+        "handler_sequential": ("warm_ours.py", services.env(EXTEND_MAX_CONCURRENCY="1"), (str(BATCH),)),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     rss: list[int] = []
     for _ in range(max(1, runs // 2)):  # each run is 2,000 requests per variant: fewer repeats suffice
         for name, (script, env, args) in variants.items():
-            child = run_child(script, env, ids=stack.new_ids(DELETES + 1), args=args)
+            child = run_child(script, env, ids=services.new_ids(DELETES + 1), args=args)
             if child.report["failures"]:
                 raise RuntimeError(f"B2 {name}: {child.report['failures']} deletes failed")
             times[name].append(child.report["elapsed_s"])
             if name == "handler":
                 rss.append(child.report["rss_kb"])
-        stack.extend.reset_stats()
+        services.extend.reset_stats()
     raw, ours, sequential = (median(times[name]) for name in ("raw", "handler", "handler_sequential"))
     detail: dict[str, object] = dict(times)
     detail["warm_rss_kb"] = rss

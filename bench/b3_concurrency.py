@@ -6,7 +6,7 @@ one 100-record invocation per repeat (an SQS batching window delivers up to 100)
 
 from __future__ import annotations
 
-from bench.harness import Result, Stack, median, run_child
+from bench.harness import BenchServices, Result, median, run_child
 
 RECORDS = 100
 LATENCY_S = 0.05
@@ -14,19 +14,19 @@ CONCURRENCY = 10
 TARGET = 1.3
 
 
-def run(stack: Stack, runs: int) -> list[Result]:
-    stack.extend.latency_s = LATENCY_S
+def run(services: BenchServices, runs: int) -> list[Result]:
+    services.extend.latency_s = LATENCY_S
     try:
         ideal = RECORDS * LATENCY_S / CONCURRENCY
-        env = stack.env(EXTEND_MAX_CONCURRENCY=str(CONCURRENCY))
+        env = services.env(EXTEND_MAX_CONCURRENCY=str(CONCURRENCY))
         times = []
         for _ in range(runs):
-            child = run_child("warm_ours.py", env, ids=stack.new_ids(RECORDS + 1), args=(str(RECORDS),))
+            child = run_child("warm_ours.py", env, ids=services.new_ids(RECORDS + 1), args=(str(RECORDS),))
             if child.report["failures"]:
                 raise RuntimeError(f"B3: {child.report['failures']} deletes failed")
             times.append(child.report["elapsed_s"])
     finally:
-        stack.extend.latency_s = 0.0
+        services.extend.latency_s = 0.0
     measured = median(times)
     return [
         Result(

@@ -1,8 +1,9 @@
 """B4 rate efficiency: Extend's rate limit R, 1,000 deletes through the local SQS event source, N instances.
 
 The emulator enforces R requests/s (one token bucket, a one-second burst, 429 with ``Retry-After``). The queue
-(moto) holds 1,000 messages; ``devstack.runtime``'s SQS event source polls it with ``MaximumConcurrency`` = N
-pollers, batches of 10, each invoking one of N warm worker processes running the queue function's entry point.
+(moto) holds 1,000 messages; the local SQS event source (``devstack.sqs_event_source``) polls it with
+``MaximumConcurrency`` = N pollers, batches of 10, each invoking one of N warm worker processes running the queue
+function's entry point.
 
 * **shares right**: ``EXTEND_MAX_REQUESTS_PER_SECOND`` = 0.95 R / N, the capacity rule in docs/operations.md. Targets:
   throughput >= 0.9 R, 429s <= 2 % of requests, nothing lost.
@@ -19,10 +20,12 @@ import threading
 import time
 from typing import Any
 
-from bench.harness import HANDLER_DIR, Result, Stack
+from bench.harness import HANDLER_DIR, BenchServices, Result
 from devstack.events import sqs_record
+from devstack.functions import FunctionConfig, FunctionPool
+from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
-from devstack.runtime import EventSourceSettings, FunctionConfig, FunctionPool, LogSink, SqsEventSource
+from devstack.sqs_event_source import EventSourceSettings, SqsEventSource
 
 MESSAGES = 1000
 RATE = 50.0
@@ -82,10 +85,10 @@ def _queue_depth(sqs: Any, queue_url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def _warm_up(stack: Stack, pool: FunctionPool, instances: int) -> None:
+def _warm_up(services: BenchServices, pool: FunctionPool, instances: int) -> None:
     """One single-record invocation per instance, all at once (so each instance gets one): their imports,
     secret and first connection happen before the clock starts. Cold starts are B1's subject."""
-    warm_ids = stack.new_ids(instances, prefix="pr_b4_warm")
+    warm_ids = services.new_ids(instances, prefix="pr_b4_warm")
     threads = [
         threading.Thread(target=pool.invoke, args=({"Records": [sqs_record(f'{{"parserRunId": "{i}"}}')]},))
         for i in warm_ids
@@ -97,7 +100,7 @@ def _warm_up(stack: Stack, pool: FunctionPool, instances: int) -> None:
 
 
 def scenario(
-    stack: Stack,
+    services: BenchServices,
     per_instance_rps: float,
     *,
     rate: float = RATE,
@@ -106,10 +109,10 @@ def scenario(
     timeout_s: float = 240,
 ) -> dict[str, Any]:
     """Run ``messages`` deletions through the event source with ``instances`` instances; what happened."""
-    queues = stack.queues
-    sqs = aws_client("sqs", stack.endpoint)
-    ids = stack.new_ids(messages, prefix="pr_b4")
-    env = stack.env(
+    queues = services.queues
+    sqs = aws_client("sqs", services.endpoint)
+    ids = services.new_ids(messages, prefix="pr_b4")
+    env = services.env(
         EXTEND_MAX_REQUESTS_PER_SECOND=f"{per_instance_rps:.4f}",
         DEAD_LETTER_QUEUE_URL=queues.dead_letter_queue_url,
         MAX_RECEIVE_COUNT=str(queues.max_receive_count),
@@ -125,9 +128,9 @@ def scenario(
     )
     pool = FunctionPool(config, LogSink(), max_instances=instances)
     pool.prewarm(instances)
-    _warm_up(stack, pool, instances)
-    stack.extend.reset_stats()
-    stack.extend.rate_limit_rps = rate  # a fresh, full bucket
+    _warm_up(services, pool, instances)
+    services.extend.reset_stats()
+    services.extend.rate_limit_rps = rate  # a fresh, full bucket
     source = SqsEventSource(
         pool,
         EventSourceSettings(
@@ -147,12 +150,12 @@ def scenario(
         feeder.stop()
         source.stop()
         pool.close()
-        stack.extend.rate_limit_rps = None
-    requests = [r for r in stack.extend.requests if r.parser_run_id in set(ids)]
-    stats = stack.extend.stats()
+        services.extend.rate_limit_rps = None
+    requests = [r for r in services.extend.requests if r.parser_run_id in set(ids)]
+    stats = services.extend.stats()
     ok = [r.timestamp for r in requests if r.status == 200]
     window = (max(r.timestamp for r in requests) - min(r.timestamp for r in requests)) if requests else 0.0
-    remaining = sum(stack.extend.exists(i, workspace_id="ws_bench") for i in ids)
+    remaining = sum(services.extend.exists(i, workspace_id="ws_bench") for i in ids)
     dead = _queue_depth(sqs, queues.dead_letter_queue_url)
     left = _queue_depth(sqs, queues.queue_url)
     return {
@@ -169,10 +172,10 @@ def scenario(
     }
 
 
-def run(stack: Stack, runs: int) -> list[Result]:
-    right = scenario(stack, SHARE * RATE / INSTANCES)
-    stack._queues = None  # a fresh queue pair for the second scenario
-    over = scenario(stack, 1.5 * RATE / INSTANCES)
+def run(services: BenchServices, runs: int) -> list[Result]:
+    right = scenario(services, SHARE * RATE / INSTANCES)
+    services._queues = None  # a fresh queue pair for the second scenario
+    over = scenario(services, 1.5 * RATE / INSTANCES)
     results = []
     for label, outcome, is_target in (
         ("shares right (0.95 R / N each)", right, True),

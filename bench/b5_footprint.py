@@ -19,7 +19,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from bench.harness import HANDLER_DIR, ROOT, Result, Stack, median, run_child
+from bench.harness import HANDLER_DIR, ROOT, BenchServices, Result, median, run_child
 
 FUNCTION_LIMIT = 100_000
 LAYER_LIMIT = 5_000_000
@@ -118,7 +118,7 @@ def copy_installed_distributions(target: Path) -> None:
                 )
 
 
-def run(stack: Stack, runs: int) -> list[Result]:
+def run(services: BenchServices, runs: int) -> list[Result]:
     function_bytes = function_zip_bytes()
     with tempfile.TemporaryDirectory(prefix="layer-") as directory:
         layer_dir = Path(directory) / "python"
@@ -126,7 +126,7 @@ def run(stack: Stack, runs: int) -> list[Result]:
         layer_bytes = tree_bytes(layer_dir)
     rss = []
     for _ in range(max(1, runs // 3)):
-        child = run_child("warm_ours.py", stack.env(), ids=stack.new_ids(2001), args=("10",))
+        child = run_child("warm_ours.py", services.env(), ids=services.new_ids(2001), args=("10",))
         rss.append(child.report["rss_kb"])
     rss_mib = median(rss) / 1024
     return [

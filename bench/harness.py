@@ -67,7 +67,7 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-class Stack:
+class BenchServices:
     """moto (the secret, the queues) and the Extend emulator on loopback, for the whole benchmark run."""
 
     def __init__(self, moto_endpoint: str, extend: ExtendEmulator) -> None:
@@ -154,9 +154,9 @@ def moto_process() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def local_stack() -> Iterator[Stack]:
+def bench_services() -> Iterator[BenchServices]:
     with moto_process() as endpoint, ExtendEmulator() as extend:
-        yield Stack(endpoint, extend)
+        yield BenchServices(endpoint, extend)
 
 
 @dataclass

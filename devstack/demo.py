@@ -1,8 +1,8 @@
 """``make run``: the whole system on loopback, no AWS account, then a scripted demo and a summary that adds up.
 
 It starts moto's server (the secrets, the deletion queue and its DLQ as ``template.yaml`` declares them), the
-Extend emulator (seeded, with faults injected), and the local runtime (``devstack.runtime``: both functions,
-the SQS event source and the API Gateway front), then:
+Extend emulator (seeded, with faults injected), and the local deployment (``devstack.local_deployment``: both
+functions, the SQS event source and the API Gateway front), then:
 
 1. a customer ``DELETE /parser_runs/{id}`` over real HTTP (one that exists, one that doesn't, one without an
    API key), each signed with Standard Webhooks headers;
@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from devstack.extend_emulator import ExtendEmulator, Fault
+from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
+from devstack.logs import LogSink
 from devstack.moto_stack import REGION, moto_server
-from devstack.runtime import LocalStack, LocalStackOptions, LogSink
 from parser_run_deleter.logic.webhook_signature import new_signing_secret, signature_headers
 
 WORKSPACE = "ws_local"
@@ -153,8 +154,8 @@ class Console:
 
 @contextlib.contextmanager
 def running_stack(
-    options: LocalStackOptions, sink: LogSink, plan: Plan | None, prewarm: bool = True
-) -> Iterator[tuple[LocalStack, ExtendEmulator, str]]:
+    options: LocalDeploymentOptions, sink: LogSink, plan: Plan | None, prewarm: bool = True
+) -> Iterator[tuple[LocalDeployment, ExtendEmulator, str]]:
     _quiet_moto()
     extend_key = f"sk_local_{secrets.token_hex(16)}"
     with moto_server() as endpoint, ExtendEmulator() as emulator:
@@ -163,7 +164,7 @@ def running_stack(
             emulator.seed(plan.seeded, workspace_id=WORKSPACE)
             for parser_run_id, label in plan.faults.items():
                 emulator.inject(parser_run_id, *fault_script(label))
-        stack = LocalStack(endpoint, emulator.base_url, extend_key, sink, options)
+        stack = LocalDeployment(endpoint, emulator.base_url, extend_key, sink, options)
         try:
             stack.start()
             if prewarm:
@@ -173,14 +174,14 @@ def running_stack(
             stack.stop()
 
 
-def _api_headers(stack: LocalStack, secret: str | None, body: bytes, **extra: str) -> dict[str, str]:
+def _api_headers(stack: LocalDeployment, secret: str | None, body: bytes, **extra: str) -> dict[str, str]:
     headers = {"x-api-key": stack.api_key, "content-type": "application/json", **extra}
     if secret:
         headers.update(signature_headers(secret, body))
     return headers
 
 
-def drain(stack: LocalStack, sink: LogSink, console: Console, *, expected: int, timeout_s: float) -> bool:
+def drain(stack: LocalDeployment, sink: LogSink, console: Console, *, expected: int, timeout_s: float) -> bool:
     """Wait until the queue is empty and nothing is in flight; a live line shows the queue and the outcomes."""
     started = time.monotonic()
     quiet_since: float | None = None
@@ -218,7 +219,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
     log_file = Path(tempfile.mkstemp(prefix="extend-deleter-functions-", suffix=".log")[1])
     with log_file.open("w", encoding="utf-8") as raw:
         sink = LogSink(raw)
-        options = LocalStackOptions(
+        options = LocalDeploymentOptions(
             parameter_overrides={**LOCAL_PARAMETERS, **args.parameter},
             environment_overrides=dict(LOCAL_ENVIRONMENT),
             visibility_timeout_s=args.visibility_timeout,
@@ -240,7 +241,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_stack(
-    console: Console, stack: LocalStack, emulator: ExtendEmulator, endpoint: str, log_file: Path, *, signed: bool
+    console: Console, stack: LocalDeployment, emulator: ExtendEmulator, endpoint: str, log_file: Path, *, signed: bool
 ) -> None:
     assert stack.queue_pool is not None
     source = stack.queue_function.sqs
@@ -268,7 +269,7 @@ def _script(
     args: argparse.Namespace,
     console: Console,
     *,
-    stack: LocalStack,
+    stack: LocalDeployment,
     emulator: ExtendEmulator,
     sink: LogSink,
     plan: Plan,
@@ -341,7 +342,7 @@ def _script(
 
 
 def _account(
-    stack: LocalStack, emulator: ExtendEmulator, sink: LogSink, plan: Plan, bulk_ids: set[str]
+    stack: LocalDeployment, emulator: ExtendEmulator, sink: LogSink, plan: Plan, bulk_ids: set[str]
 ) -> dict[str, Any]:
     """Where every requested id ended, from the systems' state (emulator, queues), not from the logs alone."""
     from opscli.queues import peek_dead_letters  # noqa: PLC0415
@@ -429,7 +430,7 @@ def serve(args: argparse.Namespace, console: Console) -> int:
     with log_file.open("w", encoding="utf-8") as raw:
         sink = LogSink(raw)
         sink.listeners.append(lambda function, doc: _echo_outcome(console, function, doc))
-        options = LocalStackOptions(
+        options = LocalDeploymentOptions(
             parameter_overrides={**LOCAL_PARAMETERS, **args.parameter},
             environment_overrides=dict(LOCAL_ENVIRONMENT),
             visibility_timeout_s=args.visibility_timeout,

@@ -1,83 +1,8 @@
-"""A real HTTP server on loopback that behaves like Extend's parser-run deletion endpoint.
+"""A real HTTP server on loopback that behaves like Extend's parser-run deletion endpoint, both API versions,
+with faults injectable per parser run id or at random (``ExtendEmulator``, ``Fault``).
 
-The emulator follows Extend's public API docs and the official ``extend-ai`` SDK (the project's
-``extend-api.md`` reference notes) for both API versions, and lets tests inject faults per parser run id
-or at random. It uses only the standard library: a ``ThreadingHTTPServer`` speaking HTTP/1.1 with
-keep-alive, quiet, one thread per connection.
-
-Quick start::
-
-    with ExtendEmulator() as emu:
-        emu.add_key("sk_test_abc", workspace_id="ws_1")
-        emu.seed(["parser_run_1"], workspace_id="ws_1")
-        emu.inject("parser_run_1", Fault.status(503), Fault.rate_limited(retry_after=1))
-        ...  # point the client at emu.base_url
-
-Routes (the version comes from the ``x-extend-api-version`` header)
---------------------------------------------------------------------
-* 2025-04-21: ``DELETE /parser_runs/{id}`` -> 200
-  ``{"success": true, "parserRunId": id, "message": "Parser run data has been successfully deleted."}``
-* 2026-02-09: ``DELETE /parse_runs/{id}`` -> 200 ``{"id": id}``
-* ``GET`` on the same paths returns the run (2025-04-21: ``{"success": true, "parserRun": {...}}``,
-  2026-02-09: ``{"object": "parse_run", "id": ..., "status": "PROCESSED"}``) or 404. A test helper only.
-* A deleted or never-seeded id -> 404 ``NOT_FOUND``. Deletion is synchronous: the run is gone as soon as
-  the 200 is sent, so a second DELETE gets 404.
-* Ids are one percent-decoded path segment (UTF-8); the query string is ignored.
-
-Decisions where Extend's docs are silent (callers must not rely on more than this)
-------------------------------------------------------------------------------------
-* ``/parser_runs/{id}`` under 2026-02-09 -> **410** ``ENDPOINT_REMOVED``; the message names
-  ``DELETE /parse_runs/{id}``. ``/parse_runs/{id}`` under 2025-04-21 -> 404 ``NOT_FOUND`` (it did not
-  exist yet). Any other path or method -> 404 ``NOT_FOUND``.
-* A workspace-scoped key with an ``x-extend-workspace-id`` naming another workspace -> **403**
-  ``FORBIDDEN`` (retryable false). An organization-scoped key without the header -> 400
-  ``INVALID_REQUEST``; with it, any workspace id is accepted (runs are looked up in that workspace).
-* A missing ``x-extend-api-version`` -> 400 ``INVALID_REQUEST``, except for keys added with
-  ``legacy=True`` (created before 2025-04-21), which silently get the 2025-04-21 behaviour for this
-  endpoint. An unknown version -> 400 ``INVALID_REQUEST``.
-* Codes by status for ``Fault.status(n)``: 400 INVALID_REQUEST, 401 UNAUTHORIZED, 402 USAGE_BLOCKED,
-  403 FORBIDDEN, 404 NOT_FOUND, 408 REQUEST_TIMEOUT, 409 CONFLICT, 410 ENDPOINT_REMOVED,
-  422 UNPROCESSABLE_ENTITY, 429 RATE_LIMIT_EXCEEDED, 500 INTERNAL_ERROR, 502 BAD_GATEWAY,
-  503 SERVICE_UNAVAILABLE, 504 GATEWAY_TIMEOUT. ``retryable`` is true for 408, 429 and every 5xx.
-  ``Fault.status(429)`` sends no ``Retry-After``; use ``Fault.rate_limited`` for that.
-* The rate limit is one token bucket for the whole emulator (Extend limits per organization), capacity
-  ``max(1, rps)`` (a one-second burst), refilled at ``rps``. Changing ``rate_limit_rps`` refills it.
-
-Every response carries ``x-extend-request-id: req_<20 alphanumerics>``, and every error is a flat JSON
-object ``{"code", "message", "retryable", "requestId"}`` with ``Content-Type: application/json`` and the
-same request id -- except ``Fault.non_json``, whose body is ``text/html`` (the header is still sent).
-
-Order of evaluation for each request
-------------------------------------
-1. ``set_unreachable(True)``: the connection is reset, no response (also for kept-alive connections).
-   A new connection is accepted then reset, so a client may see it as a connect error (urllib3:
-   ``NewConnectionError``) or as a reset after sending (``ProtocolError``).
-2. ``latency_s``: every request waits this long.
-3. Authentication -> 401. 4. API version -> 400. 5. Workspace header -> 400 / 403.
-6. Route -> 404 / 410. 7. Rate limit -> 429 (only requests that got this far take a token).
-8. Faults, DELETE only: the id's scripted fault if one is left, else a random fault (``inject_random``).
-   ``latency``/``stall`` faults delay and then fall through to step 9; the others answer instead of it.
-9. The real behaviour: 200 or 404.
-
-Faults
-------
-``Fault.status(n)`` / ``Fault.error(n, code, message, retryable=...)``: an error JSON.
-``Fault.rate_limited(retry_after=1)``: 429 with ``Retry-After: 1``; ``retry_after=None`` omits the header;
-``retry_after_http_date=True`` sends it as an HTTP date that many seconds ahead.
-``Fault.reset()``: SO_LINGER (1, 0) and close: the client sees a connection reset, no response.
-``Fault.latency(s)`` / ``Fault.stall(s)``: wait ``s`` then answer normally (the deletion happens after the
-wait, even if the client has given up). ``stop()`` interrupts the wait and drops the request.
-``Fault.non_json(status)``: an HTML body, as a load balancer would send.
-
-Recording
----------
-``requests`` lists every parsed request (a ``RecordedRequest``; ``status`` is None when no response was
-sent, and ``fault`` then says why: ``reset``, ``unreachable`` or ``aborted``). A request is recorded just
-before its response is written, so a client that has the response also sees the record.
-``fault`` is the injected fault's name (``Fault.name``), ``"rate_limit"`` for a 429 from the token bucket,
-else None. ``stats()`` counts by status (``"200"``) or, without a response, by that reason; connections
-reset at accept time while unreachable count as ``"unreachable"`` without a ``RecordedRequest``.
-``reset_stats()`` clears both.
+Its routes, the choices made where Extend's docs are silent, the order in which a request is evaluated, the
+faults and what is recorded are specified in ``extend_emulator.md``, beside this file.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from devstack.extend_emulator import ExtendEmulator
 from devstack.lambda_context import LocalLambdaContext
+from devstack.logs import metric_totals
 from devstack.moto_stack import (
     QueuePair,
     apply_local_aws_env,
@@ -34,7 +35,6 @@ from devstack.moto_stack import (
     put_secret,
     rotate_secret,
 )
-from devstack.runtime import metric_totals
 from parser_run_deleter.adapters import deletion_queue, wiring
 from parser_run_deleter.shared import observability
 
@@ -163,8 +163,9 @@ def emitted(capfd: pytest.CaptureFixture[str]) -> Emitted:
 
 
 @dataclass
-class Stack:
-    """One test's world: the secret and queues in moto, the emulator, and the handler's environment."""
+class InProcessStack:
+    """One test's world for a handler called in this process: the secret and queues in moto, the Extend
+    emulator, and the environment the handler reads (the ``stack`` fixture)."""
 
     endpoint: str
     extend: ExtendEmulator
@@ -214,12 +215,12 @@ class Stack:
 
 
 @pytest.fixture
-def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessStack]:
     api_key = new_api_key()
     extend.add_key(api_key, workspace_id="ws_test")
     secret_arn = put_secret(moto_endpoint, api_key)
     queues = create_queues(moto_endpoint)
-    stack = Stack(moto_endpoint, extend, api_key, secret_arn, queues, monkeypatch)
+    stack = InProcessStack(moto_endpoint, extend, api_key, secret_arn, queues, monkeypatch)
     stack.set_env(
         EXTEND_API_KEY_SECRET_ID=secret_arn,
         EXTEND_API_BASE_URL=extend.base_url,

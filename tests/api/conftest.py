@@ -1,4 +1,4 @@
-"""API-path helpers: API Gateway events built from the samples in events/, invocation, signing, queue reads.
+"""API-path helpers: API Gateway events from devstack.events, invocation, signing, and queue reads.
 
 Every response that ``invoke`` returns has been checked against openapi.yaml, so each API test is also a
 contract test.
@@ -7,7 +7,6 @@ contract test.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import secrets
 import uuid
@@ -22,16 +21,17 @@ from typing import Any
 import pytest
 import standardwebhooks
 
+from devstack.events import SAMPLE_API_KEY_ID, SAMPLE_SOURCE_IP, sample_http_event, sample_rest_event
 from devstack.lambda_context import LocalLambdaContext
 from devstack.moto_stack import put_secret
 from parser_run_deleter.entrypoints import api_function
 from parser_run_deleter.logic import signature_verifier
 from tests.api.openapi_contract import check_response
-from tests.conftest import Stack, register_secret
+from tests.conftest import InProcessStack, register_secret
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-API_KEY_ID = "a1b2c3d4e5"  # requestContext.identity.apiKeyId in the REST samples
-SOURCE_IP = "203.0.113.10"
+API_KEY_ID = SAMPLE_API_KEY_ID  # requestContext.identity.apiKeyId in the REST samples
+SOURCE_IP = SAMPLE_SOURCE_IP
 
 
 @cache
@@ -44,13 +44,11 @@ def sample_event(name: str) -> dict[str, Any]:
     return event
 
 
-def _body_fields(body: str | bytes | None, base64_body: bool) -> tuple[str | None, bool]:
-    if body is None:
-        return None, False
-    raw = body.encode() if isinstance(body, str) else body
-    if base64_body:
-        return base64.b64encode(raw).decode(), True
-    return raw.decode(), False
+def _route(path: str) -> tuple[str, dict[str, str] | None]:
+    """The template's resource for ``path`` and its path parameters (a path matching no route is its own)."""
+    if path.startswith("/parser_runs/"):
+        return "/parser_runs/{id}", {"id": path.removeprefix("/parser_runs/")}
+    return path, None
 
 
 def rest_event(
@@ -63,26 +61,19 @@ def rest_event(
     base64_body: bool = False,
     api_key_id: str | None = API_KEY_ID,
 ) -> dict[str, Any]:
-    """A REST API (payload 1.0) proxy event, from events/apigw_rest_delete.json."""
-    event = copy.deepcopy(sample_event("apigw_rest_delete.json"))
-    if path.startswith("/parser_runs/"):
-        resource, parameters = "/parser_runs/{id}", {"id": path.removeprefix("/parser_runs/")}
-    else:
-        resource, parameters = path, None
-    event.update(httpMethod=method, path=path, resource=resource, pathParameters=parameters)
-    event["body"], event["isBase64Encoded"] = _body_fields(body, base64_body)
-    for name, value in (headers or {}).items():
-        event["headers"][name] = value
-        event["multiValueHeaders"][name] = [value]
-    context = event["requestContext"]
-    context.update(
-        httpMethod=method,
-        path=f"/{context['stage']}{path}",
-        resourcePath=resource,
-        requestId=request_id or str(uuid.uuid4()),
+    """A REST API (payload 1.0) proxy event, as events/apigw_rest_delete.json is built."""
+    resource, parameters = _route(path)
+    return sample_rest_event(
+        method,
+        path,
+        resource=resource,
+        path_parameters=parameters,
+        request_id=request_id or str(uuid.uuid4()),
+        body=body,
+        base64_body=base64_body,
+        headers=headers,
+        api_key_id=api_key_id,
     )
-    context["identity"]["apiKeyId"] = api_key_id
-    return event
 
 
 def http_event(
@@ -95,25 +86,19 @@ def http_event(
     base64_body: bool = False,
     authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An HTTP API (payload 2.0) event, from events/apigw_http_delete.json."""
-    event = copy.deepcopy(sample_event("apigw_http_delete.json"))
-    route_key = f"{method} /parser_runs/{{id}}" if path.startswith("/parser_runs/") else f"{method} {path}"
-    event.update(rawPath=path, routeKey=route_key)
-    if path.startswith("/parser_runs/"):
-        event["pathParameters"] = {"id": path.removeprefix("/parser_runs/")}
-    else:
-        event.pop("pathParameters", None)
-    body_text, encoded = _body_fields(body, base64_body)
-    if body_text is not None:
-        event["body"] = body_text
-    event["isBase64Encoded"] = encoded
-    event["headers"].update({name.lower(): value for name, value in (headers or {}).items()})
-    context = event["requestContext"]
-    context.update(routeKey=route_key, requestId=request_id or uuid.uuid4().hex[:16])
-    context["http"].update(method=method, path=path)
-    if authorizer is not None:
-        context["authorizer"] = authorizer
-    return event
+    """An HTTP API (payload 2.0) event, as events/apigw_http_delete.json is built."""
+    resource, parameters = _route(path)
+    return sample_http_event(
+        method,
+        path,
+        route_key=f"{method} {resource}",
+        path_parameters=parameters,
+        request_id=request_id or uuid.uuid4().hex[:16],
+        body=body,
+        base64_body=base64_body,
+        headers=headers,
+        authorizer=authorizer,
+    )
 
 
 @dataclass(frozen=True)
@@ -159,7 +144,7 @@ def signature_headers(
     }
 
 
-def queued_messages(stack: Stack) -> list[dict[str, Any]]:
+def queued_messages(stack: InProcessStack) -> list[dict[str, Any]]:
     """Every message on the deletion queue, parsed (they become invisible to later reads)."""
     sqs = stack.sqs()
     bodies: list[dict[str, Any]] = []
@@ -172,7 +157,7 @@ def queued_messages(stack: Stack) -> list[dict[str, Any]]:
         bodies.extend(json.loads(message["Body"]) for message in batch)
 
 
-def queue_depth(stack: Stack) -> int:
+def queue_depth(stack: InProcessStack) -> int:
     attributes = stack.sqs().get_queue_attributes(
         QueueUrl=stack.queues.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
@@ -189,7 +174,7 @@ class Signing:
 
 
 @pytest.fixture
-def signing(stack: Stack) -> Iterator[Signing]:
+def signing(stack: InProcessStack) -> Iterator[Signing]:
     """Signatures enforced: WEBHOOK_SIGNING_SECRET_ID names a fresh whsec_ secret in moto."""
     secret = new_webhook_secret()
     arn = put_secret(stack.endpoint, secret, name=f"webhook-signing-{uuid.uuid4().hex[:8]}")

@@ -21,7 +21,7 @@ from tests.api.conftest import (
     sample_event,
 )
 from tests.api.sqs_fault_proxy import SqsFaultProxy
-from tests.conftest import Emitted, Stack
+from tests.conftest import Emitted, InProcessStack
 
 EventFactory = Callable[..., dict[str, Any]]
 BOTH_SHAPES = pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest-v1", "http-v2"])
@@ -31,7 +31,7 @@ def bulk(make_event: EventFactory, ids: Any, **kwargs: Any) -> dict[str, Any]:
     return make_event("POST", "/deletions", body=json.dumps({"parserRunIds": ids}), **kwargs)
 
 
-def test_the_sample_rest_event_queues_the_distinct_valid_ids(stack: Stack, emitted: Emitted) -> None:
+def test_the_sample_rest_event_queues_the_distinct_valid_ids(stack: InProcessStack, emitted: Emitted) -> None:
     # Given the sample bulk request: two ids, one of them twice, and an invalid one
     event = sample_event("apigw_rest_bulk.json")
 
@@ -71,7 +71,7 @@ def test_the_sample_rest_event_queues_the_distinct_valid_ids(stack: Stack, emitt
     assert {"trigger": "api", "service": "parser-run-deleter"} in emitted.metric_dimensions("ParserRunDeletionQueued")
 
 
-def test_the_sample_http_event_queues_with_the_authorizer_caller(stack: Stack) -> None:
+def test_the_sample_http_event_queues_with_the_authorizer_caller(stack: InProcessStack) -> None:
     answer = invoke(sample_event("apigw_http_bulk.json"))
     assert answer.status == 202 and answer.body == {"queued": 2, "rejected": []}
     assert {message["callerApiKeyId"] for message in queued_messages(stack)} == {"k9x8c7v6b5"}
@@ -79,7 +79,7 @@ def test_the_sample_http_event_queues_with_the_authorizer_caller(stack: Stack) -
 
 @BOTH_SHAPES
 def test_a_thousand_entries_are_accepted_and_sent_in_batches_of_ten(
-    stack: Stack, emitted: Emitted, make_event: EventFactory, sqs_faults: SqsFaultProxy
+    stack: InProcessStack, emitted: Emitted, make_event: EventFactory, sqs_faults: SqsFaultProxy
 ) -> None:
     # Given the largest request allowed: 1,000 entries, here 100 distinct ids ten times over
     ids = [f"pr_{index % 100:03d}" for index in range(1000)]
@@ -97,7 +97,7 @@ def test_a_thousand_entries_are_accepted_and_sent_in_batches_of_ten(
 
 
 @pytest.mark.slow  # moto's SendMessageBatch cost grows with the queue's length: 20-45 s here for 1,000 messages
-def test_a_thousand_distinct_ids_are_all_queued(stack: Stack, emitted: Emitted) -> None:
+def test_a_thousand_distinct_ids_are_all_queued(stack: InProcessStack, emitted: Emitted) -> None:
     ids = [f"pr_{index:04d}" for index in range(1000)]
     # A long invocation: enqueueing stops at the deadline, and moto (unlike SQS) may need most of 20 s for this.
     answer = invoke(bulk(rest_event, ids), LocalLambdaContext(timeout_s=600))
@@ -108,13 +108,15 @@ def test_a_thousand_distinct_ids_are_all_queued(stack: Stack, emitted: Emitted) 
     assert request_line["parser_run_id_count"] == 1000 and len(request_line["parser_run_ids"]) == 100
 
 
-def test_duplicates_keep_their_first_position(stack: Stack) -> None:
+def test_duplicates_keep_their_first_position(stack: InProcessStack) -> None:
     answer = invoke(bulk(rest_event, ["pr_b", "pr_a", "pr_b", "pr_a", "pr_c"]))
     assert answer.body == {"queued": 3, "rejected": []}
     assert sorted(message["parserRunId"] for message in queued_messages(stack)) == ["pr_a", "pr_b", "pr_c"]
 
 
-def test_entries_that_are_not_ids_are_rejected_one_by_one_and_echoed_short(stack: Stack, emitted: Emitted) -> None:
+def test_entries_that_are_not_ids_are_rejected_one_by_one_and_echoed_short(
+    stack: InProcessStack, emitted: Emitted
+) -> None:
     huge = "x" * 100_000
     answer = invoke(bulk(rest_event, ["pr_ok", 5, None, {"id": "pr_x"}, ["pr_y"], "", huge, "pr_ok"]))
     assert answer.status == 202
@@ -127,7 +129,7 @@ def test_entries_that_are_not_ids_are_rejected_one_by_one_and_echoed_short(stack
     assert emitted.metric_totals()["InvalidDeletionRequest"] == 6
 
 
-def test_when_every_entry_is_invalid_nothing_is_queued(stack: Stack) -> None:
+def test_when_every_entry_is_invalid_nothing_is_queued(stack: InProcessStack) -> None:
     answer = invoke(bulk(rest_event, ["a b", "c/d"]))
     assert answer.status == 202 and answer.body["queued"] == 0 and len(answer.body["rejected"]) == 2
     assert queued_messages(stack) == []
@@ -164,7 +166,7 @@ def test_when_every_entry_is_invalid_nothing_is_queued(stack: Stack) -> None:
     ],
 )
 def test_a_malformed_body_gets_a_precise_4xx_and_queues_nothing(
-    stack: Stack, emitted: Emitted, make_event: EventFactory, body: str, status: int, message: str
+    stack: InProcessStack, emitted: Emitted, make_event: EventFactory, body: str, status: int, message: str
 ) -> None:
     answer = invoke(make_event("POST", "/deletions", body=body))
     assert answer.status == status
@@ -174,26 +176,26 @@ def test_a_malformed_body_gets_a_precise_4xx_and_queues_nothing(
     assert [log["request_outcome"] for log in emitted.logs if log["message"] == "api request"] == ["bad_request"]
 
 
-def test_a_body_that_is_not_utf8_is_a_400(stack: Stack) -> None:
+def test_a_body_that_is_not_utf8_is_a_400(stack: InProcessStack) -> None:
     answer = invoke(http_event("POST", "/deletions", body=b"\xff\xfe{}", base64_body=True))
     assert answer.status == 400 and "UTF-8" in answer.body["message"]
 
 
-def test_a_body_flagged_base64_that_is_not_is_read_as_sent(stack: Stack) -> None:
+def test_a_body_flagged_base64_that_is_not_is_read_as_sent(stack: InProcessStack) -> None:
     event = http_event("POST", "/deletions", body="%%% not base64")
     event["isBase64Encoded"] = True
     answer = invoke(event)
     assert answer.status == 400 and "not valid JSON" in answer.body["message"]
 
 
-def test_a_base64_encoded_body_is_decoded(stack: Stack) -> None:
+def test_a_base64_encoded_body_is_decoded(stack: InProcessStack) -> None:
     body = json.dumps({"parserRunIds": ["pr_b64"]}).encode()
     answer = invoke(http_event("POST", "/deletions", body=body, base64_body=True))
     assert answer.body == {"queued": 1, "rejected": []}
 
 
 @pytest.fixture
-def sqs_faults(stack: Stack) -> Iterator[SqsFaultProxy]:
+def sqs_faults(stack: InProcessStack) -> Iterator[SqsFaultProxy]:
     """SQS reached through the fault proxy: moto itself rejects the entries the test marks."""
     with SqsFaultProxy(stack.endpoint) as proxy:
         stack.set_env(AWS_ENDPOINT_URL=proxy.endpoint)
@@ -203,7 +205,7 @@ def sqs_faults(stack: Stack) -> Iterator[SqsFaultProxy]:
 
 
 def test_entries_sqs_keeps_rejecting_are_reported_rejected_not_queued(
-    stack: Stack, emitted: Emitted, sqs_faults: SqsFaultProxy
+    stack: InProcessStack, emitted: Emitted, sqs_faults: SqsFaultProxy
 ) -> None:
     # Given SQS rejects the entries for two ids on every attempt, in two different chunks of ten
     ids = [f"pr_{index:02d}" for index in range(15)]
@@ -226,7 +228,7 @@ def test_entries_sqs_keeps_rejecting_are_reported_rejected_not_queued(
     assert (totals["ParserRunDeletionQueued"], totals["ParserRunDeletionFailed"]) == (13, 2)
 
 
-def test_an_entry_rejected_once_is_retried_and_queued(stack: Stack, sqs_faults: SqsFaultProxy) -> None:
+def test_an_entry_rejected_once_is_retried_and_queued(stack: InProcessStack, sqs_faults: SqsFaultProxy) -> None:
     sqs_faults.reject("pr_b", times=1)
     answer = invoke(bulk(rest_event, ["pr_a", "pr_b", "pr_c"]))
     assert answer.body == {"queued": 3, "rejected": []}
@@ -234,7 +236,7 @@ def test_an_entry_rejected_once_is_retried_and_queued(stack: Stack, sqs_faults: 
     assert sorted(message["parserRunId"] for message in queued_messages(stack)) == ["pr_a", "pr_b", "pr_c"]
 
 
-def test_when_sqs_rejects_every_entry_the_answer_is_503(stack: Stack, sqs_faults: SqsFaultProxy) -> None:
+def test_when_sqs_rejects_every_entry_the_answer_is_503(stack: InProcessStack, sqs_faults: SqsFaultProxy) -> None:
     sqs_faults.reject("pr_a")
     sqs_faults.reject("pr_b")
     answer = invoke(bulk(rest_event, ["pr_a", "pr_b", "bad id"]))
@@ -244,7 +246,7 @@ def test_when_sqs_rejects_every_entry_the_answer_is_503(stack: Stack, sqs_faults
 
 @BOTH_SHAPES
 def test_when_the_queue_is_unreachable_the_answer_is_503(
-    stack: Stack, emitted: Emitted, make_event: EventFactory
+    stack: InProcessStack, emitted: Emitted, make_event: EventFactory
 ) -> None:
     stack.set_env(DELETION_QUEUE_URL=stack.queues.queue_url + "-missing")
     answer = invoke(bulk(make_event, ["pr_a", "pr_b"]))
@@ -253,7 +255,7 @@ def test_when_the_queue_is_unreachable_the_answer_is_503(
     assert emitted.metric_totals()["ParserRunDeletionFailed"] == 2
 
 
-def test_without_a_deletion_queue_bulk_intake_is_503(stack: Stack) -> None:
+def test_without_a_deletion_queue_bulk_intake_is_503(stack: InProcessStack) -> None:
     stack.set_env(DELETION_QUEUE_URL=None)
     answer = invoke(bulk(rest_event, ["pr_a"]))
     assert answer.status == 503

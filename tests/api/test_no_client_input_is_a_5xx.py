@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.api.conftest import http_event, invoke, rest_event
-from tests.conftest import Stack
+from tests.conftest import InProcessStack
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 json_values = st.recursive(
@@ -26,7 +26,7 @@ bodies = st.one_of(
 
 @FUZZ
 @given(body=bodies, v2=st.booleans())
-def test_any_bulk_body_gets_a_documented_4xx_or_202(stack: Stack, body: str, v2: bool) -> None:
+def test_any_bulk_body_gets_a_documented_4xx_or_202(stack: InProcessStack, body: str, v2: bool) -> None:
     make_event = http_event if v2 else rest_event
     answer = invoke(make_event("POST", "/deletions", body=body))
     assert answer.status in {202, 400}
@@ -34,13 +34,13 @@ def test_any_bulk_body_gets_a_documented_4xx_or_202(stack: Stack, body: str, v2:
 
 @FUZZ
 @given(raw_id=st.text(min_size=1, max_size=300).filter(lambda text: "/" not in text), v2=st.booleans())
-def test_any_path_id_gets_a_documented_answer(stack: Stack, raw_id: str, v2: bool) -> None:
+def test_any_path_id_gets_a_documented_answer(stack: InProcessStack, raw_id: str, v2: bool) -> None:
     make_event = http_event if v2 else rest_event
     answer = invoke(make_event("DELETE", f"/parser_runs/{quote(raw_id, safe='')}"))
     assert answer.status in {400, 404}
 
 
-def test_a_rest_event_without_any_headers_is_served(stack: Stack) -> None:
+def test_a_rest_event_without_any_headers_is_served(stack: InProcessStack) -> None:
     event = rest_event("DELETE", "/parser_runs/pr_none")
     event["headers"] = None
     event["multiValueHeaders"] = None

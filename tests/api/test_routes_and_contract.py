@@ -14,7 +14,7 @@ from devstack.moto_stack import put_secret
 from parser_run_deleter.intake import api_gateway, api_routes
 from tests.api.conftest import http_event, invoke, new_webhook_secret, queued_messages, rest_event
 from tests.api.openapi_contract import operations, spec
-from tests.conftest import Emitted, Stack
+from tests.conftest import Emitted, InProcessStack
 
 EventFactory = Callable[..., dict[str, Any]]
 BOTH_SHAPES = pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest-v1", "http-v2"])
@@ -40,19 +40,19 @@ def test_every_route_is_in_openapi_yaml_and_nothing_else(resolver: Any) -> None:
     assert _normalised({(method, re.sub(r"<\w+>", "{}", rule)) for method, rule in api_routes.ROUTES}) == declared
 
 
-def _enforce_signatures(stack: Stack) -> None:
+def _enforce_signatures(stack: InProcessStack) -> None:
     arn = put_secret(stack.endpoint, new_webhook_secret(), name=f"webhook-signing-{uuid.uuid4().hex[:8]}")
     stack.set_env(WEBHOOK_SIGNING_SECRET_ID=arn)
 
 
-def _break_extend_and_queue(stack: Stack) -> None:
+def _break_extend_and_queue(stack: InProcessStack) -> None:
     stack.extend.inject("pr_a", Fault.status(500), Fault.status(500), Fault.status(500))
     stack.set_env(DELETION_QUEUE_URL=None)
 
 
 BULK = '{"parserRunIds": ["pr_a"]}'
 # One way to get each documented response: (method, path, body, arrangement).
-SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Callable[[Stack], None]]] = {
+SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Callable[[InProcessStack], None]]] = {
     ("DELETE", "/parser_runs/{id}", 200): (
         "/parser_runs/pr_a",
         None,
@@ -86,7 +86,7 @@ def test_the_scenarios_cover_every_documented_response() -> None:
 
 
 @pytest.mark.parametrize("key", sorted(SCENARIOS), ids=lambda key: f"{key[0]}-{key[2]}")
-def test_every_documented_response_is_produced_as_documented(stack: Stack, key: tuple[str, str, int]) -> None:
+def test_every_documented_response_is_produced_as_documented(stack: InProcessStack, key: tuple[str, str, int]) -> None:
     method, _, status = key
     path, body, arrange = SCENARIOS[key]
     arrange(stack)
@@ -109,7 +109,13 @@ def test_every_documented_response_is_produced_as_documented(stack: Stack, key: 
     ],
 )
 def test_unknown_routes_and_methods_get_json_4xx(
-    stack: Stack, emitted: Emitted, make_event: EventFactory, method: str, path: str, status: int, allow: str | None
+    stack: InProcessStack,
+    emitted: Emitted,
+    make_event: EventFactory,
+    method: str,
+    path: str,
+    status: int,
+    allow: str | None,
 ) -> None:
     answer = invoke(make_event(method, path))
     assert answer.status == status
@@ -121,7 +127,7 @@ def test_unknown_routes_and_methods_get_json_4xx(
     assert line["request_outcome"] == "no_route" and line["status_code"] == status
 
 
-def test_a_misconfigured_function_answers_503_not_a_crash(stack: Stack, emitted: Emitted) -> None:
+def test_a_misconfigured_function_answers_503_not_a_crash(stack: InProcessStack, emitted: Emitted) -> None:
     stack.set_env(EXTEND_API_VERSION="1999-01-01")
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_a"))
     assert answer.status == 503 and answer.headers["retry-after"] == "30"
@@ -129,7 +135,7 @@ def test_a_misconfigured_function_answers_503_not_a_crash(stack: Stack, emitted:
 
 
 def test_an_unexpected_error_is_a_json_500_without_details(
-    stack: Stack, emitted: Emitted, monkeypatch: pytest.MonkeyPatch
+    stack: InProcessStack, emitted: Emitted, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("boom: internal detail")

@@ -22,7 +22,7 @@ from tests.api.conftest import (
     sample_event,
     signature_headers,
 )
-from tests.conftest import Emitted, Stack
+from tests.conftest import Emitted, InProcessStack
 
 WS = "ws_test"
 BODY = json.dumps({"parserRunIds": ["pr_signed_1", "pr_signed_2"]})
@@ -34,7 +34,7 @@ def signed_bulk(make_event: EventFactory, headers: dict[str, str], body: str = B
     return make_event("POST", "/deletions", body=body, headers=headers)
 
 
-def assert_rejected(answer: Any, stack: Stack, emitted: Emitted, reason: str) -> None:
+def assert_rejected(answer: Any, stack: InProcessStack, emitted: Emitted, reason: str) -> None:
     """401 with a JSON reason, the metric, and nothing called or queued."""
     assert answer.status == 401
     assert reason in answer.body["message"]
@@ -48,7 +48,7 @@ def assert_rejected(answer: Any, stack: Stack, emitted: Emitted, reason: str) ->
 
 @BOTH_SHAPES
 def test_a_correctly_signed_request_is_served(
-    stack: Stack, emitted: Emitted, signing: Signing, make_event: EventFactory
+    stack: InProcessStack, emitted: Emitted, signing: Signing, make_event: EventFactory
 ) -> None:
     headers = signing.headers(BODY, webhook_id="msg_ok_1")
     answer = invoke(signed_bulk(make_event, headers))
@@ -57,14 +57,14 @@ def test_a_correctly_signed_request_is_served(
     assert emitted.metric_totals()["WebhookSignatureRejected"] == 0
 
 
-def test_a_signed_sync_delete_reaches_extend(stack: Stack, signing: Signing) -> None:
+def test_a_signed_sync_delete_reaches_extend(stack: InProcessStack, signing: Signing) -> None:
     stack.extend.seed(["pr_sig"], workspace_id=WS)
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_sig", headers=signing.headers(None)))
     assert answer.status == 200 and not stack.extend.exists("pr_sig", workspace_id=WS)
 
 
 def test_the_sample_signed_event_is_refused_once_its_timestamp_is_old(
-    stack: Stack, emitted: Emitted, signing: Signing
+    stack: InProcessStack, emitted: Emitted, signing: Signing
 ) -> None:
     answer = invoke(sample_event("apigw_rest_signed_bulk.json"))
     assert_rejected(answer, stack, emitted, "too old")
@@ -73,7 +73,7 @@ def test_the_sample_signed_event_is_refused_once_its_timestamp_is_old(
 @BOTH_SHAPES
 @pytest.mark.parametrize("missing", ["webhook-id", "webhook-timestamp", "webhook-signature"])
 def test_a_missing_header_is_rejected(
-    stack: Stack, emitted: Emitted, signing: Signing, make_event: EventFactory, missing: str
+    stack: InProcessStack, emitted: Emitted, signing: Signing, make_event: EventFactory, missing: str
 ) -> None:
     headers = signing.headers(BODY)
     del headers[missing]
@@ -81,12 +81,14 @@ def test_a_missing_header_is_rejected(
     assert_rejected(answer, stack, emitted, f"missing signature header(s): {missing}")
 
 
-def test_an_unsigned_request_is_rejected(stack: Stack, emitted: Emitted, signing: Signing) -> None:
+def test_an_unsigned_request_is_rejected(stack: InProcessStack, emitted: Emitted, signing: Signing) -> None:
     answer = invoke(signed_bulk(rest_event, {}))
     assert_rejected(answer, stack, emitted, "webhook-id, webhook-timestamp, webhook-signature")
 
 
-def test_a_signature_made_with_another_secret_is_rejected(stack: Stack, emitted: Emitted, signing: Signing) -> None:
+def test_a_signature_made_with_another_secret_is_rejected(
+    stack: InProcessStack, emitted: Emitted, signing: Signing
+) -> None:
     headers = signature_headers(new_webhook_secret(), BODY)
     answer = invoke(signed_bulk(rest_event, headers))
     assert_rejected(answer, stack, emitted, "no valid signature")
@@ -94,7 +96,7 @@ def test_a_signature_made_with_another_secret_is_rejected(stack: Stack, emitted:
 
 @BOTH_SHAPES
 def test_a_tampered_body_is_rejected(
-    stack: Stack, emitted: Emitted, signing: Signing, make_event: EventFactory
+    stack: InProcessStack, emitted: Emitted, signing: Signing, make_event: EventFactory
 ) -> None:
     headers = signing.headers(BODY)
     tampered = BODY.replace("pr_signed_2", "pr_victim_99")
@@ -102,7 +104,7 @@ def test_a_tampered_body_is_rejected(
     assert_rejected(answer, stack, emitted, "no valid signature")
 
 
-def test_a_changed_webhook_id_is_rejected(stack: Stack, emitted: Emitted, signing: Signing) -> None:
+def test_a_changed_webhook_id_is_rejected(stack: InProcessStack, emitted: Emitted, signing: Signing) -> None:
     headers = {**signing.headers(BODY, webhook_id="msg_a"), "webhook-id": "msg_b"}
     assert_rejected(invoke(signed_bulk(rest_event, headers)), stack, emitted, "no valid signature")
 
@@ -113,7 +115,7 @@ def test_a_changed_webhook_id_is_rejected(stack: Stack, emitted: Emitted, signin
     ids=["expired", "future"],
 )
 def test_a_timestamp_outside_five_minutes_is_rejected(
-    stack: Stack, emitted: Emitted, signing: Signing, offset: timedelta, reason: str
+    stack: InProcessStack, emitted: Emitted, signing: Signing, offset: timedelta, reason: str
 ) -> None:
     headers = signing.headers(BODY, at=datetime.now(tz=UTC) + offset)
     answer = invoke(signed_bulk(rest_event, headers))
@@ -121,23 +123,25 @@ def test_a_timestamp_outside_five_minutes_is_rejected(
 
 
 @pytest.mark.parametrize("offset", [timedelta(minutes=-4), timedelta(minutes=4)], ids=["past", "future"])
-def test_a_timestamp_within_five_minutes_is_accepted(stack: Stack, signing: Signing, offset: timedelta) -> None:
+def test_a_timestamp_within_five_minutes_is_accepted(
+    stack: InProcessStack, signing: Signing, offset: timedelta
+) -> None:
     headers = signing.headers(BODY, at=datetime.now(tz=UTC) + offset)
     assert invoke(signed_bulk(rest_event, headers)).status == 202
 
 
-def test_a_non_numeric_timestamp_is_rejected(stack: Stack, emitted: Emitted, signing: Signing) -> None:
+def test_a_non_numeric_timestamp_is_rejected(stack: InProcessStack, emitted: Emitted, signing: Signing) -> None:
     headers = {**signing.headers(BODY), "webhook-timestamp": "2026-01-01T00:00:00Z"}
     assert_rejected(invoke(signed_bulk(rest_event, headers)), stack, emitted, "whole Unix seconds")
 
 
-def test_a_header_without_a_v1_signature_is_rejected(stack: Stack, emitted: Emitted, signing: Signing) -> None:
+def test_a_header_without_a_v1_signature_is_rejected(stack: InProcessStack, emitted: Emitted, signing: Signing) -> None:
     headers = signing.headers(BODY)
     headers["webhook-signature"] = headers["webhook-signature"].replace("v1,", "v1a,") + " v1,%%%notbase64"
     assert_rejected(invoke(signed_bulk(rest_event, headers)), stack, emitted, "no v1 signature")
 
 
-def test_header_names_are_case_insensitive(stack: Stack, signing: Signing) -> None:
+def test_header_names_are_case_insensitive(stack: InProcessStack, signing: Signing) -> None:
     headers = {
         name.upper() if index % 2 else name.title(): value
         for index, (name, value) in enumerate(signing.headers(BODY).items())
@@ -146,7 +150,7 @@ def test_header_names_are_case_insensitive(stack: Stack, signing: Signing) -> No
     assert invoke(signed_bulk(rest_event, headers)).status == 202
 
 
-def test_one_valid_signature_among_several_is_enough(stack: Stack, signing: Signing) -> None:
+def test_one_valid_signature_among_several_is_enough(stack: InProcessStack, signing: Signing) -> None:
     headers = signing.headers(BODY, webhook_id="msg_multi")
     at = datetime.fromtimestamp(int(headers["webhook-timestamp"]), tz=UTC)
     other = signature_headers(new_webhook_secret(), BODY, webhook_id="msg_multi", at=at)
@@ -155,7 +159,7 @@ def test_one_valid_signature_among_several_is_enough(stack: Stack, signing: Sign
 
 
 def test_a_rotated_secret_is_picked_up_by_a_warm_container_and_the_old_one_stops_working(
-    stack: Stack, emitted: Emitted, signing: Signing
+    stack: InProcessStack, emitted: Emitted, signing: Signing
 ) -> None:
     # Given a warm container that has cached the current secret
     assert invoke(signed_bulk(rest_event, signing.headers(BODY))).status == 202
@@ -174,25 +178,27 @@ def test_a_rotated_secret_is_picked_up_by_a_warm_container_and_the_old_one_stops
     assert stale.status == 401 and stale.body["message"] == "invalid webhook signature: no valid signature"
 
 
-def test_during_a_rotation_the_secret_may_hold_old_and_new(stack: Stack, signing: Signing) -> None:
+def test_during_a_rotation_the_secret_may_hold_old_and_new(stack: InProcessStack, signing: Signing) -> None:
     new_secret = new_webhook_secret()
     rotate_secret(stack.endpoint, signing.secret_arn, f"{new_secret} {signing.secret}")
     for secret in (signing.secret, new_secret):
         assert invoke(signed_bulk(rest_event, signature_headers(secret, BODY))).status == 202
 
 
-def test_a_base64_encoded_body_is_verified_over_its_raw_bytes(stack: Stack, signing: Signing) -> None:
+def test_a_base64_encoded_body_is_verified_over_its_raw_bytes(stack: InProcessStack, signing: Signing) -> None:
     event = http_event("POST", "/deletions", body=BODY.encode(), base64_body=True, headers=signing.headers(BODY))
     assert invoke(event).status == 202
 
 
-def test_unknown_routes_are_not_revealed_to_unsigned_callers(stack: Stack, emitted: Emitted, signing: Signing) -> None:
+def test_unknown_routes_are_not_revealed_to_unsigned_callers(
+    stack: InProcessStack, emitted: Emitted, signing: Signing
+) -> None:
     answer = invoke(rest_event("GET", "/admin"))
     assert_rejected(answer, stack, emitted, "missing signature header")
 
 
 def test_a_bad_signature_on_a_sync_delete_never_reaches_extend(
-    stack: Stack, emitted: Emitted, signing: Signing
+    stack: InProcessStack, emitted: Emitted, signing: Signing
 ) -> None:
     stack.extend.seed(["pr_keep"], workspace_id=WS)
     headers = signature_headers(new_webhook_secret(), None)
@@ -201,7 +207,9 @@ def test_a_bad_signature_on_a_sync_delete_never_reaches_extend(
     assert stack.extend.exists("pr_keep", workspace_id=WS)
 
 
-def test_an_unreadable_signing_secret_fails_closed_with_503(stack: Stack, emitted: Emitted, signing: Signing) -> None:
+def test_an_unreadable_signing_secret_fails_closed_with_503(
+    stack: InProcessStack, emitted: Emitted, signing: Signing
+) -> None:
     stack.set_env(WEBHOOK_SIGNING_SECRET_ID="no-such-signing-secret")
     answer = invoke(signed_bulk(rest_event, signing.headers(BODY)))
     assert answer.status == 503 and answer.headers["retry-after"] == "30"
@@ -209,7 +217,7 @@ def test_an_unreadable_signing_secret_fails_closed_with_503(stack: Stack, emitte
     assert emitted.metric_totals()["WebhookSignatureRejected"] == 0
 
 
-def test_a_malformed_signing_secret_fails_closed_with_503(stack: Stack, signing: Signing) -> None:
+def test_a_malformed_signing_secret_fails_closed_with_503(stack: InProcessStack, signing: Signing) -> None:
     rotate_secret(stack.endpoint, signing.secret_arn, "whsec_***not base64***")
     parameters.clear_caches()
     answer = invoke(signed_bulk(rest_event, signing.headers(BODY)))

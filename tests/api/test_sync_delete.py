@@ -11,7 +11,7 @@ import pytest
 from devstack.extend_emulator import Fault
 from devstack.lambda_context import LocalLambdaContext
 from tests.api.conftest import API_KEY_ID, SOURCE_IP, http_event, invoke, queued_messages, rest_event
-from tests.conftest import Emitted, Stack
+from tests.conftest import Emitted, InProcessStack
 
 WS = "ws_test"
 EventFactory = Callable[..., dict[str, Any]]
@@ -19,7 +19,7 @@ BOTH_SHAPES = pytest.mark.parametrize("make_event", [rest_event, http_event], id
 
 
 @BOTH_SHAPES
-def test_an_existing_run_is_deleted_at_once(stack: Stack, emitted: Emitted, make_event: EventFactory) -> None:
+def test_an_existing_run_is_deleted_at_once(stack: InProcessStack, emitted: Emitted, make_event: EventFactory) -> None:
     # Given a parser run that exists at Extend
     stack.extend.seed(["pr_live"], workspace_id=WS)
 
@@ -45,7 +45,7 @@ def test_an_existing_run_is_deleted_at_once(stack: Stack, emitted: Emitted, make
     assert {"trigger": "api", "service": "parser-run-deleter"} in emitted.metric_dimensions("ParserRunDeleted")
 
 
-def test_the_rest_caller_is_its_api_key_id(stack: Stack, emitted: Emitted) -> None:
+def test_the_rest_caller_is_its_api_key_id(stack: InProcessStack, emitted: Emitted) -> None:
     stack.extend.seed(["pr_who"], workspace_id=WS)
     invoke(rest_event("DELETE", "/parser_runs/pr_who", headers={"webhook-id": "msg_audit_1"}))
     [line] = emitted.outcome_logs
@@ -58,7 +58,7 @@ def test_the_rest_caller_is_its_api_key_id(stack: Stack, emitted: Emitted) -> No
 
 
 @BOTH_SHAPES
-def test_an_unknown_run_is_not_found(stack: Stack, emitted: Emitted, make_event: EventFactory) -> None:
+def test_an_unknown_run_is_not_found(stack: InProcessStack, emitted: Emitted, make_event: EventFactory) -> None:
     answer = invoke(make_event("DELETE", "/parser_runs/pr_absent"))
     assert answer.status == 404
     assert answer.body == {"parserRunId": "pr_absent", "status": "not_found"}
@@ -80,7 +80,7 @@ def test_an_unknown_run_is_not_found(stack: Stack, emitted: Emitted, make_event:
     ids=["dot", "encoded-slash", "too-long", "non-ascii", "outside-the-router-alphabet"],
 )
 def test_an_invalid_id_is_refused_without_calling_extend(
-    stack: Stack, emitted: Emitted, make_event: EventFactory, raw_id: str, reason: str
+    stack: InProcessStack, emitted: Emitted, make_event: EventFactory, raw_id: str, reason: str
 ) -> None:
     answer = invoke(make_event("DELETE", f"/parser_runs/{raw_id}"))
     assert answer.status == 400
@@ -94,7 +94,7 @@ def test_an_invalid_id_is_refused_without_calling_extend(
 
 @BOTH_SHAPES
 def test_when_extend_keeps_failing_the_deletion_is_queued(
-    stack: Stack, emitted: Emitted, make_event: EventFactory
+    stack: InProcessStack, emitted: Emitted, make_event: EventFactory
 ) -> None:
     # Given Extend answers 500 to every attempt
     stack.extend.seed(["pr_flaky"], workspace_id=WS)
@@ -117,7 +117,7 @@ def test_when_extend_keeps_failing_the_deletion_is_queued(
     assert totals["ParserRunDeletionFailed"] == 0
 
 
-def test_a_401_from_extend_for_our_own_key_is_queued_not_lost(stack: Stack, emitted: Emitted) -> None:
+def test_a_401_from_extend_for_our_own_key_is_queued_not_lost(stack: InProcessStack, emitted: Emitted) -> None:
     # Given Extend no longer accepts the key in the secret (revoked, not rotated)
     stack.extend.seed(["pr_401"], workspace_id=WS)
     stack.extend.revoke_key(stack.api_key)
@@ -131,7 +131,7 @@ def test_a_401_from_extend_for_our_own_key_is_queued_not_lost(stack: Stack, emit
     assert line["outcome"] == "queued" and line["status_code"] == 401
 
 
-def test_an_unreadable_extend_key_secret_is_queued_not_lost(stack: Stack, emitted: Emitted) -> None:
+def test_an_unreadable_extend_key_secret_is_queued_not_lost(stack: InProcessStack, emitted: Emitted) -> None:
     stack.set_env(EXTEND_API_KEY_SECRET_ID="no-such-secret")
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_nokey"))
     assert answer.status == 202 and answer.body["status"] == "queued"
@@ -140,7 +140,7 @@ def test_an_unreadable_extend_key_secret_is_queued_not_lost(stack: Stack, emitte
     assert emitted.outcome_logs[0]["reason"].startswith("CredentialsError: cannot read secret")
 
 
-def test_a_slow_extend_is_cut_off_by_the_sync_budget_and_queued(stack: Stack, emitted: Emitted) -> None:
+def test_a_slow_extend_is_cut_off_by_the_sync_budget_and_queued(stack: InProcessStack, emitted: Emitted) -> None:
     # Given Extend stalls far longer than the synchronous budget
     stack.set_env(API_SYNC_BUDGET_SECONDS="0.5")
     stack.extend.seed(["pr_slow"], workspace_id=WS)
@@ -160,7 +160,7 @@ def test_a_slow_extend_is_cut_off_by_the_sync_budget_and_queued(stack: Stack, em
 
 @BOTH_SHAPES
 def test_when_the_queue_fails_too_the_answer_is_503_with_retry_after(
-    stack: Stack, emitted: Emitted, make_event: EventFactory
+    stack: InProcessStack, emitted: Emitted, make_event: EventFactory
 ) -> None:
     # Given Extend is down and the deletion queue does not exist
     stack.extend.inject("pr_down", *[Fault.status(503)] * 5)
@@ -177,7 +177,7 @@ def test_when_the_queue_fails_too_the_answer_is_503_with_retry_after(
     assert emitted.metric_totals()["ParserRunDeletionFailed"] == 1
 
 
-def test_without_a_deletion_queue_a_failed_delete_is_503(stack: Stack) -> None:
+def test_without_a_deletion_queue_a_failed_delete_is_503(stack: InProcessStack) -> None:
     stack.set_env(DELETION_QUEUE_URL=None)
     stack.extend.inject("pr_noq", Fault.status(402))
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_noq"))

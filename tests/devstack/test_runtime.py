@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 
+from devstack.events import apigw_rest_event
 from devstack.extend_emulator import ExtendEmulator
+from devstack.functions import FunctionConfig, FunctionPool
+from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
+from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
-from devstack.runtime import FunctionConfig, FunctionPool, LocalStack, LocalStackOptions, LogSink, build_rest_event
 
 PROBE_DIR = Path(__file__).parent / "probe"
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
@@ -101,13 +104,13 @@ API_KEY = "probe-api-key-value"
 @pytest.fixture
 def probe_stack(
     request: pytest.FixtureRequest, moto_endpoint: str, extend: ExtendEmulator, tmp_path: Path
-) -> Iterator[tuple[LocalStack, Path]]:
+) -> Iterator[tuple[LocalDeployment, Path]]:
     # Indirect parameters: {"pollers": n, "poll_queue": False} for a test that must fill the queue first.
     wanted = getattr(request, "param", {})
     template = tmp_path / "template.yaml"
     template.write_text(PROBE_TEMPLATE.format(code_uri=PROBE_DIR), encoding="utf-8")
     log = tmp_path / "events.jsonl"
-    options = LocalStackOptions(
+    options = LocalDeploymentOptions(
         template_path=template,
         parameter_overrides={"ProbeLog": str(log), "PollerConcurrency": str(wanted.get("pollers", 2))},
         visibility_timeout_s=1,
@@ -115,7 +118,7 @@ def probe_stack(
         api_instances=2,
         poll_queue=wanted.get("poll_queue", True),
     )
-    stack = LocalStack(moto_endpoint, extend.base_url, "sk_unused", LogSink(), options).start()
+    stack = LocalDeployment(moto_endpoint, extend.base_url, "sk_unused", LogSink(), options).start()
     try:
         yield stack, log
     finally:
@@ -138,7 +141,7 @@ def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
 class DeadLetters:
     """Bodies taken off the stack's DLQ so far."""
 
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalDeployment) -> None:
         self.sqs = aws_client("sqs", stack.moto_endpoint)
         self.url = stack.dead_letter_queue_url
         self.bodies: list[str] = []
@@ -163,7 +166,7 @@ def structure(value: Any) -> Any:
     return "scalar"
 
 
-def test_sqs_events_match_the_shape_lambda_delivers(probe_stack: tuple[LocalStack, Path]) -> None:
+def test_sqs_events_match_the_shape_lambda_delivers(probe_stack: tuple[LocalDeployment, Path]) -> None:
     # Given the template's queue wired to the probe function, and Lambda's own sample event
     stack, log = probe_stack
     sample = json.loads((EVENTS_DIR / "sqs_receive_message.json").read_text(encoding="utf-8"))["Records"][0]
@@ -184,7 +187,7 @@ def test_sqs_events_match_the_shape_lambda_delivers(probe_stack: tuple[LocalStac
     wait_for(lambda: stack.queue_depths() == {"visible": 0, "in_flight": 0, "dead_letter": 0})
 
 
-def test_failed_items_are_redelivered_then_redriven_to_the_dlq(probe_stack: tuple[LocalStack, Path]) -> None:
+def test_failed_items_are_redelivered_then_redriven_to_the_dlq(probe_stack: tuple[LocalDeployment, Path]) -> None:
     # Given a batch where one record fails every time and the redrive policy allows 2 receives
     stack, log = probe_stack
     assert stack.max_receive_count == 2
@@ -208,7 +211,7 @@ def test_failed_items_are_redelivered_then_redriven_to_the_dlq(probe_stack: tupl
 
 
 @pytest.mark.parametrize("probe_stack", [{"pollers": 1, "poll_queue": False}], indirect=True)
-def test_an_invocation_error_keeps_the_whole_batch(probe_stack: tuple[LocalStack, Path]) -> None:
+def test_an_invocation_error_keeps_the_whole_batch(probe_stack: tuple[LocalDeployment, Path]) -> None:
     # Given a batch that makes the function raise, queued before the one poller starts, so each receive takes both
     stack, log = probe_stack
     stack.sqs.send_message_batch(
@@ -287,7 +290,7 @@ def http(
         return error.code, dict(error.headers.items()), error.read()
 
 
-def test_http_front_builds_rest_events_and_maps_results(probe_stack: tuple[LocalStack, Path]) -> None:
+def test_http_front_builds_rest_events_and_maps_results(probe_stack: tuple[LocalDeployment, Path]) -> None:
     # Given the front for the probe's Api routes, and API Gateway's sample REST event
     stack, _ = probe_stack
     sample = json.loads((EVENTS_DIR / "apigw_rest_delete.json").read_text(encoding="utf-8"))
@@ -321,7 +324,7 @@ def test_http_front_builds_rest_events_and_maps_results(probe_stack: tuple[Local
     assert "x-amzn-RequestId" in headers
 
 
-def test_http_front_refuses_like_api_gateway(probe_stack: tuple[LocalStack, Path]) -> None:
+def test_http_front_refuses_like_api_gateway(probe_stack: tuple[LocalDeployment, Path]) -> None:
     stack, _ = probe_stack
     key = {"x-api-key": API_KEY}
     # no key, a wrong key, an unknown route, a wrong method, a path outside the stage
@@ -335,7 +338,7 @@ def test_http_front_refuses_like_api_gateway(probe_stack: tuple[LocalStack, Path
     assert status == 502 and json.loads(raw) == {"message": "Internal server error"}
 
 
-def test_binary_bodies_travel_base64_both_ways(probe_stack: tuple[LocalStack, Path]) -> None:
+def test_binary_bodies_travel_base64_both_ways(probe_stack: tuple[LocalDeployment, Path]) -> None:
     stack, _ = probe_stack
     # a binary request body reaches the function base64-encoded
     status, _, raw = http("POST", f"{stack.api_url}/items", {"x-api-key": API_KEY}, body=b"\xff\xfe\x00binary")
@@ -348,7 +351,7 @@ def test_binary_bodies_travel_base64_both_ways(probe_stack: tuple[LocalStack, Pa
 
 
 def test_rest_event_builder_keeps_repeated_headers_and_text_bodies() -> None:
-    event = build_rest_event(
+    event = apigw_rest_event(
         method="POST",
         path="/deletions",
         query="",

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SECRET_VALUES, Stack
+from tests.conftest import SECRET_VALUES, InProcessStack
 from tests.infra.conftest import EVENTS, ROOT, BuiltArtifacts, Cfn
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,7 @@ def local_value(cfn: Cfn, value: Any, local: dict[str, str]) -> str | None:
     raise AssertionError(f"cannot resolve {value!r} locally")
 
 
-def function_environment(cfn: Cfn, stack: Stack) -> dict[str, str]:
+def function_environment(cfn: Cfn, stack: InProcessStack) -> dict[str, str]:
     local = {
         "ExtendApiKeySecretArn": stack.secret_arn,
         "ExtendApiBaseUrl": stack.extend.base_url,
@@ -120,7 +120,7 @@ def test_layer_holds_the_pinned_runtime_dependencies_and_nothing_native_to_this_
 
 
 def test_built_queue_function_deletes_a_parser_run_from_the_sample_sqs_event(
-    cfn: Cfn, built: BuiltArtifacts, stack: Stack, tmp_path: Path
+    cfn: Cfn, built: BuiltArtifacts, stack: InProcessStack, tmp_path: Path
 ) -> None:
     # Given the run named in events/sqs_receive_message.json exists in Extend
     event_path = EVENTS / "sqs_receive_message.json"

@@ -8,7 +8,7 @@ import time
 from devstack.events import record_from_sqs_message, sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
-from tests.conftest import Emitted, Stack
+from tests.conftest import Emitted, InProcessStack
 
 WS = "ws_test"
 
@@ -21,7 +21,7 @@ def failures(response: dict) -> set[str]:
     return {item["itemIdentifier"] for item in response["batchItemFailures"]}
 
 
-def test_each_outcome_is_consumed_returned_or_dead_lettered(stack: Stack, emitted: Emitted) -> None:
+def test_each_outcome_is_consumed_returned_or_dead_lettered(stack: InProcessStack, emitted: Emitted) -> None:
     # Given a batch naming a run that exists, one that doesn't, a flaky one, a forbidden one and a malformed one
     stack.extend.seed(["pr_ok", "pr_flaky"], workspace_id=WS)
     stack.extend.inject("pr_flaky", *[Fault.status(500)] * 3)
@@ -77,7 +77,7 @@ def test_each_outcome_is_consumed_returned_or_dead_lettered(stack: Stack, emitte
     assert {"trigger": "sqs", "service": "parser-run-deleter"} in emitted.metric_dimensions("ParserRunDeleted")
 
 
-def test_throttles_are_counted(stack: Stack, emitted: Emitted) -> None:
+def test_throttles_are_counted(stack: InProcessStack, emitted: Emitted) -> None:
     stack.extend.seed(["pr_t"], workspace_id=WS)
     stack.extend.inject("pr_t", Fault.rate_limited(retry_after=None))
     response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_t"))), stack.context())
@@ -86,14 +86,14 @@ def test_throttles_are_counted(stack: Stack, emitted: Emitted) -> None:
     assert (totals["ExtendThrottled"], totals["ExtendRetry"], totals["ParserRunDeleted"]) == (1, 1, 1)
 
 
-def test_bare_id_bodies_are_accepted(stack: Stack) -> None:
+def test_bare_id_bodies_are_accepted(stack: InProcessStack) -> None:
     stack.extend.seed(["parser_run_bare"], workspace_id=WS)
     response = queue_function.lambda_handler(sqs_event(sqs_record("parser_run_bare")), stack.context())
     assert response == {"batchItemFailures": []}
     assert not stack.extend.exists("parser_run_bare", workspace_id=WS)
 
 
-def test_failure_on_the_last_receive_is_dead_lettered_with_its_reason(stack: Stack, emitted: Emitted) -> None:
+def test_failure_on_the_last_receive_is_dead_lettered_with_its_reason(stack: InProcessStack, emitted: Emitted) -> None:
     stack.extend.inject("pr_last", Fault.status(402))
     record = sqs_record(body("pr_last"), message_id="m-last", receive_count=stack.queues.max_receive_count)
     response = queue_function.lambda_handler(sqs_event(record), stack.context())
@@ -109,21 +109,21 @@ def test_failure_on_the_last_receive_is_dead_lettered_with_its_reason(stack: Sta
     assert line["outcome"] == "failed" and line["dead_letter_message_id"] == dead["MessageId"]
 
 
-def test_without_a_dlq_malformed_messages_are_returned_not_dropped(stack: Stack, emitted: Emitted) -> None:
+def test_without_a_dlq_malformed_messages_are_returned_not_dropped(stack: InProcessStack, emitted: Emitted) -> None:
     stack.set_env(DEAD_LETTER_QUEUE_URL=None)
     response = queue_function.lambda_handler(sqs_event(sqs_record("{oops", message_id="m-1")), stack.context())
     assert failures(response) == {"m-1"}
     assert emitted.outcome_logs[0]["reason"] == "message body is not valid JSON"
 
 
-def test_when_dead_lettering_fails_the_message_is_returned(stack: Stack, emitted: Emitted) -> None:
+def test_when_dead_lettering_fails_the_message_is_returned(stack: InProcessStack, emitted: Emitted) -> None:
     stack.set_env(DEAD_LETTER_QUEUE_URL=stack.queues.dead_letter_queue_url + "-missing")
     response = queue_function.lambda_handler(sqs_event(sqs_record("{oops", message_id="m-2")), stack.context())
     assert failures(response) == {"m-2"}
     assert any(line["message"].startswith("dead-lettering failed") for line in emitted.logs)
 
 
-def test_key_rotation_between_warm_invocations(stack: Stack, emitted: Emitted) -> None:
+def test_key_rotation_between_warm_invocations(stack: InProcessStack, emitted: Emitted) -> None:
     stack.extend.seed(["pr_before", "pr_after"], workspace_id=WS)
     first = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_before"))), stack.context())
     assert first == {"batchItemFailures": []}
@@ -136,7 +136,7 @@ def test_key_rotation_between_warm_invocations(stack: Stack, emitted: Emitted) -
     assert stack.extend.requests[-1].headers["authorization"] == f"Bearer {stack.api_key}"
 
 
-def test_secret_as_json_with_workspace(stack: Stack) -> None:
+def test_secret_as_json_with_workspace(stack: InProcessStack) -> None:
     from devstack.moto_stack import rotate_secret
 
     org_key = stack.api_key + "_org"
@@ -151,7 +151,7 @@ def test_secret_as_json_with_workspace(stack: Stack) -> None:
     assert stack.extend.requests[-1].headers["x-extend-workspace-id"] == "ws_org"
 
 
-def test_unreadable_secret_fails_records_without_leaking(stack: Stack, emitted: Emitted) -> None:
+def test_unreadable_secret_fails_records_without_leaking(stack: InProcessStack, emitted: Emitted) -> None:
     stack.set_env(EXTEND_API_KEY_SECRET_ID="does-not-exist")
     response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_x"), message_id="m-x")), stack.context())
     assert failures(response) == {"m-x"}
@@ -160,7 +160,7 @@ def test_unreadable_secret_fails_records_without_leaking(stack: Stack, emitted: 
     assert line["outcome"] == "failed" and "CredentialsError" in line["reason"]
 
 
-def test_a_batch_that_runs_out_of_time_returns_before_its_deadline(stack: Stack, emitted: Emitted) -> None:
+def test_a_batch_that_runs_out_of_time_returns_before_its_deadline(stack: InProcessStack, emitted: Emitted) -> None:
     # Given ten slow deletions, one worker, and an invocation with 2.5 s left
     ids = [f"pr_slow_{i}" for i in range(10)]
     stack.extend.seed(ids, workspace_id=WS)
@@ -182,7 +182,7 @@ def test_a_batch_that_runs_out_of_time_returns_before_its_deadline(stack: Stack,
     assert all("out of time" in reasons[i] for i in unfinished)
 
 
-def test_records_of_a_batch_are_deleted_concurrently(stack: Stack) -> None:
+def test_records_of_a_batch_are_deleted_concurrently(stack: InProcessStack) -> None:
     ids = [f"pr_c_{i}" for i in range(8)]
     stack.extend.seed(ids, workspace_id=WS)
     latency = 0.5
@@ -195,7 +195,7 @@ def test_records_of_a_batch_are_deleted_concurrently(stack: Stack) -> None:
     assert answered[-1] - answered[0] < 7 * latency / 2
 
 
-def test_through_a_real_queue_failures_redrive_to_the_dlq(stack: Stack) -> None:
+def test_through_a_real_queue_failures_redrive_to_the_dlq(stack: InProcessStack) -> None:
     # Given two messages on the real (moto) queue, one for a run Extend keeps failing
     sqs = stack.sqs()
     stack.extend.seed(["pr_fine"], workspace_id=WS)
@@ -228,7 +228,7 @@ def test_through_a_real_queue_failures_redrive_to_the_dlq(stack: Stack) -> None:
     assert len(stuck_calls) == stack.queues.max_receive_count
 
 
-def test_cold_start_metric_is_emitted_once(stack: Stack, emitted: Emitted) -> None:
+def test_cold_start_metric_is_emitted_once(stack: InProcessStack, emitted: Emitted) -> None:
     from aws_lambda_powertools.metrics.provider import cold_start
 
     cold_start.is_cold_start = True

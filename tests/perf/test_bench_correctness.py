@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 
 from bench import b4_rate_efficiency, b5_footprint
-from bench.harness import WORKSPACE, Stack, run_child
+from bench.harness import WORKSPACE, BenchServices, run_child
 from devstack.extend_emulator import ExtendEmulator
 
 
 @pytest.fixture
-def bench_stack(moto_endpoint: str) -> Iterator[Stack]:
+def bench_stack(moto_endpoint: str) -> Iterator[BenchServices]:
     with ExtendEmulator() as extend:
-        yield Stack(moto_endpoint, extend)
+        yield BenchServices(moto_endpoint, extend)
 
 
 @pytest.mark.parametrize("script", ["cold_floor.py", "cold_ours.py", "cold_peer.py"])
-def test_each_cold_start_child_deletes_its_record(bench_stack: Stack, script: str) -> None:
+def test_each_cold_start_child_deletes_its_record(bench_stack: BenchServices, script: str) -> None:
     env = bench_stack.peer_env() if script == "cold_peer.py" else bench_stack.env()
     [parser_run_id] = bench_stack.new_ids(1)
     child = run_child(script, env, ids=[parser_run_id])
@@ -30,7 +30,7 @@ def test_each_cold_start_child_deletes_its_record(bench_stack: Stack, script: st
 
 
 @pytest.mark.parametrize(("script", "args"), [("warm_ours.py", ("10",)), ("warm_raw.py", ())])
-def test_warm_children_delete_every_record(bench_stack: Stack, script: str, args: tuple[str, ...]) -> None:
+def test_warm_children_delete_every_record(bench_stack: BenchServices, script: str, args: tuple[str, ...]) -> None:
     ids = bench_stack.new_ids(26)
     child = run_child(script, bench_stack.env(BENCH_API_KEY=bench_stack.api_key), ids=ids, args=args)
     assert child.report["failures"] == 0
@@ -38,7 +38,7 @@ def test_warm_children_delete_every_record(bench_stack: Stack, script: str, args
     assert sorted(r.parser_run_id for r in bench_stack.extend.requests) == sorted(ids)
 
 
-def test_rate_benchmark_loses_nothing_and_respects_the_limit(bench_stack: Stack) -> None:
+def test_rate_benchmark_loses_nothing_and_respects_the_limit(bench_stack: BenchServices) -> None:
     outcome = b4_rate_efficiency.scenario(
         bench_stack, per_instance_rps=0.95 * 40 / 2, rate=40, instances=2, messages=60
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from parser_run_deleter.shared import observability
-from tests.conftest import Stack
+from tests.conftest import InProcessStack
 
 ROOT = Path(__file__).resolve().parents[2]
 API_MODULES = (
@@ -71,7 +71,7 @@ def test_importing_an_entry_point_with_tracing_off_imports_no_xray_and_not_the_o
     assert not [name for name in seen["modules"] if name.startswith(other_path)]
 
 
-def test_an_sqs_cold_start_never_imports_the_api_path(stack: Stack) -> None:
+def test_an_sqs_cold_start_never_imports_the_api_path(stack: InProcessStack) -> None:
     stack.extend.seed(["pr_cold"], workspace_id="ws_test")
     seen = run_fresh(SERVE_ONE_SQS_RECORD, "pr_cold", POWERTOOLS_TRACE_DISABLED="true")
     assert seen["response"] == {"batchItemFailures": []}
@@ -80,7 +80,7 @@ def test_an_sqs_cold_start_never_imports_the_api_path(stack: Stack) -> None:
     assert not [name for name in seen["modules"] if name.startswith("aws_xray_sdk")]
 
 
-def test_with_tracing_on_the_handler_is_traced(stack: Stack) -> None:
+def test_with_tracing_on_the_handler_is_traced(stack: InProcessStack) -> None:
     stack.extend.seed(["pr_traced"], workspace_id="ws_test")
     seen = run_fresh(SERVE_ONE_SQS_RECORD, "pr_traced", POWERTOOLS_TRACE_DISABLED="false")
     assert seen["response"] == {"batchItemFailures": []}
@@ -107,4 +107,4 @@ def test_trace_handler_wraps_only_when_a_tracer_exists(monkeypatch: pytest.Monke
     monkeypatch.setattr(observability, "tracer", tracer)
     traced = observability.trace_handler(handler)
     assert traced is not handler
-    assert traced({"a": 1}, Stack.context()) == {"echo": {"a": 1}}
+    assert traced({"a": 1}, InProcessStack.context()) == {"echo": {"a": 1}}

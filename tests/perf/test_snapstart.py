@@ -15,7 +15,7 @@ from devstack.events import sqs_event, sqs_record
 from parser_run_deleter.adapters import deletion_queue, extend_client, wiring
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.shared import snapstart
-from tests.conftest import Stack
+from tests.conftest import InProcessStack
 
 WS = "ws_test"
 
@@ -24,7 +24,7 @@ def body(parser_run_id: str) -> str:
     return json.dumps({"parserRunId": parser_run_id})
 
 
-def test_after_restore_drops_connections_cached_secret_and_schedule(stack: Stack) -> None:
+def test_after_restore_drops_connections_cached_secret_and_schedule(stack: InProcessStack) -> None:
     # Given a warm instance: a kept-alive connection to Extend, the key cached, a throttled pacing schedule
     stack.extend.seed(["pr_warm"], workspace_id=WS)
     assert queue_function.lambda_handler(sqs_event(sqs_record(body("pr_warm"))), stack.context()) == {
@@ -48,7 +48,7 @@ def test_after_restore_drops_connections_cached_secret_and_schedule(stack: Stack
     assert wiring.get_dependencies() is not before
 
 
-def test_a_key_rotated_while_the_snapshot_slept_is_used_without_a_401(stack: Stack) -> None:
+def test_a_key_rotated_while_the_snapshot_slept_is_used_without_a_401(stack: InProcessStack) -> None:
     # Given a snapshot taken with the old key cached
     stack.extend.seed(["pr_before", "pr_after"], workspace_id=WS)
     queue_function.lambda_handler(sqs_event(sqs_record(body("pr_before"))), stack.context())

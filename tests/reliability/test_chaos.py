@@ -1,7 +1,7 @@
 """Chaos: 1,000 deletions through the local stack while Extend misbehaves, the key rotates and Extend vanishes.
 
 The whole system runs as deployed: ``template.yaml``'s two functions as worker processes of the local Lambda
-runtime (``devstack.runtime``), its SQS event source polling moto's queue, and its API Gateway front on
+runtime (``devstack.local_deployment``), its SQS event source polling moto's queue, and its API Gateway front on
 loopback, signed requests and API keys included. 600 ids go onto the queue and 400 come in as synchronous API
 deletes. The Extend emulator answers about 30% of deletes with a fault (500, 503, 429 with and without
 ``Retry-After``, connection resets, read timeouts, 5-second stalls); mid-run the Extend key is rotated (the
@@ -37,8 +37,10 @@ import pytest
 import urllib3
 
 from devstack.extend_emulator import ExtendEmulator, Fault
+from devstack.functions import FunctionConfig
+from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
+from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
-from devstack.runtime import FunctionConfig, LocalStack, LocalStackOptions, LogSink
 from parser_run_deleter.logic.webhook_signature import signature_headers
 from tests.conftest import record_response, register_secret
 
@@ -67,7 +69,7 @@ FAULTS = [
 REPORT_LINE = re.compile(r"^\[(?P<function>\w+)\] REPORT RequestId: \S+\tDuration: (?P<ms>[0-9.]+) ms")
 
 
-class ChaosStack(LocalStack):
+class ChaosDeployment(LocalDeployment):
     """The template's stack, with the queue function's timeout cut so that a run takes minutes, not hours."""
 
     def _config(self, spec: Any) -> FunctionConfig:
@@ -109,7 +111,7 @@ def make_plan(seed: int = 7) -> Plan:
 
 @dataclass
 class Run:
-    stack: LocalStack
+    stack: LocalDeployment
     emulator: ExtendEmulator
     sink: LogSink
     raw: io.StringIO
@@ -128,7 +130,7 @@ def chaos(moto_endpoint: str) -> Iterator[Run]:
     register_secret(signing_secret.removeprefix("whsec_"))
     raw = io.StringIO()
     sink = LogSink(raw)
-    options = LocalStackOptions(
+    options = LocalDeploymentOptions(
         parameter_overrides={
             "ExtendMaxRequestsPerSecondPerInstance": "100",
             "ExtendMaxConcurrencyPerInstance": "8",
@@ -152,7 +154,7 @@ def chaos(moto_endpoint: str) -> Iterator[Run]:
     )
     with ExtendEmulator(seed=11) as emulator:
         emulator.add_key(extend_key, workspace_id=WORKSPACE)
-        stack = ChaosStack(moto_endpoint, emulator.base_url, extend_key, sink, options)
+        stack = ChaosDeployment(moto_endpoint, emulator.base_url, extend_key, sink, options)
         try:
             stack.start()
             stack.prewarm()

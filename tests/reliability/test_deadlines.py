@@ -20,7 +20,7 @@ import pytest
 from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
-from tests.conftest import Emitted, Stack
+from tests.conftest import Emitted, InProcessStack
 
 WS = "ws_test"
 
@@ -29,7 +29,7 @@ def body(parser_run_id: str) -> str:
     return json.dumps({"parserRunId": parser_run_id})
 
 
-def warm_up(stack: Stack, emitted: Emitted) -> None:
+def warm_up(stack: InProcessStack, emitted: Emitted) -> None:
     """One ordinary invocation first, as a warm container has had: the key is cached, the clients are built.
 
     The measured invocation is then about slow Extend, not about a cold Secrets Manager fetch (covered apart).
@@ -42,14 +42,14 @@ def warm_up(stack: Stack, emitted: Emitted) -> None:
     emitted.read().documents.clear()
 
 
-def run_batch(stack: Stack, ids: list[str], timeout_s: float) -> tuple[dict[str, Any], float]:
+def run_batch(stack: InProcessStack, ids: list[str], timeout_s: float) -> tuple[dict[str, Any], float]:
     context = stack.context(timeout_s=timeout_s)
     event = sqs_event(*(sqs_record(body(i), message_id=i) for i in ids))
     response = queue_function.lambda_handler(event, context)
     return response, context.get_remaining_time_in_millis()
 
 
-def assert_accounted(stack: Stack, emitted: Emitted, ids: list[str], response: dict[str, Any]) -> set[str]:
+def assert_accounted(stack: InProcessStack, emitted: Emitted, ids: list[str], response: dict[str, Any]) -> set[str]:
     """Every record is either returned, or consumed after Extend really deleted it; returns the returned ids."""
     returned = {item["itemIdentifier"] for item in response["batchItemFailures"]}
     assert returned <= set(ids)
@@ -84,7 +84,7 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "remaining_s", "faults", "latency_s", "env"), CASES, ids=[c[0] for c in CASES])
 def test_the_handler_returns_before_its_deadline_with_unfinished_records_failed(
-    stack: Stack,
+    stack: InProcessStack,
     emitted: Emitted,
     name: str,
     remaining_s: float,
@@ -112,7 +112,7 @@ def test_the_handler_returns_before_its_deadline_with_unfinished_records_failed(
         assert returned, f"{name}: expected at least one unfinished record"
 
 
-def test_zero_remaining_time_still_answers_and_calls_no_one(stack: Stack, emitted: Emitted) -> None:
+def test_zero_remaining_time_still_answers_and_calls_no_one(stack: InProcessStack, emitted: Emitted) -> None:
     # Given a context whose deadline has already passed
     ids = ["pr_late_1", "pr_late_2"]
     stack.extend.seed(ids, workspace_id=WS)
@@ -127,7 +127,7 @@ def test_zero_remaining_time_still_answers_and_calls_no_one(stack: Stack, emitte
     assert all("out of time" in line["reason"] for line in emitted.outcome_logs)
 
 
-def test_a_stalled_call_is_cut_at_the_deadline_not_at_the_read_timeout(stack: Stack, emitted: Emitted) -> None:
+def test_a_stalled_call_is_cut_at_the_deadline_not_at_the_read_timeout(stack: InProcessStack, emitted: Emitted) -> None:
     # Given one run whose deletion stalls for 5 s, a 30 s read timeout and 1.5 s left
     stack.extend.seed(["pr_stalled"], workspace_id=WS)
     stack.extend.inject("pr_stalled", Fault.stall(5))
@@ -183,7 +183,7 @@ class SilentServer:
 
 
 def test_a_hanging_secrets_manager_on_a_cold_start_does_not_overrun_the_deadline(
-    stack: Stack, emitted: Emitted
+    stack: InProcessStack, emitted: Emitted
 ) -> None:
     # Given a cold container whose Secrets Manager endpoint accepts connections and never answers
     silent = SilentServer()
@@ -228,7 +228,13 @@ API_CASES = [
     ("name", "remaining_s", "env", "faults", "must_queue"), API_CASES, ids=[c[0] for c in API_CASES]
 )
 def test_a_sync_api_delete_that_cannot_finish_in_time_is_queued_not_lost(
-    stack: Stack, emitted: Emitted, name: str, remaining_s: float, env: dict[str, str], faults: Any, must_queue: bool
+    stack: InProcessStack,
+    emitted: Emitted,
+    name: str,
+    remaining_s: float,
+    env: dict[str, str],
+    faults: Any,
+    must_queue: bool,
 ) -> None:
     from tests.api.conftest import invoke, queued_messages, rest_event
 

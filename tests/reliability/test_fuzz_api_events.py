@@ -19,7 +19,7 @@ from devstack.moto_stack import put_secret
 from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
 from tests.api.conftest import http_event, invoke, new_webhook_secret, queued_messages, rest_event, signature_headers
-from tests.conftest import Stack
+from tests.conftest import InProcessStack
 
 WS = "ws_test"
 VALID_ALPHABET = string.ascii_letters + string.digits + "_-"
@@ -60,7 +60,7 @@ def is_valid(value: object) -> bool:
     return True
 
 
-def sqs_bodies_now(stack: Stack) -> list[dict[str, Any]]:
+def sqs_bodies_now(stack: InProcessStack) -> list[dict[str, Any]]:
     return queued_messages(stack)
 
 
@@ -75,7 +75,7 @@ def sqs_bodies_now(stack: Stack) -> list[dict[str, Any]]:
     signing=st.sampled_from(["off", "signed", "unsigned"]),
 )
 def test_any_api_request_gets_a_documented_2xx_or_4xx_and_never_an_invalid_id_downstream(
-    stack: Stack,
+    stack: InProcessStack,
     shape: str,
     method: str,
     path: str,
@@ -123,7 +123,7 @@ def test_any_api_request_gets_a_documented_2xx_or_4xx_and_never_an_invalid_id_do
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.binary(max_size=200), shape=st.sampled_from(["rest", "http"]))
-def test_any_bytes_as_a_base64_bulk_body_get_a_4xx_or_202(stack: Stack, raw: bytes, shape: str) -> None:
+def test_any_bytes_as_a_base64_bulk_body_get_a_4xx_or_202(stack: InProcessStack, raw: bytes, shape: str) -> None:
     make_event = rest_event if shape == "rest" else http_event
     event = make_event("POST", "/deletions", body=base64.b64encode(raw).decode())
     event["isBase64Encoded"] = True

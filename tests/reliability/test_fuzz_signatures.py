@@ -20,7 +20,7 @@ from devstack.lambda_context import LocalLambdaContext
 from parser_run_deleter.entrypoints import api_function
 from parser_run_deleter.logic.webhook_signature import SignatureRejected, matches, parse_headers, parse_signing_secrets
 from tests.api.conftest import Signing, rest_event
-from tests.conftest import Stack
+from tests.conftest import InProcessStack
 
 secrets_ = st.binary(min_size=16, max_size=48).map(lambda key: "whsec_" + base64.b64encode(key).decode())
 webhook_ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40)
@@ -113,7 +113,7 @@ MUTATIONS = ["body", "id", "timestamp", "signature"]
 @settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(part=st.sampled_from(MUTATIONS), parser_run_id=st.text("abcdef0123456789_", min_size=1, max_size=20))
 def test_through_the_api_a_mutated_request_is_a_401_and_never_reaches_extend(
-    stack: Stack, signing: Signing, part: str, parser_run_id: str
+    stack: InProcessStack, signing: Signing, part: str, parser_run_id: str
 ) -> None:
     # Given a correctly signed bulk request, with one signed part changed afterwards
     body = json.dumps({"parserRunIds": [f"pr_{parser_run_id}"]})

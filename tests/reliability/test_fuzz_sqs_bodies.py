@@ -18,7 +18,7 @@ from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.logic.queue_messages import InvalidDeletionRequest, parse_deletion_message
-from tests.conftest import Emitted, Stack
+from tests.conftest import Emitted, InProcessStack
 
 WS = "ws_test"
 VALID_ALPHABET = string.ascii_letters + string.digits + "_-"
@@ -75,7 +75,7 @@ def parsed_id(body: str) -> str | None:
 )
 @example(batch=[(json.dumps({"parserRunId": "pr_exists_0", "workspaceId": "ws/../x"}), 3)], fault_seed=0)
 def test_any_batch_is_answered_and_every_message_accounted_for(
-    stack: Stack, emitted: Emitted, batch: list[tuple[str, int]], fault_seed: int
+    stack: InProcessStack, emitted: Emitted, batch: list[tuple[str, int]], fault_seed: int
 ) -> None:
     # Given a batch of arbitrary bodies, some naming runs that exist, on any receive up to the last,
     # while Extend fails about a third of the calls

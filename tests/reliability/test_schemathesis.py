@@ -23,7 +23,8 @@ from schemathesis.checks import (
 )
 
 from devstack.extend_emulator import ExtendEmulator
-from devstack.runtime import LocalStack, LocalStackOptions, LogSink
+from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
+from devstack.logs import LogSink
 from tests.conftest import record_response, register_secret
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -40,18 +41,18 @@ schema = schemathesis.openapi.from_path(SPEC)
 
 
 @pytest.fixture(scope="module")
-def local_api(moto_endpoint: str) -> Iterator[LocalStack]:
+def local_api(moto_endpoint: str) -> Iterator[LocalDeployment]:
     extend_key = register_secret(f"sk_schemathesis_{secrets.token_hex(16)}")
     with ExtendEmulator() as emulator:
         emulator.add_key(extend_key, workspace_id=WORKSPACE)
         emulator.seed([f"pr_{index}" for index in range(50)], workspace_id=WORKSPACE)
-        options = LocalStackOptions(
+        options = LocalDeploymentOptions(
             environment_overrides={"EXTEND_BACKOFF_BASE_SECONDS": "0.01", "EXTEND_BACKOFF_CAP_SECONDS": "0.05"},
             api_instances=1,
             workspace_id=WORKSPACE,
             stack_name=f"st{secrets.token_hex(3)}",
         )
-        stack = LocalStack(moto_endpoint, emulator.base_url, extend_key, LogSink(), options)
+        stack = LocalDeployment(moto_endpoint, emulator.base_url, extend_key, LogSink(), options)
         try:
             stack.start()
             yield stack
@@ -62,7 +63,7 @@ def local_api(moto_endpoint: str) -> Iterator[LocalStack]:
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_answer_conforms_to_openapi_yaml_and_none_is_a_5xx(
-    case: schemathesis.Case, local_api: LocalStack
+    case: schemathesis.Case, local_api: LocalDeployment
 ) -> None:
     # The gateway's own API-key check (403 without a valid key) is not what is under test: always send the key.
     case.headers = {**(case.headers or {}), "x-api-key": local_api.api_key}

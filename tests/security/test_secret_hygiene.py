@@ -22,7 +22,7 @@ from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.logic.webhook_signature import SigningSecretUnavailable, parse_signing_secrets
 from parser_run_deleter.shared.settings import ConfigurationError
 from tests.api.conftest import Signing, invoke, rest_event
-from tests.conftest import Emitted, Stack, new_api_key, register_secret
+from tests.conftest import Emitted, InProcessStack, new_api_key, register_secret
 
 WS = "ws_test"
 
@@ -126,7 +126,7 @@ def test_a_malformed_signing_secret_is_reported_without_its_value() -> None:
 # ---- end to end: every path that carries a message
 
 
-def everything_visible(stack: Stack, emitted: Emitted, responses: list[Any]) -> str:
+def everything_visible(stack: InProcessStack, emitted: Emitted, responses: list[Any]) -> str:
     """Logs, EMF, responses, DLQ bodies and attributes, and what the emulator saw outside the auth header."""
     dead = stack.dead_letters()
     requests = [
@@ -136,7 +136,7 @@ def everything_visible(stack: Stack, emitted: Emitted, responses: list[Any]) -> 
     return "\n".join([emitted.read().text, json.dumps(responses, default=str), json.dumps(dead), json.dumps(requests)])
 
 
-def test_no_failure_path_of_the_queue_leaks_the_key(stack: Stack, emitted: Emitted) -> None:
+def test_no_failure_path_of_the_queue_leaks_the_key(stack: InProcessStack, emitted: Emitted) -> None:
     # Given runs that meet each failure with a message: errors, throttles, resets, a rotation, a revoked key
     stack.extend.seed(["pr_ok", "pr_500", "pr_rotated"], workspace_id=WS)
     stack.extend.inject("pr_500", Fault.status(500), Fault.reset(), Fault.rate_limited(retry_after=None))
@@ -168,7 +168,7 @@ def test_no_failure_path_of_the_queue_leaks_the_key(stack: Stack, emitted: Emitt
     assert "CredentialsError" in seen  # the unparsable secret was reported, by type
 
 
-def test_an_upstream_that_echoes_the_key_does_not_get_it_logged(stack: Stack, emitted: Emitted) -> None:
+def test_an_upstream_that_echoes_the_key_does_not_get_it_logged(stack: InProcessStack, emitted: Emitted) -> None:
     # Given an Extend (or a proxy in front of it) whose error message quotes the Authorization header
     echo = f"Invalid request, Authorization: Bearer {stack.api_key}"
     stack.extend.inject("pr_echo", Fault.error(400, "INVALID_REQUEST", echo), Fault.error(500, "INTERNAL", echo))
@@ -187,7 +187,7 @@ def test_an_upstream_that_echoes_the_key_does_not_get_it_logged(stack: Stack, em
 
 
 def test_no_answer_of_the_api_leaks_the_key_or_the_signing_secret(
-    stack: Stack, emitted: Emitted, signing: Signing
+    stack: InProcessStack, emitted: Emitted, signing: Signing
 ) -> None:
     # Given signatures enforced, and Extend failing in ways that carry messages
     stack.extend.seed(["pr_api_ok"], workspace_id=WS)
@@ -219,7 +219,9 @@ def test_no_answer_of_the_api_leaks_the_key_or_the_signing_secret(
         assert secret not in seen
 
 
-def test_a_plain_http_extend_url_off_loopback_is_refused_before_any_request(stack: Stack, emitted: Emitted) -> None:
+def test_a_plain_http_extend_url_off_loopback_is_refused_before_any_request(
+    stack: InProcessStack, emitted: Emitted
+) -> None:
     # Given a configuration that would send the key in clear text over a network
     stack.set_env(EXTEND_API_BASE_URL="http://api.extend.ai")
 

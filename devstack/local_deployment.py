@@ -1,0 +1,238 @@
+"""The template's stack on loopback: queues and secrets in moto, both functions, the event source and the API.
+
+``LocalDeployment`` reads ``template.yaml`` (``devstack.template``), creates its queues and secrets on moto's
+server, and runs its queue function behind ``devstack.sqs_event_source`` and its API function behind
+``devstack.api_gateway``, each function as a ``devstack.functions`` pool pointed at the Extend emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devstack.api_gateway import ApiGatewayFront, Route
+from devstack.functions import FunctionConfig, FunctionPool
+from devstack.logs import LogSink
+from devstack.sqs_event_source import EventSourceSettings, SqsEventSource
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LocalDeploymentOptions:
+    template_path: Path = REPO_ROOT / "template.yaml"
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    # Applied to both functions after the template's own variables (local tuning, e.g. backoffs).
+    environment_overrides: dict[str, str] = field(default_factory=dict)
+    visibility_timeout_s: int | None = None  # None: the template's
+    webhook_signing_secret: str | None = None  # whsec_...; None: signing off
+    api_keys: dict[str, str] | None = None  # x-api-key value -> key id; None: one generated key
+    api_instances: int = 2
+    sqs_wait_time_s: int = 1
+    # False: the event source is built but polls only after ``event_source.start()``, so a caller can fill the queue
+    # first and know how messages will be batched (two pollers could otherwise split a batch between them).
+    poll_queue: bool = True
+    workspace_id: str = "ws_local"
+    stack_name: str = "local"
+
+
+class LocalDeployment:
+    """The template's queues, secrets and functions, on moto's server and the Extend emulator."""
+
+    def __init__(
+        self,
+        moto_endpoint: str,
+        extend_base_url: str,
+        extend_api_key: str,
+        sink: LogSink,
+        options: LocalDeploymentOptions,
+    ) -> None:
+        self.moto_endpoint = moto_endpoint
+        self.extend_base_url = extend_base_url
+        self.extend_api_key = extend_api_key
+        self.sink = sink
+        self.options = options
+        self.api_keys = options.api_keys or {f"local-{secrets.token_urlsafe(18)}": "local-key-1"}
+        self.queue_urls: dict[str, str] = {}
+        self.queue_arns: dict[str, str] = {}
+        self.max_receive_count: int | None = None
+        self.secret_arns: dict[str, str] = {}
+        self._pools: list[FunctionPool] = []
+        self.event_source: SqsEventSource | None = None
+        self.front: ApiGatewayFront | None = None
+        self.queue_pool: FunctionPool | None = None
+        self.api_pool: FunctionPool | None = None
+
+    @property
+    def api_key(self) -> str:
+        return next(iter(self.api_keys))
+
+    def _aws_environment(self) -> dict[str, str]:
+        from devstack.moto_stack import LOCAL_AWS_ENV  # noqa: PLC0415
+
+        return {**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": self.moto_endpoint}
+
+    def start(self) -> LocalDeployment:
+        from devstack.moto_stack import aws_client, put_secret  # noqa: PLC0415 - boto3 only when a stack starts
+        from devstack.template import Template  # noqa: PLC0415
+
+        suffix = uuid.uuid4().hex[:6]
+        stack = f"{self.options.stack_name}-{suffix}"
+        key_secret = json.dumps({"apiKey": self.extend_api_key, "workspaceId": self.options.workspace_id})
+        overrides = {
+            "ExtendApiKeySecretArn": put_secret(self.moto_endpoint, key_secret, name=f"{stack}/extend-api-key")
+        }
+        if self.options.webhook_signing_secret:
+            overrides["WebhookSigningSecretArn"] = put_secret(
+                self.moto_endpoint, self.options.webhook_signing_secret, name=f"{stack}/webhook-signing"
+            )
+        # The secrets' ARNs by template parameter, e.g. to rotate the Extend key in a test.
+        self.secret_arns = dict(overrides)
+        overrides.update(self.options.parameter_overrides)
+        template = Template.load(self.options.template_path, overrides)
+        template.resolver.stack_name = stack
+        self.sqs = aws_client("sqs", self.moto_endpoint)
+        self._create_queues(template, stack)
+
+        queue_spec = template.queue_function()
+        api_spec = template.api_function()
+        assert queue_spec.sqs is not None
+        queue_config = self._config(queue_spec)
+        api_config = self._config(api_spec)
+        concurrency = queue_spec.sqs.maximum_concurrency or 5
+        self.queue_pool = FunctionPool(queue_config, self.sink, concurrency)
+        self.api_pool = FunctionPool(api_config, self.sink, self.options.api_instances)
+        self._pools = [self.queue_pool, self.api_pool]
+        source = queue_spec.sqs.queue_logical_id
+        self.event_source = SqsEventSource(
+            self.queue_pool,
+            EventSourceSettings(
+                queue_url=self.queue_urls[source],
+                queue_arn=self.queue_arns[source],
+                batch_size=queue_spec.sqs.batch_size,
+                batching_window_s=queue_spec.sqs.batching_window_s,
+                maximum_concurrency=concurrency,
+                report_batch_item_failures=queue_spec.sqs.report_batch_item_failures,
+                wait_time_s=self.options.sqs_wait_time_s,
+            ),
+            aws_client("sqs", self.moto_endpoint),
+        )
+        if self.options.poll_queue:
+            self.event_source.start()
+        api = template.api(api_spec.api_logical_id)
+        self.front = ApiGatewayFront(
+            self.api_pool,
+            [Route.of(route.path, route.method) for route in api_spec.api_routes],
+            stage=api.stage_name,
+            api_keys=self.api_keys if api.api_key_required else None,
+        ).start()
+        self.queue_function = queue_spec
+        self.api_function = api_spec
+        self.source_queue = source
+        return self
+
+    def _create_queues(self, template: Any, stack: str) -> None:
+        specs = template.queues()
+        for spec in specs.values():
+            attributes = {
+                "VisibilityTimeout": str(
+                    self.options.visibility_timeout_s
+                    if self.options.visibility_timeout_s is not None
+                    else spec.visibility_timeout_s
+                )
+            }
+            if spec.message_retention_s is not None:
+                attributes["MessageRetentionPeriod"] = str(spec.message_retention_s)
+            name = f"{stack}-{spec.logical_id}"
+            url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self.queue_urls[spec.logical_id], self.queue_arns[spec.logical_id] = url, arn
+            template.resolver.refs[spec.logical_id] = url
+            template.resolver.attributes[(spec.logical_id, "Arn")] = arn
+            template.resolver.attributes[(spec.logical_id, "QueueName")] = name
+            template.resolver.attributes[(spec.logical_id, "QueueUrl")] = url
+        for spec in specs.values():
+            if spec.dead_letter_logical_id and spec.max_receive_count:
+                policy = {
+                    "deadLetterTargetArn": self.queue_arns[spec.dead_letter_logical_id],
+                    "maxReceiveCount": str(spec.max_receive_count),
+                }
+                self.sqs.set_queue_attributes(
+                    QueueUrl=self.queue_urls[spec.logical_id], Attributes={"RedrivePolicy": json.dumps(policy)}
+                )
+                self.max_receive_count = spec.max_receive_count
+                self.dead_letter_queue = spec.dead_letter_logical_id
+
+    def _config(self, spec: Any) -> FunctionConfig:
+        environment = dict(spec.environment)
+        environment["EXTEND_API_BASE_URL"] = self.extend_base_url
+        environment.update(self.options.environment_overrides)
+        environment.update(self._aws_environment())
+        return FunctionConfig(
+            name=spec.logical_id,
+            handler=spec.handler,
+            code_uri=spec.code_uri,
+            timeout_s=spec.timeout_s,
+            memory_mb=spec.memory_mb,
+            environment=environment,
+        )
+
+    def prewarm(self) -> None:
+        """Start every queue function instance and one API instance before the first event."""
+        assert self.queue_pool is not None
+        assert self.api_pool is not None
+        self.queue_pool.prewarm(self.queue_pool.max_instances)
+        self.api_pool.prewarm(1)
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        found = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"])
+        return int(found["Attributes"]["VisibilityTimeout"])
+
+    @property
+    def queue_url(self) -> str:
+        return self.queue_urls[self.source_queue]
+
+    @property
+    def dead_letter_queue_url(self) -> str:
+        return self.queue_urls[self.dead_letter_queue]
+
+    @property
+    def api_url(self) -> str:
+        assert self.front is not None
+        return self.front.base_url
+
+    def queue_depths(self) -> dict[str, int]:
+        """Visible and in-flight messages in the deletion queue, and visible ones in the DLQ."""
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        main = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
+        dead = self.sqs.get_queue_attributes(QueueUrl=self.dead_letter_queue_url, AttributeNames=names)["Attributes"]
+        return {
+            "visible": int(main["ApproximateNumberOfMessages"]),
+            "in_flight": int(main["ApproximateNumberOfMessagesNotVisible"]),
+            "dead_letter": int(dead["ApproximateNumberOfMessages"])
+            + int(dead["ApproximateNumberOfMessagesNotVisible"]),
+        }
+
+    def stop(self) -> None:
+        """Stop taking work, let running invocations finish, then stop every instance."""
+        if self.front is not None:
+            self.front.stop()
+        if self.event_source is not None:
+            self.event_source.signal_stop()
+        for pool in self._pools:
+            pool.close()
+        if self.event_source is not None:
+            self.event_source.stop()
+        for pool in self._pools:
+            pool.close()
+
+    def __enter__(self) -> LocalDeployment:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
