@@ -79,6 +79,8 @@ class _Answer:
     request_id: str | None = None
     retry_after_s: float | None = None
     transport_error: str | None = None
+    content_type: str | None = None
+    body_bytes: int = 0
 
     @property
     def error_code(self) -> str | None:
@@ -93,11 +95,32 @@ class _Answer:
     def outcome(self) -> DeleteOutcome:
         if self.status is not None and 200 <= self.status < 300:
             return DeleteOutcome.DELETED
-        # A 404 means "no such parser run" only in Extend's own error shape; an HTML 404 from a wrong base URL
-        # or a removed endpoint must not consume the request as if the data were gone.
-        if self.status == 404 and self.body is not None and self.error_code in (None, "NOT_FOUND"):
+        if self.is_extends_not_found():
             return DeleteOutcome.NOT_FOUND
         return DeleteOutcome.FAILED
+
+    def is_extends_not_found(self) -> bool:
+        """A 404 that demonstrably comes from Extend: its error code ``NOT_FOUND``, or the legacy 2025-04-21 error
+        shape (``"success": false``, no code) together with Extend's request id.
+
+        Proxies, CDNs, WAFs and framework defaults answer 404 too, with ``{}``, ``{"message": "Not Found"}`` or
+        HTML. Taking one of those for "gone" would tell a customer their data is deleted while it may not be.
+        """
+        if self.status != 404 or self.body is None:
+            return False
+        if self.error_code is not None:
+            return self.error_code == "NOT_FOUND"
+        return self.body.get("success") is False and bool(self.request_id)
+
+    def body_kind(self) -> str:
+        """What the body was, for a failure reason: Extend's error code, or what stood in its place."""
+        if self.error_code is not None:
+            return self.error_code
+        if self.body is not None:
+            return "JSON without Extend's error code"
+        if self.body_bytes:
+            return f"a non-JSON body ({self.content_type or 'no content type'})"
+        return "an empty body"
 
     def is_retryable(self) -> bool:
         if self.status is None:
@@ -237,17 +260,21 @@ class ExtendClient:
         )
         try:
             response = self._pool.request("DELETE", url, headers=headers, timeout=timeout, retries=False)
-        except (urllib3.exceptions.HTTPError, OSError) as error:
-            # Only the type: messages can quote the URL, and nothing of the request belongs in a log.
+        except Exception as error:
+            # Only the type: a message can quote the URL or a header, and the Authorization header holds the key
+            # (http.client's ValueError for an invalid header value quotes the value itself).
             return _Answer(status=None, transport_error=type(error).__name__)
         body = _parse_body(response.data)
         header_request_id = response.headers.get("x-extend-request-id")
         body_request_id = (body or {}).get("requestId")
+        content_type = response.headers.get("Content-Type")
         return _Answer(
             status=response.status,
             body=body,
             request_id=header_request_id or (body_request_id if isinstance(body_request_id, str) else None),
             retry_after_s=parse_retry_after(response.headers.get("Retry-After")),
+            content_type=content_type.split(";")[0].strip()[:100] if content_type else None,
+            body_bytes=len(response.data),
         )
 
     def _backoff(self, attempts_made: int, retry_after_s: float | None) -> float:
@@ -262,9 +289,8 @@ class ExtendClient:
     def _failure_reason(answer: _Answer) -> str:
         if answer.status is None:
             return f"connection error: {answer.transport_error}"
-        detail = answer.error_code or ("no JSON error body" if answer.body is None else "no error code")
         message = f": {answer.error_message}" if answer.error_message else ""
-        return f"Extend answered {answer.status} {detail}{message}"
+        return f"Extend answered {answer.status} {answer.body_kind()}{message}"
 
     def _deadline_reason(self, answer: _Answer | None, attempts: int) -> str:
         last = f" (last: {self._failure_reason(answer)})" if answer else ""

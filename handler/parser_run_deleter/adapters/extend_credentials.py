@@ -8,8 +8,10 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Final
 
 from parser_run_deleter.adapters.secret_store import SecretUnavailable, fetch_secret_string
+from parser_run_deleter.shared.parser_run_ids import is_valid_workspace_id
 from parser_run_deleter.shared.time_budget import Deadline
 
 
@@ -28,8 +30,28 @@ class ExtendCredentials:
     __str__ = __repr__
 
 
+# Extend keys are short printable tokens (``sk_...``). Anything else is a pasting accident, and sending it would put
+# the value into an exception message: http.client quotes a header value it refuses.
+MAX_API_KEY_LENGTH: Final = 256
+
+
+def _checked_key(api_key: str) -> str:
+    if not api_key:
+        raise CredentialsError("the Extend API key is empty")
+    if len(api_key) > MAX_API_KEY_LENGTH:
+        raise CredentialsError(f"the Extend API key is longer than {MAX_API_KEY_LENGTH} characters")
+    if not all("!" <= character <= "~" for character in api_key):
+        raise CredentialsError(
+            "the Extend API key must be printable ASCII without spaces or line breaks (is it pasted twice?)"
+        )
+    return api_key
+
+
 def parse_secret_value(raw: str) -> ExtendCredentials:
-    """Accept either the bare key or JSON ``{"apiKey": "...", "workspaceId": "..."}``."""
+    """Accept either the bare key or JSON ``{"apiKey": "...", "workspaceId": "..."}``.
+
+    Errors say what is wrong with the value, never what it is.
+    """
     text = raw.strip()
     if text.startswith("{"):
         try:
@@ -42,18 +64,26 @@ def parse_secret_value(raw: str) -> ExtendCredentials:
             raise CredentialsError("the Extend API key secret's JSON has no string 'apiKey'")
         if workspace_id is not None and not isinstance(workspace_id, str):
             raise CredentialsError("the Extend API key secret's 'workspaceId' must be a string")
-        return ExtendCredentials(api_key=api_key.strip(), workspace_id=workspace_id or None)
+        if workspace_id and not is_valid_workspace_id(workspace_id):
+            raise CredentialsError(
+                "the Extend API key secret's 'workspaceId' may contain only letters, digits, '_' and '-'"
+            )
+        return ExtendCredentials(api_key=_checked_key(api_key.strip()), workspace_id=workspace_id or None)
     if not text:
         raise CredentialsError("the Extend API key secret is empty")
-    return ExtendCredentials(api_key=text)
+    return ExtendCredentials(api_key=_checked_key(text))
 
 
 def load_extend_credentials(secret_id: str, *, max_age_s: int, force_fetch: bool = False) -> ExtendCredentials:
+    """The credentials in ``secret_id``; a ``CredentialsError`` names the secret, never its value."""
     try:
         raw = fetch_secret_string(secret_id, max_age_s=max_age_s, force_fetch=force_fetch)
     except SecretUnavailable as error:
         raise CredentialsError(str(error)) from None
-    return parse_secret_value(raw)
+    try:
+        return parse_secret_value(raw)
+    except CredentialsError as error:
+        raise CredentialsError(f"secret {secret_id!r} is unusable: {error}") from None
 
 
 class SecretCredentialsProvider:

@@ -43,7 +43,10 @@ def fetch_secret_string(secret_id: str, *, max_age_s: int, force_fetch: bool = F
     except Exception as error:  # Powertools wraps boto3 errors; the message may quote the request
         raise SecretUnavailable(f"cannot read secret {secret_id!r}: {type(error).__name__}") from None
     if isinstance(value, bytes):
-        value = value.decode("utf-8")
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:  # its message quotes the bytes around the fault
+            raise SecretUnavailable(f"secret {secret_id!r} is not UTF-8 text") from None
     if not isinstance(value, str):
         raise SecretUnavailable(f"secret {secret_id!r} is not a string")
     return value

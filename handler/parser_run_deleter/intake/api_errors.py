@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from parser_run_deleter.intake.api_audit import current_request
-from parser_run_deleter.intake.api_routes import ROUTES, BodyTooLarge, json_response
+from parser_run_deleter.intake.api_routes import ROUTES, BodyTooLarge, UnsupportedMediaType, json_response
 from parser_run_deleter.logic.api_use_cases import InvalidRequestBody, QueueUnavailable, reject_invalid_id
 from parser_run_deleter.logic.deletion import Outcome
 from parser_run_deleter.logic.webhook_signature import SignatureRejected, SigningSecretUnavailable
@@ -56,6 +56,10 @@ def _invalid_body(error: InvalidRequestBody) -> Response[Any]:
 
 def _too_large(error: BodyTooLarge) -> Response[Any]:
     return _answer("bad_request", 413, str(error))
+
+
+def _unsupported_media_type(error: UnsupportedMediaType) -> Response[Any]:
+    return _answer("bad_request", 415, str(error))
 
 
 def _queue_unavailable(error: QueueUnavailable) -> Response[Any]:
@@ -100,6 +104,7 @@ ERROR_RESPONSES: Final[dict[type[Exception], Callable[[Any], Response[Any]]]] = 
     InvalidParserRunId: _invalid_id,
     InvalidRequestBody: _invalid_body,
     BodyTooLarge: _too_large,
+    UnsupportedMediaType: _unsupported_media_type,
     QueueUnavailable: _queue_unavailable,
     SigningSecretUnavailable: _secret_unavailable,
     ConfigurationError: _misconfigured,

@@ -40,6 +40,17 @@ class BodyTooLarge(ValueError):
     """The request body exceeds ``MAX_BODY_BYTES``."""
 
 
+class UnsupportedMediaType(ValueError):
+    """The body is declared as something other than JSON."""
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or a ``+json`` type such as ``application/merge-patch+json``, parameters aside."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
@@ -59,7 +70,7 @@ def raw_body(event: dict[str, Any]) -> bytes:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            return body.encode()
+            raise InvalidRequestBody("the body is flagged as base64 but is not valid base64") from None
     return body.encode()
 
 
@@ -102,6 +113,9 @@ def delete_parser_run(parser_run_id: str) -> Response[Any]:
 @router.post("/deletions")
 def create_deletions() -> Response[Any]:
     """Queue up to 1,000 ids; 202 with what was queued and what was rejected, and why."""
+    headers = {name.lower(): value for name, value in (router.current_event.headers or {}).items()}
+    if not is_json_media_type(headers.get("content-type")):
+        raise UnsupportedMediaType("the body must be sent as Content-Type: application/json")
     body = raw_body(router.current_event.raw_event)
     if len(body) > MAX_BODY_BYTES:
         raise BodyTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes, got {len(body)}")

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Final
 
 from parser_run_deleter.adapters.extend_client import DeleteOutcome, DeleteResult, ExtendClient
+from parser_run_deleter.adapters.extend_credentials import CredentialsError
 from parser_run_deleter.logic.queue_messages import DeletionRequest
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.time_budget import Deadline
@@ -39,14 +40,11 @@ def attempt_deletion(client: ExtendClient, request: DeletionRequest, deadline: D
     failure rather than an exception, so both triggers keep the request: requeued, or returned to SQS."""
     try:
         return client.delete_parser_run(request.parser_run_id, deadline, workspace_id=request.workspace_id)
-    except Exception as error:  # CredentialsError and the like carry no secret in their message
-        return DeleteResult(
-            request.parser_run_id,
-            DeleteOutcome.FAILED,
-            attempts=0,
-            retryable=True,
-            reason=f"{type(error).__name__}: {error}",
-        )
+    except Exception as error:
+        # The client held the key: only our own CredentialsError, whose messages never quote a secret, is
+        # reported with its message; anything else by its type alone.
+        reason = f"{type(error).__name__}: {error}" if isinstance(error, CredentialsError) else type(error).__name__
+        return DeleteResult(request.parser_run_id, DeleteOutcome.FAILED, attempts=0, retryable=True, reason=reason)
 
 
 def report_outcome(

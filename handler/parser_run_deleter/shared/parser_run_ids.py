@@ -1,4 +1,5 @@
-"""Parser run id validation: the one gate every id passes before it can reach a URL."""
+"""Extend id validation: the one gate every parser run id passes before it can reach a URL, and the same rule
+for the workspace ids sent in ``x-extend-workspace-id``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import re
 # Extend ids are opaque and prefixes may change; the alphabet and the 255-character bound are what holds.
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 MAX_ID_LENGTH = 255
+
+
+def is_valid_workspace_id(value: object) -> bool:
+    """Workspace ids are Extend ids too: the same alphabet and bound, checked before they reach a header."""
+    return isinstance(value, str) and _VALID_ID.fullmatch(value) is not None
 
 
 class InvalidParserRunId(ValueError):

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from parser_run_deleter.shared.observability import logger
+
 SUPPORTED_API_VERSIONS = ("2025-04-21", "2026-02-09")
 DEFAULT_API_BASE_URL = "https://api.extend.ai"
+# Extend's published deployments. Any other host would receive the key, so it takes an explicit override.
+PUBLISHED_API_HOSTS = frozenset({"api.extend.ai", "api.us2.extend.app", "api.eu1.extend.ai"})
+UNLISTED_HOST_OVERRIDE = "EXTEND_API_ALLOW_UNLISTED_HOST"
 
 
 class ConfigurationError(ValueError):
@@ -24,6 +29,8 @@ class ConfigurationError(ValueError):
 class Settings:
     extend_api_key_secret_id: str
     extend_api_base_url: str = DEFAULT_API_BASE_URL
+    # True when the base URL names a host outside PUBLISHED_API_HOSTS, allowed by the override: logged at start-up.
+    extend_api_host_unlisted: bool = False
     extend_api_version: str = "2025-04-21"
     extend_workspace_id: str | None = None
     dead_letter_queue_url: str | None = None
@@ -83,15 +90,37 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def validate_base_url(url: str, name: str = "EXTEND_API_BASE_URL") -> str:
-    """https everywhere; plain http only to a loopback host, so the key never crosses a network in clear."""
+def validate_base_url(url: str, name: str = "EXTEND_API_BASE_URL", *, allow_unlisted_host: bool = False) -> str:
+    """One of Extend's published deployments over https, or plain http to a loopback host for local use.
+
+    ``allow_unlisted_host`` admits any other https host: the key goes wherever this URL points.
+    """
     parts = urlsplit(url)
     host = parts.hostname or ""
     if not host or parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(f"{name} must be a plain base URL such as {DEFAULT_API_BASE_URL}, got {url!r}")
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
+    if parts.scheme == "http" and is_loopback_host(host):
         return url.rstrip("/")
-    raise ConfigurationError(f"{name} must use https (plain http is allowed only to a loopback host), got {url!r}")
+    if parts.scheme != "https":
+        raise ConfigurationError(f"{name} must use https (plain http is allowed only to a loopback host), got {url!r}")
+    if host.lower() not in PUBLISHED_API_HOSTS and not allow_unlisted_host:
+        raise ConfigurationError(
+            f"{name} must be one of Extend's published deployments ({', '.join(sorted(PUBLISHED_API_HOSTS))}), "
+            f"got {url!r}; set {UNLISTED_HOST_OVERRIDE}=true to send the key to another host"
+        )
+    return url.rstrip("/")
+
+
+def is_unlisted_host(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host not in PUBLISHED_API_HOSTS and not is_loopback_host(host)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (_optional(env, name) or "false").lower()
+    if raw not in ("true", "false"):
+        raise ConfigurationError(f"{name} must be true or false, got {env[name]!r}")
+    return raw == "true"
 
 
 def load_settings(env: Mapping[str, str]) -> Settings:
@@ -104,9 +133,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"EXTEND_API_VERSION must be one of {', '.join(SUPPORTED_API_VERSIONS)}, got {version!r}"
         )
     max_receive = _optional(env, "MAX_RECEIVE_COUNT")
+    base_url = validate_base_url(
+        _optional(env, "EXTEND_API_BASE_URL") or DEFAULT_API_BASE_URL,
+        allow_unlisted_host=_flag(env, UNLISTED_HOST_OVERRIDE),
+    )
     return Settings(
         extend_api_key_secret_id=secret_id,
-        extend_api_base_url=validate_base_url(_optional(env, "EXTEND_API_BASE_URL") or DEFAULT_API_BASE_URL),
+        extend_api_base_url=base_url,
+        extend_api_host_unlisted=is_unlisted_host(base_url),
         extend_api_version=version,
         extend_workspace_id=_optional(env, "EXTEND_WORKSPACE_ID"),
         dead_letter_queue_url=_optional(env, "DEAD_LETTER_QUEUE_URL"),
@@ -131,4 +165,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read on first use; tests call ``get_settings.cache_clear()``."""
-    return load_settings(os.environ)
+    settings = load_settings(os.environ)
+    if settings.extend_api_host_unlisted:
+        logger.warning(
+            f"{UNLISTED_HOST_OVERRIDE} is on: the Extend API key is sent to a host that is not one of Extend's "
+            "published deployments",
+            extra={"extend_api_base_url": settings.extend_api_base_url},
+        )
+    return settings
