@@ -22,24 +22,28 @@ RUNTIME = "python3.14"
 QUEUE_FUNCTION = "QueueFunction"
 API_FUNCTION = "ApiFunction"
 API_GATEWAY_LIMIT_S = 29
-# Managed policies a function role may carry. AWSLambdaBasicExecutionRole is the one SAM always attaches
-# (CloudWatch Logs only); everything else must be an inline, resource-scoped statement.
-ALLOWED_MANAGED_POLICIES = {
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-}
+# Lambda's version description limit; the template's descriptions are built from bounded parameters.
+VERSION_DESCRIPTION_LIMIT = 256
 API_GATEWAY_LOGS_POLICY = {
     "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 }
 
 
-def statements(role: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str | None]]:
-    """Every inline statement of a role, with the condition it depends on (Fn::If branches)."""
-    for policy in role["Properties"].get("Policies", []):
-        condition = None
-        if "Fn::If" in policy:
-            condition, policy, otherwise = policy["Fn::If"]
-            assert otherwise == {"Ref": "AWS::NoValue"}
-        for statement in policy["PolicyDocument"]["Statement"]:
+def statements(cfn: Cfn, role_name: str) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Every statement granted to a role (its inline policies and the policy resources attached to it), with the
+    condition it depends on (Fn::If branches)."""
+    documents = [policy["PolicyDocument"] for policy in cfn.props(role_name).get("Policies", [])]
+    documents += [
+        policy["Properties"]["PolicyDocument"]
+        for policy in cfn.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_name} in policy["Properties"]["Roles"]
+    ]
+    for document in documents:
+        for statement in document["Statement"]:
+            condition = None
+            if "Fn::If" in statement:
+                condition, statement, otherwise = statement["Fn::If"]
+                assert otherwise == {"Ref": "AWS::NoValue"}
             yield statement, condition
 
 
@@ -59,7 +63,7 @@ def sub_target(resource: Any) -> Any:
 def grants(cfn: Cfn, role_name: str) -> dict[str, list[tuple[Any, str | None]]]:
     """action -> [(what the resource points at, condition)] for one role."""
     found: dict[str, list[tuple[Any, str | None]]] = {}
-    for statement, condition in statements(cfn.resources[role_name]):
+    for statement, condition in statements(cfn, role_name):
         assert statement["Effect"] == "Allow"
         for action in as_list(statement["Action"]):
             for resource in as_list(statement["Resource"]):
@@ -97,9 +101,10 @@ def test_each_function_runs_its_own_entry_point_on_the_newest_python_on_arm64(
     assert layer_props["CompatibleArchitectures"] == ["arm64"]
 
 
-def test_the_handler_the_template_names_exists_in_handler_dir(cfn: Cfn) -> None:
-    module, function = cfn.props(QUEUE_FUNCTION)["Handler"].split(".")
-    tree = ast.parse((ROOT / "handler" / f"{module}.py").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("function_name", [QUEUE_FUNCTION, API_FUNCTION])
+def test_the_handler_the_template_names_exists_in_handler_dir(cfn: Cfn, function_name: str) -> None:
+    module, function = cfn.props(function_name)["Handler"].rsplit(".", 1)
+    tree = ast.parse((ROOT / "handler" / f"{module.replace('.', '/')}.py").read_text(encoding="utf-8"))
     assert function in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
@@ -184,7 +189,9 @@ def test_any_parameter_or_layer_change_publishes_a_new_version(cfn: Cfn, functio
         if resource["Properties"]["FunctionName"] == {"Ref": function}
     ]
     description = version["Properties"]["Description"]
-    used = parameters_in(cfn, cfn.props(function))
+    # Reserved concurrency belongs to the function, not to a version: it changes without a new one.
+    configuration = {key: value for key, value in cfn.props(function).items() if key != "ReservedConcurrentExecutions"}
+    used = parameters_in(cfn, configuration)
     assert used >= {"ExtendApiKeySecretArn", "ExtendApiVersion", "LogLevel", "EnableSnapStart"}
     assert used <= parameters_in(cfn, description)
     [layer] = cfn.props(function)["Layers"]
@@ -193,8 +200,76 @@ def test_any_parameter_or_layer_change_publishes_a_new_version(cfn: Cfn, functio
     assert version["DeletionPolicy"] == "Retain", name
 
 
+def longest_value(cfn: Cfn, value: Any) -> str:
+    """The longest text ``value`` can take: each parameter at its longest allowed value (by MaxLength, its allowed
+    values, or its pattern's bounds), each ``Fn::Select`` of a ``Fn::Split`` at the whole of what it splits."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        parameter = cfn.doc["Parameters"].get(value["Ref"])
+        if parameter is None:  # a resource: a layer version ARN and the like, handled by the caller
+            return "x" * 12
+        return "x" * longest_parameter(parameter)
+    if "Fn::Select" in value:
+        index, source = value["Fn::Select"]
+        separator, split = source["Fn::Split"]
+        return "x" * longest_field(cfn.doc["Parameters"][split["Ref"]]["AllowedPattern"], index, separator)
+    if "Fn::If" in value:
+        _, yes, no = value["Fn::If"]
+        return max(longest_value(cfn, yes), longest_value(cfn, no), key=len)
+    raise AssertionError(f"cannot bound {value!r}")
+
+
+def longest_parameter(parameter: dict[str, Any]) -> int:
+    if "AllowedValues" in parameter:
+        return max(len(str(allowed)) for allowed in parameter["AllowedValues"])
+    bounds = [parameter["MaxLength"]] if "MaxLength" in parameter else []
+    pattern = parameter.get("AllowedPattern")
+    assert pattern or bounds, f"unbounded parameter: {parameter}"
+    if pattern:
+        bounds.append(longest_match(pattern))
+    return min(bounds)
+
+
+def longest_field(pattern: str, index: int, separator: str) -> int:
+    """The longest the ``index``-th ``separator``-separated field can be in a string ``pattern`` accepts (each
+    alternative of the pattern is read field by field; the separator never occurs inside a field's class)."""
+    lengths = [
+        longest_match(fields[index])
+        for alternative in pattern.split("|")
+        if len(fields := alternative.split(separator)) > index
+    ]
+    assert lengths, f"no field {index} in {pattern}"
+    return max(lengths)
+
+
+def longest_match(pattern: str) -> int:
+    """An upper bound on the length of a string the pattern accepts (it must have no unbounded repetition)."""
+    tree = re._parser.parse(pattern)  # type: ignore[attr-defined]
+    return int(tree.getwidth()[1])
+
+
+@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+def test_version_description_fits_lambdas_limit_with_the_longest_allowed_inputs(cfn: Cfn, function: str) -> None:
+    [version] = [
+        resource
+        for resource in cfn.of_type("AWS::Lambda::Version").values()
+        if resource["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    text, variables = version["Properties"]["Description"]["Fn::Sub"]
+    # A layer version ARN ends in its version number: ten digits is beyond any real count.
+    values = {name: "9" * 10 if name == "Layer" else longest_value(cfn, value) for name, value in variables.items()}
+
+    def longest(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return values[name] if name in values else longest_value(cfn, {"Ref": name})
+
+    longest_description = re.sub(r"\$\{([^}]+)\}", longest, text)
+    assert len(longest_description) <= VERSION_DESCRIPTION_LIMIT, (len(longest_description), longest_description)
+
+
 def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
-    settings_source = (ROOT / "handler" / "settings.py").read_text(encoding="utf-8")
+    settings_source = (ROOT / "handler" / "parser_run_deleter" / "shared" / "settings.py").read_text(encoding="utf-8")
     for function in (QUEUE_FUNCTION, API_FUNCTION):
         for name in env(cfn, function):
             assert name.startswith("POWERTOOLS_") or f'"{name}"' in settings_source, f"{function}: {name}"
@@ -208,6 +283,25 @@ def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
         variables = env(cfn, function)
         assert variables["EXTEND_API_KEY_SECRET_ID"] == {"Ref": "ExtendApiKeySecretArn"}
         assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"  # events carry customer data
+
+
+SECRET_LOOKING_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+def test_no_function_environment_holds_a_secret_value(cfn: Cfn, function: str) -> None:
+    # Environment variables are visible to anyone who may read the function's configuration: a variable that
+    # names a secret must hold where it is (a secret ARN), never its value, and no literal may look like a key.
+    for name, value in env(cfn, function).items():
+        if SECRET_LOOKING_NAME.search(name):
+            assert (name.endswith("_ID") and value == {"Ref": "ExtendApiKeySecretArn"}) or value == {
+                "Fn::If": ["HasWebhookSecret", {"Ref": "WebhookSigningSecretArn"}, {"Ref": "AWS::NoValue"}]
+            }, name
+        if isinstance(value, str):
+            assert not re.search(r"(sk_|whsec_)[A-Za-z0-9]", value), name
+    secret_parameters = [name for name in cfn.doc["Parameters"] if name.endswith("SecretArn")]
+    for name in secret_parameters:
+        assert "secret:" in cfn.doc["Parameters"][name]["AllowedPattern"], f"{name} must take an ARN, not a value"
 
 
 # ---------------------------------------------------------------- queues
@@ -227,9 +321,9 @@ def test_redrive_policy_sends_to_the_dlq_after_max_receive_count(cfn: Cfn) -> No
     assert redrive["maxReceiveCount"] == {"Ref": "MaxReceiveCount"}
     # The function learns the same number, to recognise a message's last receive.
     assert env(cfn, QUEUE_FUNCTION)["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
-    parameter = cfn.doc["Parameters"]["MaxReceiveCount"]
-    assert parameter["MinValue"] >= 1
-    assert parameter["MinValue"] <= int(parameter["Default"]) <= parameter["MaxValue"]
+    pattern = cfn.doc["Parameters"]["MaxReceiveCount"]["AllowedPattern"]
+    assert not re.fullmatch(pattern, "0") and re.fullmatch(pattern, "1") and re.fullmatch(pattern, "100")
+    assert re.fullmatch(pattern, cfn.parameter_default("MaxReceiveCount"))
 
 
 def test_dlq_keeps_messages_14_days_longer_than_the_queue(cfn: Cfn) -> None:
@@ -257,7 +351,8 @@ def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: 
     assert mapping["BatchSize"] == {"Ref": "BatchSize"}
     assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "BatchingWindowSeconds"}
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "MaximumConcurrency"}}
-    assert cfn.doc["Parameters"]["MaximumConcurrency"]["MinValue"] == 2  # the service minimum
+    pattern = cfn.doc["Parameters"]["MaximumConcurrency"]["AllowedPattern"]
+    assert not re.fullmatch(pattern, "1") and re.fullmatch(pattern, "2")  # the service minimum
     # The mapping targets the published alias, so SnapStart (when on) serves the queue path too.
     assert cfn.resources[cfn.ref_target(mapping["FunctionName"]) or ""]["Type"] == "AWS::Lambda::Alias"
 
@@ -265,7 +360,10 @@ def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: 
 # ---------------------------------------------------------------- IAM
 
 
-def test_roles_use_no_wildcard_resources_and_no_broad_managed_policies(cfn: Cfn) -> None:
+FUNCTION_ROLES = {QUEUE_FUNCTION: "QueueFunctionRole", API_FUNCTION: "ApiFunctionRole"}
+
+
+def test_roles_use_no_wildcard_resources_and_no_managed_policies(cfn: Cfn) -> None:
     roles = cfn.of_type("AWS::IAM::Role")
     assert set(roles) == {"QueueFunctionRole", "ApiFunctionRole", "ApiGatewayCloudWatchLogsRole"}
     for name, role in roles.items():
@@ -274,36 +372,121 @@ def test_roles_use_no_wildcard_resources_and_no_broad_managed_policies(cfn: Cfn)
             assert managed == [API_GATEWAY_LOGS_POLICY]
             assert role["Condition"] == "ConfigureApiGatewayAccount"
             continue
-        assert set(managed) <= ALLOWED_MANAGED_POLICIES, name
-        for statement, _ in statements(role):
+        # Not even AWSLambdaBasicExecutionRole: its logs permissions are on every log group.
+        assert managed == [], name
+        for statement, _ in statements(cfn, name):
             for action in as_list(statement["Action"]):
                 assert action != "*" and not action.endswith(":*"), f"{name}: {action}"
             for resource in as_list(statement["Resource"]):
                 assert "*" not in json.dumps(sub_target(resource)), f"{name}: {resource}"
 
 
+@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+def test_each_function_runs_as_its_own_role_and_writes_only_its_own_log_group(cfn: Cfn, function: str) -> None:
+    role = FUNCTION_ROLES[function]
+    assert cfn.props(function)["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    log_group = cfn.props(function)["LoggingConfig"]["LogGroup"]
+    assert grants(cfn, role)["logs:PutLogEvents"] == [({"Fn::GetAtt": [cfn.ref_target(log_group), "Arn"]}, None)]
+    assert grants(cfn, role)["logs:CreateLogStream"] == grants(cfn, role)["logs:PutLogEvents"]
+    assert "logs:CreateLogGroup" not in grants(cfn, role)  # the stack creates it, with its retention
+    # The function is created only once its permissions are in place.
+    depends_on = as_list(cfn.resources[function].get("DependsOn", []))
+    assert any(cfn.resources[name]["Type"] == "AWS::IAM::Policy" for name in depends_on)
+
+
+DATA_KEY = ({"Fn::GetAtt": ["DataKey", "Arn"]}, "UseCmk")
+SECRET_KEY = ({"Ref": "ExtendApiKeySecretKmsKeyArn"}, "HasSecretKmsKey")
+
+
 def test_queue_function_may_read_the_key_poll_its_queue_and_dead_letter_only(cfn: Cfn) -> None:
+    queue, dlq = ({"Fn::GetAtt": ["DeletionQueue", "Arn"]}, None), ({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, None)
+    log = ({"Fn::GetAtt": ["QueueFunctionLogGroup", "Arn"]}, None)
     assert grants(cfn, "QueueFunctionRole") == {
+        "logs:CreateLogStream": [log],
+        "logs:PutLogEvents": [log],
         "secretsmanager:GetSecretValue": [({"Ref": "ExtendApiKeySecretArn"}, None)],
-        "sqs:ChangeMessageVisibility": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
-        "sqs:ChangeMessageVisibilityBatch": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
-        "sqs:DeleteMessage": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
-        "sqs:DeleteMessageBatch": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
-        "sqs:GetQueueAttributes": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
-        "sqs:ReceiveMessage": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
-        "sqs:SendMessage*": [({"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}, None)],
+        "kms:Decrypt": [SECRET_KEY, DATA_KEY],
+        "kms:GenerateDataKey": [DATA_KEY],
+        "sqs:ChangeMessageVisibility": [queue],
+        "sqs:DeleteMessage": [queue],
+        "sqs:GetQueueAttributes": [queue, dlq],
+        "sqs:GetQueueUrl": [queue, dlq],
+        "sqs:ReceiveMessage": [queue],
+        "sqs:SendMessage": [dlq],
     }
 
 
 def test_api_function_may_read_its_secrets_and_enqueue_deletions_only(cfn: Cfn) -> None:
+    queue = ({"Fn::GetAtt": ["DeletionQueue", "Arn"]}, None)
+    log = ({"Fn::GetAtt": ["ApiFunctionLogGroup", "Arn"]}, None)
     assert grants(cfn, "ApiFunctionRole") == {
+        "logs:CreateLogStream": [log],
+        "logs:PutLogEvents": [log],
         "secretsmanager:GetSecretValue": [
             ({"Ref": "ExtendApiKeySecretArn"}, None),
             # The signing secret only when one is configured.
             ({"Ref": "WebhookSigningSecretArn"}, "HasWebhookSecret"),
         ],
-        "sqs:SendMessage*": [({"Fn::GetAtt": ["DeletionQueue", "QueueName"]}, None)],
+        "kms:Decrypt": [SECRET_KEY, DATA_KEY],
+        "kms:GenerateDataKey": [DATA_KEY],
+        "sqs:SendMessage": [queue],
+        "sqs:GetQueueAttributes": [queue],
+        "sqs:GetQueueUrl": [queue],
     }
+
+
+@pytest.mark.parametrize("role", ["QueueFunctionRole", "ApiFunctionRole"])
+def test_the_secrets_kms_key_is_usable_only_through_secrets_manager(cfn: Cfn, role: str) -> None:
+    [statement] = [s for s, condition in statements(cfn, role) if condition == "HasSecretKmsKey"]
+    assert statement["Action"] == "kms:Decrypt"
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+    }
+
+
+@pytest.mark.parametrize("queue", ["DeletionQueue", "DeadLetterQueue"])
+def test_queues_use_the_stacks_own_key_by_default(cfn: Cfn, queue: str) -> None:
+    assert cfn.props(queue)["KmsMasterKeyId"] == {"Fn::If": ["UseCmk", {"Ref": "DataKey"}, "alias/aws/sqs"]}
+    assert cfn.parameter_default("UseCustomerManagedKey") == "true"
+
+
+def test_only_the_function_roles_and_the_operator_role_may_use_the_data_key(cfn: Cfn) -> None:
+    key = cfn.resources["DataKey"]
+    assert key["Condition"] == "UseCmk"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    statements_ = key["Properties"]["KeyPolicy"]["Statement"]
+    crypto = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt*", "kms:*"}
+    users = [s for s in statements_ if crypto & set(as_list(s["Action"]))]
+    [use] = users
+    assert use["Principal"]["AWS"] == [
+        {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]},
+        {"Fn::If": ["HasOperatorRole", {"Ref": "OperatorRoleArn"}, {"Ref": "AWS::NoValue"}]},
+    ]
+    # The account's administrators manage the key (so it can never become unmanageable) but cannot use it.
+    [admin] = [s for s in statements_ if s is not use]
+    assert admin["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    assert not any(
+        action.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")) for action in admin["Action"]
+    )
+
+
+def test_every_role_takes_the_permissions_boundary_when_one_is_given(cfn: Cfn) -> None:
+    for name, role in cfn.of_type("AWS::IAM::Role").items():
+        assert role["Properties"]["PermissionsBoundary"] == {
+            "Fn::If": ["HasPermissionsBoundary", {"Ref": "PermissionsBoundaryArn"}, {"Ref": "AWS::NoValue"}]
+        }, name
+
+
+@pytest.mark.parametrize(
+    ("function", "reserved"),
+    [(QUEUE_FUNCTION, "MaximumConcurrency"), (API_FUNCTION, "ApiFunctionReservedConcurrency")],
+)
+def test_each_function_has_a_concurrency_ceiling_by_default(cfn: Cfn, function: str, reserved: str) -> None:
+    assert cfn.props(function)["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveConcurrency", {"Ref": reserved}, {"Ref": "AWS::NoValue"}]
+    }
+    assert cfn.parameter_default("EnableReservedConcurrency") == "true"
 
 
 # ---------------------------------------------------------------- API
@@ -500,6 +683,44 @@ def test_only_the_extend_secret_arn_must_be_supplied(cfn: Cfn) -> None:
     assert not re.fullmatch(pattern, "extend/api-key")
 
 
+@pytest.mark.parametrize("name", ["ExtendApiKeySecretArn", "WebhookSigningSecretArn"])
+def test_secret_arns_must_be_full_arns_with_secrets_managers_suffix(cfn: Cfn, name: str) -> None:
+    # IAM matches the policy's ARN exactly: a partial ARN (no -xxxxxx) would deploy, then be denied every read.
+    pattern = cfn.doc["Parameters"][name]["AllowedPattern"]
+    assert not re.fullmatch(pattern, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:extend/api-key")
+    assert re.fullmatch(pattern, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:extend/api-key-AbCdEf")
+
+
+INTEGER_PROPERTIES = {
+    "MaximumConcurrency": ("QueueFunctionEventSource", "ScalingConfig"),
+    "BatchSize": ("QueueFunctionEventSource", "BatchSize"),
+    "BatchingWindowSeconds": ("QueueFunctionEventSource", "MaximumBatchingWindowInSeconds"),
+    "MaxReceiveCount": ("DeletionQueue", "RedrivePolicy"),
+    "ExtendMaxConcurrencyPerInstance": (QUEUE_FUNCTION, "Environment"),
+    "ApiThrottleBurstLimit": ("DeletionApi", "MethodSettings"),
+    "ApiFunctionReservedConcurrency": (API_FUNCTION, "ReservedConcurrentExecutions"),
+    "WafRateLimitPerFiveMinutes": ("WebAcl", "Rules"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTEGER_PROPERTIES))
+def test_parameters_feeding_integer_properties_take_whole_numbers_only(raw_template: dict[str, Any], name: str) -> None:
+    parameter = raw_template["Parameters"][name]
+    resource, prop = INTEGER_PROPERTIES[name]
+    assert f'"Ref": "{name}"' in json.dumps(raw_template["Resources"][resource]["Properties"][prop])
+    # CloudFormation's Number type accepts 2.5, which would then fail the deploy: a pattern refuses it up front.
+    assert parameter["Type"] == "String"
+    for fraction in ("2.5", "1.0", "-1", "", "1e3", " 2"):
+        assert not re.fullmatch(parameter["AllowedPattern"], fraction), (name, fraction)
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+
+
+def test_api_gateway_account_logging_is_off_unless_asked_for(cfn: Cfn) -> None:
+    # The CloudWatch role of API Gateway is one setting for the whole account and region.
+    assert cfn.parameter_default("ConfigureApiGatewayAccountLogging") == "false"
+    assert "get-account" in cfn.doc["Parameters"]["ConfigureApiGatewayAccountLogging"]["Description"]
+
+
 def test_outputs_say_what_the_stack_exposes(cfn: Cfn) -> None:
     outputs = cfn.doc["Outputs"]
     assert {
@@ -588,3 +809,62 @@ def test_sample_api_events_use_the_templates_routes(cfn: Cfn, name: str) -> None
         assert event["requestContext"]["identity"]["apiKeyId"], "REST events carry the caller's API key id"
         assert event["requestContext"]["resourcePath"] == path
     assert (path, method.lower()) in routes
+
+
+# ---------------------------------------------------------------- the API's edge
+
+
+def body_model(cfn: Cfn) -> dict[str, Any]:
+    body = cfn.props("DeletionApi")["Body"]
+    operation = body["paths"]["/deletions"]["post"]
+    assert operation["requestBody"]["required"] is True
+    reference = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    validator = body["x-amazon-apigateway-request-validators"][operation["x-amazon-apigateway-request-validator"]]
+    assert validator["validateRequestBody"] is True
+    schema: dict[str, Any] = body["components"]["schemas"][reference.rsplit("/", 1)[-1]]
+    return schema
+
+
+def test_bulk_bodies_are_validated_at_the_edge_and_bounded_well_below_lambdas_limit(cfn: Cfn) -> None:
+    # A body API Gateway accepts (up to 10 MB) but Lambda cannot (over 6 MB) would fail as a 5xx and page
+    # on-call: the request model refuses any body of the wrong shape, or with too many or too long entries.
+    schema = body_model(cfn)
+    assert schema["additionalProperties"] is False and schema["required"] == ["parserRunIds"]
+    ids = schema["properties"]["parserRunIds"]
+    assert ids["maxItems"] == 1000
+    items = ids["items"]
+    assert items["maxLength"] <= 1024 and items["maxItems"] == 0 and items["maxProperties"] == 0
+    # 1,000 entries of the longest allowed string, JSON-quoted and comma-separated, stay far below 6 MB.
+    assert 1000 * (items["maxLength"] + 3) < 6 * 1024 * 1024 / 4
+    responses = cfn.props("DeletionApi")["Body"]["x-amazon-apigateway-gateway-responses"]
+    assert responses["BAD_REQUEST_BODY"]["statusCode"] == "400"
+
+
+def test_the_waf_is_optional_and_carries_a_rate_rule_and_a_body_size_rule(cfn: Cfn) -> None:
+    acl = cfn.resources["WebAcl"]
+    assert acl["Condition"] == "WafEnabled" and cfn.parameter_default("EnableWaf") == "false"
+    rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+    rate = rules["rate-limit-per-ip"]["Statement"]["RateBasedStatement"]
+    assert rate["Limit"] == {"Ref": "WafRateLimitPerFiveMinutes"} and rate["AggregateKeyType"] == "IP"
+    size = rules["body-size"]["Statement"]["SizeConstraintStatement"]
+    # Bodies beyond what WAF inspects are blocked too, not waved through.
+    assert size["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
+    assert size["ComparisonOperator"] == "GT" and size["Size"] <= 64 * 1024
+    assert "Block" in rules["body-size"]["Action"]
+    association = cfn.props("WebAclAssociation")
+    assert association["WebACLArn"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
+    assert "${DeletionApi}/stages/" in association["ResourceArn"]["Fn::Sub"]
+
+
+def test_a_custom_domain_uses_tls_1_2_and_can_retire_the_default_endpoint(cfn: Cfn) -> None:
+    domain = cfn.resources["CustomDomain"]
+    assert domain["Condition"] == "HasCustomDomain"
+    assert domain["Properties"]["SecurityPolicy"] == "TLS_1_2"
+    mapping = cfn.props("CustomDomainMapping")
+    assert mapping["RestApiId"] == {"Ref": "DeletionApi"}
+    servers = cfn.props("DeletionApi")["Body"]["servers"]
+    [setting] = [server["x-amazon-apigateway-endpoint-configuration"] for server in servers]
+    assert setting["disableExecuteApiEndpoint"] == {"Fn::If": ["DisableDefaultEndpoint", True, False]}
+    assert cfn.doc["Conditions"]["DisableDefaultEndpoint"] == {
+        "Fn::And": [{"Condition": "HasCustomDomain"}, {"Fn::Equals": [{"Ref": "DisableExecuteApiEndpoint"}, "true"]}]
+    }

@@ -43,3 +43,26 @@ def test_credentials_never_render_the_key() -> None:
     assert KEY not in repr(credentials)
     assert KEY not in str(credentials)
     assert KEY not in f"{credentials}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (f"{KEY}\n{KEY}", "printable ASCII without spaces or line breaks"),
+        (f"{KEY}\r\nsk_second_line", "printable ASCII without spaces or line breaks"),
+        (f'{{"apiKey": "{KEY}\\r\\nx"}}', "printable ASCII without spaces or line breaks"),
+        (f"{KEY} {KEY}", "printable ASCII without spaces or line breaks"),
+        (f"{KEY}\u00e9", "printable ASCII without spaces or line breaks"),
+        ("sk_" + "a" * 300, "longer than 256 characters"),
+        (f'{{"apiKey": "{KEY}", "workspaceId": "ws 1/.."}}', "'workspaceId' may contain only letters"),
+    ],
+)
+def test_a_key_that_could_not_travel_in_a_header_is_refused_without_quoting_it(raw: str, reason: str) -> None:
+    # A pasted two-line value would reach http.client, whose error quotes the header: refuse it when parsed.
+    with pytest.raises(CredentialsError, match=reason) as raised:
+        parse_secret_value(raw)
+    assert KEY not in str(raised.value) and "aaaa" not in str(raised.value)
+
+
+def test_surrounding_whitespace_is_still_forgiven() -> None:
+    assert parse_secret_value(f"\n  {KEY}\r\n") == ExtendCredentials(KEY)
