@@ -7,14 +7,13 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt constraints-dev.txt
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test lint typecheck pytest run bench clean
+.PHONY: help venv test lint typecheck pytest unit integration system security-tests run bench clean
 
-help:
-	@echo "make run    - run the whole system locally against embedded emulators"
-	@echo "make test   - lint, type-check and run every test"
-	@echo "make bench  - run the benchmarks and print side-by-side ratios"
+# `make help` lists every target that carries a "## " description, in file order.
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 24
 
-venv: $(STAMP)
+venv: $(STAMP) ## create .venv from the pinned requirements (every target does this first)
 
 $(STAMP): requirements-dev.txt constraints-dev.txt layers/dependencies/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -24,26 +23,38 @@ $(STAMP): requirements-dev.txt constraints-dev.txt layers/dependencies/requireme
 	@$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "parser-run-deleter.pth").write_text(str(pathlib.Path("handler").resolve()) + "\n")'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-test: venv lint typecheck security infra pytest
+test: venv lint typecheck security infra pytest ## the gate CI runs: every check and every test, with coverage
 
-lint: venv
+lint: venv ## ruff check and ruff format --check on every Python file
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: venv
+typecheck: venv ## mypy --strict on handler/, devstack/, opscli/ and bench/
 	$(BIN)/mypy handler devstack opscli bench
 
-pytest: venv
+pytest: venv ## every test tier, with coverage of handler/ (needs `make infra` first for tests/infra)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
-run: venv
+unit: venv ## the unit tier: no servers, seconds in all (the edit-test loop)
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv ## the integration tier: the handler against moto's server and the Extend emulator
+	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+security-tests: venv ## the security tier: secret hygiene and hardening, end to end
+	$(BIN)/python -m pytest tests/security $(PYTEST_ARGS)
+
+system: venv build ## the system tier: the local stack, chaos, deadlines, the built artifact
+	$(BIN)/python -m pytest tests/system $(PYTEST_ARGS)
+
+run: venv ## run the whole system locally against embedded servers, with a scripted demo (ARGS=--serve to stay up)
 	$(BIN)/python -m devstack.demo $(ARGS)
 
 # Benchmarks, not tests: side-by-side ratios with medians (ARGS="--runs 3 --only B1,B3").
-bench: venv
+bench: venv ## the benchmarks, as ratios measured side by side (ARGS="--runs 3 --only B1,B3")
 	$(BIN)/python -m bench $(ARGS)
 
-clean:
+clean: ## remove every venv, build and cache
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
 
 # ---- Infrastructure (template.yaml): offline checks and the build, each tool in its own venv under .tools/.
@@ -58,7 +69,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-downloa
 
 .PHONY: tools infra validate checkov build infra-test
 
-tools: $(SAM_STAMP) $(CHECKOV_STAMP)
+tools: $(SAM_STAMP) $(CHECKOV_STAMP) ## the SAM CLI, cfn-lint and checkov, each in its own venv under .tools/
 
 $(SAM_STAMP): tools/sam-requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -72,10 +83,10 @@ $(CHECKOV_STAMP): tools/checkov-requirements.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/checkov-requirements.txt
 	@rm -f $(CHECKOV_VENV)/.installed-* && touch $@
 
-infra: validate checkov build
+infra: validate checkov build ## template checks (sam validate, cfn-lint, checkov) and sam build
 
 # sam validate (SAM schema), sam validate --lint and cfn-lint, then the expanded template for tests/infra.
-validate: $(SAM_STAMP)
+validate: $(SAM_STAMP) ## sam validate --lint, cfn-lint, and the expanded template for tests/infra
 	$(INFRA_ENV) $(SAM_VENV)/bin/sam validate --template-file template.yaml
 	$(INFRA_ENV) $(SAM_VENV)/bin/sam validate --lint --template-file template.yaml
 	$(SAM_VENV)/bin/cfn-lint template.yaml
@@ -84,28 +95,28 @@ validate: $(SAM_STAMP)
 # Zero failed checks on the template as written (skips carry their reason in resource Metadata), and on the
 # expanded template, which also covers the roles SAM generates. SAM does not copy the API's Metadata onto the
 # Stage it generates, so the API's two justified skips are repeated here for that Stage.
-checkov: $(CHECKOV_STAMP) validate
+checkov: $(CHECKOV_STAMP) validate ## checkov on the template as written and as SAM expands it
 	$(CHECKOV) --file template.yaml
 	$(CHECKOV) --file .aws-sam/transformed.json --skip-check CKV_AWS_73,CKV_AWS_120
 
 # Function code plus the arm64 dependencies layer, no container, no cache: what `sam deploy` would ship.
-build: $(SAM_STAMP)
+build: $(SAM_STAMP) ## sam build: the function code and the arm64 dependencies layer
 	$(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build --no-cached --no-use-container
 
-infra-test: infra venv
+infra-test: infra venv ## the infra tier: template checks, then tests/infra
 	$(BIN)/python -m pytest tests/infra $(PYTEST_ARGS)
 
 # ---- Static security checks: bandit on the function's code, zero findings (a skip needs an inline
 # `# nosec <test id>` with its reason), and pip-audit on the pinned runtime requirements. Where PyPI's
-# per-release advisory data is unreachable, tests/security/audit_runtime_pins.py checks a pin that is the latest
+# per-release advisory data is unreachable, tools/audit_runtime_pins.py checks a pin that is the latest
 # release against that release's advisories and names anything else NOT AUDITED: a warning, or a failure with
 # SECURITY_AUDIT_STRICT=1. Known vulnerabilities always fail.
 .PHONY: security bandit pip-audit
 
-security: bandit pip-audit
+security: bandit pip-audit ## static security checks: bandit and pip-audit
 
-bandit: venv
+bandit: venv ## bandit on handler/, zero findings
 	$(BIN)/bandit --quiet --recursive handler
 
-pip-audit: venv
-	$(BIN)/python tests/security/audit_runtime_pins.py layers/dependencies/requirements.txt
+pip-audit: venv ## known vulnerabilities in the pinned runtime dependencies
+	$(BIN)/python tools/audit_runtime_pins.py layers/dependencies/requirements.txt

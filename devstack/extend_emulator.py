@@ -65,7 +65,7 @@ _STATUS_CODES: dict[int, tuple[str, str]] = {
     504: ("GATEWAY_TIMEOUT", "Gateway timeout. Please retry."),
 }
 
-FaultKind = Literal["status", "error", "rate_limited", "reset", "latency", "stall", "non_json"]
+FaultKind = Literal["status", "error", "rate_limited", "reset", "latency", "stall", "non_json", "json"]
 
 
 def _default_retryable(status: int) -> bool:
@@ -92,6 +92,8 @@ class Fault:
     retry_after: int | None = None
     retry_after_http_date: bool = False
     seconds: float = 0.0
+    document: str | None = None  # the JSON body of a ``json`` fault
+    with_request_id: bool = True
 
     @classmethod
     def status(cls, http_status: int) -> Fault:
@@ -139,10 +141,16 @@ class Fault:
         """An HTML error page with this status, as a load balancer or gateway would send."""
         return cls("non_json", http_status=http_status)
 
+    @classmethod
+    def json(cls, http_status: int, document: Any, *, with_request_id: bool = False) -> Fault:
+        """Exactly this JSON body with this status, as something in front of Extend (a proxy, a CDN, a WAF, a
+        framework default) answers: by default without Extend's ``x-extend-request-id`` header."""
+        return cls("json", http_status=http_status, document=json.dumps(document), with_request_id=with_request_id)
+
     @property
     def name(self) -> str:
         """A short label, used in ``RecordedRequest.fault``: ``status:503``, ``reset``, ``stall`` ..."""
-        if self.kind in ("status", "non_json"):
+        if self.kind in ("status", "non_json", "json"):
             return f"{self.kind}:{self.http_status}"
         if self.kind == "error":
             return f"error:{self.http_status}:{self.code}"
@@ -177,7 +185,7 @@ class _Key:
 class _Reply:
     status: int
     body: bytes
-    request_id: str
+    request_id: str | None
     content_type: str = "application/json"
     retry_after: str | None = None
 
@@ -287,7 +295,8 @@ class _Handler(BaseHTTPRequestHandler):
             f"Date: {email.utils.formatdate(usegmt=True)}",
             f"Server: {self.server_version}",
         ]
-        lines.append(f"x-extend-request-id: {reply.request_id}")
+        if reply.request_id is not None:
+            lines.append(f"x-extend-request-id: {reply.request_id}")
         if reply.retry_after is not None:
             lines.append(f"Retry-After: {reply.retry_after}")
         if self.close_connection:
@@ -732,6 +741,9 @@ class ExtendEmulator:
             phrase = _phrase(status)
             html = f"<html><head><title>{status} {phrase}</title></head><body><h1>{status} {phrase}</h1></body></html>"
             return _Reply(status, html.encode(), request_id, content_type="text/html; charset=utf-8")
+        if fault.kind == "json":
+            assert fault.document is not None
+            return _Reply(status, fault.document.encode(), request_id if fault.with_request_id else None)
         default_code, default_message = _code_for(status)
         if fault.kind == "error":
             retryable = bool(fault.retryable)

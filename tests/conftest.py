@@ -1,18 +1,12 @@
-"""Shared fixtures: moto's server and the Extend emulator on loopback, and a guard against leaked secrets.
-
-Given / When / Then in the tests reads as: the stack is arranged through real servers, the handler is invoked
-with a Lambda-shaped event, and what it returned, logged, counted and did to the servers is asserted.
-"""
+"""Fixtures shared by every tier: moto's server and the Extend emulator on loopback, a test's in-process stack,
+signing, and the template as written, expanded and built. Helpers live in tests/support/."""
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import sys
-from collections import Counter
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -20,89 +14,27 @@ import pytest
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "parser-run-deleter")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ExtendParserRunDeleter")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+# The helpers assert too: have pytest rewrite them (for its messages) before they are first imported.
+pytest.register_assert_rewrite("tests.support")
 
 from aws_lambda_powertools.utilities import parameters
 
 from devstack.extend_emulator import ExtendEmulator
-from devstack.lambda_context import LocalLambdaContext
-from devstack.logs import metric_totals
-from devstack.moto_stack import (
-    QueuePair,
-    apply_local_aws_env,
-    aws_client,
-    create_queues,
-    moto_server,
-    put_secret,
-    rotate_secret,
-)
+from devstack.moto_stack import apply_local_aws_env, create_queues, moto_server, put_secret
+from devstack.template import parse_cfn_yaml
 from parser_run_deleter.adapters import deletion_queue, wiring
+from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.shared import observability
+from tests.support.api import Signing, new_webhook_secret
+from tests.support.secret_guard import new_api_key
+from tests.support.stacks import Emitted, InProcessStack
+from tests.support.template import TEMPLATE, BuiltArtifacts, Cfn, load_built, load_transformed
+
+pytest_plugins = ["tests.support.secret_guard"]
 
 # The function logs to the process's real stdout, as in Lambda. Binding it to fd 1 (not to whichever capture
 # object pytest had installed at import time) lets pytest's fd capture see every line, from every thread.
 observability.logger.registered_handler.setStream(sys.__stdout__)
-
-# Every secret value a test creates; no test's captured output may contain one.
-SECRET_VALUES: set[str] = set()
-
-
-def new_api_key() -> str:
-    key = f"sk_test_{secrets.token_hex(12)}"
-    SECRET_VALUES.add(key)
-    return key
-
-
-def register_secret(value: str) -> str:
-    SECRET_VALUES.add(value)
-    return value
-
-
-# What the code under test answered during the current test (handler responses, HTTP bodies), for the hook.
-SEEN_RESPONSES: list[str] = []
-
-
-def record_response(text: str) -> str:
-    """Add an HTTP response body (or any answer a caller would see) to what the secret hook scans."""
-    SEEN_RESPONSES.append(text)
-    return text
-
-
-@pytest.fixture(autouse=True)
-def _record_handler_responses(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every answer of either entry point (API responses included) is scanned for secrets too."""
-    from parser_run_deleter.entrypoints import api_function, queue_function
-
-    for entry_point in (api_function, queue_function):
-        handler = entry_point.lambda_handler
-
-        def recording_handler(event: Any, context: Any, handler: Any = handler) -> Any:
-            response = handler(event, context)
-            record_response(json.dumps(response, default=str))
-            return response
-
-        monkeypatch.setattr(entry_point, "lambda_handler", recording_handler)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Fail any test whose captured output, responses or raised error contains a secret value."""
-    outcome = yield
-    report = outcome.get_result()
-    # Captured stdout, stderr and log records: everything the code under test printed. (Tracebacks are left
-    # out: pytest shows fixture arguments there, and tests legitimately hold keys.) Also every response the
-    # test saw, and the message of any error the code raised (a test's own assertion text is left out).
-    texts = [content for _, content in report.sections] + SEEN_RESPONSES
-    if call.excinfo is not None and not isinstance(call.excinfo.value, AssertionError):
-        error: BaseException | None = call.excinfo.value
-        while error is not None:
-            texts.append(f"{type(error).__name__}: {error}")
-            error = error.__cause__ or error.__context__
-    if call.when == "teardown":
-        SEEN_RESPONSES.clear()
-    leaked = sorted({value[:12] + "…" for value in SECRET_VALUES for text in texts if value in text})
-    if leaked:
-        report.outcome = "failed"
-        report.longrepr = f"secret value(s) leaked into captured output: {leaked}"
 
 
 @pytest.fixture(scope="session")
@@ -118,100 +50,9 @@ def extend() -> Iterator[ExtendEmulator]:
         yield emulator
 
 
-@dataclass
-class Emitted:
-    """What the handler printed: Powertools JSON log lines and EMF metric blobs."""
-
-    capsys: pytest.CaptureFixture[str]
-    text: str = ""
-    documents: list[dict[str, Any]] = field(default_factory=list)
-
-    def read(self) -> Emitted:
-        out = self.capsys.readouterr().out
-        self.text += out
-        for line in out.splitlines():
-            line = line.strip()
-            if line.startswith("{"):
-                self.documents.append(json.loads(line))
-        for value in SECRET_VALUES:
-            assert value not in self.text, "a secret value was printed"
-        return self
-
-    @property
-    def logs(self) -> list[dict[str, Any]]:
-        return [document for document in self.read().documents if "_aws" not in document]
-
-    @property
-    def outcome_logs(self) -> list[dict[str, Any]]:
-        return [document for document in self.logs if "outcome" in document]
-
-    def metric_totals(self) -> Counter[str]:
-        return metric_totals(self.read().documents)
-
-    def metric_dimensions(self, metric_name: str) -> list[dict[str, Any]]:
-        return [
-            {key: document.get(key) for dims in directive["Dimensions"] for key in dims}
-            for document in self.read().documents
-            for directive in document.get("_aws", {}).get("CloudWatchMetrics", [])
-            if any(metric["Name"] == metric_name for metric in directive["Metrics"])
-        ]
-
-
 @pytest.fixture
 def emitted(capfd: pytest.CaptureFixture[str]) -> Emitted:
     return Emitted(capfd)
-
-
-@dataclass
-class InProcessStack:
-    """One test's world for a handler called in this process: the secret and queues in moto, the Extend
-    emulator, and the environment the handler reads (the ``stack`` fixture)."""
-
-    endpoint: str
-    extend: ExtendEmulator
-    api_key: str
-    secret_arn: str
-    queues: QueuePair
-    monkeypatch: pytest.MonkeyPatch
-    workspace_id: str = "ws_test"
-
-    def set_env(self, **variables: str | None) -> None:
-        for name, value in variables.items():
-            if value is None:
-                self.monkeypatch.delenv(name, raising=False)
-            else:
-                self.monkeypatch.setenv(name, value)
-        wiring.reset()
-
-    def sqs(self) -> Any:
-        return aws_client("sqs", self.endpoint)
-
-    def rotate_key(self) -> str:
-        """Rotate the Extend key: the new one goes into the secret, and Extend refuses the old one."""
-        new_key = new_api_key()
-        self.extend.add_key(new_key, workspace_id=self.workspace_id)
-        rotate_secret(self.endpoint, self.secret_arn, new_key)
-        self.extend.revoke_key(self.api_key)
-        self.api_key = new_key
-        return new_key
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        sqs = self.sqs()
-        messages: list[dict[str, Any]] = []
-        while True:
-            batch = sqs.receive_message(
-                QueueUrl=self.queues.dead_letter_queue_url,
-                MaxNumberOfMessages=10,
-                MessageAttributeNames=["All"],
-                WaitTimeSeconds=0,
-            ).get("Messages", [])
-            if not batch:
-                return messages
-            messages.extend(batch)
-
-    @staticmethod
-    def context(timeout_s: float = 30.0) -> LocalLambdaContext:
-        return LocalLambdaContext(timeout_s=timeout_s)
 
 
 @pytest.fixture
@@ -239,3 +80,35 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
     yield stack
     parameters.clear_caches()
     wiring.reset()
+
+
+@pytest.fixture
+def signing(stack: InProcessStack) -> Iterator[Signing]:
+    """Signatures enforced: WEBHOOK_SIGNING_SECRET_ID names a fresh whsec_ secret in moto."""
+    secret = new_webhook_secret()
+    arn = put_secret(stack.endpoint, secret, name=f"webhook-signing-{uuid.uuid4().hex[:8]}")
+    stack.set_env(WEBHOOK_SIGNING_SECRET_ID=arn)
+    signature_verifier.reset()
+    yield Signing(secret, arn)
+    signature_verifier.reset()
+
+
+@pytest.fixture(scope="session")
+def template_text() -> str:
+    return TEMPLATE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def raw_template(template_text: str) -> dict[str, Any]:
+    document: dict[str, Any] = parse_cfn_yaml(template_text)
+    return document
+
+
+@pytest.fixture(scope="session")
+def cfn() -> Cfn:
+    return load_transformed()
+
+
+@pytest.fixture(scope="session")
+def built() -> BuiltArtifacts:
+    return load_built()

@@ -7,7 +7,7 @@ from typing import Any
 
 from parser_run_deleter.shared.observability import MetricName
 from parser_run_deleter.shared.settings import load_settings
-from tests.infra.conftest import ROOT, Cfn
+from tests.support.template import ROOT, Cfn
 
 DOCS = ROOT / "docs"
 
@@ -74,3 +74,30 @@ def test_every_metric_the_function_emits_is_named_in_the_docs() -> None:
     api_metrics = section("api.md", "Audit and metrics")
     undocumented = {name for name in metric_names if f"`{name}`" not in outcome_table + api_metrics}
     assert undocumented == set()
+
+
+def cited_tests() -> set[tuple[str, str | None]]:
+    """Every ``tests/...py`` and ``tests/...py::name`` the docs and the README cite; a bare ``::name`` that
+    follows in the same line belongs to the file cited before it."""
+    cited: set[tuple[str, str | None]] = set()
+    for document in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        for line in document.read_text(encoding="utf-8").splitlines():
+            current: str | None = None
+            for path, name in re.findall(r"`(tests/[\w/]+\.py)?(?:::(\w+))?`", line):
+                current = path or current
+                if current and (path or name):
+                    cited.add((current, name or None))
+    return cited
+
+
+def test_every_test_the_docs_cite_exists() -> None:
+    cited = cited_tests()
+    assert len(cited) > 20
+    missing = []
+    for path, name in sorted(cited, key=lambda item: (item[0], item[1] or "")):
+        source = ROOT / path
+        if not source.is_file():
+            missing.append(path)
+        elif name and not re.search(rf"^(async )?def {name}\(", source.read_text(encoding="utf-8"), re.MULTILINE):
+            missing.append(f"{path}::{name}")
+    assert missing == []

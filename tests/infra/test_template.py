@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import EVENTS, ROOT, Cfn
+from tests.support.template import EVENTS, ROOT, Cfn
 
 RUNTIME = "python3.14"
 QUEUE_FUNCTION = "QueueFunction"

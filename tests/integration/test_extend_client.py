@@ -16,7 +16,7 @@ from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
 from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
 from parser_run_deleter.shared.settings import Settings
 from parser_run_deleter.shared.time_budget import Deadline
-from tests.conftest import new_api_key
+from tests.support.secret_guard import new_api_key
 
 WORKSPACE = "ws_test"
 
@@ -184,6 +184,47 @@ def test_html_404_is_a_failure(extend: ExtendEmulator, key: str) -> None:
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_html", Deadline.after(10))
     assert result.outcome is DeleteOutcome.FAILED
     assert result.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("fault", "body_kind"),
+    [
+        (Fault.json(404, {}), "JSON without Extend's error code"),
+        (Fault.json(404, {"message": "Not Found"}), "JSON without Extend's error code"),
+        (Fault.json(404, {"error": "Not Found", "statusCode": 404}), "JSON without Extend's error code"),
+        # Extend's legacy shape, but not from Extend: no request id
+        (Fault.json(404, {"success": False, "error": "Parser run not found"}), "JSON without Extend's error code"),
+        (Fault.json(404, {"code": "NOT_FOUND_ROUTE", "message": "no route"}), "NOT_FOUND_ROUTE"),
+        (Fault.non_json(404), "a non-JSON body (text/html)"),
+    ],
+    ids=["empty-object", "message-only", "framework-default", "legacy-shape-without-request-id", "other-code", "html"],
+)
+def test_a_404_that_is_not_demonstrably_extends_is_a_permanent_failure_not_a_deletion(
+    extend: ExtendEmulator, key: str, fault: Fault, body_kind: str
+) -> None:
+    # Given a run that exists, and something in front of Extend answering 404 for it
+    extend.seed(["pr_proxy"], workspace_id=WORKSPACE)
+    extend.inject("pr_proxy", fault)
+    # When it is deleted
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_proxy", Deadline.after(10))
+    # Then the customer is never told it is gone: a permanent failure, whose reason names the status and the body
+    assert (result.outcome, result.retryable, result.attempts) == (DeleteOutcome.FAILED, False, 1)
+    assert result.reason is not None and result.reason.startswith(f"Extend answered 404 {body_kind}")
+    assert extend.exists("pr_proxy", workspace_id=WORKSPACE)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.json(404, {"code": "NOT_FOUND", "message": "Parser run not found."}),
+        Fault.json(404, {"success": False, "error": "Parser run not found"}, with_request_id=True),
+    ],
+    ids=["not-found-code-even-without-request-id", "legacy-shape-with-extends-request-id"],
+)
+def test_a_404_from_extend_is_not_found(extend: ExtendEmulator, key: str, fault: Fault) -> None:
+    extend.inject("pr_gone", fault)
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_gone", Deadline.after(10))
+    assert (result.outcome, result.attempts) == (DeleteOutcome.NOT_FOUND, 1)
 
 
 def test_retry_after_is_honoured_and_throttles_are_counted(extend: ExtendEmulator, key: str) -> None:

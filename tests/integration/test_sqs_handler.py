@@ -8,7 +8,7 @@ import time
 from devstack.events import record_from_sqs_message, sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
-from tests.conftest import Emitted, InProcessStack
+from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
 
@@ -141,7 +141,7 @@ def test_secret_as_json_with_workspace(stack: InProcessStack) -> None:
 
     org_key = stack.api_key + "_org"
     stack.extend.add_key(org_key, org_scoped=True)
-    from tests.conftest import register_secret
+    from tests.support.secret_guard import register_secret
 
     register_secret(org_key)
     rotate_secret(stack.endpoint, stack.secret_arn, json.dumps({"apiKey": org_key, "workspaceId": "ws_org"}))

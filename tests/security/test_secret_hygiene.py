@@ -1,6 +1,6 @@
 """Secret hygiene: the Extend key and the signing secret never show in logs, metrics, errors, responses or DLQ.
 
-Three layers: the session-wide hook in tests/conftest.py (checked here to really fail a leaking test), the
+Three layers: the session-wide hook in tests/support/secret_guard.py (checked here to really fail a leaking test), the
 redaction in the code (repr, error messages), and end-to-end runs through every failure path that carries a
 message, scanning everything a person or a system downstream could see.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import tests.conftest as shared
+import tests.support.secret_guard as shared
 from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from devstack.moto_stack import rotate_secret
@@ -21,8 +21,9 @@ from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.logic.webhook_signature import SigningSecretUnavailable, parse_signing_secrets
 from parser_run_deleter.shared.settings import ConfigurationError
-from tests.api.conftest import Signing, invoke, rest_event
-from tests.conftest import Emitted, InProcessStack, new_api_key, register_secret
+from tests.support.api import Signing, invoke, rest_event
+from tests.support.secret_guard import new_api_key, register_secret
+from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
 
@@ -212,7 +213,7 @@ def test_no_answer_of_the_api_leaks_the_key_or_the_signing_secret(
     statuses = [response["status"] for response in responses]
     assert statuses == [200, 202, 401, 202, 401, 405, 503]
     seen = everything_visible(stack, emitted, responses)
-    from tests.api.conftest import queued_messages
+    from tests.support.api import queued_messages
 
     seen += json.dumps(queued_messages(stack))
     for secret in (stack.api_key, signing.secret, signing.secret.removeprefix("whsec_")):

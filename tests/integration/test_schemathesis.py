@@ -25,7 +25,7 @@ from schemathesis.checks import (
 from devstack.extend_emulator import ExtendEmulator
 from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
-from tests.conftest import record_response, register_secret
+from tests.support.secret_guard import record_response, register_secret
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
 WORKSPACE = "ws_schemathesis"

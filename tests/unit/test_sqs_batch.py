@@ -8,7 +8,7 @@ import pytest
 
 from devstack.events import sqs_event, sqs_record
 from parser_run_deleter.intake.sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
-from tests.conftest import Emitted
+from tests.support.stacks import Emitted
 
 
 @pytest.mark.parametrize("workers", [None, 4])

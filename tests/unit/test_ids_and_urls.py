@@ -1,70 +1,23 @@
-"""Properties of the one gate every id passes: validation, URL building, and what Extend finally receives.
+"""Properties of the one gate every id passes (validation and URL building), and of the base URL rule.
 
 Hypothesis draws ids from everything an attacker could send (any Unicode text, path tricks, encodings) and from
 the valid alphabet. An id either is refused before any URL exists, or it becomes exactly one path segment that
-decodes back to itself, on the client's side and on the emulator's.
+decodes back to itself. (What the emulator then receives: tests/integration/test_ids_reaching_extend.py.)
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import string
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from devstack.extend_emulator import ExtendEmulator
-from parser_run_deleter.adapters.extend_client import DeleteOutcome, ExtendClient
-from parser_run_deleter.adapters.extend_credentials import ExtendCredentials
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
-from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
-from parser_run_deleter.shared.settings import ConfigurationError, Settings, validate_base_url
-from parser_run_deleter.shared.time_budget import Deadline
-from tests.conftest import new_api_key
-
-VALID_ALPHABET = string.ascii_letters + string.digits + "_-"
-# What must never reach a request path from an id: separators, traversal, escapes, query, fragment.
-FORBIDDEN_SUBSTRINGS = ("/", "..", "%", "?", "#", "\\", ";")
-WORKSPACE = "ws_fuzz"
-
-valid_ids = st.text(alphabet=VALID_ALPHABET, min_size=1, max_size=255)
-# Hostile ids: valid-looking ids with something dangerous spliced in, plus any text at all.
-dangerous_fragments = st.sampled_from(
-    ["/", "..", "../", "%2F", "%2e%2e", "%", "?", "#", " ", "\t", "\n", "\r\n", "\x00", "\x7f", "é", "\u202e",
-     "\uff0f", "\ufeff", "%00", "..%2f", "\\", ";", "&", "=", "+", "@", ":"]
-)  # fmt: skip
-spliced_ids = st.builds(lambda a, bad, b: a + bad + b, st.text(VALID_ALPHABET, max_size=20), dangerous_fragments,
-                        st.text(VALID_ALPHABET, max_size=20))  # fmt: skip
-any_ids = st.one_of(valid_ids, spliced_ids, st.text(max_size=300), st.text(VALID_ALPHABET, min_size=256, max_size=400))
-
-
-class StaticCredentials:
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    def current(self, deadline: object = None) -> ExtendCredentials:
-        return ExtendCredentials(self.key, WORKSPACE)
-
-    def refresh(self, stale: ExtendCredentials, deadline: object = None) -> ExtendCredentials:
-        return stale
-
-
-def client_for(base_url: str, version: str = "2025-04-21", key: str = "unused") -> ExtendClient:
-    settings_ = Settings(
-        extend_api_key_secret_id="unused",
-        extend_api_base_url=base_url,
-        extend_api_version=version,
-        max_attempts=1,
-        read_timeout_s=2.0,
-    )
-    return ExtendClient(settings_, StaticCredentials(key), AdaptiveRateLimiter(10_000))
-
-
-def is_valid(value: str) -> bool:
-    return 1 <= len(value) <= 255 and all(character in VALID_ALPHABET for character in value)
+from parser_run_deleter.shared.settings import ConfigurationError, validate_base_url
+from tests.support.extend_ids import FORBIDDEN_SUBSTRINGS, VALID_ALPHABET, any_ids, client_for, is_valid
 
 
 @pytest.mark.parametrize("version", ["2025-04-21", "2026-02-09"])
@@ -118,45 +71,6 @@ def test_validation_accepts_exactly_the_documented_alphabet(value: object) -> No
         return
     assert isinstance(value, str) and is_valid(value)
     assert accepted is value
-
-
-@pytest.fixture(scope="module")
-def live_emulator() -> ExtendEmulator:
-    with ExtendEmulator() as emulator:
-        yield emulator  # type: ignore[misc]
-
-
-@pytest.mark.parametrize("version", ["2025-04-21", "2026-02-09"])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(parser_run_id=any_ids)
-def test_what_the_emulator_receives_is_the_id_itself_or_nothing(
-    live_emulator: ExtendEmulator, version: str, parser_run_id: str
-) -> None:
-    # Given a live Extend emulator where the id (if valid) exists
-    key = new_api_key()
-    live_emulator.add_key(key, workspace_id=WORKSPACE)
-    client = client_for(live_emulator.base_url, version, key)
-    live_emulator.reset_stats()
-    if is_valid(parser_run_id):
-        live_emulator.seed([parser_run_id], workspace_id=WORKSPACE)
-
-    # When the client is asked to delete it
-    try:
-        result = client.delete_parser_run(parser_run_id, Deadline.after(5))
-    except InvalidParserRunId:
-        # Then an invalid id never produced a single byte on the wire
-        assert not is_valid(parser_run_id)
-        assert live_emulator.requests == []
-        return
-
-    # Then a valid id arrived as exactly itself, in one request, on the version's path, and was deleted
-    assert is_valid(parser_run_id)
-    [request] = live_emulator.requests
-    prefix = "/parse_runs/" if version == "2026-02-09" else "/parser_runs/"
-    assert request.path == prefix + parser_run_id
-    assert request.parser_run_id == parser_run_id
-    assert result.outcome is DeleteOutcome.DELETED
-    assert not live_emulator.exists(parser_run_id, workspace_id=WORKSPACE)
 
 
 # ---- https except loopback: no configuration sends the key in clear text over a network

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from parser_run_deleter.shared import observability
-from tests.conftest import InProcessStack
+from tests.support.stacks import InProcessStack
 
 ROOT = Path(__file__).resolve().parents[2]
 API_MODULES = (

@@ -15,7 +15,7 @@ from devstack.events import sqs_event, sqs_record
 from parser_run_deleter.adapters import deletion_queue, extend_client, wiring
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.shared import snapstart
-from tests.conftest import InProcessStack
+from tests.support.stacks import InProcessStack
 
 WS = "ws_test"
 

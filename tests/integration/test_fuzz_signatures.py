@@ -19,8 +19,8 @@ from standardwebhooks import Webhook
 from devstack.lambda_context import LocalLambdaContext
 from parser_run_deleter.entrypoints import api_function
 from parser_run_deleter.logic.webhook_signature import SignatureRejected, matches, parse_headers, parse_signing_secrets
-from tests.api.conftest import Signing, rest_event
-from tests.conftest import InProcessStack
+from tests.support.api import Signing, rest_event
+from tests.support.stacks import InProcessStack
 
 secrets_ = st.binary(min_size=16, max_size=48).map(lambda key: "whsec_" + base64.b64encode(key).decode())
 webhook_ids = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=40)

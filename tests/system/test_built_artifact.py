@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SECRET_VALUES, InProcessStack
-from tests.infra.conftest import EVENTS, ROOT, BuiltArtifacts, Cfn
+from tests.support.secret_guard import SECRET_VALUES
+from tests.support.stacks import InProcessStack
+from tests.support.template import EVENTS, ROOT, BuiltArtifacts, Cfn
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,8 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.conftest import http_event, invoke, rest_event
-from tests.conftest import InProcessStack
+from tests.support.api import http_event, invoke, rest_event
+from tests.support.stacks import InProcessStack
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 json_values = st.recursive(

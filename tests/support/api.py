@@ -10,7 +10,7 @@ import base64
 import json
 import secrets
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -18,16 +18,14 @@ from math import floor
 from pathlib import Path
 from typing import Any
 
-import pytest
 import standardwebhooks
 
 from devstack.events import SAMPLE_API_KEY_ID, SAMPLE_SOURCE_IP, sample_http_event, sample_rest_event
 from devstack.lambda_context import LocalLambdaContext
-from devstack.moto_stack import put_secret
 from parser_run_deleter.entrypoints import api_function
-from parser_run_deleter.logic import signature_verifier
-from tests.api.openapi_contract import check_response
-from tests.conftest import InProcessStack, register_secret
+from tests.support.openapi_contract import check_response
+from tests.support.secret_guard import register_secret
+from tests.support.stacks import InProcessStack
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 API_KEY_ID = SAMPLE_API_KEY_ID  # requestContext.identity.apiKeyId in the REST samples
@@ -42,6 +40,13 @@ def _sample(name: str) -> str:
 def sample_event(name: str) -> dict[str, Any]:
     event: dict[str, Any] = json.loads(_sample(name))
     return event
+
+
+def _with_content_type(body: str | bytes | None, headers: Mapping[str, str] | None) -> dict[str, str] | None:
+    """A body goes out declared as JSON, as any client sends one, unless the test declares it otherwise."""
+    if body is None or any(name.lower() == "content-type" for name in headers or {}):
+        return dict(headers) if headers is not None else None
+    return {"content-type": "application/json", **(headers or {})}
 
 
 def _route(path: str) -> tuple[str, dict[str, str] | None]:
@@ -71,7 +76,7 @@ def rest_event(
         request_id=request_id or str(uuid.uuid4()),
         body=body,
         base64_body=base64_body,
-        headers=headers,
+        headers=_with_content_type(body, headers),
         api_key_id=api_key_id,
     )
 
@@ -96,7 +101,7 @@ def http_event(
         request_id=request_id or uuid.uuid4().hex[:16],
         body=body,
         base64_body=base64_body,
-        headers=headers,
+        headers=_with_content_type(body, headers),
         authorizer=authorizer,
     )
 
@@ -171,14 +176,3 @@ class Signing:
 
     def headers(self, body: str | bytes | None, **kwargs: Any) -> dict[str, str]:
         return signature_headers(self.secret, body, **kwargs)
-
-
-@pytest.fixture
-def signing(stack: InProcessStack) -> Iterator[Signing]:
-    """Signatures enforced: WEBHOOK_SIGNING_SECRET_ID names a fresh whsec_ secret in moto."""
-    secret = new_webhook_secret()
-    arn = put_secret(stack.endpoint, secret, name=f"webhook-signing-{uuid.uuid4().hex[:8]}")
-    stack.set_env(WEBHOOK_SIGNING_SECRET_ID=arn)
-    signature_verifier.reset()
-    yield Signing(secret, arn)
-    signature_verifier.reset()

@@ -10,7 +10,7 @@ import pytest
 
 from devstack.lambda_context import LocalLambdaContext
 from parser_run_deleter.adapters import deletion_queue
-from tests.api.conftest import (
+from tests.support.api import (
     API_KEY_ID,
     SOURCE_IP,
     http_event,
@@ -20,8 +20,8 @@ from tests.api.conftest import (
     rest_event,
     sample_event,
 )
-from tests.api.sqs_fault_proxy import SqsFaultProxy
-from tests.conftest import Emitted, InProcessStack
+from tests.support.sqs_fault_proxy import SqsFaultProxy
+from tests.support.stacks import Emitted, InProcessStack
 
 EventFactory = Callable[..., dict[str, Any]]
 BOTH_SHAPES = pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest-v1", "http-v2"])
@@ -181,11 +181,47 @@ def test_a_body_that_is_not_utf8_is_a_400(stack: InProcessStack) -> None:
     assert answer.status == 400 and "UTF-8" in answer.body["message"]
 
 
-def test_a_body_flagged_base64_that_is_not_is_read_as_sent(stack: InProcessStack) -> None:
-    event = http_event("POST", "/deletions", body="%%% not base64")
+@pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest", "http"])
+def test_a_body_flagged_base64_that_is_not_is_refused_not_read_as_text(
+    stack: InProcessStack, make_event: Callable[..., dict[str, Any]]
+) -> None:
+    # Given a body whose text happens to be a valid request, but which API Gateway flagged as base64
+    event = make_event("POST", "/deletions", body=json.dumps({"parserRunIds": ["pr_text"]}))
     event["isBase64Encoded"] = True
+    # When it is served, then it is refused as malformed, and nothing is queued
     answer = invoke(event)
-    assert answer.status == 400 and "not valid JSON" in answer.body["message"]
+    assert answer.status == 400 and "not valid base64" in answer.body["message"]
+    assert queued_messages(stack) == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonx"],
+)
+def test_a_bulk_body_not_declared_as_json_gets_415_and_queues_nothing(
+    stack: InProcessStack, content_type: str | None
+) -> None:
+    event = rest_event("POST", "/deletions", body=json.dumps({"parserRunIds": ["pr_form"]}))
+    event["headers"] = {k: v for k, v in event["headers"].items() if k.lower() != "content-type"}
+    event["multiValueHeaders"] = {k: v for k, v in event["multiValueHeaders"].items() if k.lower() != "content-type"}
+    if content_type is not None:
+        event["headers"]["Content-Type"] = content_type
+        event["multiValueHeaders"]["Content-Type"] = [content_type]
+    answer = invoke(event)
+    assert answer.status == 415 and "application/json" in answer.body["message"]
+    assert queued_messages(stack) == []
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"]
+)
+def test_json_media_types_are_accepted_whatever_their_case_and_parameters(
+    stack: InProcessStack, content_type: str
+) -> None:
+    answer = invoke(
+        rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_json"]}', headers={"Content-Type": content_type})
+    )
+    assert answer.status == 202 and answer.body["queued"] == 1
 
 
 def test_a_base64_encoded_body_is_decoded(stack: InProcessStack) -> None:

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from devstack.moto_stack import put_secret
 from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
-from tests.api.conftest import http_event, invoke, new_webhook_secret, queued_messages, rest_event, signature_headers
-from tests.conftest import InProcessStack
+from tests.support.api import http_event, invoke, new_webhook_secret, queued_messages, rest_event, signature_headers
+from tests.support.stacks import InProcessStack
 
 WS = "ws_test"
 VALID_ALPHABET = string.ascii_letters + string.digits + "_-"

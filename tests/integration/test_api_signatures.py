@@ -12,7 +12,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from devstack.moto_stack import rotate_secret
-from tests.api.conftest import (
+from tests.support.api import (
     Signing,
     http_event,
     invoke,
@@ -22,7 +22,7 @@ from tests.api.conftest import (
     sample_event,
     signature_headers,
 )
-from tests.conftest import Emitted, InProcessStack
+from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
 BODY = json.dumps({"parserRunIds": ["pr_signed_1", "pr_signed_2"]})

@@ -1,8 +1,8 @@
-"""Infrastructure-test fixtures: the template as SAM expands it, and the artifacts `sam build` leaves behind.
+"""The template as written, as SAM expands it, and the artifacts `sam build` leaves behind, for the tests.
 
-Both come from `make infra`, which runs in the tools venv (.tools/sam) before pytest in `make test`. Without
-them a test is skipped with the command to run, except in CI (CI=true), where a missing or stale artifact
-fails the test instead: CI must never pass by skipping the infrastructure checks.
+The expansion and the build come from `make infra`, which runs in the tools venv (.tools/sam) before pytest in
+`make test`. Without them a test is skipped with the command to run, except in CI (CI=true), where a missing or
+stale artifact fails the test instead: CI must never pass by skipping the infrastructure checks.
 """
 
 from __future__ import annotations
@@ -30,19 +30,6 @@ def missing_artifact(message: str) -> None:
     if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
         pytest.fail(f"{message} (CI=true, so this fails instead of skipping)")
     pytest.skip(message)
-
-
-# ---------------------------------------------------------------- the template as written
-
-
-@pytest.fixture(scope="session")
-def template_text() -> str:
-    return TEMPLATE.read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="session")
-def raw_template(template_text: str) -> dict[str, Any]:
-    return parse_cfn_yaml(template_text)
 
 
 # ---------------------------------------------------------------- the template as SAM expands it
@@ -105,8 +92,8 @@ def source_sha256() -> str:
     return hashlib.sha256(TEMPLATE.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="session")
-def cfn() -> Cfn:
+def load_transformed() -> Cfn:
+    """The expansion `make infra` wrote, checked to be of the current template.yaml."""
     if not TRANSFORMED.is_file():
         missing_artifact(f"{TRANSFORMED.relative_to(ROOT)} is missing: run `make infra` (or `make validate`)")
     doc = json.loads(TRANSFORMED.read_text(encoding="utf-8"))
@@ -140,8 +127,8 @@ def _stale_sources(source: Path, built: Path) -> list[str]:
     return stale
 
 
-@pytest.fixture(scope="session")
-def built() -> BuiltArtifacts:
+def load_built() -> BuiltArtifacts:
+    """What `sam build` left in .aws-sam/build, checked to hold the current handler/ sources."""
     built_template = BUILD_DIR / "template.yaml"
     if not built_template.is_file():
         missing_artifact(f"{BUILD_DIR.relative_to(ROOT)} is missing: run `make build` (or `make infra`)")

@@ -18,7 +18,7 @@ from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.logic.queue_messages import InvalidDeletionRequest, parse_deletion_message
-from tests.conftest import Emitted, InProcessStack
+from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
 VALID_ALPHABET = string.ascii_letters + string.digits + "_-"

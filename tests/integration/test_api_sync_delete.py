@@ -10,8 +10,8 @@ import pytest
 
 from devstack.extend_emulator import Fault
 from devstack.lambda_context import LocalLambdaContext
-from tests.api.conftest import API_KEY_ID, SOURCE_IP, http_event, invoke, queued_messages, rest_event
-from tests.conftest import Emitted, InProcessStack
+from tests.support.api import API_KEY_ID, SOURCE_IP, http_event, invoke, queued_messages, rest_event
+from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
 EventFactory = Callable[..., dict[str, Any]]

@@ -1,6 +1,6 @@
 """The local runtime against moto's server: event shapes, batch item failures, redrive, instances, HTTP front.
 
-A probe function (tests/devstack/probe) stands in for the handler, so each test can make an invocation succeed,
+A probe function (tests/system/probe) stands in for the handler, so each test can make an invocation succeed,
 fail a record, raise or time out; a small template in tmp_path wires it up with different logical ids than
 template.yaml, to show that functions are found by their event sources.
 """

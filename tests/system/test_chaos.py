@@ -42,7 +42,7 @@ from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
 from parser_run_deleter.logic.webhook_signature import signature_headers
-from tests.conftest import record_response, register_secret
+from tests.support.secret_guard import record_response, register_secret
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ import pytest
 from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
-from tests.conftest import Emitted, InProcessStack
+from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
 
@@ -236,7 +236,7 @@ def test_a_sync_api_delete_that_cannot_finish_in_time_is_queued_not_lost(
     faults: Any,
     must_queue: bool,
 ) -> None:
-    from tests.api.conftest import invoke, queued_messages, rest_event
+    from tests.support.api import invoke, queued_messages, rest_event
 
     # Given a run whose deletion cannot complete within the request's budget (a warm container, key cached)
     stack.set_env(EXTEND_READ_TIMEOUT_SECONDS="30", **env)

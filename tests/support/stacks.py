@@ -1,0 +1,112 @@
+"""The world an in-process test runs in: loopback servers and the handler's environment, and what it emitted.
+
+Given / When / Then in the tests reads as: the stack is arranged through real servers, the handler is invoked
+with a Lambda-shaped event, and what it returned, logged, counted and did to the servers is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from devstack.extend_emulator import ExtendEmulator
+from devstack.lambda_context import LocalLambdaContext
+from devstack.logs import metric_totals
+from devstack.moto_stack import QueuePair, aws_client, rotate_secret
+from parser_run_deleter.adapters import wiring
+from tests.support.secret_guard import SECRET_VALUES, new_api_key
+
+
+@dataclass
+class Emitted:
+    """What the handler printed: Powertools JSON log lines and EMF metric blobs."""
+
+    capsys: pytest.CaptureFixture[str]
+    text: str = ""
+    documents: list[dict[str, Any]] = field(default_factory=list)
+
+    def read(self) -> Emitted:
+        out = self.capsys.readouterr().out
+        self.text += out
+        for line in out.splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                self.documents.append(json.loads(line))
+        for value in SECRET_VALUES:
+            assert value not in self.text, "a secret value was printed"
+        return self
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        return [document for document in self.read().documents if "_aws" not in document]
+
+    @property
+    def outcome_logs(self) -> list[dict[str, Any]]:
+        return [document for document in self.logs if "outcome" in document]
+
+    def metric_totals(self) -> Counter[str]:
+        return metric_totals(self.read().documents)
+
+    def metric_dimensions(self, metric_name: str) -> list[dict[str, Any]]:
+        return [
+            {key: document.get(key) for dims in directive["Dimensions"] for key in dims}
+            for document in self.read().documents
+            for directive in document.get("_aws", {}).get("CloudWatchMetrics", [])
+            if any(metric["Name"] == metric_name for metric in directive["Metrics"])
+        ]
+
+
+@dataclass
+class InProcessStack:
+    """One test's world for a handler called in this process: the secret and queues in moto, the Extend
+    emulator, and the environment the handler reads (the ``stack`` fixture)."""
+
+    endpoint: str
+    extend: ExtendEmulator
+    api_key: str
+    secret_arn: str
+    queues: QueuePair
+    monkeypatch: pytest.MonkeyPatch
+    workspace_id: str = "ws_test"
+
+    def set_env(self, **variables: str | None) -> None:
+        for name, value in variables.items():
+            if value is None:
+                self.monkeypatch.delenv(name, raising=False)
+            else:
+                self.monkeypatch.setenv(name, value)
+        wiring.reset()
+
+    def sqs(self) -> Any:
+        return aws_client("sqs", self.endpoint)
+
+    def rotate_key(self) -> str:
+        """Rotate the Extend key: the new one goes into the secret, and Extend refuses the old one."""
+        new_key = new_api_key()
+        self.extend.add_key(new_key, workspace_id=self.workspace_id)
+        rotate_secret(self.endpoint, self.secret_arn, new_key)
+        self.extend.revoke_key(self.api_key)
+        self.api_key = new_key
+        return new_key
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        sqs = self.sqs()
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=self.queues.dead_letter_queue_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages.extend(batch)
+
+    @staticmethod
+    def context(timeout_s: float = 30.0) -> LocalLambdaContext:
+        return LocalLambdaContext(timeout_s=timeout_s)
