@@ -14,8 +14,6 @@ import pytest
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "parser-run-deleter")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ExtendParserRunDeleter")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-# The helpers assert too: have pytest rewrite them (for its messages) before they are first imported.
-pytest.register_assert_rewrite("tests.support")
 
 from aws_lambda_powertools.utilities import parameters
 
