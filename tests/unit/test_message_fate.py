@@ -33,9 +33,7 @@ def test_a_failure_before_the_last_receive_is_returned_for_another(retryable: bo
     assert decide_fate(failed, receive_count=MAX_RECEIVES - 1, max_receive_count=MAX_RECEIVES).fate is Fate.RETRY
 
 
-@pytest.mark.parametrize(
-    ("retryable", "kind"), [(True, FailureKind.RETRIES_EXHAUSTED), (False, FailureKind.PERMANENT)]
-)
+@pytest.mark.parametrize(("retryable", "kind"), [(True, FailureKind.RETRIES_EXHAUSTED), (False, FailureKind.PERMANENT)])
 def test_a_failure_on_the_last_receive_is_dead_lettered_with_its_kind(retryable: bool, kind: FailureKind) -> None:
     failed = result(DeleteOutcome.FAILED, retryable=retryable)
     for receive_count in (MAX_RECEIVES, MAX_RECEIVES + 1):  # SQS may deliver once more than the count
