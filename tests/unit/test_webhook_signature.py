@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import time
 from datetime import UTC, datetime
 
 import pytest
 import standardwebhooks
 
+from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.logic.webhook_signature import (
     SignatureRejected,
     SigningSecretUnavailable,
@@ -69,3 +71,30 @@ def test_the_tolerance_is_five_minutes_inclusive() -> None:
         parse_headers(_headers(), now=1301)
     with pytest.raises(SignatureRejected, match="future"):
         parse_headers(_headers(), now=699)
+
+
+def test_a_mismatch_rereads_the_secret_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a verifier whose secret store counts reads, and a clock we move by hand
+    reads: list[bool] = []
+
+    def fetch(secret_id: str, *, max_age_s: int, force_fetch: bool = False) -> str:
+        reads.append(force_fetch)
+        return SECRET
+
+    monkeypatch.setattr(signature_verifier, "fetch_secret_string", fetch)
+    now = [1000.0]
+    verifier = signature_verifier.WebhookVerifier(
+        "signing-secret", max_age_s=300, refresh_interval_s=30, monotonic=lambda: now[0]
+    )
+    forged = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,AAAA"}
+
+    # When bad signatures arrive in a burst, then only the first forces a re-read of the secret
+    for _ in range(5):
+        with pytest.raises(SignatureRejected):
+            verifier.verify(forged, b"{}")
+    assert reads.count(True) == 1
+    # and once the interval has passed, the next mismatch may force one more
+    now[0] += 30
+    with pytest.raises(SignatureRejected):
+        verifier.verify(forged, b"{}")
+    assert reads.count(True) == 2
