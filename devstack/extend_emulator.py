@@ -385,6 +385,7 @@ class ExtendEmulator:
         self._rng = random.Random(seed)
         self._keys: dict[str, _Key] = {}
         self._runs: dict[str, set[str]] = {}
+        self._metadata: dict[tuple[str, str], dict[str, Any]] = {}  # (workspace, run) -> custom metadata
         self._scripts: dict[str, deque[Fault]] = {}
         self._random_probability = 0.0
         self._random_faults: tuple[Fault, ...] = ()
@@ -508,10 +509,23 @@ class ExtendEmulator:
             if key in self._keys:
                 self._keys[key].revoked = True
 
-    def seed(self, parser_run_ids: Iterable[str], workspace_id: str = DEFAULT_WORKSPACE_ID) -> None:
-        """Create parser runs that exist in ``workspace_id``."""
+    def seed(
+        self,
+        parser_run_ids: Iterable[str],
+        workspace_id: str = DEFAULT_WORKSPACE_ID,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Create parser runs that exist in ``workspace_id``, optionally carrying custom ``metadata`` (API
+        2026-02-09: returned by ``GET /parse_runs/{id}``)."""
         with self._lock:
-            self._runs.setdefault(workspace_id, set()).update(parser_run_ids)
+            ids = list(parser_run_ids)
+            self._runs.setdefault(workspace_id, set()).update(ids)
+            for run_id in ids:
+                if metadata is None:
+                    self._metadata.pop((workspace_id, run_id), None)
+                else:
+                    self._metadata[(workspace_id, run_id)] = dict(metadata)
 
     def exists(self, parser_run_id: str, workspace_id: str = DEFAULT_WORKSPACE_ID) -> bool:
         with self._lock:
@@ -713,8 +727,10 @@ class ExtendEmulator:
         with self._lock:
             runs = self._runs.get(workspace, set())
             found = run_id in runs
+            metadata = self._metadata.get((workspace, run_id))
             if found and method == "DELETE":
                 runs.discard(run_id)
+                self._metadata.pop((workspace, run_id), None)
         if not found:
             noun = "Parse run" if version == API_VERSION_2026 else "Parser run"
             return self._error_reply(404, "NOT_FOUND", f"{noun} '{run_id}' not found.", False, request_id)
@@ -726,6 +742,8 @@ class ExtendEmulator:
                 body = {"success": True, "parserRunId": run_id, "message": _DELETED_MESSAGE}
         elif version == API_VERSION_2026:
             body = {"object": "parse_run", "id": run_id, "status": "PROCESSED"}
+            if metadata is not None:
+                body["metadata"] = metadata
         else:
             body = {"success": True, "parserRun": {"object": "parser_run", "id": run_id, "status": "PROCESSED"}}
         return _Reply(200, json.dumps(body).encode(), request_id)

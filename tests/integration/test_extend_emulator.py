@@ -557,3 +557,28 @@ def test_fault_validation() -> None:
     with pytest.raises(ValueError):
         ExtendEmulator().inject_random(1.5, [Fault.reset()])
     assert Fault.non_json(504).name == "non_json:504"
+
+
+def test_sdk_reads_a_runs_metadata(emu: ExtendEmulator) -> None:
+    # Given a run created with custom metadata (2026-02-09), and one without
+    emu.seed(["pr_meta"], workspace_id=WORKSPACE, metadata={"tenant": "acme", "ticket": 42})
+    # When the official SDK retrieves them, then it parses the metadata where Extend puts it
+    run = sdk(emu).parse_runs.retrieve("pr_meta")
+    assert (run.id, run.object, run.metadata) == ("pr_meta", "parse_run", {"tenant": "acme", "ticket": 42})
+    assert sdk(emu).parse_runs.retrieve(RUN_2026).metadata is None
+    assert emu.exists("pr_meta", workspace_id=WORKSPACE)  # a GET deletes nothing
+
+
+def test_sdk_org_key_sees_only_the_named_workspaces_runs(emu: ExtendEmulator) -> None:
+    # Given runs in two workspaces and an organization-scoped key
+    emu.seed(["pr_in_b"], workspace_id="ws_b")
+    emu.add_key("sk_org_ws", org_scoped=True)
+    client = sdk(emu, "sk_org_ws")
+    # When it names workspace A, then workspace B's run does not exist for it, exactly like a missing one
+    for run_id in ("pr_in_b", "pr_nowhere"):
+        with pytest.raises(NotFoundError) as caught:
+            client.parse_runs.delete(run_id, extend_workspace_id=WORKSPACE)
+        assert caught.value.body["code"] == "NOT_FOUND"
+    assert emu.exists("pr_in_b", workspace_id="ws_b")
+    # and naming workspace B, it deletes it
+    assert client.parse_runs.delete("pr_in_b", extend_workspace_id="ws_b").id == "pr_in_b"

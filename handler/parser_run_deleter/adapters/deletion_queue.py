@@ -82,7 +82,12 @@ class EnqueueResult:
 
 
 def enqueue_messages(
-    queue_url: str, messages: Mapping[str, str], *, attempts: int = 3, deadline: Deadline | None = None
+    queue_url: str,
+    messages: Mapping[str, str],
+    *,
+    attempts: int = 3,
+    deadline: Deadline | None = None,
+    message_group_id: str | None = None,
 ) -> EnqueueResult:
     """Send ``{key: body}`` with ``SendMessageBatch`` in chunks of 10, retrying the entries SQS rejects.
 
@@ -99,16 +104,21 @@ def enqueue_messages(
             if deadline is not None and deadline.remaining() < SQS_CALL_WORST_CASE_S:
                 break
             chunk = keys[start : start + SQS_BATCH_LIMIT]
-            queued.extend(_send_chunk(queue_url, chunk, pending))
+            queued.extend(_send_chunk(queue_url, chunk, pending, message_group_id))
         for key in queued:
             pending.pop(key, None)
     return EnqueueResult(queued=tuple(queued), failed=tuple(pending))
 
 
-def _send_chunk(queue_url: str, keys: Sequence[str], bodies: Mapping[str, str]) -> list[str]:
-    entries: list[SendMessageBatchRequestEntryTypeDef] = [
-        {"Id": str(index), "MessageBody": bodies[key]} for index, key in enumerate(keys)
-    ]
+def _send_chunk(
+    queue_url: str, keys: Sequence[str], bodies: Mapping[str, str], message_group_id: str | None
+) -> list[str]:
+    entries: list[SendMessageBatchRequestEntryTypeDef] = []
+    for index, key in enumerate(keys):
+        entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": bodies[key]}
+        if message_group_id is not None:
+            entry["MessageGroupId"] = message_group_id
+        entries.append(entry)
     try:
         response = sqs_client().send_message_batch(QueueUrl=queue_url, Entries=entries)
     except Exception:  # the whole chunk stays pending and is retried

@@ -1,7 +1,9 @@
-"""Adapter for Extend's delete endpoint on urllib3: headers, versions, error parsing, classification, retries.
+"""Adapter for Extend's parser runs on urllib3: delete one, or read one (for its metadata); headers, versions,
+error parsing, classification, retries.
 
-Every answer becomes one of ``deleted``, ``not_found`` or ``failed`` (retryable or permanent). Retries are
-bounded by attempts and by the caller's deadline: nothing sleeps or starts past it.
+Every answer becomes one of done (``deleted``, or the run read), ``not_found`` or ``failed`` (retryable or
+permanent). Retries are bounded by attempts and by the caller's deadline: nothing sleeps or starts past it.
+Deletes and reads are paced by separate rate limiters: Extend limits reads apart from writes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Final, Protocol
@@ -58,10 +60,35 @@ class DeleteResult:
     error_code: str | None = None
     reason: str | None = None
     throttled_responses: int = 0
+    # Not found because the run is not the caller's (its ownership policy refused it): set by the ownership check,
+    # never by the client. The caller is told "not found", exactly as for a missing run.
+    not_owned: bool = False
 
     @property
     def retries(self) -> int:
         return max(0, self.attempts - 1)
+
+
+class ReadOutcome(StrEnum):
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """A read of one run: found (with its custom ``metadata``, if any), not found, or failed."""
+
+    parser_run_id: str
+    outcome: ReadOutcome
+    attempts: int
+    metadata: dict[str, Any] | None = None
+    status_code: int | None = None
+    retryable: bool = False
+    extend_request_id: str | None = None
+    error_code: str | None = None
+    reason: str | None = None
+    throttled_responses: int = 0
 
 
 class CredentialsProvider(Protocol):
@@ -162,6 +189,48 @@ def _parse_body(data: bytes) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """The last answer of a call and what it took to get it: attempts, throttles, and why it failed if it did."""
+
+    answer: _Answer | None
+    attempts: int
+    throttled: int
+    api_key: str
+    reason: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.answer is not None and self.answer.status is not None and 200 <= self.answer.status < 300
+
+    def outcome(self) -> DeleteOutcome:
+        if self.reason is None and self.answer is not None:
+            return self.answer.outcome()
+        return DeleteOutcome.FAILED
+
+    def fields(self) -> dict[str, Any]:
+        """What a result reports of the exchange. What Extend (or a proxy) answered is logged and dead-lettered:
+        if it quotes our key, it is redacted."""
+        answer = self.answer
+        failed = self.outcome() is DeleteOutcome.FAILED
+        return {
+            "attempts": self.attempts,
+            "status_code": answer.status if answer else None,
+            "retryable": failed and (answer is None or answer.is_retryable()),
+            "extend_request_id": _redact(answer.request_id, self.api_key) if answer else None,
+            "error_code": _redact(answer.error_code, self.api_key) if answer else None,
+            "reason": _redact(self.reason, self.api_key),
+            "throttled_responses": self.throttled,
+        }
+
+
+_READ_OUTCOMES: Final = {
+    DeleteOutcome.DELETED: ReadOutcome.FOUND,
+    DeleteOutcome.NOT_FOUND: ReadOutcome.NOT_FOUND,
+    DeleteOutcome.FAILED: ReadOutcome.FAILED,
+}
+
+
 class ExtendClient:
     def __init__(
         self,
@@ -169,23 +238,52 @@ class ExtendClient:
         credentials: CredentialsProvider,
         rate_limiter: AdaptiveRateLimiter,
         *,
+        read_rate_limiter: AdaptiveRateLimiter | None = None,
         pool: urllib3.PoolManager = HTTP_POOL,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
         self._credentials = credentials
         self._rate_limiter = rate_limiter
+        self._read_rate_limiter = read_rate_limiter or AdaptiveRateLimiter(rate_limiter.max_rate)
         self._pool = pool
         self._sleep = sleep
 
     def url_for(self, parser_run_id: str) -> str:
-        """The delete URL. The id is validated and percent-encoded, so it is always exactly one path segment."""
+        """The run's URL. The id is validated and percent-encoded, so it is always exactly one path segment."""
         safe_id = quote(validate_parser_run_id(parser_run_id), safe="")
         return f"{self._settings.extend_api_base_url}{self._settings.delete_path_prefix}{safe_id}"
 
     def delete_parser_run(
         self, parser_run_id: str, deadline: Deadline, *, workspace_id: str | None = None
     ) -> DeleteResult:
+        exchange = self._call("DELETE", parser_run_id, deadline, workspace_id, self._rate_limiter)
+        return DeleteResult(parser_run_id=parser_run_id, outcome=exchange.outcome(), **exchange.fields())
+
+    def read_parser_run(self, parser_run_id: str, deadline: Deadline, *, workspace_id: str | None = None) -> ReadResult:
+        """``GET`` the run, for its custom metadata (API 2026-02-09). It is found only on a 2xx with a JSON object,
+        whose ``metadata`` object (or None) comes back."""
+        exchange = self._call("GET", parser_run_id, deadline, workspace_id, self._read_rate_limiter)
+        body = exchange.answer.body if exchange.answer is not None else None
+        if exchange.succeeded and body is None:
+            exchange = replace(exchange, reason="Extend answered 2xx without a JSON run")
+        outcome = _READ_OUTCOMES[exchange.outcome()]
+        metadata = body.get("metadata") if outcome is ReadOutcome.FOUND and body is not None else None
+        return ReadResult(
+            parser_run_id=parser_run_id,
+            outcome=outcome,
+            metadata=metadata if isinstance(metadata, dict) else None,
+            **exchange.fields(),
+        )
+
+    def _call(
+        self,
+        method: str,
+        parser_run_id: str,
+        deadline: Deadline,
+        workspace_id: str | None,
+        rate_limiter: AdaptiveRateLimiter,
+    ) -> _Exchange:
         url = self.url_for(parser_run_id)
         credentials = self._credentials.current(deadline)
         max_attempts = self._settings.max_attempts
@@ -193,36 +291,23 @@ class ExtendClient:
         refreshed_after_401 = False
         answer: _Answer | None = None
 
-        def finish(outcome: DeleteOutcome, reason: str | None = None) -> DeleteResult:
-            # What Extend (or a proxy) answered is logged and dead-lettered: if it quotes our key, redact it.
-            key = credentials.api_key
-            return DeleteResult(
-                parser_run_id=parser_run_id,
-                outcome=outcome,
-                attempts=attempts,
-                status_code=answer.status if answer else None,
-                retryable=outcome is DeleteOutcome.FAILED and (answer is None or answer.is_retryable()),
-                extend_request_id=_redact(answer.request_id, key) if answer else None,
-                error_code=_redact(answer.error_code, key) if answer else None,
-                reason=_redact(reason, key),
-                throttled_responses=throttled,
-            )
+        def finish(reason: str | None = None) -> _Exchange:
+            return _Exchange(answer, attempts, throttled, credentials.api_key, reason)
 
         while True:
-            wait = self._rate_limiter.reserve(max_wait_s=deadline.remaining() - MIN_ATTEMPT_S)
+            wait = rate_limiter.reserve(max_wait_s=deadline.remaining() - MIN_ATTEMPT_S)
             if wait is None:
-                return finish(DeleteOutcome.FAILED, self._deadline_reason(answer, attempts))
+                return finish(self._deadline_reason(answer, attempts))
             if wait > 0:
                 self._sleep(wait)
             attempts += 1
-            answer = self._send(url, credentials, workspace_id, deadline)
-            outcome = answer.outcome()
-            if outcome is not DeleteOutcome.FAILED:
-                self._rate_limiter.on_success()
-                return finish(outcome)
+            answer = self._send(method, url, credentials, workspace_id, deadline)
+            if answer.outcome() is not DeleteOutcome.FAILED:
+                rate_limiter.on_success()
+                return finish()
             if answer.status == 429:
                 throttled += 1
-                self._rate_limiter.on_throttled(answer.retry_after_s)
+                rate_limiter.on_throttled(answer.retry_after_s)
             if answer.status == 401 and not refreshed_after_401:
                 # The key may have been rotated since this container cached it: re-read it once and retry.
                 refreshed_after_401 = True
@@ -232,17 +317,17 @@ class ExtendClient:
                     max_attempts += 1  # the refresh retry is free: it is not the endpoint's fault
                     continue
             if not answer.is_retryable():
-                return finish(DeleteOutcome.FAILED, self._failure_reason(answer))
+                return finish(self._failure_reason(answer))
             if attempts >= max_attempts:
-                return finish(
-                    DeleteOutcome.FAILED, f"gave up after {attempts} attempts: {self._failure_reason(answer)}"
-                )
+                return finish(f"gave up after {attempts} attempts: {self._failure_reason(answer)}")
             delay = self._backoff(attempts, answer.retry_after_s)
             if deadline.remaining() < delay + MIN_ATTEMPT_S:
-                return finish(DeleteOutcome.FAILED, self._deadline_reason(answer, attempts))
+                return finish(self._deadline_reason(answer, attempts))
             self._sleep(delay)
 
-    def _send(self, url: str, credentials: ExtendCredentials, workspace_id: str | None, deadline: Deadline) -> _Answer:
+    def _send(
+        self, method: str, url: str, credentials: ExtendCredentials, workspace_id: str | None, deadline: Deadline
+    ) -> _Answer:
         headers = {
             "Authorization": f"Bearer {credentials.api_key}",
             "x-extend-api-version": self._settings.extend_api_version,
@@ -259,7 +344,7 @@ class ExtendClient:
             total=budget,
         )
         try:
-            response = self._pool.request("DELETE", url, headers=headers, timeout=timeout, retries=False)
+            response = self._pool.request(method, url, headers=headers, timeout=timeout, retries=False)
         except Exception as error:
             # Only the type: a message can quote the URL or a header, and the Authorization header holds the key
             # (http.client's ValueError for an invalid header value quotes the value itself).

@@ -10,15 +10,28 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from parser_run_deleter.adapters import deletion_queue, extend_client, secret_store, wiring
+from parser_run_deleter.adapters import (
+    deletion_queue,
+    extend_client,
+    secret_store,
+    wiring,
+)
 from parser_run_deleter.intake.api_gateway import handle_api_event
 from parser_run_deleter.intake.event_shapes import require
-from parser_run_deleter.logic import signature_verifier
+from parser_run_deleter.logic import replay_guard, signature_verifier, tenants
 from parser_run_deleter.logic.deletion import Trigger
 from parser_run_deleter.shared.observability import logger, metrics, trace_handler
 
 snapstart.register(
-    wiring.reset, extend_client.reset, deletion_queue.reset, secret_store.reset, signature_verifier.reset
+    wiring.reset,
+    extend_client.reset,
+    deletion_queue.reset,
+    secret_store.reset,
+    signature_verifier.reset,
+    tenant_table.reset,
+    tenants.reset,
+    idempotency_store.reset,
+    replay_guard.reset,
 )
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from parser_run_deleter.logic.api_use_cases import RequestAudit, echo
+from parser_run_deleter.logic.authentication import CallerIdentity
 from parser_run_deleter.logic.deletion import Trigger
 from parser_run_deleter.logic.queue_messages import MAX_AUDIT_VALUE_LENGTH
+from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.observability import logger
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
 
@@ -30,6 +32,9 @@ class ApiRequest:
     method: str
     path: str
     audit: RequestAudit
+    # The path of the route, without a stage or a custom domain's base path: what a bodyless request signs.
+    route_path: str = ""
+    tenant: Tenant | None = None
     parser_run_ids: list[str] = field(default_factory=list)
     outcome: str = UNHANDLED
 
@@ -39,6 +44,10 @@ class ApiRequest:
 
     def finish(self, outcome: str) -> None:
         self.outcome = outcome
+
+    def authenticated_as(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        logger.append_keys(tenant_id=tenant.tenant_id)
 
 
 _current: ContextVar[ApiRequest] = ContextVar("api_request")
@@ -83,16 +92,46 @@ def request_audit(event: dict[str, Any]) -> RequestAudit:
     )
 
 
+def route_path(event: dict[str, Any], path: str) -> str:
+    """The API's own path for the request: the route's template (``/parser_runs/{id}``) with its path parameters
+    put back, so neither a stage nor a custom domain's base path is in it. Without a route, the path as given."""
+    if event.get("version") == "2.0":
+        route_key = event.get("routeKey")
+        template = route_key.split(" ", 1)[1] if isinstance(route_key, str) and " " in route_key else None
+    else:
+        template = event.get("resource") if isinstance(event.get("resource"), str) else None
+    if not template or "{proxy" in template or not template.startswith("/"):
+        return path
+    parameters = _mapping(event.get("pathParameters"))
+    for name, value in parameters.items():
+        if isinstance(value, str):
+            template = template.replace("{" + str(name) + "}", value)
+    return template if "{" not in template else path
+
+
+def caller_identity(event: dict[str, Any], tenant_claim: str | None) -> CallerIdentity:
+    """The REST API's key id, or (HTTP API) the tenant named by the JWT claim ``tenant_claim``."""
+    context = _mapping(event.get("requestContext"))
+    if event.get("version") == "2.0":
+        claims = _mapping(_mapping(_mapping(context.get("authorizer")).get("jwt")).get("claims"))
+        claim = claims.get(tenant_claim) if tenant_claim else None
+        return CallerIdentity(tenant_claim=claim if isinstance(claim, str) and claim else None)
+    key_id = _mapping(context.get("identity")).get("apiKeyId")
+    return CallerIdentity(api_key_id=key_id if isinstance(key_id, str) and key_id else None)
+
+
 def api_request(event: dict[str, Any]) -> ApiRequest:
     context = _mapping(event.get("requestContext"))
     if event.get("version") == "2.0":
         method, path = _mapping(context.get("http")).get("method"), event.get("rawPath")
     else:
         method, path = event.get("httpMethod"), event.get("path")
+    path = path if isinstance(path, str) else ""
     return ApiRequest(
         method=_text(method) or "",
-        path=path if isinstance(path, str) else "",
+        path=path,
         audit=request_audit(event),
+        route_path=route_path(event, path),
     )
 
 
@@ -125,6 +164,7 @@ def log_request(request: ApiRequest, status_code: object) -> None:
             "parser_run_ids": ids[:MAX_LOGGED_IDS],
             "parser_run_id_count": len(ids),
             "trigger": Trigger.API.value,
+            "tenant_id": request.tenant.tenant_id if request.tenant else None,
             "audit": request.audit.fields(),
         },
     )

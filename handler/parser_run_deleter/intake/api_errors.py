@@ -12,12 +12,14 @@ from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 
 from parser_run_deleter.intake.api_audit import current_request
 from parser_run_deleter.intake.api_routes import ROUTES, BodyTooLarge, UnsupportedMediaType, json_response
 from parser_run_deleter.logic.api_use_cases import InvalidRequestBody, QueueUnavailable, reject_invalid_id
+from parser_run_deleter.logic.authentication import AuthenticationUnavailable, Forbidden, NotAuthenticated
 from parser_run_deleter.logic.deletion import Outcome
-from parser_run_deleter.logic.webhook_signature import SignatureRejected, SigningSecretUnavailable
+from parser_run_deleter.logic.replay_guard import ReplayConflict, ReplayInProgress
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
 from parser_run_deleter.shared.settings import ConfigurationError
@@ -41,9 +43,35 @@ def _unavailable(outcome: str, message: str) -> Response[Any]:
     return _answer(outcome, 503, message, {"Retry-After": str(RETRY_AFTER_S)})
 
 
-def _signature_rejected(error: SignatureRejected) -> Response[Any]:
+# One message for every refusal of the caller: which check failed (an unknown key, a disabled tenant, a stale or
+# wrong signature) goes to the log and a metric, never to the caller.
+FORBIDDEN_MESSAGE: Final = "forbidden"
+UNAUTHENTICATED_MESSAGE: Final = "the request is not signed with a current signing secret of this API key's tenant"
+
+
+def _forbidden(error: Forbidden) -> Response[Any]:
+    count(MetricName.TENANT_REFUSED)
+    logger.warning("caller refused", extra={"reason": str(error)})
+    return _answer("forbidden", 403, FORBIDDEN_MESSAGE)
+
+
+def _not_authenticated(error: NotAuthenticated) -> Response[Any]:
     count(MetricName.SIGNATURE_REJECTED)
-    return _answer("signature_rejected", 401, f"invalid webhook signature: {error}")
+    logger.warning("signature refused", extra={"reason": str(error)})
+    return _answer("signature_rejected", 401, UNAUTHENTICATED_MESSAGE)
+
+
+def _replay_conflict(error: ReplayConflict) -> Response[Any]:
+    return _answer("replay_conflict", 422, f"{error}: use a new webhook-id for a new request")
+
+
+def _replay_in_progress(error: ReplayInProgress) -> Response[Any]:
+    return _answer("replay_in_progress", 409, f"{error}; retry it later with the same webhook-id")
+
+
+def _replay_store_unavailable(error: IdempotencyPersistenceLayerError) -> Response[Any]:
+    logger.error("cannot read or write the replay store", extra={"error_type": type(error).__name__})
+    return _unavailable("unavailable", "requests cannot be checked for replays right now; retry later")
 
 
 def _invalid_id(error: InvalidParserRunId) -> Response[Any]:
@@ -66,9 +94,9 @@ def _queue_unavailable(error: QueueUnavailable) -> Response[Any]:
     return _unavailable(Outcome.FAILED.value, f"{error}; retry later")
 
 
-def _secret_unavailable(error: SigningSecretUnavailable) -> Response[Any]:
-    logger.error("cannot verify webhook signatures", extra={"reason": str(error)})
-    return _unavailable("unavailable", "request signatures cannot be verified right now; retry later")
+def _authentication_unavailable(error: AuthenticationUnavailable) -> Response[Any]:
+    logger.error("cannot authenticate callers", extra={"reason": str(error)})
+    return _unavailable("unavailable", "callers cannot be authenticated right now; retry later")
 
 
 def _misconfigured(error: ConfigurationError) -> Response[Any]:
@@ -100,13 +128,17 @@ def _unexpected(error: Exception) -> Response[Any]:
 
 
 ERROR_RESPONSES: Final[dict[type[Exception], Callable[[Any], Response[Any]]]] = {
-    SignatureRejected: _signature_rejected,
+    Forbidden: _forbidden,
+    NotAuthenticated: _not_authenticated,
+    ReplayConflict: _replay_conflict,
+    ReplayInProgress: _replay_in_progress,
+    IdempotencyPersistenceLayerError: _replay_store_unavailable,
     InvalidParserRunId: _invalid_id,
     InvalidRequestBody: _invalid_body,
     BodyTooLarge: _too_large,
     UnsupportedMediaType: _unsupported_media_type,
     QueueUnavailable: _queue_unavailable,
-    SigningSecretUnavailable: _secret_unavailable,
+    AuthenticationUnavailable: _authentication_unavailable,
     ConfigurationError: _misconfigured,
     MethodNotAllowed: _method_not_allowed,
     NotFoundError: _not_found,

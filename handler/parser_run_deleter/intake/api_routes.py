@@ -1,13 +1,16 @@
-"""The API's routes and its signature check, declared once on a Powertools ``Router``.
+"""The API's routes and the check every request passes first, declared once on a Powertools ``Router``.
 
-Routes stay thin: they read the request, call one use case in ``logic.api_use_cases``, record the outcome, and
-shape the answer. Errors are raised, and ``api_errors`` turns each into its response.
+Every request is a tenant's: the middleware authenticates it (``logic.authentication``) and serves it once
+(``logic.replay_guard``), before any route runs. Routes stay thin: they read the request, call one use case in
+``logic.api_use_cases`` on the tenant's behalf, record the outcome, and shape the answer. Errors are raised, and
+``api_errors`` turns each into its response.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -15,7 +18,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, 
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from parser_run_deleter.adapters.wiring import get_dependencies
-from parser_run_deleter.intake.api_audit import current_request
+from parser_run_deleter.intake.api_audit import caller_identity, current_request
 from parser_run_deleter.logic.api_use_cases import (
     BulkResult,
     InvalidRequestBody,
@@ -24,9 +27,11 @@ from parser_run_deleter.logic.api_use_cases import (
     parse_bulk_body,
     reject_invalid_id,
 )
+from parser_run_deleter.logic.authentication import authenticate, signed_payload
 from parser_run_deleter.logic.deletion import Outcome
-from parser_run_deleter.logic.signature_verifier import verifier_for
-from parser_run_deleter.shared.settings import get_settings
+from parser_run_deleter.logic.replay_guard import StoredResponse, serve_once
+from parser_run_deleter.logic.tenants import Tenant
+from parser_run_deleter.shared.settings import ConfigurationError, get_settings
 from parser_run_deleter.shared.time_budget import Deadline
 
 # 1,000 ids of 255 characters in JSON is about 260 KB; anything much larger is not a request we serve.
@@ -74,15 +79,54 @@ def raw_body(event: dict[str, Any]) -> bytes:
     return body.encode()
 
 
-def _require_signature(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
+def _stored(response: Response[Any]) -> StoredResponse:
+    """A response as the replay guard remembers it: JSON-serialisable, the body as it would be sent."""
+    body = response.body
+    # Serialised as Powertools serialises a JSON body, so that a replay is the first response byte for byte.
+    text = (
+        body.decode()
+        if isinstance(body, bytes)
+        else body
+        if isinstance(body, str)
+        else json.dumps(body, separators=(",", ":"))
+    )
+    headers = {name: value if isinstance(value, str) else ", ".join(value) for name, value in response.headers.items()}
+    return {"status": response.status_code, "headers": headers, "body": text}
+
+
+def _from_stored(stored: StoredResponse) -> Response[Any]:
+    return Response(status_code=int(stored["status"]), body=stored["body"], headers=dict(stored["headers"]))
+
+
+def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """No request gets past here without a tenant and that tenant's signature; a replayed one gets the first
+    response back without running again."""
     settings = get_settings()
-    if settings.webhook_signing_secret_id is not None:
-        verifier = verifier_for(settings.webhook_signing_secret_id, settings.secret_max_age_s)
-        verifier.verify(app.current_event.headers, raw_body(app.current_event.raw_event))
-    return next_middleware(app)
+    request = current_request()
+    event = app.current_event
+    payload = signed_payload(request.method, request.route_path, raw_body(event.raw_event))
+    caller = caller_identity(event.raw_event, settings.tenant_claim)
+    authenticated = authenticate(caller, event.headers, payload, settings)
+    request.authenticated_as(authenticated.tenant)
+    if settings.idempotency_table_name is None:
+        raise ConfigurationError("IDEMPOTENCY_TABLE_NAME is required to refuse replayed requests")
+    stored = serve_once(
+        authenticated,
+        lambda: _stored(next_middleware(app)),
+        table_name=settings.idempotency_table_name,
+        lambda_context=app.lambda_context,
+    )
+    return _from_stored(stored)
 
 
-router.use([_require_signature])
+router.use([_authenticate_and_serve_once])
+
+
+def _tenant() -> Tenant:
+    tenant = current_request().tenant
+    if tenant is None:  # the middleware runs first, so a route never meets this
+        raise ConfigurationError("a route ran without an authenticated tenant")
+    return tenant
 
 
 # ---- Routes
@@ -99,6 +143,7 @@ def delete_parser_run(parser_run_id: str) -> Response[Any]:
     invocation_deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
     outcome = delete_now_or_enqueue(
         parser_run_id,
+        tenant=_tenant(),
         client=deps.extend_client,
         settings=settings,
         deadline=invocation_deadline.capped(settings.api_sync_budget_s),
@@ -128,7 +173,9 @@ def create_deletions() -> Response[Any]:
     request.name_ids(values)
     settings = get_settings()
     deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
-    result: BulkResult = enqueue_bulk(values, settings=settings, audit=request.audit, deadline=deadline)
+    result: BulkResult = enqueue_bulk(
+        values, tenant=_tenant(), settings=settings, audit=request.audit, deadline=deadline
+    )
     request.finish(Outcome.QUEUED.value if not result.rejected else "partially_queued" if result.queued else "rejected")
     return json_response(
         202,

@@ -15,8 +15,10 @@ from typing import Any, Final
 
 from parser_run_deleter.adapters.deletion_queue import enqueue_messages
 from parser_run_deleter.adapters.extend_client import DeleteOutcome, ExtendClient
-from parser_run_deleter.logic.deletion import Outcome, Trigger, attempt_deletion, report_outcome
+from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
+from parser_run_deleter.logic.ownership import delete_owned
 from parser_run_deleter.logic.queue_messages import MAX_AUDIT_VALUE_LENGTH, DeletionRequest
+from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
 from parser_run_deleter.shared.settings import Settings
 from parser_run_deleter.shared.time_budget import Deadline
@@ -103,6 +105,7 @@ def reject_invalid_id(value: object, audit: RequestAudit) -> str:
 def delete_now_or_enqueue(
     parser_run_id: str,
     *,
+    tenant: Tenant,
     client: ExtendClient,
     settings: Settings,
     deadline: Deadline,
@@ -116,8 +119,8 @@ def delete_now_or_enqueue(
     Returns ``DELETED``, ``NOT_FOUND`` or ``QUEUED``; raises ``QueueUnavailable`` when the fallback fails too.
     """
     started = time.perf_counter()
-    request = DeletionRequest(parser_run_id=parser_run_id, audit=audit.fields())
-    result = attempt_deletion(client, request, deadline)
+    request = DeletionRequest(parser_run_id=parser_run_id, audit=audit.fields(), tenant_id=tenant.tenant_id)
+    result = delete_owned(client, settings, tenant, request, deadline)
     if result.outcome is not DeleteOutcome.FAILED:
         outcome = Outcome(result.outcome.value)
         report_outcome(
@@ -127,10 +130,11 @@ def delete_now_or_enqueue(
             duration_ms=_elapsed_ms(started),
             result=result,
             audit=audit.fields(),
+            ownership=tenant.ownership.value,
         )
         return outcome
 
-    queued = _enqueue(settings, {parser_run_id: request.to_message_body()}, invocation_deadline)
+    queued = _enqueue(settings, tenant, {parser_run_id: request.to_message_body()}, invocation_deadline)
     outcome = Outcome.QUEUED if queued else Outcome.FAILED
     report_outcome(
         outcome,
@@ -140,6 +144,7 @@ def delete_now_or_enqueue(
         result=result,
         reason=result.reason if queued else f"{result.reason}; and {NOT_QUEUED_REASON}",
         audit=audit.fields(),
+        ownership=tenant.ownership.value,
     )
     if outcome is Outcome.FAILED:
         raise QueueUnavailable("the deletion could not be done now nor queued")
@@ -181,7 +186,7 @@ def _json_type(value: object) -> str:
 
 
 def enqueue_bulk(
-    values: Sequence[object], *, settings: Settings, audit: RequestAudit, deadline: Deadline
+    values: Sequence[object], *, tenant: Tenant, settings: Settings, audit: RequestAudit, deadline: Deadline
 ) -> BulkResult:
     """Validate each value, queue the distinct valid ids, and account for every one of them.
 
@@ -199,11 +204,12 @@ def enqueue_bulk(
         except InvalidParserRunId as error:
             rejected.append(Rejection(echo(value), str(error)))
             continue
-        bodies[parser_run_id] = DeletionRequest(parser_run_id=parser_run_id, audit=audit_fields).to_message_body()
+        request = DeletionRequest(parser_run_id=parser_run_id, audit=audit_fields, tenant_id=tenant.tenant_id)
+        bodies[parser_run_id] = request.to_message_body()
     if not bodies:
         return BulkResult(queued=(), rejected=tuple(rejected))
 
-    acknowledged = set(_enqueue(settings, bodies, deadline))
+    acknowledged = set(_enqueue(settings, tenant, bodies, deadline))
     duration_ms = _elapsed_ms(started)
     for parser_run_id in bodies:  # in request order, so the log reads like the request
         if parser_run_id in acknowledged:
@@ -230,8 +236,11 @@ def enqueue_bulk(
     return BulkResult(queued=queued, rejected=tuple(rejected))
 
 
-def _enqueue(settings: Settings, bodies: Mapping[str, str], deadline: Deadline) -> tuple[str, ...]:
-    """The keys of ``bodies`` SQS acknowledged; none when no queue is configured."""
+def _enqueue(settings: Settings, tenant: Tenant, bodies: Mapping[str, str], deadline: Deadline) -> tuple[str, ...]:
+    """The keys of ``bodies`` SQS acknowledged; none when no queue is configured. The tenant is the message group,
+    so that SQS fair queues keep one tenant's backlog from delaying the others'."""
     if settings.deletion_queue_url is None:
         return ()
-    return enqueue_messages(settings.deletion_queue_url, bodies, deadline=deadline).queued
+    return enqueue_messages(
+        settings.deletion_queue_url, bodies, deadline=deadline, message_group_id=tenant.tenant_id
+    ).queued

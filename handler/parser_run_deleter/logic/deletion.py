@@ -77,6 +77,8 @@ def report_outcome(
         fields["error_code"] = result.error_code
     if result is not None and outcome is Outcome.FAILED:
         fields["retryable"] = result.retryable
+    if result is not None and result.not_owned:
+        fields["ownership_refused"] = True
     if reason:
         fields["reason"] = reason
     if audit:

@@ -1,7 +1,8 @@
 """The fate of one queue message, decided from what happened to it. Pure: no I/O, no clock.
 
 - deleted or not found: the work is done, and the message is consumed;
-- malformed: it can never succeed, so it is dead-lettered with its reason at once, not retried;
+- malformed, or for a tenant the registry does not know or has disabled: it can never succeed, so it is
+  dead-lettered with its reason at once, not retried;
 - failed, before its last allowed receive: returned to SQS, which delivers it again after the visibility timeout;
 - failed on its last allowed receive (``ApproximateReceiveCount`` >= ``maxReceiveCount``): dead-lettered with
   Extend's answer, so the DLQ says why, which SQS's own redrive cannot;
@@ -27,6 +28,7 @@ class FailureKind(StrEnum):
     """Why a message was dead-lettered; the ``FailureKind`` attribute of the DLQ message."""
 
     INVALID = "invalid"
+    TENANT_REFUSED = "tenant_refused"
     PERMANENT = "permanent"
     RETRIES_EXHAUSTED = "retries_exhausted"
 
@@ -38,11 +40,16 @@ class Decision:
 
 
 def decide_fate(
-    result: DeleteResult | None, *, receive_count: int, max_receive_count: int | None, started: bool = True
+    result: DeleteResult | None,
+    *,
+    receive_count: int,
+    max_receive_count: int | None,
+    started: bool = True,
+    refused: FailureKind | None = None,
 ) -> Decision:
-    """``result`` is None for a malformed message (no deletion could be attempted)."""
+    """``result`` is None for a message no deletion could be attempted for: malformed, or ``refused`` (its tenant)."""
     if result is None:
-        return Decision(Fate.DEAD_LETTER, FailureKind.INVALID)
+        return Decision(Fate.DEAD_LETTER, refused or FailureKind.INVALID)
     if result.outcome is not DeleteOutcome.FAILED:
         return Decision(Fate.CONSUME)
     last_receive = max_receive_count is not None and receive_count >= max_receive_count

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 from parser_run_deleter.adapters.deletion_queue import QueueSendError, send_to_dead_letter_queue
 from parser_run_deleter.adapters.extend_client import MIN_ATTEMPT_S, DeleteOutcome, DeleteResult
 from parser_run_deleter.adapters.wiring import Dependencies
-from parser_run_deleter.logic.deletion import Outcome, Trigger, attempt_deletion, report_outcome
+from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
 from parser_run_deleter.logic.message_fate import FailureKind, Fate, decide_fate
+from parser_run_deleter.logic.ownership import delete_owned
 from parser_run_deleter.logic.queue_messages import DeletionRequest, InvalidDeletionRequest, parse_deletion_message
+from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, tenant_directory
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.time_budget import Deadline
 
 OUT_OF_TIME_REASON = "out of time before the first attempt"
+# The ``ownership`` an operator's message is logged with: organization-wide, on the operator's authority.
+OPERATOR = "operator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,40 +33,46 @@ class QueueMessage:
     receive_count: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What happened to a parsed message: the deletion's result, or why none was attempted."""
+
+    result: DeleteResult | None
+    reason: str | None = None
+    refused: FailureKind | None = None
+    started: bool = True
+    ownership: str | None = None  # the tenant's policy, "operator" for an operator's message
+
+
 def process_message(message: QueueMessage, deps: Dependencies, deadline: Deadline) -> bool:
     """Carry out one message's deletion and fate. True when it is done with; False to have SQS deliver it again."""
     started = time.perf_counter()
     request: DeletionRequest | None = None
-    result: DeleteResult | None = None
-    attempted = True
     try:
         request = parse_deletion_message(message.body)
     except InvalidDeletionRequest as error:
-        reason: str | None = str(error)
+        attempt = _Attempt(None, str(error))
     else:
-        if deadline.remaining() < MIN_ATTEMPT_S:
-            attempted = False  # no time left to finish it: leave it for the next delivery
-            result = DeleteResult(request.parser_run_id, DeleteOutcome.FAILED, attempts=0, retryable=True)
-            reason = OUT_OF_TIME_REASON
-        else:
-            result = attempt_deletion(deps.extend_client, request, deadline)
-            failed = result.outcome is DeleteOutcome.FAILED
-            reason = (result.reason or "deletion failed") if failed else None
+        attempt = _attempt(request, deps, deadline)
+    result, reason = attempt.result, attempt.reason
 
     decision = decide_fate(
         result,
         receive_count=message.receive_count,
         max_receive_count=deps.settings.max_receive_count,
-        started=attempted,
+        started=attempt.started,
+        refused=attempt.refused,
     )
     dead_letter_message_id = None
     if decision.failure_kind is not None:  # set exactly when the fate is DEAD_LETTER
         dead_letter_message_id = _dead_letter(message, deps, decision.failure_kind, reason or "", result)
 
     outcome = Outcome.INVALID if result is None else Outcome(result.outcome.value)
-    extra: dict[str, object] = {}
+    extra: dict[str, object] = {"tenant_id": request.tenant_id} if request and request.tenant_id else {}
+    if attempt.ownership is not None:
+        extra["ownership"] = attempt.ownership
     if decision.fate is not Fate.CONSUME:
-        extra = {"receive_count": message.receive_count, "dead_letter_message_id": dead_letter_message_id}
+        extra |= {"receive_count": message.receive_count, "dead_letter_message_id": dead_letter_message_id}
     report_outcome(
         outcome,
         trigger=Trigger.SQS,
@@ -74,6 +84,45 @@ def process_message(message: QueueMessage, deps: Dependencies, deadline: Deadlin
         **extra,
     )
     return decision.fate is Fate.CONSUME or dead_letter_message_id is not None
+
+
+def _attempt(request: DeletionRequest, deps: Dependencies, deadline: Deadline) -> _Attempt:
+    parser_run_id = request.parser_run_id
+    try:
+        tenant = _tenant_of(request, deps)
+    except TenantRefused as error:
+        count(MetricName.TENANT_REFUSED)
+        return _Attempt(None, str(error), refused=FailureKind.TENANT_REFUSED)
+    except RegistryUnavailable as error:
+        return _Attempt(DeleteResult(parser_run_id, DeleteOutcome.FAILED, 0, retryable=True), str(error))
+    ownership = tenant.ownership.value if tenant is not None else OPERATOR
+    if deadline.remaining() < MIN_ATTEMPT_S:
+        # No time left to finish it: leave it for the next delivery.
+        not_started = DeleteResult(parser_run_id, DeleteOutcome.FAILED, 0, retryable=True)
+        return _Attempt(not_started, OUT_OF_TIME_REASON, started=False, ownership=ownership)
+    result = delete_owned(deps.extend_client, deps.settings, tenant, request, deadline)
+    failed = result.outcome is DeleteOutcome.FAILED
+    return _Attempt(result, (result.reason or "deletion failed") if failed else None, ownership=ownership)
+
+
+class TenantRefused(Exception):
+    """The message names a tenant the registry does not know, or has disabled. The message says which."""
+
+
+def _tenant_of(request: DeletionRequest, deps: Dependencies) -> Tenant | None:
+    """The tenant whose policy applies to the message, None for an operator's; raises ``TenantRefused`` or
+    ``RegistryUnavailable``."""
+    if request.tenant_id is None:
+        return None
+    settings = deps.settings
+    if settings.tenants_table_name is None:
+        raise TenantRefused(f"the message names tenant {request.tenant_id!r}, but no registry is configured")
+    tenant = tenant_directory(settings.tenants_table_name, settings.tenant_cache_s).by_tenant_id(request.tenant_id)
+    if tenant is None:
+        raise TenantRefused(f"tenant {request.tenant_id!r} is not registered")
+    if not tenant.active:
+        raise TenantRefused(f"tenant {request.tenant_id!r} is disabled")
+    return tenant
 
 
 def _dead_letter(

@@ -2,23 +2,29 @@
 
 The API, the operator CLI and the local stack all write messages with ``DeletionRequest.to_message_body``;
 the queue function reads them with ``parse_deletion_message``. A message is JSON
-``{"parserRunId": ..., "workspaceId"?: ..., <audit fields>?}``, or a bare id as the whole body.
+``{"parserRunId": ..., "tenantId"?: ..., "workspaceId"?: ..., <audit fields>?}``, or a bare id as the whole body.
+
+A message the API enqueues carries its tenant's id, and the queue function applies that tenant's ownership policy
+again. A message without one is an operator's: organization-wide, and only there is ``workspaceId`` honoured.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, validate_parser_run_id
+from parser_run_deleter.shared.parser_run_ids import (
+    InvalidParserRunId,
+    is_valid_tenant_id,
+    is_valid_workspace_id,
+    validate_parser_run_id,
+)
 
 # Free-form fields a producer may attach for the audit trail; anything else in a message is ignored.
 AUDIT_FIELDS: Final = ("requestedBy", "reason", "requestId", "callerApiKeyId", "webhookId", "sourceIp")
 MAX_AUDIT_VALUE_LENGTH: Final = 256
-_WORKSPACE_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
 class InvalidDeletionRequest(ValueError):
@@ -30,9 +36,12 @@ class DeletionRequest:
     parser_run_id: str
     workspace_id: str | None = None
     audit: Mapping[str, str] = field(default_factory=dict)
+    tenant_id: str | None = None
 
     def to_message_body(self) -> str:
         document: dict[str, str] = {"parserRunId": self.parser_run_id}
+        if self.tenant_id:
+            document["tenantId"] = self.tenant_id
         if self.workspace_id:
             document["workspaceId"] = self.workspace_id
         document.update(audit_fields(self.audit))
@@ -64,12 +73,19 @@ def parse_deletion_message(body: str) -> DeletionRequest:
     if "parserRunId" not in document:
         raise InvalidDeletionRequest("message body has no 'parserRunId'")
     workspace_id = document.get("workspaceId")
-    if workspace_id is not None and not (isinstance(workspace_id, str) and _WORKSPACE_ID.fullmatch(workspace_id)):
+    if workspace_id is not None and not is_valid_workspace_id(workspace_id):
         raise InvalidDeletionRequest("'workspaceId' must be a string of letters, digits, '_' and '-'")
+    tenant_id = document.get("tenantId")
+    if tenant_id is not None and not is_valid_tenant_id(tenant_id):
+        raise InvalidDeletionRequest("'tenantId' must be a tenant id: letters, digits, '_' and '-'")
+    if tenant_id is not None and workspace_id is not None:
+        # A tenant's workspace comes from the registry, never from a message.
+        raise InvalidDeletionRequest("a tenant's message may not name a 'workspaceId'")
     return DeletionRequest(
         parser_run_id=_valid_id(document["parserRunId"]),
         workspace_id=workspace_id,
         audit=audit_fields(document),
+        tenant_id=tenant_id,
     )
 
 

@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -47,21 +48,74 @@ class SignedHeaders:
     signatures: tuple[bytes, ...]
 
 
-def parse_signing_secrets(raw: str) -> tuple[bytes, ...]:
-    """One or more space-separated secrets, each ``whsec_<base64>`` (the prefix is optional)."""
-    keys: list[bytes] = []
-    for token in raw.split():
-        encoded = token.removeprefix(SECRET_PREFIX)
-        try:
-            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise SigningSecretUnavailable("the webhook signing secret is not whsec_-prefixed base64") from None
-        if not key:
-            raise SigningSecretUnavailable("the webhook signing secret is empty")
-        keys.append(key)
+@dataclass(frozen=True, slots=True)
+class SigningSecret:
+    """One ``whsec_`` secret and, during a rotation, the moment (Unix seconds) after which it no longer verifies."""
+
+    secret: str
+    not_after: int | None = None
+
+
+def _key_of(token: str) -> bytes:
+    encoded = token.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise SigningSecretUnavailable("the webhook signing secret is not whsec_-prefixed base64") from None
+    if not key:
+        raise SigningSecretUnavailable("the webhook signing secret is empty")
+    return key
+
+
+def signing_secrets(raw: str) -> tuple[SigningSecret, ...]:
+    """A secret's value: JSON ``{"secrets": [{"secret": "whsec_...", "notAfter": 1767225600}, ...]}``, or one or
+    more space-separated ``whsec_<base64>`` (the prefix is optional), which never expire."""
+    text = raw.strip()
+    if not text.startswith("{"):
+        return tuple(SigningSecret(token) for token in text.split())
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise SigningSecretUnavailable("the webhook signing secret looks like JSON but does not parse") from None
+    entries = document.get("secrets") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise SigningSecretUnavailable("the webhook signing secret's JSON has no 'secrets' list")
+    found: list[SigningSecret] = []
+    for entry in entries:
+        secret = entry.get("secret") if isinstance(entry, dict) else None
+        not_after = entry.get("notAfter") if isinstance(entry, dict) else None
+        if not isinstance(secret, str) or not (not_after is None or isinstance(not_after, int)):
+            raise SigningSecretUnavailable("each of the webhook signing secret's entries needs a string 'secret'")
+        found.append(SigningSecret(secret, not_after))
+    return tuple(found)
+
+
+def parse_signing_secrets(raw: str, *, now: float | None = None) -> tuple[bytes, ...]:
+    """The keys of the secrets in ``raw`` that still verify at ``now`` (Unix seconds; default: the clock)."""
+    moment = time.time() if now is None else now
+    keys = [
+        _key_of(entry.secret) for entry in signing_secrets(raw) if entry.not_after is None or moment < entry.not_after
+    ]
     if not keys:
         raise SigningSecretUnavailable("the webhook signing secret is empty")
     return tuple(keys)
+
+
+def signing_secret_value(secrets_: tuple[SigningSecret, ...]) -> str:
+    """The JSON value ``signing_secrets`` reads, for the secret in Secrets Manager."""
+    entries = [
+        {"secret": entry.secret, **({"notAfter": entry.not_after} if entry.not_after is not None else {})}
+        for entry in secrets_
+    ]
+    return json.dumps({"secrets": entries}, separators=(",", ":"))
+
+
+def rotated(raw: str, new_secret: str, *, overlap_s: int, now: int) -> str:
+    """The value after a rotation: the new secret first; the current one verifies for ``overlap_s`` more seconds;
+    older ones, and any already expired, are dropped. At most two secrets are ever valid."""
+    current = [entry for entry in signing_secrets(raw) if entry.not_after is None or now < entry.not_after]
+    keep = [SigningSecret(current[0].secret, now + overlap_s)] if current and overlap_s > 0 else []
+    return signing_secret_value((SigningSecret(new_secret), *keep))
 
 
 def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
@@ -137,7 +191,7 @@ def signature_headers(
     """The three headers that sign ``body`` with ``secret`` (``whsec_...``), as any Standard Webhooks sender does."""
     webhook_id = webhook_id or f"msg_{secrets.token_hex(12)}"
     timestamp = int(time.time()) if timestamp is None else timestamp
-    (key,) = parse_signing_secrets(secret)
+    key = _key_of(secret)
     return {
         HEADER_ID: webhook_id,
         HEADER_TIMESTAMP: str(timestamp),

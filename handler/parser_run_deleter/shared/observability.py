@@ -65,6 +65,9 @@ class MetricName:
     DEAD_LETTERED: Final = "ParserRunDeadLettered"
     SIGNATURE_REJECTED: Final = "WebhookSignatureRejected"
     UNSUPPORTED_EVENT: Final = "UnsupportedEvent"
+    OWNERSHIP_REFUSED: Final = "OwnershipRefused"
+    TENANT_REFUSED: Final = "TenantRefused"
+    REPLAYED: Final = "SignedRequestReplayed"
 
 
 def count(name: str, value: int = 1) -> None:

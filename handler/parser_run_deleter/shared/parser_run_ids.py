@@ -1,5 +1,5 @@
-"""Extend id validation: the one gate every parser run id passes before it can reach a URL, and the same rule
-for the workspace ids sent in ``x-extend-workspace-id``."""
+"""Id validation: the one gate every parser run id passes before it can reach a URL, the same rule for the
+workspace ids sent in ``x-extend-workspace-id``, and the rule for tenant ids."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ import re
 # Extend ids are opaque and prefixes may change; the alphabet and the 255-character bound are what holds.
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 MAX_ID_LENGTH = 255
+
+
+# Tenant ids name secrets, SQS message groups and log fields: a short, plain alphabet.
+_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def is_valid_tenant_id(value: object) -> bool:
+    return isinstance(value, str) and _TENANT_ID.fullmatch(value) is not None
 
 
 def is_valid_workspace_id(value: object) -> bool:

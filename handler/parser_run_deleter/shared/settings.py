@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,7 +36,13 @@ class Settings:
     extend_workspace_id: str | None = None
     dead_letter_queue_url: str | None = None
     deletion_queue_url: str | None = None
-    webhook_signing_secret_id: str | None = None
+    # Tenants: the registry table, the name prefix of their signing secrets, how long a tenant is trusted from
+    # cache, the table that remembers signed requests, and (HTTP APIs) the JWT claim naming the tenant.
+    tenants_table_name: str | None = None
+    tenant_secret_prefix: str | None = None
+    tenant_cache_s: float = 30.0
+    idempotency_table_name: str | None = None
+    tenant_claim: str | None = None
     # Extend calls
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
@@ -123,6 +130,13 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return raw == "true"
 
 
+def _secret_prefix(env: Mapping[str, str]) -> str | None:
+    prefix = _optional(env, "TENANT_SECRET_PREFIX")
+    if prefix is not None and not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,200}", prefix):
+        raise ConfigurationError(f"TENANT_SECRET_PREFIX must be a Secrets Manager name prefix, got {prefix!r}")
+    return prefix.rstrip("/") if prefix is not None else None
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     secret_id = _optional(env, "EXTEND_API_KEY_SECRET_ID")
     if secret_id is None:
@@ -145,7 +159,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         extend_workspace_id=_optional(env, "EXTEND_WORKSPACE_ID"),
         dead_letter_queue_url=_optional(env, "DEAD_LETTER_QUEUE_URL"),
         deletion_queue_url=_optional(env, "DELETION_QUEUE_URL"),
-        webhook_signing_secret_id=_optional(env, "WEBHOOK_SIGNING_SECRET_ID"),
+        tenants_table_name=_optional(env, "TENANTS_TABLE_NAME"),
+        tenant_secret_prefix=_secret_prefix(env),
+        tenant_cache_s=_number(env, "TENANT_CACHE_SECONDS", 30.0, minimum=0, maximum=60),
+        idempotency_table_name=_optional(env, "IDEMPOTENCY_TABLE_NAME"),
+        tenant_claim=_optional(env, "TENANT_CLAIM"),
         connect_timeout_s=_number(env, "EXTEND_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
         read_timeout_s=_number(env, "EXTEND_READ_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=60),
         max_attempts=_integer(env, "EXTEND_MAX_ATTEMPTS", 3, minimum=1, maximum=10),

@@ -1,0 +1,98 @@
+"""A signed request is served once: the same tenant and ``webhook-id`` get the first response back, and the work
+is not done again. Built on Powertools' idempotency utility with its DynamoDB persistence layer.
+
+The key is the tenant and the ``webhook-id``; the payload the signature covered is validated against the first
+one, so the same ``webhook-id`` with another payload is a conflict (422), not a replay. A request still being
+served when its twin arrives is 409. Responses that end in an error are not remembered: a retry runs again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any, Final
+
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from parser_run_deleter.adapters.idempotency_store import persistence_layer
+from parser_run_deleter.logic.authentication import AuthenticatedRequest
+from parser_run_deleter.logic.webhook_signature import TOLERANCE_S
+
+# A signature verifies from TOLERANCE_S before its timestamp to TOLERANCE_S after: remember it that long, and more.
+REPLAY_WINDOW_S: Final = 2 * TOLERANCE_S + 60
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+
+# What is remembered of a response: status, headers and the body as sent.
+StoredResponse = dict[str, Any]
+
+
+class ReplayConflict(Exception):
+    """The ``webhook-id`` was used before with another signed payload (422)."""
+
+
+class ReplayInProgress(Exception):
+    """The first request with this ``webhook-id`` is still being served (409)."""
+
+
+def _mark_replayed(response: StoredResponse, idempotent_data: DataRecord) -> StoredResponse:
+    return {**response, "headers": {**response.get("headers", {}), REPLAYED_HEADER: "true"}}
+
+
+def _execute(*, request: dict[str, str], execute: Callable[[], StoredResponse]) -> StoredResponse:
+    return execute()
+
+
+@cache
+def _guard(table_name: str) -> tuple[Callable[..., StoredResponse], IdempotencyConfig]:
+    config = IdempotencyConfig(
+        event_key_jmespath="[tenantId, webhookId]",
+        payload_validation_jmespath="payloadSha256",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=REPLAY_WINDOW_S,
+        response_hook=_mark_replayed,
+    )
+
+    once: Callable[..., StoredResponse] = idempotent_function(
+        data_keyword_argument="request",
+        persistence_store=persistence_layer(table_name),
+        config=config,
+        key_prefix="signed-request",
+    )(_execute)
+    return once, config
+
+
+def serve_once(
+    authenticated: AuthenticatedRequest,
+    execute: Callable[[], StoredResponse],
+    *,
+    table_name: str,
+    lambda_context: LambdaContext,
+) -> StoredResponse:
+    """``execute()``'s response, or the one the first request with this tenant and ``webhook-id`` got.
+
+    Raises ``ReplayConflict`` or ``ReplayInProgress``; an unreachable table surfaces as Powertools'
+    ``IdempotencyPersistenceLayerError`` (503); ``execute``'s own errors pass through, and are not remembered.
+    """
+    run, config = _guard(table_name)
+    config.register_lambda_context(lambda_context)
+    request = {
+        "tenantId": authenticated.tenant.tenant_id,
+        "webhookId": authenticated.webhook_id,
+        "payloadSha256": authenticated.payload_sha256,
+    }
+    try:
+        return run(request=request, execute=execute)
+    except IdempotencyValidationError:
+        raise ReplayConflict("this webhook-id was used with another payload") from None
+    except IdempotencyAlreadyInProgressError:
+        raise ReplayInProgress("the first request with this webhook-id is still being served") from None
+
+
+def reset() -> None:
+    _guard.cache_clear()
