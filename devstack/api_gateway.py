@@ -3,9 +3,11 @@
 A ``ThreadingHTTPServer`` serves ``/{StageName}/...`` for the template's ``Api`` events: a request to a route
 becomes a proxy event (``devstack.events``) and the function's result becomes the HTTP answer. Unknown routes
 get the template's 404 gateway response, a missing or wrong ``x-api-key`` gets 403 ``{"message": "Forbidden"}``
-(``ApiKeyRequired``), a function error 502 ``Internal server error``, a timeout 504.
+(``ApiKeyRequired``), a function error 502 ``Internal server error``, a timeout 504. An API key is valid, as in API
+Gateway, when it is enabled and in a usage plan of this API's stage: ``UsagePlanKeys`` reads them from moto's
+API Gateway, where ``opscli tenants add --create-api-key`` puts them.
 
-Not emulated: usage-plan throttling.
+Not emulated: usage-plan throttling and quotas.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import base64
 import json
 import re
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +49,41 @@ class Route:
             return None
         found = self.pattern.match(path)
         return None if found is None else {name: unquote(value) for name, value in found.groupdict().items()}
+
+
+class UsagePlanKeys:
+    """API keys as API Gateway accepts them for one stage: enabled, and in a usage plan of that stage. Read from
+    (moto's) API Gateway, at most once a second."""
+
+    def __init__(self, apigateway: Any, rest_api_id: str, stage: str, max_age_s: float = 1.0) -> None:
+        self._apigateway = apigateway
+        self._stage = {"apiId": rest_api_id, "stage": stage}
+        self._max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._keys: dict[str, str] = {}
+        self._read_at = float("-inf")
+
+    def __call__(self, value: str) -> str | None:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self._max_age_s:
+                self._keys = self._read()
+                self._read_at = time.monotonic()
+            return self._keys.get(value)
+
+    def _read(self) -> dict[str, str]:
+        plans = [
+            plan["id"]
+            for plan in self._apigateway.get_usage_plans()["items"]
+            if self._stage in [{"apiId": s["apiId"], "stage": s["stage"]} for s in plan.get("apiStages", [])]
+        ]
+        in_plans = {
+            key["id"] for plan in plans for key in self._apigateway.get_usage_plan_keys(usagePlanId=plan)["items"]
+        }
+        return {
+            key["value"]: key["id"]
+            for key in self._apigateway.get_api_keys(includeValues=True)["items"]
+            if key.get("enabled") and key["id"] in in_plans
+        }
 
 
 @dataclass(frozen=True)
@@ -101,14 +139,17 @@ class ApiGatewayFront:
         routes: Iterable[Route],
         *,
         stage: str,
-        api_keys: Mapping[str, str] | None,
+        api_keys: Mapping[str, str] | Callable[[str], str | None] | None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.pool = pool
         self.routes = list(routes)
         self.stage = stage
-        self.api_keys = dict(api_keys) if api_keys is not None else None  # key value -> key id; None: no keys
+        # key value -> key id (a mapping, or a lookup such as UsagePlanKeys); None: no key required
+        self.api_keys: Callable[[str], str | None] | None = (
+            dict(api_keys).get if isinstance(api_keys, Mapping) else api_keys
+        )
         self.requests: Counter[int] = Counter()
         front = self
 
@@ -188,7 +229,7 @@ class ApiGatewayFront:
         api_key = next((value for name, value in headers if name.lower() == "x-api-key"), None)
         api_key_id = None
         if self.api_keys is not None:
-            api_key_id = self.api_keys.get(api_key or "")
+            api_key_id = self.api_keys(api_key or "")
             if api_key_id is None:
                 return _json_answer(403, {"message": "Forbidden"}, request_id)
         forwarded = [

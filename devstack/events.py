@@ -305,6 +305,9 @@ SAMPLE_HOST = f"{SAMPLE_API_ID}.execute-api.{REGION}.amazonaws.com"
 SAMPLE_SOURCE_IP = "203.0.113.10"
 SAMPLE_API_KEY = "EXAMPLEapiKEYnotREAL0123456789abcdefghij"
 SAMPLE_API_KEY_ID = "a1b2c3d4e5"
+# HTTP APIs name the tenant in a JWT claim (the function's TENANT_CLAIM setting); "sub" is the caller.
+SAMPLE_TENANT_ID = "acme"
+_JWT_AUTHORIZER = {"jwt": {"claims": {"sub": "k9x8c7v6b5", "tenant_id": SAMPLE_TENANT_ID}, "scopes": None}}
 SAMPLE_STAGE = "v1"
 _SAMPLE_REST_TIME_MS = 1428582896000
 _SAMPLE_HTTP_TIME_MS = 1767225600000
@@ -444,7 +447,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
             request_id="Mr4wLiS3JANEcQx=",
             body=_bulk_body(_RUN_A, _RUN_B),
             headers=json_type,
-            authorizer={"lambda": {"apiKeyId": "k9x8c7v6b5"}},
+            authorizer=_JWT_AUTHORIZER,
         ),
         "apigw_http_delete.json": sample_http_event(
             "DELETE",
@@ -452,6 +455,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
             route_key="DELETE /parser_runs/{id}",
             request_id="JKJaXmPLvHcESHA=",
             path_parameters={"id": _RUN_A},
+            authorizer=_JWT_AUTHORIZER,
         ),
         "apigw_rest_bulk.json": sample_rest_event(
             "POST",

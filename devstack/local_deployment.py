@@ -1,23 +1,28 @@
-"""The template's stack on loopback: queues and secrets in moto, both functions, the event source and the API.
+"""The template's stack on loopback: queues, tables, secrets and the API's keys in moto, both functions, the event
+source and the API.
 
-``LocalDeployment`` reads ``template.yaml`` (``devstack.template``), creates its queues and secrets on moto's
-server, and runs its queue function behind ``devstack.sqs_event_source`` and its API function behind
-``devstack.api_gateway``, each function as a ``devstack.functions`` pool pointed at the Extend emulator.
+``LocalDeployment`` reads ``template.yaml`` (``devstack.template``), creates its queues, tables and secrets on
+moto's server, a REST API in moto's API Gateway (whose usage plans hold the tenants' keys), and runs its queue
+function behind ``devstack.sqs_event_source`` and its API function behind ``devstack.api_gateway``, each function
+as a ``devstack.functions`` pool pointed at the Extend emulator. Tenants are registered the way an operator
+registers them (``opscli.tenants``).
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.api_gateway import ApiGatewayFront, Route
+from devstack.api_gateway import ApiGatewayFront, Route, UsagePlanKeys
 from devstack.functions import FunctionConfig, FunctionPool
 from devstack.logs import LogSink
 from devstack.sqs_event_source import EventSourceSettings, SqsEventSource
+from devstack.template import LOCAL_ACCOUNT, LOCAL_REGION
+from opscli.tenants import AddedTenant, StageApi, TenantAdmin
+from parser_run_deleter.adapters.tenant_table import TenantTable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,8 +34,6 @@ class LocalDeploymentOptions:
     # Applied to both functions after the template's own variables (local tuning, e.g. backoffs).
     environment_overrides: dict[str, str] = field(default_factory=dict)
     visibility_timeout_s: int | None = None  # None: the template's
-    webhook_signing_secret: str | None = None  # whsec_...; None: signing off
-    api_keys: dict[str, str] | None = None  # x-api-key value -> key id; None: one generated key
     api_instances: int = 2
     sqs_wait_time_s: int = 1
     # False: the event source is built but polls only after ``event_source.start()``, so a caller can fill the queue
@@ -56,8 +59,8 @@ class LocalDeployment:
         self.extend_api_key = extend_api_key
         self.sink = sink
         self.options = options
-        self.api_keys = options.api_keys or {f"local-{secrets.token_urlsafe(18)}": "local-key-1"}
         self.queue_urls: dict[str, str] = {}
+        self.table_names: dict[str, str] = {}
         self.queue_arns: dict[str, str] = {}
         self.max_receive_count: int | None = None
         self.secret_arns: dict[str, str] = {}
@@ -66,10 +69,6 @@ class LocalDeployment:
         self.front: ApiGatewayFront | None = None
         self.queue_pool: FunctionPool | None = None
         self.api_pool: FunctionPool | None = None
-
-    @property
-    def api_key(self) -> str:
-        return next(iter(self.api_keys))
 
     def _aws_environment(self) -> dict[str, str]:
         from devstack.moto_stack import LOCAL_AWS_ENV  # noqa: PLC0415
@@ -86,10 +85,6 @@ class LocalDeployment:
         overrides = {
             "ExtendApiKeySecretArn": put_secret(self.moto_endpoint, key_secret, name=f"{stack}/extend-api-key")
         }
-        if self.options.webhook_signing_secret:
-            overrides["WebhookSigningSecretArn"] = put_secret(
-                self.moto_endpoint, self.options.webhook_signing_secret, name=f"{stack}/webhook-signing"
-            )
         # The secrets' ARNs by template parameter, e.g. to rotate the Extend key in a test.
         self.secret_arns = dict(overrides)
         overrides.update(self.options.parameter_overrides)
@@ -97,6 +92,11 @@ class LocalDeployment:
         template.resolver.stack_name = stack
         self.sqs = aws_client("sqs", self.moto_endpoint)
         self._create_queues(template, stack)
+        self._create_tables(template, stack)
+        self.apigateway = aws_client("apigateway", self.moto_endpoint)
+        self.rest_api_id = str(self.apigateway.create_rest_api(name=stack)["id"])
+        template.resolver.refs["DeletionApi"] = self.rest_api_id
+        self.template = template
 
         queue_spec = template.queue_function()
         api_spec = template.api_function()
@@ -124,11 +124,12 @@ class LocalDeployment:
         if self.options.poll_queue:
             self.event_source.start()
         api = template.api(api_spec.api_logical_id)
+        self.stage = api.stage_name
         self.front = ApiGatewayFront(
             self.api_pool,
             [Route.of(route.path, route.method) for route in api_spec.api_routes],
             stage=api.stage_name,
-            api_keys=self.api_keys if api.api_key_required else None,
+            api_keys=UsagePlanKeys(self.apigateway, self.rest_api_id, api.stage_name) if api.api_key_required else None,
         ).start()
         self.queue_function = queue_spec
         self.api_function = api_spec
@@ -166,6 +167,54 @@ class LocalDeployment:
                 )
                 self.max_receive_count = spec.max_receive_count
                 self.dead_letter_queue = spec.dead_letter_logical_id
+
+    def _create_tables(self, template: Any, stack: str) -> None:
+        from devstack.moto_stack import aws_client  # noqa: PLC0415
+
+        dynamodb = aws_client("dynamodb", self.moto_endpoint)
+        for spec in template.tables().values():
+            name = f"{stack}-{spec.logical_id}"
+            dynamodb.create_table(
+                TableName=name,
+                AttributeDefinitions=[{"AttributeName": spec.hash_key, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": spec.hash_key, "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            if spec.ttl_attribute:
+                dynamodb.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+                )
+            self.table_names[spec.logical_id] = name
+            template.resolver.refs[spec.logical_id] = name
+            template.resolver.attributes[(spec.logical_id, "Arn")] = (
+                f"arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{name}"
+            )
+
+    # ---- tenants, registered as an operator registers them
+
+    def tenant_admin(self) -> TenantAdmin:
+        from devstack.moto_stack import aws_client  # noqa: PLC0415
+
+        return TenantAdmin(
+            TenantTable(self.table_names["TenantsTable"], aws_client("dynamodb", self.moto_endpoint)),
+            aws_client("secretsmanager", self.moto_endpoint),
+            self.api_function.environment["TENANT_SECRET_PREFIX"],
+            self.apigateway,
+        )
+
+    def stage_api(self) -> StageApi:
+        resolver = self.template.resolver
+        return StageApi(
+            self.rest_api_id,
+            self.stage,
+            float(resolver.parameter("ApiThrottleRateLimit")),
+            int(resolver.parameter("ApiThrottleBurstLimit")),
+        )
+
+    def register_tenant(self, tenant_id: str, **definition: Any) -> AddedTenant:
+        """A tenant with its own API key, usage plan and signing secret, as ``opscli tenants add --create-api-key``
+        makes one."""
+        return self.tenant_admin().add(tenant_id, stage=self.stage_api(), **definition)
 
     def _config(self, spec: Any) -> FunctionConfig:
         environment = dict(spec.environment)

@@ -229,6 +229,13 @@ class QueueSpec:
 
 
 @dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    hash_key: str
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
 class ApiSpec:
     logical_id: str
     stage_name: str
@@ -301,6 +308,16 @@ class Template:
                 if "maxReceiveCount" in redrive
                 else None,
             )
+        return specs
+
+    def tables(self) -> dict[str, TableSpec]:
+        specs = {}
+        for name, resource in self._of_type("AWS::DynamoDB::Table").items():
+            raw = resource.get("Properties", {})
+            key_schema = self.resolver.resolve(raw["KeySchema"])
+            [hash_key] = [key["AttributeName"] for key in key_schema if key["KeyType"] == "HASH"]
+            ttl = self.resolver.resolve(raw.get("TimeToLiveSpecification") or {})
+            specs[name] = TableSpec(name, hash_key, ttl.get("AttributeName") if ttl.get("Enabled") else None)
         return specs
 
     def functions(self) -> dict[str, FunctionSpec]:

@@ -7,6 +7,7 @@ is missing; 2 bad input (file, column, invalid ids, checkpoint); 130 interrupted
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from opscli import enqueue as enqueue_module
 from opscli import queues
+from opscli import tenants as tenants_module
 from opscli.progress import Progress, format_duration
+from parser_run_deleter.adapters.tenant_table import TenantTable
+from parser_run_deleter.logic.tenants import InvalidTenant, Tenant, TenantLimits, TenantStatus
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_INVALID_SHOWN = 20
@@ -233,6 +237,138 @@ def cmd_redrive(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------------------------- tenants
+
+
+def _stack_outputs(args: argparse.Namespace) -> dict[str, str]:
+    try:
+        stacks = _client("cloudformation", args).describe_stacks(StackName=args.stack_name)["Stacks"]
+    except ClientError as error:
+        raise CliError(f"cannot read stack {args.stack_name!r}: {queues.error_code(error)}", EXIT_BAD_INPUT) from None
+    return {item["OutputKey"]: item["OutputValue"] for item in stacks[0].get("Outputs", [])}
+
+
+def _tenant_admin(args: argparse.Namespace) -> tuple[tenants_module.TenantAdmin, dict[str, str]]:
+    outputs = _stack_outputs(args) if args.stack_name else {}
+    table_name = args.table or outputs.get("TenantsTableName")
+    prefix = args.secret_prefix or outputs.get("TenantSecretPrefix")
+    if not table_name or not prefix:
+        raise CliError(
+            "no tenant registry: pass --table and --secret-prefix (or set TENANTS_TABLE_NAME and "
+            "TENANT_SECRET_PREFIX), or --stack-name",
+            EXIT_BAD_INPUT,
+        )
+    admin = tenants_module.TenantAdmin(
+        TenantTable(table_name, _client("dynamodb", args)),
+        _client("secretsmanager", args),
+        prefix,
+        _client("apigateway", args),
+    )
+    return admin, outputs
+
+
+def _tenant_document(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "tenantId": tenant.tenant_id,
+        "status": tenant.status.value,
+        "ownership": tenant.ownership.value,
+        "apiKeyIds": list(tenant.api_key_ids),
+        "workspaceId": tenant.workspace_id,
+        "metadataKey": tenant.metadata_key,
+        "rateLimit": tenant.limits.rate_limit,
+        "burstLimit": tenant.limits.burst_limit,
+        "dailyQuota": tenant.limits.daily_quota,
+        "usagePlanId": tenant.usage_plan_id,
+    }
+
+
+def _write_tenant(out: TextIO, tenant: Tenant, as_json: bool) -> None:
+    document = _tenant_document(tenant)
+    if as_json:
+        out.write(json.dumps(document) + "\n")
+        return
+    for name, value in document.items():
+        if value not in (None, []):
+            out.write(f"{name:<12} {', '.join(value) if isinstance(value, list) else value}\n")
+
+
+def _stage(args: argparse.Namespace, outputs: dict[str, str]) -> tenants_module.StageApi:
+    missing = [name for name in ("RestApiId", "StageName", "StageThrottle") if name not in outputs]
+    if missing:
+        raise CliError(f"--create-api-key needs --stack-name with the outputs {', '.join(missing)}", EXIT_BAD_INPUT)
+    rate, _, burst = outputs["StageThrottle"].partition("/")
+    return tenants_module.StageApi(outputs["RestApiId"], outputs["StageName"], float(rate), int(burst))
+
+
+def cmd_tenants(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    admin, outputs = _tenant_admin(args)
+    try:
+        return _run_tenant_command(args, admin, outputs, out, err)
+    except (tenants_module.TenantError, InvalidTenant) as error:
+        raise CliError(str(error), EXIT_BAD_INPUT) from None
+
+
+def _run_tenant_command(
+    args: argparse.Namespace, admin: tenants_module.TenantAdmin, outputs: dict[str, str], out: TextIO, err: TextIO
+) -> int:
+    if args.action == "add":
+        limits = TenantLimits(rate_limit=args.rate_limit, burst_limit=args.burst_limit, daily_quota=args.daily_quota)
+        added = admin.add(
+            args.tenant_id,
+            ownership=args.ownership,
+            api_key_ids=tuple(args.api_key_id or ()),
+            workspace_id=args.workspace_id,
+            metadata_key=args.metadata_key,
+            limits=limits,
+            stage=_stage(args, outputs) if args.create_api_key else None,
+        )
+        if args.json:
+            document = _tenant_document(added.tenant)
+            document["apiKeyId"] = added.tenant.api_key_ids[-1] if added.tenant.api_key_ids else None
+            document["signingSecret"] = added.signing_secret
+            if added.api_key_value is not None:
+                document["apiKey"] = added.api_key_value
+            out.write(json.dumps(document) + "\n")
+        else:
+            _write_tenant(out, added.tenant, False)
+            out.write(f"signing secret {added.signing_secret}\n")
+            if added.api_key_value is not None:
+                out.write(f"api key      {added.api_key_value}\n")
+            err.write("the signing secret (and API key) are shown once: hand them to the tenant now\n")
+        return EXIT_OK
+    if args.action == "list":
+        listed = admin.list()
+        if args.json:
+            out.write(json.dumps([_tenant_document(tenant) for tenant in listed]) + "\n")
+        else:
+            for tenant in listed:
+                out.write(
+                    f"{tenant.tenant_id:<24} {tenant.status.value:<9} {tenant.ownership.value:<13} "
+                    f"{', '.join(tenant.api_key_ids)}\n"
+                )
+        return EXIT_OK
+    if args.action == "show":
+        _write_tenant(out, admin.get(args.tenant_id), args.json)
+        return EXIT_OK
+    if args.action in ("disable", "enable"):
+        status = TenantStatus.DISABLED if args.action == "disable" else TenantStatus.ACTIVE
+        _write_tenant(out, admin.set_status(args.tenant_id, status), args.json)
+        return EXIT_OK
+    if args.action == "rotate-secret":
+        secret = admin.rotate_secret(args.tenant_id, overlap_s=args.overlap)
+        if args.json:
+            out.write(
+                json.dumps({"tenantId": args.tenant_id, "signingSecret": secret, "overlapSeconds": args.overlap}) + "\n"
+            )
+        else:
+            out.write(f"signing secret {secret}\n")
+            err.write(f"the previous secret keeps working for {format_duration(args.overlap)}\n")
+        return EXIT_OK
+    removed = admin.remove(args.tenant_id)
+    out.write(f"removed tenant {removed.tenant_id}\n")
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------------------- parsing
 
 
@@ -295,7 +431,50 @@ def build_parser() -> argparse.ArgumentParser:
     redrive.add_argument("--rate", type=_positive_int, help="messages per second for the move task")
     redrive.add_argument("--limit", type=_positive_int, help="most messages the loop moves")
     redrive.set_defaults(run=cmd_redrive)
+
+    _add_tenants_parser(commands)
     return parser
+
+
+def _add_tenants_parser(commands: Any) -> None:
+    registry = argparse.ArgumentParser(add_help=False)
+    registry.add_argument("--table", default=os.environ.get("TENANTS_TABLE_NAME"), help="tenant registry table")
+    registry.add_argument(
+        "--secret-prefix", default=os.environ.get("TENANT_SECRET_PREFIX"), help="tenants' signing secret name prefix"
+    )
+    registry.add_argument("--stack-name", help="read the table, prefix and API from this stack's outputs")
+    registry.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
+    registry.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    tenants = commands.add_parser("tenants", help="register, list, change and remove tenants")
+    actions = tenants.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", parents=[registry], help="register a tenant and print its signing secret once")
+    add.add_argument("tenant_id")
+    add.add_argument("--api-key-id", action="append", help="an API Gateway key id of the tenant (repeatable)")
+    add.add_argument(
+        "--create-api-key", action="store_true", help="create the key and its usage plan (with --stack-name)"
+    )
+    add.add_argument("--ownership", required=True, choices=["workspace", "metadata", "unrestricted"])
+    add.add_argument("--workspace-id", help="the tenant's Extend workspace (workspace policy)")
+    add.add_argument("--metadata-key", help="the run metadata key that names the tenant (metadata policy)")
+    add.add_argument("--rate-limit", type=_positive_float, default=1.0, help="requests per second (1)")
+    add.add_argument("--burst-limit", type=_positive_int, default=2, help="burst of requests (2)")
+    add.add_argument("--daily-quota", type=_positive_int, default=10_000, help="requests per day (10000)")
+    for name, text in (
+        ("list", "every tenant"),
+        ("show", "one tenant"),
+        ("disable", "lock a tenant out (within TENANT_CACHE_SECONDS)"),
+        ("enable", "let a disabled tenant in again"),
+        ("rotate-secret", "a new signing secret; the old one works for --overlap more seconds"),
+        ("remove", "delete a tenant, its key mappings and its signing secret"),
+    ):
+        action = actions.add_parser(name, parents=[registry], help=text)
+        if name != "list":
+            action.add_argument("tenant_id")
+        if name == "rotate-secret":
+            action.add_argument(
+                "--overlap", type=_positive_int, default=tenants_module.DEFAULT_OVERLAP_S, help="seconds (86400)"
+            )
+    tenants.set_defaults(run=cmd_tenants)
 
 
 def _positive_int(text: str) -> int:

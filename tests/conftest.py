@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,11 +20,10 @@ from devstack.extend_emulator import ExtendEmulator
 from devstack.moto_stack import apply_local_aws_env, create_queues, moto_server, put_secret
 from devstack.template import parse_cfn_yaml
 from parser_run_deleter.adapters import deletion_queue, wiring
-from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.shared import observability
-from tests.support.api import Signing, new_webhook_secret
+from tests.support.api import API_KEY_ID, TENANT_CLAIM, TENANT_ID, Signing, use_signer
 from tests.support.secret_guard import new_api_key
-from tests.support.stacks import Emitted, InProcessStack
+from tests.support.stacks import Emitted, InProcessStack, create_tables, reset_tenancy
 from tests.support.template import TEMPLATE, BuiltArtifacts, Cfn, load_built, load_transformed
 
 pytest_plugins = ["tests.support.secret_guard"]
@@ -59,8 +57,13 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
     extend.add_key(api_key, workspace_id="ws_test")
     secret_arn = put_secret(moto_endpoint, api_key)
     queues = create_queues(moto_endpoint)
-    stack = InProcessStack(moto_endpoint, extend, api_key, secret_arn, queues, monkeypatch)
+    tables = create_tables(moto_endpoint)
+    stack = InProcessStack(moto_endpoint, extend, api_key, secret_arn, queues, monkeypatch, tables=tables)
     stack.set_env(
+        TENANTS_TABLE_NAME=tables.tenants_table,
+        TENANT_SECRET_PREFIX=tables.secret_prefix,
+        IDEMPOTENCY_TABLE_NAME=tables.idempotency_table,
+        TENANT_CLAIM=TENANT_CLAIM,
         EXTEND_API_KEY_SECRET_ID=secret_arn,
         EXTEND_API_BASE_URL=extend.base_url,
         EXTEND_API_VERSION="2025-04-21",
@@ -74,21 +77,22 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
     )
     parameters.clear_caches()
     deletion_queue.reset()
+    reset_tenancy()
     observability.metrics.clear_metrics()
+    # The test's tenant, as an operator registers one: it owns the runs of the stack's workspace.
+    stack.tenant = stack.register_tenant(TENANT_ID, api_key_ids=(API_KEY_ID,), workspace_id=stack.workspace_id)
+    use_signer(stack.tenant.signing_secret)
     yield stack
+    use_signer(None)
     parameters.clear_caches()
+    reset_tenancy()
     wiring.reset()
 
 
 @pytest.fixture
-def signing(stack: InProcessStack) -> Iterator[Signing]:
-    """Signatures enforced: WEBHOOK_SIGNING_SECRET_ID names a fresh whsec_ secret in moto."""
-    secret = new_webhook_secret()
-    arn = put_secret(stack.endpoint, secret, name=f"webhook-signing-{uuid.uuid4().hex[:8]}")
-    stack.set_env(WEBHOOK_SIGNING_SECRET_ID=arn)
-    signature_verifier.reset()
-    yield Signing(secret, arn)
-    signature_verifier.reset()
+def signing(stack: InProcessStack) -> Signing:
+    """The test tenant's signing secret, and its name in Secrets Manager."""
+    return Signing(stack.tenant.signing_secret, stack.tenant_admin().secret_id(TENANT_ID))
 
 
 @pytest.fixture(scope="session")

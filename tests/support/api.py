@@ -1,5 +1,8 @@
 """API-path helpers: API Gateway events from devstack.events, invocation, signing, and queue reads.
 
+Every API request is a tenant's: an event is signed, by default, with the signing secret of the test's tenant
+(``use_signer``, set by the ``stack`` fixture), as that tenant's client would sign it: its body, or
+``"{METHOD} {path}"`` without one. A test that needs another signature passes its own headers, or ``sign=False``.
 Every response that ``invoke`` returns has been checked against openapi.yaml, so each API test is also a
 contract test.
 """
@@ -23,6 +26,7 @@ import standardwebhooks
 from devstack.events import SAMPLE_API_KEY_ID, SAMPLE_SOURCE_IP, sample_http_event, sample_rest_event
 from devstack.lambda_context import LocalLambdaContext
 from parser_run_deleter.entrypoints import api_function
+from parser_run_deleter.logic.webhook_signature import parse_signing_secrets, sign
 from tests.support.openapi_contract import check_response
 from tests.support.secret_guard import register_secret
 from tests.support.stacks import InProcessStack
@@ -30,6 +34,17 @@ from tests.support.stacks import InProcessStack
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 API_KEY_ID = SAMPLE_API_KEY_ID  # requestContext.identity.apiKeyId in the REST samples
 SOURCE_IP = SAMPLE_SOURCE_IP
+TENANT_CLAIM = "tenant_id"  # the JWT claim that names the tenant in HTTP API events
+TENANT_ID = "acme"  # the test's tenant, which the stack fixture registers with API_KEY_ID
+
+# The signing secret of the test's tenant: events are signed with it unless a test says otherwise.
+_signer: dict[str, str] = {}
+
+
+def use_signer(secret: str | None) -> None:
+    _signer.clear()
+    if secret is not None:
+        _signer["secret"] = secret
 
 
 @cache
@@ -37,8 +52,26 @@ def _sample(name: str) -> str:
     return (EVENTS / name).read_text()
 
 
-def sample_event(name: str) -> dict[str, Any]:
+def sample_event(name: str, *, sign: bool = True) -> dict[str, Any]:
+    """A sample from events/, signed afresh by the test's tenant (a sample's own signature is long stale)."""
     event: dict[str, Any] = json.loads(_sample(name))
+    return sign_event(event) if sign and "secret" in _signer else event
+
+
+def sign_event(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` with the test tenant's signature over its body, or over its method and path, in its headers."""
+    body = event.get("body")
+    raw = base64.b64decode(body) if body and event.get("isBase64Encoded") else (body or "").encode()
+    if event.get("version") == "2.0":
+        method, path = event["requestContext"]["http"]["method"], event["rawPath"]
+    else:
+        method, path = event["httpMethod"], event["path"]
+    signed = signature_headers(_signer["secret"], raw, method=method, path=path)
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if not k.lower().startswith("webhook-")}
+    event["headers"] = {**headers, **signed}
+    if event.get("multiValueHeaders") is not None:
+        multi = {k: v for k, v in event["multiValueHeaders"].items() if not k.lower().startswith("webhook-")}
+        event["multiValueHeaders"] = {**multi, **{name: [value] for name, value in signed.items()}}
     return event
 
 
@@ -56,6 +89,18 @@ def _route(path: str) -> tuple[str, dict[str, str] | None]:
     return path, None
 
 
+def _signed(
+    method: str, path: str, body: str | bytes | None, headers: Mapping[str, str] | None, sign: bool
+) -> dict[str, str] | None:
+    """The headers, with the test tenant's signature added unless one is there, or ``sign`` is False."""
+    headers = _with_content_type(body, headers)
+    if not sign or "secret" not in _signer or any(name.lower() == "webhook-signature" for name in headers or {}):
+        return headers
+    given_id = next((value for name, value in (headers or {}).items() if name.lower() == "webhook-id"), None)
+    signed = signature_headers(_signer["secret"], body, method=method, path=path, webhook_id=given_id)
+    return {**(headers or {}), **signed}
+
+
 def rest_event(
     method: str,
     path: str,
@@ -65,8 +110,9 @@ def rest_event(
     request_id: str | None = None,
     base64_body: bool = False,
     api_key_id: str | None = API_KEY_ID,
+    sign: bool = True,
 ) -> dict[str, Any]:
-    """A REST API (payload 1.0) proxy event, as events/apigw_rest_delete.json is built."""
+    """A REST API (payload 1.0) proxy event, as events/apigw_rest_delete.json is built, signed by default."""
     resource, parameters = _route(path)
     return sample_rest_event(
         method,
@@ -76,7 +122,7 @@ def rest_event(
         request_id=request_id or str(uuid.uuid4()),
         body=body,
         base64_body=base64_body,
-        headers=_with_content_type(body, headers),
+        headers=_signed(method, path, body, headers, sign),
         api_key_id=api_key_id,
     )
 
@@ -90,9 +136,13 @@ def http_event(
     request_id: str | None = None,
     base64_body: bool = False,
     authorizer: dict[str, Any] | None = None,
+    sign: bool = True,
 ) -> dict[str, Any]:
-    """An HTTP API (payload 2.0) event, as events/apigw_http_delete.json is built."""
+    """An HTTP API (payload 2.0) event, as events/apigw_http_delete.json is built, signed by default, from a JWT
+    whose ``tenant_id`` claim names the test's tenant unless ``authorizer`` says otherwise."""
     resource, parameters = _route(path)
+    if authorizer is None:
+        authorizer = {"jwt": {"claims": {TENANT_CLAIM: TENANT_ID}, "scopes": None}}
     return sample_http_event(
         method,
         path,
@@ -101,7 +151,7 @@ def http_event(
         request_id=request_id or uuid.uuid4().hex[:16],
         body=body,
         base64_body=base64_body,
-        headers=_with_content_type(body, headers),
+        headers=_signed(method, path, body, headers, sign),
         authorizer=authorizer,
     )
 
@@ -135,13 +185,25 @@ def new_webhook_secret() -> str:
 
 
 def signature_headers(
-    secret: str, body: str | bytes | None, *, webhook_id: str | None = None, at: datetime | None = None
+    secret: str,
+    body: str | bytes | None,
+    *,
+    method: str = "POST",
+    path: str = "/deletions",
+    webhook_id: str | None = None,
+    at: datetime | None = None,
 ) -> dict[str, str]:
-    """The three Standard Webhooks headers, made by the standardwebhooks library (an independent signer)."""
+    """The three Standard Webhooks headers, made by the standardwebhooks library (an independent signer), over the
+    body, or over ``"{METHOD} {path}"`` for a request without one."""
     timestamp = at or datetime.now(tz=UTC)
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    payload = body.decode() if isinstance(body, bytes) else (body or "")
-    signature = standardwebhooks.Webhook(secret).sign(webhook_id, timestamp, payload)
+    raw = body if isinstance(body, bytes) else (body or "").encode()
+    if not raw:
+        raw = f"{method.upper()} {path}".encode()
+    try:
+        signature = standardwebhooks.Webhook(secret).sign(webhook_id, timestamp, raw.decode())
+    except UnicodeDecodeError:  # the library signs text only: bytes that are not UTF-8 are signed by ours
+        signature = sign(parse_signing_secrets(secret)[0], webhook_id, floor(timestamp.timestamp()), raw)
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(floor(timestamp.timestamp())),
@@ -171,6 +233,8 @@ def queue_depth(stack: InProcessStack) -> int:
 
 @dataclass
 class Signing:
+    """The test tenant's signing secret, and where it lives in Secrets Manager."""
+
     secret: str
     secret_arn: str
 

@@ -7,6 +7,7 @@ with a Lambda-shaped event, and what it returned, logged, counted and did to the
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,47 @@ from devstack.extend_emulator import ExtendEmulator
 from devstack.lambda_context import LocalLambdaContext
 from devstack.logs import metric_totals
 from devstack.moto_stack import QueuePair, aws_client, rotate_secret
-from parser_run_deleter.adapters import wiring
-from tests.support.secret_guard import SECRET_VALUES, new_api_key
+from opscli.tenants import AddedTenant, TenantAdmin
+from parser_run_deleter.adapters import idempotency_store, tenant_table, wiring
+from parser_run_deleter.adapters.tenant_table import TenantTable
+from parser_run_deleter.logic import replay_guard, signature_verifier, tenants
+from tests.support.secret_guard import SECRET_VALUES, new_api_key, register_secret
+
+
+@dataclass(frozen=True)
+class Tables:
+    """A test's tenant registry and replay store in moto, and where its tenants' signing secrets go."""
+
+    tenants_table: str
+    idempotency_table: str
+    secret_prefix: str
+
+
+def create_tables(endpoint: str) -> Tables:
+    """Fresh tables, shaped as the template declares them, and a fresh secret prefix: nothing leaks between tests."""
+    dynamodb = aws_client("dynamodb", endpoint)
+    suffix = uuid.uuid4().hex[:8]
+    names = {"pk": f"tenants-{suffix}", "id": f"idempotency-{suffix}"}
+    for key, name in names.items():
+        dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    return Tables(names["pk"], names["id"], f"test-{suffix}/tenants")
+
+
+def reset_tenancy() -> None:
+    """Forget every cached tenant, signing secret reader, replay store and DynamoDB client."""
+    for reset in (
+        tenants.reset,
+        tenant_table.reset,
+        signature_verifier.reset,
+        idempotency_store.reset,
+        replay_guard.reset,
+    ):
+        reset()
 
 
 @dataclass
@@ -72,6 +112,23 @@ class InProcessStack:
     queues: QueuePair
     monkeypatch: pytest.MonkeyPatch
     workspace_id: str = "ws_test"
+    tables: Tables | None = None
+    tenant: AddedTenant = field(init=False)
+
+    def tenant_admin(self) -> TenantAdmin:
+        assert self.tables is not None
+        return TenantAdmin(
+            TenantTable(self.tables.tenants_table, aws_client("dynamodb", self.endpoint)),
+            aws_client("secretsmanager", self.endpoint),
+            self.tables.secret_prefix,
+        )
+
+    def register_tenant(self, tenant_id: str, *, ownership: str = "workspace", **definition: Any) -> AddedTenant:
+        """Register a tenant as an operator would (``opscli tenants add``); its secret joins the guarded ones."""
+        added = self.tenant_admin().add(tenant_id, ownership=ownership, **definition)
+        register_secret(added.signing_secret)
+        register_secret(added.signing_secret.removeprefix("whsec_"))
+        return added
 
     def set_env(self, **variables: str | None) -> None:
         for name, value in variables.items():

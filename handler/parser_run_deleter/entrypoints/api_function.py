@@ -13,7 +13,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from parser_run_deleter.adapters import (
     deletion_queue,
     extend_client,
+    idempotency_store,
     secret_store,
+    tenant_table,
     wiring,
 )
 from parser_run_deleter.intake.api_gateway import handle_api_event

@@ -1,0 +1,190 @@
+"""``tenants``: register the downstream customers who may call the API, and change or remove them.
+
+Each tenant is a registry item (``parser_run_deleter.adapters.tenant_table``, with the function's own rules from
+``parser_run_deleter.logic.tenants``) and a signing secret in Secrets Manager under the stack's tenant prefix,
+holding up to two ``whsec_`` secrets during a rotation. The secret is printed once, when it is made; it never goes
+into the table, an environment variable or a log. On a deployed stack ``--create-api-key`` also creates the
+tenant's API Gateway key and its own usage plan (rate, burst, daily quota), below the stage's limits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from parser_run_deleter.adapters.tenant_table import TenantConflict, TenantTable
+from parser_run_deleter.logic.authentication import signing_secret_id
+from parser_run_deleter.logic.tenants import (
+    InvalidTenant,
+    Tenant,
+    TenantLimits,
+    TenantStatus,
+    new_tenant,
+    tenant_from_item,
+)
+from parser_run_deleter.logic.webhook_signature import (
+    SigningSecret,
+    new_signing_secret,
+    rotated,
+    signing_secret_value,
+)
+
+# How long the replaced secret keeps verifying after a rotation, unless told otherwise.
+DEFAULT_OVERLAP_S = 24 * 3600
+
+
+class TenantError(RuntimeError):
+    """The operation cannot be done as asked; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class StageApi:
+    """The deployed API a tenant's usage plan is attached to, and the stage's own limits (plans stay below)."""
+
+    rest_api_id: str
+    stage: str
+    rate_limit: float
+    burst_limit: int
+
+
+@dataclass(frozen=True)
+class AddedTenant:
+    tenant: Tenant
+    signing_secret: str
+    api_key_value: str | None = None  # only when the key was created here
+
+
+class TenantAdmin:
+    def __init__(self, table: TenantTable, secrets: Any, secret_prefix: str, apigateway: Any | None = None) -> None:
+        self.table = table
+        self.secrets = secrets
+        self.secret_prefix = secret_prefix.rstrip("/")
+        self.apigateway = apigateway
+
+    def secret_id(self, tenant_id: str) -> str:
+        return signing_secret_id(self.secret_prefix, tenant_id)
+
+    # ---- reading
+
+    def get(self, tenant_id: str) -> Tenant:
+        item = self.table.tenant(tenant_id)
+        if item is None:
+            raise TenantError(f"no tenant {tenant_id!r}")
+        return tenant_from_item(item)
+
+    def list(self) -> list[Tenant]:
+        return sorted((tenant_from_item(item) for item in self.table.tenants()), key=lambda t: t.tenant_id)
+
+    # ---- writing
+
+    def add(
+        self,
+        tenant_id: str,
+        *,
+        ownership: str,
+        api_key_ids: tuple[str, ...] = (),
+        workspace_id: str | None = None,
+        metadata_key: str | None = None,
+        limits: TenantLimits | None = None,
+        stage: StageApi | None = None,
+    ) -> AddedTenant:
+        """Register a tenant, create its signing secret, and (with ``stage``) its API key and usage plan."""
+        limits = limits or TenantLimits()
+        tenant = new_tenant(
+            tenant_id,
+            ownership=ownership,
+            api_key_ids=api_key_ids,
+            workspace_id=workspace_id,
+            metadata_key=metadata_key,
+            limits=limits,
+        )
+        if not api_key_ids and stage is None:
+            raise InvalidTenant("give the tenant's API key id (--api-key-id), or create one (--create-api-key)")
+        if stage is not None:
+            _check_below_stage(limits, stage)
+        if self.table.tenant(tenant_id) is not None:
+            raise TenantError(f"tenant {tenant_id!r} exists already")
+        api_key_value = None
+        if stage is not None:
+            key_id, api_key_value, plan_id = self._create_api_key(tenant_id, limits, stage)
+            tenant = replace(tenant, api_key_ids=(*tenant.api_key_ids, key_id), usage_plan_id=plan_id)
+        secret = new_signing_secret()
+        self._put_secret(tenant_id, signing_secret_value((SigningSecret(secret),)), create=True)
+        try:
+            self.table.save(tenant_id, tenant.to_values(), create=True, add_api_key_ids=tenant.api_key_ids)
+        except TenantConflict as error:
+            self._delete_secret(tenant_id)
+            raise TenantError(f"tenant {tenant_id!r} or one of its API keys is registered already ({error})") from None
+        return AddedTenant(tenant, secret, api_key_value)
+
+    def set_status(self, tenant_id: str, status: TenantStatus) -> Tenant:
+        tenant = replace(self.get(tenant_id), status=status)
+        self.table.save(tenant_id, tenant.to_values(), create=False)
+        return tenant
+
+    def rotate_secret(self, tenant_id: str, *, overlap_s: int = DEFAULT_OVERLAP_S, now: int | None = None) -> str:
+        """A new signing secret; the current one keeps verifying for ``overlap_s`` seconds."""
+        self.get(tenant_id)
+        current = self.secrets.get_secret_value(SecretId=self.secret_id(tenant_id))["SecretString"]
+        secret = new_signing_secret()
+        moment = int(time.time()) if now is None else now
+        self._put_secret(tenant_id, rotated(current, secret, overlap_s=overlap_s, now=moment), create=False)
+        return secret
+
+    def remove(self, tenant_id: str) -> Tenant:
+        """The tenant, its key mappings and its signing secret. Its API Gateway key, when this tool created it, is
+        deleted with its usage plan."""
+        tenant = self.get(tenant_id)
+        self.table.remove(tenant_id, tenant.api_key_ids)
+        self._delete_secret(tenant_id)
+        if tenant.usage_plan_id and self.apigateway is not None:
+            for key_id in tenant.api_key_ids:
+                self.apigateway.delete_usage_plan_key(usagePlanId=tenant.usage_plan_id, keyId=key_id)
+                self.apigateway.delete_api_key(apiKey=key_id)
+            self.apigateway.delete_usage_plan(usagePlanId=tenant.usage_plan_id)
+        return tenant
+
+    # ---- helpers
+
+    def _put_secret(self, tenant_id: str, value: str, *, create: bool) -> None:
+        if create:
+            self.secrets.create_secret(
+                Name=self.secret_id(tenant_id),
+                SecretString=value,
+                Description=f"Standard Webhooks signing secrets of tenant {tenant_id} (whsec_..., newest first)",
+            )
+        else:
+            self.secrets.put_secret_value(SecretId=self.secret_id(tenant_id), SecretString=value)
+
+    def _delete_secret(self, tenant_id: str) -> None:
+        try:
+            self.secrets.delete_secret(SecretId=self.secret_id(tenant_id), ForceDeleteWithoutRecovery=True)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+
+    def _create_api_key(self, tenant_id: str, limits: TenantLimits, stage: StageApi) -> tuple[str, str, str]:
+        if self.apigateway is None:
+            raise TenantError("creating an API key needs the API Gateway client")
+        key = self.apigateway.create_api_key(name=f"tenant-{tenant_id}", enabled=True, tags={"tenant": tenant_id})
+        plan = self.apigateway.create_usage_plan(
+            name=f"tenant-{tenant_id}",
+            description=f"The share of tenant {tenant_id}",
+            throttle={"rateLimit": limits.rate_limit, "burstLimit": limits.burst_limit},
+            quota={"limit": limits.daily_quota, "period": "DAY"},
+            apiStages=[{"apiId": stage.rest_api_id, "stage": stage.stage}],
+        )
+        self.apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+        return str(key["id"]), str(key["value"]), str(plan["id"])
+
+
+def _check_below_stage(limits: TenantLimits, stage: StageApi) -> None:
+    """Every tenant's share stays below the whole stage's, so that one tenant cannot take everyone's capacity."""
+    if limits.rate_limit >= stage.rate_limit or limits.burst_limit >= stage.burst_limit:
+        raise InvalidTenant(
+            f"a tenant's rate and burst ({limits.rate_limit:g}/{limits.burst_limit}) must stay below the stage's "
+            f"({stage.rate_limit:g}/{stage.burst_limit})"
+        )
