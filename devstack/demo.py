@@ -1,19 +1,26 @@
 """``make run``: the whole system on loopback, no AWS account, then a scripted demo and a summary that adds up.
 
-It starts moto's server (the secrets, the deletion queue and its DLQ as ``template.yaml`` declares them), the
-Extend emulator (seeded, with faults injected), and the local deployment (``devstack.local_deployment``: both
-functions, the SQS event source and the API Gateway front), then:
+It starts moto's server (the secrets, the deletion queue and its DLQ, the tenant and replay tables as
+``template.yaml`` declares them), the Extend emulator (seeded, with faults injected, an organization-scoped key),
+and the local deployment (``devstack.local_deployment``: both functions, the SQS event source and the API
+Gateway front). It registers two tenants as an operator would (``opscli tenants add --create-api-key``):
 
-1. a customer ``DELETE /parser_runs/{id}`` over real HTTP (one that exists, one that doesn't, one without an
-   API key), each signed with Standard Webhooks headers;
-2. a signed ``POST /deletions`` of a few hundred ids: some absent, some invalid, some with injected faults
-   (500s, 429 with ``Retry-After``, a connection reset, and a few permanent 403s);
+- ``acme``, ownership ``workspace``: its runs live in its own Extend workspace;
+- ``globex``, ownership ``metadata``: its runs share a workspace with another customer's, told apart by a
+  ``tenant`` metadata key (API 2026-02-09, which the demo runs with).
+
+Then each tenant calls the API over real HTTP, every request signed with its own secret:
+
+1. single DELETEs: its own run, a missing one, the other tenant's run (404, and the run stays), a request
+   without an API key (403), one signed with the other tenant's secret (401), and a replay (the first answer);
+2. a bulk ``POST /deletions`` each: acme's few hundred ids, some absent, some invalid, some with injected faults
+   (500s, 429 with ``Retry-After``, a connection reset, a few permanent 403s); both with the other's runs mixed in;
 3. two malformed messages a buggy producer put straight on the queue;
 4. the queue draining through the queue function, with a live progress line;
-5. a summary: deleted / not found / rejected / in the DLQ with reasons / still queued, checked against the
-   emulator's state; the EMF metric totals parsed from the functions' output; and the time taken.
+5. a summary per tenant: deleted / not found / rejected / in the DLQ / still queued, checked against the
+   emulator's state; the other customers' runs left in place; the EMF metric totals; and the time taken.
 
-``--serve`` keeps the stack up and prints ready-to-paste ``curl`` and CLI commands instead.
+``--serve`` keeps the stack up and prints each tenant's key, secret and ready-to-paste commands instead.
 Local tuning (printed at start): a short visibility timeout and a high per-instance Extend rate, so retries
 and redrives happen in seconds; everything else is the template's.
 """
@@ -25,6 +32,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import secrets
 import string
 import sys
@@ -40,19 +48,30 @@ from pathlib import Path
 from typing import IO, Any
 
 from devstack.extend_emulator import ExtendEmulator, Fault
-from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
+from devstack.local_deployment import REPO_ROOT, LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
 from devstack.moto_stack import REGION, moto_server
-from parser_run_deleter.logic.webhook_signature import new_signing_secret, signature_headers
+from opscli.tenants import AddedTenant
+from parser_run_deleter.logic.authentication import signed_payload
+from parser_run_deleter.logic.webhook_signature import signature_headers
 
-WORKSPACE = "ws_local"
-LOCAL_PARAMETERS = {"ExtendMaxRequestsPerSecondPerInstance": "50"}
+# The Extend key is organization-scoped: a workspace tenant's calls name its workspace, everyone else's the
+# default one, where globex's runs and another customer's (initech, not a tenant here) live side by side.
+SHARED_WORKSPACE = "ws_shared"
+ACME_WORKSPACE = "ws_acme"
+METADATA_KEY = "tenant"
+OTHER_CUSTOMER = "initech"
+LOCAL_PARAMETERS = {"ExtendMaxRequestsPerSecondPerInstance": "50", "ExtendApiVersion": "2026-02-09"}
 LOCAL_ENVIRONMENT = {
     "EXTEND_BACKOFF_BASE_SECONDS": "0.05",
     "EXTEND_BACKOFF_CAP_SECONDS": "0.5",
 }
 MALFORMED_MESSAGES = ('{"parserRunId": "../../etc/passwd"}', '{"parserRunId": "parser_run_42"')
 INVALID_BULK_IDS = ("not/a valid id", "", "x" * 300)
+GLOBEX_RUNS = 12
+OTHER_CUSTOMER_RUNS = 4
+CROSS_TENANT_IDS = 3  # of the other tenant's runs, mixed into each bulk request
+SIGNING_RECIPE = REPO_ROOT / "docs" / "tenancy.md"
 
 
 def _quiet_moto() -> None:
@@ -63,48 +82,76 @@ def _quiet_moto() -> None:
 class HttpReply:
     status: int
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def http(method: str, url: str, *, headers: dict[str, str], body: bytes | None = None) -> HttpReply:
     request = urllib.request.Request(url, data=body, method=method, headers=headers)  # noqa: S310 - loopback
     try:
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            status, raw = response.status, response.read()
+            status, raw, answered = response.status, response.read(), dict(response.headers.items())
     except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
+        status, raw, answered = error.code, error.read(), dict(error.headers.items())
     try:
-        return HttpReply(status, json.loads(raw) if raw else None)
+        return HttpReply(status, json.loads(raw) if raw else None, answered)
     except ValueError:
-        return HttpReply(status, raw.decode(errors="replace"))
+        return HttpReply(status, raw.decode(errors="replace"), answered)
 
 
-def _id(rng: random.Random) -> str:
-    return "parser_run_" + "".join(rng.choices(string.ascii_letters + string.digits, k=22))
+def _id(rng: random.Random, prefix: str = "parser_run_") -> str:
+    return prefix + "".join(rng.choices(string.ascii_letters + string.digits, k=22))
 
 
 @dataclass
 class Plan:
-    """Which ids exist, which get faults, and what the demo sends."""
+    """Which runs exist and whose they are, which get faults, and what each tenant sends."""
 
-    seeded: list[str]
-    absent: list[str]
+    acme_runs: list[str]
+    acme_absent: list[str]
+    globex_runs: list[str]
+    other_customer_runs: list[str]
     faults: dict[str, str] = field(default_factory=dict)  # id -> fault label
-    single_existing: str = ""
-    single_absent: str = ""
 
     @property
-    def bulk(self) -> list[str]:
-        singles = {self.single_existing, self.single_absent}
-        return [value for value in self.seeded + self.absent if value not in singles]
+    def acme_singles(self) -> tuple[str, str]:
+        return self.acme_runs[0], self.acme_absent[0]
+
+    @property
+    def acme_bulk(self) -> list[str]:
+        # its own runs but the singles and the last few (globex asks for those: they must survive)
+        keep = {*self.acme_singles, *self.acme_runs[-CROSS_TENANT_IDS:]}
+        own = [value for value in self.acme_runs + self.acme_absent if value not in keep]
+        return own + self.globex_runs[-CROSS_TENANT_IDS:]
+
+    @property
+    def globex_bulk(self) -> list[str]:
+        # its own runs but the first (deleted singly), the last few (acme asks for those: they must survive)
+        own = self.globex_runs[1:-CROSS_TENANT_IDS]
+        return own + self.acme_runs[-CROSS_TENANT_IDS:] + self.other_customer_runs[:CROSS_TENANT_IDS]
+
+    def owner_of(self, parser_run_id: str) -> tuple[str, str] | None:
+        """(owner, workspace) of a seeded run; None for an id that never existed."""
+        if parser_run_id in self.acme_runs:
+            return "acme", ACME_WORKSPACE
+        if parser_run_id in self.globex_runs:
+            return "globex", SHARED_WORKSPACE
+        if parser_run_id in self.other_customer_runs:
+            return OTHER_CUSTOMER, SHARED_WORKSPACE
+        return None
 
 
 def make_plan(size: int, seed: int = 7) -> Plan:
     rng = random.Random(seed)
     ids = list(dict.fromkeys(_id(rng) for _ in range(size + 2)))
     absent_count = max(2, size // 10)
-    plan = Plan(seeded=ids[absent_count:], absent=ids[:absent_count])
-    plan.single_existing, plan.single_absent = plan.seeded[0], plan.absent[0]
-    candidates = plan.seeded[1:]
+    plan = Plan(
+        acme_runs=ids[absent_count:],
+        acme_absent=ids[:absent_count],
+        globex_runs=[_id(rng, "parser_run_gx_") for _ in range(GLOBEX_RUNS)],
+        other_customer_runs=[_id(rng, "parser_run_in_") for _ in range(OTHER_CUSTOMER_RUNS)],
+    )
+    # Faults go on acme's own runs only, and never on one the other tenant asks for (it must stay untouched).
+    candidates = plan.acme_runs[1:-CROSS_TENANT_IDS]
     rng.shuffle(candidates)
     share = max(1, size // 30)
     groups = [
@@ -131,6 +178,14 @@ def fault_script(label: str) -> list[Fault]:
     }[label]
 
 
+def seed_extend(emulator: ExtendEmulator, plan: Plan) -> None:
+    emulator.seed(plan.acme_runs, workspace_id=ACME_WORKSPACE)
+    emulator.seed(plan.globex_runs, workspace_id=SHARED_WORKSPACE, metadata={METADATA_KEY: "globex"})
+    emulator.seed(plan.other_customer_runs, workspace_id=SHARED_WORKSPACE, metadata={METADATA_KEY: OTHER_CUSTOMER})
+    for parser_run_id, label in plan.faults.items():
+        emulator.inject(parser_run_id, *fault_script(label))
+
+
 class Console:
     """Demo output: plain lines, and one progress line redrawn on a terminal."""
 
@@ -152,33 +207,65 @@ class Console:
             self.line(text)
 
 
+@dataclass(frozen=True)
+class TenantClient:
+    """One tenant's client of the API: its API key, and its signing secret."""
+
+    tenant_id: str
+    api_url: str
+    api_key: str
+    signing_secret: str
+
+    @classmethod
+    def of(cls, added: AddedTenant, api_url: str) -> TenantClient:
+        assert added.api_key_value is not None
+        return cls(added.tenant.tenant_id, api_url, added.api_key_value, added.signing_secret)
+
+    def headers(
+        self, method: str, path: str, body: bytes = b"", *, secret: str | None = None, api_key: bool = True
+    ) -> dict[str, str]:
+        """The API key, and the Standard Webhooks headers signing the body, or ``"{METHOD} {path}"``."""
+        headers = signature_headers(secret or self.signing_secret, signed_payload(method, path, body))
+        if api_key:
+            headers["x-api-key"] = self.api_key
+        if body:
+            headers["content-type"] = "application/json"
+        return headers
+
+    def send(self, method: str, path: str, body: bytes | None = None, **signing: Any) -> HttpReply:
+        headers = self.headers(method, path, body or b"", **signing)
+        return http(method, self.api_url + path, headers=headers, body=body)
+
+
 @contextlib.contextmanager
 def running_stack(
-    options: LocalDeploymentOptions, sink: LogSink, plan: Plan | None, prewarm: bool = True
-) -> Iterator[tuple[LocalDeployment, ExtendEmulator, str]]:
+    options: LocalDeploymentOptions, sink: LogSink, plan: Plan, prewarm: bool = True
+) -> Iterator[tuple[LocalDeployment, ExtendEmulator, str, dict[str, TenantClient]]]:
     _quiet_moto()
     extend_key = f"sk_local_{secrets.token_hex(16)}"
     with moto_server() as endpoint, ExtendEmulator() as emulator:
-        emulator.add_key(extend_key, workspace_id=WORKSPACE)
-        if plan is not None:
-            emulator.seed(plan.seeded, workspace_id=WORKSPACE)
-            for parser_run_id, label in plan.faults.items():
-                emulator.inject(parser_run_id, *fault_script(label))
+        emulator.add_key(extend_key, org_scoped=True)
+        seed_extend(emulator, plan)
         stack = LocalDeployment(endpoint, emulator.base_url, extend_key, sink, options)
         try:
             stack.start()
+            acme = stack.register_tenant("acme", ownership="workspace", workspace_id=ACME_WORKSPACE)
+            globex = stack.register_tenant("globex", ownership="metadata", metadata_key=METADATA_KEY)
+            clients = {added.tenant.tenant_id: TenantClient.of(added, stack.api_url) for added in (acme, globex)}
             if prewarm:
                 stack.prewarm()
-            yield stack, emulator, endpoint
+            yield stack, emulator, endpoint, clients
         finally:
             stack.stop()
 
 
-def _api_headers(stack: LocalDeployment, secret: str | None, body: bytes, **extra: str) -> dict[str, str]:
-    headers = {"x-api-key": stack.api_key, "content-type": "application/json", **extra}
-    if secret:
-        headers.update(signature_headers(secret, body))
-    return headers
+def _options(args: argparse.Namespace) -> LocalDeploymentOptions:
+    return LocalDeploymentOptions(
+        parameter_overrides={**LOCAL_PARAMETERS, **args.parameter},
+        environment_overrides=dict(LOCAL_ENVIRONMENT),
+        visibility_timeout_s=args.visibility_timeout,
+        workspace_id=SHARED_WORKSPACE,
+    )
 
 
 def drain(stack: LocalDeployment, sink: LogSink, console: Console, *, expected: int, timeout_s: float) -> bool:
@@ -215,22 +302,13 @@ def drain(stack: LocalDeployment, sink: LogSink, console: Console, *, expected: 
 def run_demo(args: argparse.Namespace, console: Console) -> int:
     started = time.monotonic()
     plan = make_plan(args.size)
-    webhook_secret = new_signing_secret()
     log_file = Path(tempfile.mkstemp(prefix="extend-deleter-functions-", suffix=".log")[1])
     with log_file.open("w", encoding="utf-8") as raw:
         sink = LogSink(raw)
-        options = LocalDeploymentOptions(
-            parameter_overrides={**LOCAL_PARAMETERS, **args.parameter},
-            environment_overrides=dict(LOCAL_ENVIRONMENT),
-            visibility_timeout_s=args.visibility_timeout,
-            webhook_signing_secret=webhook_secret,
-        )
-        console.line("Starting the local stack: moto (secrets + queues), Extend emulator, both functions ...")
-        with running_stack(options, sink, plan) as (stack, emulator, endpoint):
-            _print_stack(console, stack, emulator, endpoint, log_file, signed=True)
-            summary = _script(
-                args, console, stack=stack, emulator=emulator, sink=sink, plan=plan, secret=webhook_secret
-            )
+        console.line("Starting the local stack: moto (secrets, queues, tables), Extend emulator, both functions ...")
+        with running_stack(_options(args), sink, plan) as (stack, emulator, endpoint, clients):
+            _print_stack(console, stack, emulator, endpoint, log_file)
+            summary = _script(args, console, stack=stack, emulator=emulator, sink=sink, plan=plan, clients=clients)
         # every instance has exited and its output is read: the totals are final
         summary["metrics"] = dict(sorted(sink.metric_totals().items()))
     summary["seconds"] = round(time.monotonic() - started, 1)
@@ -241,16 +319,14 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def _print_stack(
-    console: Console, stack: LocalDeployment, emulator: ExtendEmulator, endpoint: str, log_file: Path, *, signed: bool
+    console: Console, stack: LocalDeployment, emulator: ExtendEmulator, endpoint: str, log_file: Path
 ) -> None:
     assert stack.queue_pool is not None
     source = stack.queue_function.sqs
     assert source is not None
-    console.line(
-        f"  API Gateway  {stack.api_url}  (x-api-key required{', webhook signatures required' if signed else ''})"
-    )
+    console.line(f"  API Gateway  {stack.api_url}  (each tenant: its own x-api-key, its own signing secret)")
     console.line(f"  moto         {endpoint}")
-    console.line(f"  Extend       {emulator.base_url}")
+    console.line(f"  Extend       {emulator.base_url}  (organization-scoped key)")
     console.line(
         f"  {stack.queue_function.logical_id}: BatchSize {source.batch_size}, window {source.batching_window_s:g} s, "
         f"MaximumConcurrency {stack.queue_pool.max_instances}, Timeout {stack.queue_function.timeout_s:g} s; "
@@ -263,6 +339,85 @@ def _print_stack(
         + ", ".join(f"{k}={v}" for k, v in LOCAL_ENVIRONMENT.items())
     )
     console.line(f"  function logs {log_file}")
+    console.line("  tenants (opscli tenants add --create-api-key):")
+    for tenant in stack.tenant_admin().list():
+        where = f"workspace {tenant.workspace_id}" if tenant.workspace_id else f"metadata[{tenant.metadata_key!r}]"
+        console.line(
+            f"    {tenant.tenant_id:<8} ownership {tenant.ownership.value:<9} {where:<22} "
+            f"API key {', '.join(tenant.api_key_ids)}, usage plan {tenant.limits.rate_limit:g}/s burst "
+            f"{tenant.limits.burst_limit}, {tenant.limits.daily_quota}/day"
+        )
+
+
+def _show(console: Console, label: str, reply: HttpReply, note: str = "") -> None:
+    body = json.dumps(reply.body) if not isinstance(reply.body, str) else reply.body
+    console.line(f"   {label:<52} -> {reply.status} {body}{note}")
+
+
+def _singles(
+    console: Console, plan: Plan, clients: dict[str, TenantClient], emulator: ExtendEmulator
+) -> dict[str, Any]:
+    acme, globex = clients["acme"], clients["globex"]
+    own, absent = plan.acme_singles
+    foreign = plan.globex_runs[-1]  # globex leaves its last runs alone: they must survive acme's requests
+    console.line("1. Single DELETEs over HTTP, each signed by its tenant")
+    path = f"/parser_runs/{own}"
+    first_headers = acme.headers("DELETE", path)
+    first = http("DELETE", acme.api_url + path, headers=first_headers)
+    _show(console, f"acme   DELETE its own run {own[:18]}...", first)
+    replay = http("DELETE", acme.api_url + path, headers=first_headers)
+    replayed = replay.headers.get("Idempotent-Replayed", "")
+    _show(console, "acme   the same signed request, replayed", replay, f"   (Idempotent-Replayed: {replayed})")
+    missing = acme.send("DELETE", f"/parser_runs/{absent}")
+    _show(console, "acme   DELETE a run that does not exist", missing)
+    cross = acme.send("DELETE", f"/parser_runs/{foreign}")
+    _show(console, "acme   DELETE globex's run", cross, "   (the same answer as a missing id)")
+    no_key = acme.send("DELETE", f"/parser_runs/{own}", api_key=False)
+    _show(console, "acme   DELETE without its x-api-key", no_key, "   (API Gateway)")
+    forged = acme.send("DELETE", f"/parser_runs/{plan.acme_runs[1]}", secret=globex.signing_secret)
+    _show(console, "acme   DELETE signed with globex's secret", forged)
+    globex_own = globex.send("DELETE", f"/parser_runs/{plan.globex_runs[0]}")
+    _show(console, "globex DELETE its own run (metadata names it)", globex_own)
+    refused = globex.send("DELETE", f"/parser_runs/{plan.other_customer_runs[-1]}")
+    _show(console, f"globex DELETE {OTHER_CUSTOMER}'s run (same workspace)", refused, "   (read, not deleted)")
+    deletes_of_own = [r for r in emulator.requests if r.method == "DELETE" and r.parser_run_id == own]
+    return {
+        "acme": {
+            "requested": 3,
+            "deleted": int(first.status == 200),
+            "not_found": int(missing.status == 404) + int(cross.status == 404),
+        },
+        "globex": {"requested": 2, "deleted": int(globex_own.status == 200), "not_found": int(refused.status == 404)},
+        "replay": {
+            "same_answer": replay.status == first.status and replay.body == first.body,
+            "marked": replayed == "true",
+            "extend_deletes": len(deletes_of_own),
+        },
+        "refusals": {"no_api_key": no_key.status, "other_tenants_secret": forged.status},
+        "cross_tenant_single": {
+            "status": cross.status,
+            # the same answer as for a missing id, but for the id it names
+            "body_as_missing": isinstance(missing.body, dict)
+            and cross.body == {**missing.body, "parserRunId": foreign},
+        },
+    }
+
+
+def _bulk(console: Console, client: TenantClient, ids: list[str]) -> dict[str, Any]:
+    queued = 0
+    rejected: list[dict[str, str]] = []
+    for start in range(0, len(ids), 1000):
+        body = json.dumps({"parserRunIds": ids[start : start + 1000]}).encode()
+        reply = client.send("POST", "/deletions", body)
+        if reply.status != 202 or not isinstance(reply.body, dict):
+            console.line(f"   POST /deletions -> {reply.status} {reply.body}")
+            continue
+        queued += int(reply.body.get("queued", 0))
+        rejected.extend(reply.body.get("rejected", []))
+    console.line(f"   {client.tenant_id:<6} -> 202 queued {queued}, rejected {len(rejected)}")
+    for item in rejected:
+        console.line(f"      {item.get('parserRunId')!r}: {item.get('reason')}")
+    return {"requested": len(ids), "queued": queued, "rejected": len(rejected)}
 
 
 def _script(
@@ -273,65 +428,37 @@ def _script(
     emulator: ExtendEmulator,
     sink: LogSink,
     plan: Plan,
-    secret: str,
+    clients: dict[str, TenantClient],
 ) -> dict[str, Any]:
     summary: dict[str, Any] = {"faults": dict(Counter(plan.faults.values()))}
     console.line()
-    console.line("1. Customer DELETE over HTTP (signed)")
-    singles = {}
-    for parser_run_id, with_key in (
-        (plan.single_existing, True),
-        (plan.single_absent, True),
-        (plan.single_existing, False),
-    ):
-        headers = _api_headers(stack, secret, b"")
-        if not with_key:
-            headers.pop("x-api-key")
-        reply = http("DELETE", f"{stack.api_url}/parser_runs/{parser_run_id}", headers=headers)
-        note = "" if with_key else "   (no x-api-key)"
-        console.line(f"   DELETE /parser_runs/{parser_run_id} -> {reply.status} {json.dumps(reply.body)}{note}")
-        if with_key:
-            singles[parser_run_id] = reply.status
-    summary["single"] = {
-        "deleted": int(singles.get(plan.single_existing) == 200),
-        "not_found": int(singles.get(plan.single_absent) == 404),
+    summary["single"] = _singles(console, plan, clients, emulator)
+
+    console.line()
+    acme_requested = [*plan.acme_bulk, *INVALID_BULK_IDS]
+    random.Random(3).shuffle(acme_requested)
+    fault_counts = ", ".join(f"{label} {count}" for label, count in Counter(plan.faults.values()).items())
+    console.line(
+        f"2. Signed POST /deletions: acme {len(acme_requested)} ids ({len(plan.acme_absent) - 1} absent, "
+        f"{len(INVALID_BULK_IDS)} invalid, {CROSS_TENANT_IDS} of globex's; faults injected: {fault_counts}); "
+        f"globex {len(plan.globex_bulk)} ids ({CROSS_TENANT_IDS} of acme's, {CROSS_TENANT_IDS} of {OTHER_CUSTOMER}'s)"
+    )
+    summary["bulk"] = {
+        "acme": _bulk(console, clients["acme"], acme_requested),
+        "globex": _bulk(console, clients["globex"], plan.globex_bulk),
     }
 
     console.line()
-    bulk = plan.bulk
-    requested = [*bulk, *INVALID_BULK_IDS]
-    random.Random(3).shuffle(requested)
-    fault_counts = ", ".join(f"{label} {count}" for label, count in Counter(plan.faults.values()).items())
-    console.line(
-        f"2. Signed POST /deletions with {len(requested)} ids: {len([i for i in bulk if i in plan.absent])} absent, "
-        f"{len(INVALID_BULK_IDS)} invalid; faults injected: {fault_counts}"
-    )
-    queued = 0
-    rejected: list[dict[str, str]] = []
-    for start in range(0, len(requested), 1000):
-        body = json.dumps({"parserRunIds": requested[start : start + 1000]}).encode()
-        reply = http("POST", f"{stack.api_url}/deletions", headers=_api_headers(stack, secret, body), body=body)
-        if reply.status != 202 or not isinstance(reply.body, dict):
-            console.line(f"   POST /deletions -> {reply.status} {reply.body}")
-            continue
-        queued += int(reply.body.get("queued", 0))
-        rejected.extend(reply.body.get("rejected", []))
-    console.line(f"   -> 202 queued {queued}, rejected {len(rejected)}:")
-    for item in rejected:
-        console.line(f"      {item.get('parserRunId')!r}: {item.get('reason')}")
-    summary["bulk"] = {"requested": len(requested), "queued": queued, "rejected": len(rejected)}
-
-    console.line()
     console.line(f"3. {len(MALFORMED_MESSAGES)} malformed messages put straight on the queue by a buggy producer")
-    sqs = stack.sqs
     for body_text in MALFORMED_MESSAGES:
-        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=body_text)
+        stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody=body_text)
 
     console.line()
     console.line("4. The queue draining through the queue function")
+    queued = sum(int(bulk["queued"]) for bulk in summary["bulk"].values())
     drained = drain(stack, sink, console, expected=queued + len(MALFORMED_MESSAGES), timeout_s=args.drain_timeout)
     summary["drained"] = drained
-    summary.update(_account(stack, emulator, sink, plan, bulk_ids=set(bulk)))
+    summary.update(_account(stack, emulator, sink, plan))
     summary["emulator"] = dict(sorted(emulator.stats().items()))
     summary["invocations"] = {
         "queue": dict(stack.queue_pool.stats) if stack.queue_pool else {},
@@ -341,68 +468,110 @@ def _script(
     return summary
 
 
-def _account(
-    stack: LocalDeployment, emulator: ExtendEmulator, sink: LogSink, plan: Plan, bulk_ids: set[str]
-) -> dict[str, Any]:
-    """Where every requested id ended, from the systems' state (emulator, queues), not from the logs alone."""
+def _account(stack: LocalDeployment, emulator: ExtendEmulator, sink: LogSink, plan: Plan) -> dict[str, Any]:
+    """Where every id each tenant queued ended, from the systems' state (emulator, queues), not from logs alone."""
     from opscli.queues import peek_dead_letters  # noqa: PLC0415
 
     dead = peek_dead_letters(stack.sqs, stack.dead_letter_queue_url, limit=1000, hold_s=5)
     dead_ids = {item.parser_run_id for item in dead}
     reasons = Counter(f"{item.kind}: {item.reason}" for item in dead)
-    logged_not_found = {
-        doc["parser_run_id"]
+    not_found_logged = {
+        (doc.get("tenant_id"), doc["parser_run_id"])
         for doc in sink.outcome_logs()
         if doc.get("outcome") == "not_found" and doc.get("trigger") == "sqs"
     }
+    tenants: dict[str, Any] = {}
+    for tenant_id, bulk_ids in (("acme", plan.acme_bulk), ("globex", plan.globex_bulk)):
+        places: Counter[str] = Counter()
+        for parser_run_id in bulk_ids:
+            owner = plan.owner_of(parser_run_id)
+            if parser_run_id in dead_ids:
+                places["in_dlq"] += 1
+            elif owner and owner[0] == tenant_id and not emulator.exists(parser_run_id, workspace_id=owner[1]):
+                places["deleted"] += 1
+            elif (owner is None or owner[0] != tenant_id) and (tenant_id, parser_run_id) in not_found_logged:
+                places["not_found"] += 1
+            else:
+                places["unaccounted"] += 1
+        tenants[tenant_id] = {"queue_path": dict(places), "bulk_ids": len(bulk_ids)}
     depths = stack.queue_depths()
-    seeded = set(plan.seeded)
-    places: Counter[str] = Counter()
-    for parser_run_id in bulk_ids:
-        if parser_run_id in dead_ids:
-            places["in_dlq"] += 1
-        elif parser_run_id in seeded and not emulator.exists(parser_run_id, workspace_id=WORKSPACE):
-            places["deleted"] += 1
-        elif parser_run_id not in seeded and parser_run_id in logged_not_found:
-            places["not_found"] += 1
-        else:
-            places["unaccounted"] += 1
     return {
-        "queue_path": dict(places),
-        "dlq": {"messages": len(dead), "parser_run_ids": len(dead_ids & bulk_ids), "reasons": dict(reasons)},
+        "tenants": tenants,
+        "dlq": {"messages": len(dead), "parser_run_ids": len(dead_ids), "reasons": dict(reasons)},
         "still_queued": depths["visible"] + depths["in_flight"],
-        "bulk_ids": len(bulk_ids),
+        "others_runs": _others_runs(emulator, plan),
     }
 
 
+def _others_runs(emulator: ExtendEmulator, plan: Plan) -> dict[str, Any]:
+    """The runs each tenant asked for but did not own: still in Extend, and (metadata policy) never sent a DELETE."""
+    asked = {
+        "acme": plan.globex_runs[-CROSS_TENANT_IDS:],
+        "globex": [
+            *plan.acme_runs[-CROSS_TENANT_IDS:],
+            plan.other_customer_runs[-1],
+            *plan.other_customer_runs[:CROSS_TENANT_IDS],
+        ],
+    }
+    report: dict[str, Any] = {}
+    for tenant_id, ids in asked.items():
+        still_there = sum(1 for run in ids if (owner := plan.owner_of(run)) and emulator.exists(run, owner[1]))
+        deletes_sent = [
+            request
+            for request in emulator.requests
+            if request.method == "DELETE" and request.parser_run_id in ids and request.status == 200
+        ]
+        report[tenant_id] = {"asked": len(ids), "still_there": still_there, "deleted_by_extend": len(deletes_sent)}
+    other = [r for r in emulator.requests if r.method == "DELETE" and r.parser_run_id in plan.other_customer_runs]
+    report["globex"]["deletes_sent"] = len(other)
+    return report
+
+
 def _print_summary(console: Console, summary: dict[str, Any]) -> bool:
-    path = summary.get("queue_path", {})
-    single = summary.get("single", {})
-    bulk = summary.get("bulk", {})
-    deleted = path.get("deleted", 0) + single.get("deleted", 0)
-    not_found = path.get("not_found", 0) + single.get("not_found", 0)
-    dlq = summary.get("dlq", {})
-    requested = bulk.get("requested", 0) + 2
-    accounted = deleted + not_found + bulk.get("rejected", 0) + path.get("in_dlq", 0) + summary.get("still_queued", 0)
-    adds_up = accounted == requested and path.get("unaccounted", 0) == 0 and summary.get("drained", False)
+    single, tenants, others = summary.get("single", {}), summary.get("tenants", {}), summary.get("others_runs", {})
     console.line()
-    console.line("Summary")
-    rows = [
-        ("deleted", deleted, "gone from Extend (1 by the synchronous DELETE)"),
-        ("not found", not_found, "never existed (404 from Extend)"),
-        ("rejected by the API", bulk.get("rejected", 0), "invalid ids, named in the 202 response"),
-        ("in DLQ", path.get("in_dlq", 0), "parser run ids, with their reasons below"),
-        ("still queued", summary.get("still_queued", 0), "waiting or in flight"),
-    ]
-    console.line(f"  {'outcome':<22}{'ids':>6}")
-    for name, count, note in rows:
-        console.line(f"  {name:<22}{count:>6}   {note}")
+    console.line("Summary, per tenant (ids each one asked to delete)")
+    console.line(f"  {'':<10}{'deleted':>9}{'not found':>11}{'rejected':>10}{'in DLQ':>8}{'queued':>8}{'total':>7}")
+    adds_up = bool(summary.get("drained", False))
+    for tenant_id, account in tenants.items():
+        path, bulk, singly = account["queue_path"], summary["bulk"][tenant_id], single.get(tenant_id, {})
+        deleted = path.get("deleted", 0) + singly.get("deleted", 0)
+        not_found = path.get("not_found", 0) + singly.get("not_found", 0)
+        in_dlq = path.get("in_dlq", 0)
+        unaccounted = path.get("unaccounted", 0)
+        total = deleted + not_found + bulk["rejected"] + in_dlq + unaccounted
+        requested = bulk["requested"] + singly.get("requested", 0)
+        ok = total == requested and unaccounted == 0
+        adds_up = adds_up and ok
+        console.line(
+            f"  {tenant_id:<10}{deleted:>9}{not_found:>11}{bulk['rejected']:>10}{in_dlq:>8}{unaccounted:>8}"
+            f"{total:>7}   of {requested} requested: {'adds up' if ok else 'DOES NOT ADD UP'}"
+        )
+    replay = single.get("replay", {})
+    refusals = single.get("refusals", {})
+    console.line("  Isolation:")
+    for tenant_id, report in others.items():
+        sent = report.get("deletes_sent")
+        console.line(
+            f"    {tenant_id}: asked for {report['asked']} runs it does not own -> all 'not found'; "
+            f"{report['still_there']} still in Extend, {report['deleted_by_extend']} deleted"
+            + (f"; DELETEs sent for {OTHER_CUSTOMER}'s runs: {sent}" if sent is not None else "")
+        )
+        adds_up = adds_up and report["still_there"] == report["asked"] and report["deleted_by_extend"] == 0
+        adds_up = adds_up and not sent
     console.line(
-        f"  {'total':<22}{accounted:>6}   of {requested} requested: {'adds up' if adds_up else 'DOES NOT ADD UP'}"
+        f"    replayed request: {'the first answer' if replay.get('same_answer') else 'A DIFFERENT ANSWER'}, "
+        f"{replay.get('extend_deletes')} DELETE reached Extend; other tenant's secret -> "
+        f"{refusals.get('other_tenants_secret')}; no API key -> {refusals.get('no_api_key')}"
     )
+    adds_up = adds_up and bool(replay.get("same_answer")) and replay.get("extend_deletes") == 1
+    adds_up = adds_up and refusals.get("other_tenants_secret") == 401 and refusals.get("no_api_key") == 403
+    dlq = summary.get("dlq", {})
     console.line(f"  DLQ messages {dlq.get('messages', 0)} (parser runs + malformed), by reason:")
     for reason, count in sorted(dlq.get("reasons", {}).items()):
         console.line(f"    {count:>3}  {reason}")
+    console.line(f"  still queued {summary.get('still_queued', 0)}")
+    adds_up = adds_up and summary.get("still_queued", 0) == 0
     console.line("  Metrics (EMF totals from the functions' output):")
     for name, value in summary.get("metrics", {}).items():
         console.line(f"    {name:<28}{value:>8g}")
@@ -418,54 +587,57 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> bool:
         f"peak concurrency {invocations.get('queue_peak_concurrency', 0)}"
     )
     console.line(f"  Time taken: {summary.get('seconds', 0):.1f} s")
-    return bool(adds_up)
+    console.line(f"  Everything {'adds up' if adds_up else 'DOES NOT ADD UP'}.")
+    return adds_up
+
+
+def signing_recipe() -> str:
+    """The curl + openssl signing recipe, as docs/tenancy.md gives it."""
+    found = re.search(r"```sh\n(# sign-request.*?)```", SIGNING_RECIPE.read_text(encoding="utf-8"), re.DOTALL)
+    return found.group(1) if found else "(see docs/tenancy.md)"
 
 
 def serve(args: argparse.Namespace, console: Console) -> int:
-    rng = random.Random(11)
-    seeded = [f"parser_run_serve{n:03d}_" + "".join(rng.choices(string.ascii_letters, k=8)) for n in range(1, 21)]
-    plan = Plan(seeded=seeded, absent=[])
-    secret = new_signing_secret() if args.sign else None
+    plan = make_plan(20)
     log_file = Path(tempfile.mkstemp(prefix="extend-deleter-functions-", suffix=".log")[1])
     with log_file.open("w", encoding="utf-8") as raw:
         sink = LogSink(raw)
         sink.listeners.append(lambda function, doc: _echo_outcome(console, function, doc))
-        options = LocalDeploymentOptions(
-            parameter_overrides={**LOCAL_PARAMETERS, **args.parameter},
-            environment_overrides=dict(LOCAL_ENVIRONMENT),
-            visibility_timeout_s=args.visibility_timeout,
-            webhook_signing_secret=secret,
-        )
-        with running_stack(options, sink, plan) as (stack, emulator, endpoint):
+        with running_stack(_options(args), sink, plan) as (stack, emulator, endpoint, clients):
             console.line("The local stack is up. Ctrl-C stops it.")
-            _print_stack(console, stack, emulator, endpoint, log_file, signed=bool(secret))
-            key = stack.api_key
-            console.line(f"  seeded parser runs: {seeded[0]} ... {seeded[-1]} (20)")
-            if secret:
-                console.line(f"  webhook signing secret: {secret}")
+            _print_stack(console, stack, emulator, endpoint, log_file)
             console.line()
-            console.line("Try the API:")
-            console.line(f"  curl -s -X DELETE -H 'x-api-key: {key}' {stack.api_url}/parser_runs/{seeded[0]}")
-            body = json.dumps({"parserRunIds": [*seeded[1:4], "parser_run_absent"]})
-            console.line(
-                f"  curl -s -X POST -H 'x-api-key: {key}' -H 'content-type: application/json' "
-                f"-d '{body}' {stack.api_url}/deletions"
-            )
-            if secret:
-                console.line("  (signing is on: add webhook-id / webhook-timestamp / webhook-signature headers)")
+            console.line("Each tenant's credentials (shown once, as `opscli tenants add` prints them):")
+            for client in clients.values():
+                console.line(
+                    f"  {client.tenant_id:<7} x-api-key {client.api_key}   signing secret {client.signing_secret}"
+                )
+            console.line(f"  acme's runs:   {plan.acme_runs[1]} ... ({len(plan.acme_runs)})")
+            console.line(f"  globex's runs: {plan.globex_runs[0]} ... ({len(plan.globex_runs)})")
+            console.line()
+            console.line("Sign and send, as acme (docs/tenancy.md has the recipe):")
+            console.line(signing_recipe().rstrip())
+            acme = clients["acme"]
+            console.line(f"  API={stack.api_url} KEY={acme.api_key} SECRET={acme.signing_secret}")
+            path = f"/parser_runs/{plan.acme_runs[1]}"
+            console.line(f'  curl -s -X DELETE -H "x-api-key: $KEY" $(sign_request DELETE {path}) "$API{path}"')
             console.line()
             console.line("Operator CLI against this stack (another terminal):")
             console.line(
                 f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
                 f"AWS_DEFAULT_REGION={REGION}"
             )
+            environment = stack.api_function.environment
             console.line(
                 f"  export DELETION_QUEUE_URL={stack.queue_url} DEAD_LETTER_QUEUE_URL={stack.dead_letter_queue_url}"
+                f" TENANTS_TABLE_NAME={environment['TENANTS_TABLE_NAME']}"
+                f" TENANT_SECRET_PREFIX={environment['TENANT_SECRET_PREFIX']}"
             )
-            console.line(f"  printf '%s\\n' {' '.join(seeded[4:8])} | .venv/bin/python -m opscli enqueue -")
+            console.line("  .venv/bin/python -m opscli tenants list")
+            console.line("  .venv/bin/python -m opscli tenants disable globex")
+            console.line(f"  printf '%s\\n' {' '.join(plan.acme_runs[4:7])} | .venv/bin/python -m opscli enqueue -")
             console.line("  .venv/bin/python -m opscli status")
             console.line("  .venv/bin/python -m opscli dlq")
-            console.line("  .venv/bin/python -m opscli redrive")
             console.line()
             console.line("Outcomes as they happen:")
             stop = threading.Event()
@@ -480,7 +652,10 @@ def serve(args: argparse.Namespace, console: Console) -> int:
 def _echo_outcome(console: Console, function: str, doc: dict[str, Any]) -> None:
     if "outcome" in doc and "_aws" not in doc:
         detail = doc.get("reason") or (f"HTTP {doc['status_code']}" if doc.get("status_code") else "")
-        console.line(f"  [{doc.get('trigger')}] {doc['outcome']:<9} {doc.get('parser_run_id')}  {detail}")
+        console.line(
+            f"  [{doc.get('trigger')}] {doc.get('tenant_id', '-'):<8} {doc['outcome']:<9} {doc.get('parser_run_id')}"
+            f"  {detail}"
+        )
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -493,8 +668,7 @@ def _parameter(text: str) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve", action="store_true", help="keep the stack up and print curl and CLI commands")
-    parser.add_argument("--sign", action="store_true", help="with --serve: require webhook signatures too")
-    parser.add_argument("--size", type=int, default=300, help="ids in the bulk request (300)")
+    parser.add_argument("--size", type=int, default=300, help="acme's ids in its bulk request (300)")
     parser.add_argument("--visibility-timeout", type=int, default=6, help="local queue visibility timeout, s (6)")
     parser.add_argument(
         "--parameter",

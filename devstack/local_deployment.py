@@ -95,11 +95,12 @@ class LocalDeployment:
         self._create_tables(template, stack)
         self.apigateway = aws_client("apigateway", self.moto_endpoint)
         self.rest_api_id = str(self.apigateway.create_rest_api(name=stack)["id"])
-        template.resolver.refs["DeletionApi"] = self.rest_api_id
         self.template = template
 
         queue_spec = template.queue_function()
         api_spec = template.api_function()
+        assert api_spec.api_logical_id is not None, "the API function has no Api event"
+        template.resolver.refs[api_spec.api_logical_id] = self.rest_api_id
         assert queue_spec.sqs is not None
         queue_config = self._config(queue_spec)
         api_config = self._config(api_spec)

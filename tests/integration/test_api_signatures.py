@@ -13,6 +13,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from devstack.moto_stack import rotate_secret
+from parser_run_deleter.intake.api_errors import UNAUTHENTICATED_MESSAGE
 from tests.support.api import (
     Signing,
     http_event,
@@ -23,7 +24,6 @@ from tests.support.api import (
     sample_event,
     signature_headers,
 )
-from parser_run_deleter.intake.api_errors import UNAUTHENTICATED_MESSAGE
 from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"

@@ -2,7 +2,9 @@
 
 The API function runs as a worker process of the local Lambda runtime behind its HTTP front (API key and
 all), reading from moto and calling the Extend emulator. Schemathesis generates requests from the spec,
-valid and invalid, and checks every answer's status, content type, headers and body against the spec.
+valid and invalid; a registered tenant's key and signature go on each, so that what is exercised is the
+function behind authentication (tests/integration/test_fuzz_api_events.py covers unsigned requests). Every
+answer's status, content type, headers and body are checked against the spec.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
@@ -25,6 +28,7 @@ from schemathesis.checks import (
 from devstack.extend_emulator import ExtendEmulator
 from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
+from tests.support.api import TenantSigner
 from tests.support.secret_guard import record_response, register_secret
 
 SPEC = Path(__file__).resolve().parents[2] / "openapi.yaml"
@@ -38,10 +42,11 @@ CHECKS = [
 ]
 
 schema = schemathesis.openapi.from_path(SPEC)
+statuses_seen: list[int] = []
 
 
 @pytest.fixture(scope="module")
-def local_api(moto_endpoint: str) -> Iterator[LocalDeployment]:
+def local_api(moto_endpoint: str) -> Iterator[tuple[LocalDeployment, requests.Session, str]]:
     extend_key = register_secret(f"sk_schemathesis_{secrets.token_hex(16)}")
     with ExtendEmulator() as emulator:
         emulator.add_key(extend_key, workspace_id=WORKSPACE)
@@ -55,7 +60,11 @@ def local_api(moto_endpoint: str) -> Iterator[LocalDeployment]:
         stack = LocalDeployment(moto_endpoint, emulator.base_url, extend_key, LogSink(), options)
         try:
             stack.start()
-            yield stack
+            tenant = stack.register_tenant("contract", ownership="workspace", workspace_id=WORKSPACE)
+            assert tenant.api_key_value is not None
+            session = requests.Session()
+            session.auth = TenantSigner(register_secret(tenant.signing_secret), f"/{stack.stage}")
+            yield stack, session, register_secret(tenant.api_key_value)
         finally:
             stack.stop()
 
@@ -63,9 +72,16 @@ def local_api(moto_endpoint: str) -> Iterator[LocalDeployment]:
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_answer_conforms_to_openapi_yaml_and_none_is_a_5xx(
-    case: schemathesis.Case, local_api: LocalDeployment
+    case: schemathesis.Case, local_api: tuple[LocalDeployment, requests.Session, str]
 ) -> None:
-    # The gateway's own API-key check (403 without a valid key) is not what is under test: always send the key.
-    case.headers = {**(case.headers or {}), "x-api-key": local_api.api_key}
-    response = case.call_and_validate(base_url=local_api.api_url, checks=CHECKS, timeout=30)
+    stack, signed_session, api_key = local_api
+    case.headers = {**(case.headers or {}), "x-api-key": api_key}
+    response = case.call_and_validate(base_url=stack.api_url, session=signed_session, checks=CHECKS, timeout=30)
     record_response(response.text)
+    statuses_seen.append(response.status_code)
+
+
+def test_the_generated_requests_got_past_authentication() -> None:
+    # Runs after the cases above: had the signer been wrong, every answer would have been a documented 401.
+    assert statuses_seen, "the contract cases did not run"
+    assert any(200 <= status < 300 for status in statuses_seen), sorted(set(statuses_seen))

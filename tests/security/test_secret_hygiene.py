@@ -190,24 +190,26 @@ def test_an_upstream_that_echoes_the_key_does_not_get_it_logged(stack: InProcess
 def test_no_answer_of_the_api_leaks_the_key_or_the_signing_secret(
     stack: InProcessStack, emitted: Emitted, signing: Signing
 ) -> None:
-    # Given signatures enforced, and Extend failing in ways that carry messages
+    # Given Extend failing in ways that carry messages, and requests signed well and badly
     stack.extend.seed(["pr_api_ok"], workspace_id=WS)
     stack.extend.inject("pr_api_500", *[Fault.status(500)] * 3)
     responses: list[Any] = []
     body = json.dumps({"parserRunIds": ["pr_api_q", "../x"]})
     cases = [
-        rest_event("DELETE", "/parser_runs/pr_api_ok", headers=signing.headers(None)),
-        rest_event("DELETE", "/parser_runs/pr_api_500", headers=signing.headers(None)),
-        rest_event("DELETE", "/parser_runs/pr_api_ok", headers={"webhook-id": "x", "webhook-timestamp": "1"}),
-        rest_event("POST", "/deletions", body=body, headers=signing.headers(body)),
+        rest_event("DELETE", "/parser_runs/pr_api_ok"),
+        rest_event("DELETE", "/parser_runs/pr_api_500"),
+        rest_event(
+            "DELETE", "/parser_runs/pr_api_ok", headers={"webhook-id": "x", "webhook-timestamp": "1"}, sign=False
+        ),
+        rest_event("POST", "/deletions", body=body),
         rest_event("POST", "/deletions", body=body, headers=signing.headers(body + " ")),
-        rest_event("GET", "/parser_runs/pr_api_ok", headers=signing.headers(None)),
+        rest_event("GET", "/parser_runs/pr_api_ok"),
     ]
-    # When each is answered, and once more with the signing secret unreadable
+    # When each is answered, and once more with the tenant's signing secret unreadable
     responses += [invoke(event).__dict__ for event in cases]
-    stack.set_env(WEBHOOK_SIGNING_SECRET_ID="no-such-secret")
+    stack.set_env(TENANT_SECRET_PREFIX="no-such-prefix")
     signature_verifier.reset()
-    responses.append(invoke(cases[0]).__dict__)
+    responses.append(invoke(rest_event("DELETE", "/parser_runs/pr_api_ok")).__dict__)
 
     # Then no answer, log line, metric or queued message holds either secret
     statuses = [response["status"] for response in responses]

@@ -20,7 +20,9 @@ from functools import cache
 from math import floor
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import requests
 import standardwebhooks
 
 from devstack.events import SAMPLE_API_KEY_ID, SAMPLE_SOURCE_IP, sample_http_event, sample_rest_event
@@ -240,3 +242,22 @@ class Signing:
 
     def headers(self, body: str | bytes | None, **kwargs: Any) -> dict[str, str]:
         return signature_headers(self.secret, body, **kwargs)
+
+
+class TenantSigner(requests.auth.AuthBase):
+    """Signs each request a ``requests`` session sends as the tenant's client does: its body, or
+    ``"{METHOD} {route path}"``, the path without the stage (``stage_prefix``) and with its escapes decoded."""
+
+    def __init__(self, secret: str, stage_prefix: str) -> None:
+        self.secret = secret
+        self.stage_prefix = stage_prefix.rstrip("/")
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        path = unquote(urlsplit(request.path_url).path)
+        if self.stage_prefix and path.startswith(self.stage_prefix):
+            path = path.removeprefix(self.stage_prefix) or "/"
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        for name in [name for name in request.headers if name.lower().startswith("webhook-")]:
+            del request.headers[name]
+        request.headers.update(signature_headers(self.secret, body, method=request.method or "GET", path=path))
+        return request

@@ -19,7 +19,6 @@ timeout to 10 s, still above timeout plus batching), Extend's read timeout to 1 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import json
@@ -41,7 +40,8 @@ from devstack.functions import FunctionConfig
 from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
-from parser_run_deleter.logic.webhook_signature import signature_headers
+from parser_run_deleter.logic.tenants import TenantLimits
+from tests.support.api import signature_headers
 from tests.support.secret_guard import record_response, register_secret
 
 pytestmark = pytest.mark.slow
@@ -116,6 +116,7 @@ class Run:
     sink: LogSink
     raw: io.StringIO
     signing_secret: str
+    api_key: str
     keys: list[str]
     api_answers: dict[str, tuple[int, Any]] = field(default_factory=dict)
     api_errors: list[str] = field(default_factory=list)
@@ -125,9 +126,6 @@ class Run:
 @pytest.fixture
 def chaos(moto_endpoint: str) -> Iterator[Run]:
     extend_key = register_secret(f"sk_chaos_{secrets.token_hex(16)}")
-    signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-    register_secret(signing_secret)
-    register_secret(signing_secret.removeprefix("whsec_"))
     raw = io.StringIO()
     sink = LogSink(raw)
     options = LocalDeploymentOptions(
@@ -137,6 +135,8 @@ def chaos(moto_endpoint: str) -> Iterator[Run]:
             "MaxReceiveCount": str(MAX_RECEIVE_COUNT),
             "MaximumConcurrency": "3",
             "BatchingWindowSeconds": "0",
+            "ApiThrottleRateLimit": "1000",
+            "ApiThrottleBurstLimit": "2000",
         },
         environment_overrides={
             "EXTEND_READ_TIMEOUT_SECONDS": "1",
@@ -147,7 +147,6 @@ def chaos(moto_endpoint: str) -> Iterator[Run]:
             "POWERTOOLS_METRICS_NAMESPACE": "Chaos",
         },
         visibility_timeout_s=VISIBILITY_TIMEOUT_S,
-        webhook_signing_secret=signing_secret,
         api_instances=2,
         workspace_id=WORKSPACE,
         stack_name=f"chaos{secrets.token_hex(3)}",
@@ -157,8 +156,15 @@ def chaos(moto_endpoint: str) -> Iterator[Run]:
         stack = ChaosDeployment(moto_endpoint, emulator.base_url, extend_key, sink, options)
         try:
             stack.start()
+            # One tenant makes the API deletes (its share of the stage is not what is under test here)
+            tenant = stack.register_tenant(
+                "chaos", ownership="workspace", workspace_id=WORKSPACE, limits=TenantLimits(999, 1999, 1_000_000)
+            )
+            assert tenant.api_key_value is not None
+            signing_secret = register_secret(tenant.signing_secret)
+            register_secret(signing_secret.removeprefix("whsec_"))
             stack.prewarm()
-            yield Run(stack, emulator, sink, raw, signing_secret, [extend_key])
+            yield Run(stack, emulator, sink, raw, signing_secret, register_secret(tenant.api_key_value), [extend_key])
         finally:
             stack.stop()
 
@@ -194,7 +200,10 @@ def send_queue_messages(run: Run, plan: Plan) -> None:
 
 
 def api_delete(run: Run, http: urllib3.PoolManager, parser_run_id: str) -> None:
-    headers = {"x-api-key": run.stack.api_key, **signature_headers(run.signing_secret, b"")}
+    headers = {
+        "x-api-key": run.api_key,
+        **signature_headers(run.signing_secret, None, method="DELETE", path=f"/parser_runs/{parser_run_id}"),
+    }
     try:
         response = http.request(
             "DELETE", f"{run.stack.api_url}/parser_runs/{parser_run_id}", headers=headers, timeout=60.0, retries=False

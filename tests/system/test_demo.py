@@ -1,4 +1,5 @@
-"""``make run``'s demo, run as the Makefile runs it (its own process), at a small size: its summary adds up."""
+"""``make run``'s demo, run as the Makefile runs it (its own process), at a small size: its summary adds up, per
+tenant, and neither tenant reached the other's runs."""
 
 from __future__ import annotations
 
@@ -40,23 +41,42 @@ def test_the_demo_accounts_for_every_id(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "adds up" in result.stdout and "DOES NOT" not in result.stdout
     summary = json.loads(summary_file.read_text(encoding="utf-8"))
-    path, bulk = summary["queue_path"], summary["bulk"]
-    # every valid id the bulk request queued ended deleted, not found or in the DLQ, and nothing is left
-    assert bulk["queued"] == summary["bulk_ids"]
-    assert path.get("unaccounted", 0) == 0 and summary["still_queued"] == 0
-    assert path["deleted"] + path["not_found"] + path["in_dlq"] == bulk["queued"]
-    assert bulk["rejected"] == 3
+    acme, globex = summary["tenants"]["acme"]["queue_path"], summary["tenants"]["globex"]["queue_path"]
+    bulk = summary["bulk"]
+    # every valid id each tenant queued ended deleted, not found or in the DLQ, and nothing is left
+    for tenant_id, path in (("acme", acme), ("globex", globex)):
+        assert bulk[tenant_id]["queued"] == summary["tenants"][tenant_id]["bulk_ids"]
+        assert path.get("unaccounted", 0) == 0
+        assert path.get("deleted", 0) + path.get("not_found", 0) + path.get("in_dlq", 0) == bulk[tenant_id]["queued"]
+    assert summary["still_queued"] == 0
+    assert bulk["acme"]["rejected"] == 3 and bulk["globex"]["rejected"] == 0
+    # neither tenant deleted a run it does not own: each one it asked for is still in Extend, and globex (the
+    # metadata policy) never sent a DELETE for the other customer's runs
+    for tenant_id, report in summary["others_runs"].items():
+        assert report["asked"] >= 3 and report["still_there"] == report["asked"], tenant_id
+        assert report["deleted_by_extend"] == 0, tenant_id
+    assert summary["others_runs"]["globex"]["deletes_sent"] == 0
+    assert globex["not_found"] >= 6 and acme["not_found"] >= 3
+    # a cross-tenant DELETE looked exactly like a missing id; a replay got the first answer, with one DELETE sent;
+    # the other tenant's secret got 401 and no API key 403
+    single = summary["single"]
+    assert single["cross_tenant_single"] == {"status": 404, "body_as_missing": True}
+    assert single["replay"] == {"same_answer": True, "marked": True, "extend_deletes": 1}
+    assert single["refusals"] == {"no_api_key": 403, "other_tenants_secret": 401}
     # the permanent 403s were dead-lettered with their reason, and so were the malformed messages
     reasons = summary["dlq"]["reasons"]
-    assert path["in_dlq"] == summary["faults"]["403 permanent"] == 2
+    assert acme["in_dlq"] == summary["faults"]["403 permanent"] == 2
     assert sum(count for reason, count in reasons.items() if reason.startswith("permanent: ")) >= 2
     assert sum(count for reason, count in reasons.items() if reason.startswith("invalid: ")) >= 2
     # and the EMF totals agree with the systems' state
     metrics = summary["metrics"]
-    assert metrics["ParserRunDeleted"] == path["deleted"] + summary["single"]["deleted"]
-    assert metrics["ParserRunDeletionQueued"] == bulk["queued"]
+    deleted = acme["deleted"] + globex["deleted"] + single["acme"]["deleted"] + single["globex"]["deleted"]
+    assert metrics["ParserRunDeleted"] == deleted
+    assert metrics["ParserRunDeletionQueued"] == bulk["acme"]["queued"] + bulk["globex"]["queued"]
     assert metrics["ParserRunDeadLettered"] >= 4  # more only if a slow invocation outlived the visibility timeout
     assert metrics["ExtendThrottled"] >= summary["faults"]["429 Retry-After 1"]
+    assert metrics["OwnershipRefused"] == 4  # globex: the other customer's run singly, and three in bulk
+    assert metrics["SignedRequestReplayed"] == 1
     # and the Extend key it generated never appeared in its output or in the functions' logs
     log_file = Path(re.search(r"function logs (\S+)", result.stdout).group(1))
     try:

@@ -98,7 +98,10 @@ Resources:
         ApiKeyRequired: true
 """
 
-API_KEY = "probe-api-key-value"
+
+def probe_key(stack: LocalDeployment, kind: str = "in-plan") -> str:
+    """The value of the probe stack's API key (values are unique across moto's server, so per stack)."""
+    return f"probe-{kind}-{stack.rest_api_id}-000001"
 
 
 @pytest.fixture
@@ -114,15 +117,30 @@ def probe_stack(
         template_path=template,
         parameter_overrides={"ProbeLog": str(log), "PollerConcurrency": str(wanted.get("pollers", 2))},
         visibility_timeout_s=1,
-        api_keys={API_KEY: "probe-key-id"},
         api_instances=2,
         poll_queue=wanted.get("poll_queue", True),
     )
     stack = LocalDeployment(moto_endpoint, extend.base_url, "sk_unused", LogSink(), options).start()
     try:
+        issue_api_key(stack, probe_key(stack))
         yield stack, log
     finally:
         stack.stop()
+
+
+def issue_api_key(stack: LocalDeployment, value: str, *, in_usage_plan: bool = True) -> str:
+    """An API key for the stage, made as an operator makes one: enabled, and (normally) in a usage plan of it."""
+    key = stack.apigateway.create_api_key(name=f"probe-{value}", value=value, enabled=True)
+    if in_usage_plan:
+        plan = stack.apigateway.create_usage_plan(
+            name=f"probe-{value}", apiStages=[{"apiId": stack.rest_api_id, "stage": stack.stage}]
+        )
+        stack.apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    return str(key["id"])
+
+
+def api_key_id(stack: LocalDeployment, value: str) -> str:
+    return str(stack.apigateway.get_api_keys(nameQuery=f"probe-{value}")["items"][0]["id"])
 
 
 def recorded_events(log: Path) -> list[dict[str, Any]]:
@@ -299,7 +317,7 @@ def test_http_front_builds_rest_events_and_maps_results(probe_stack: tuple[Local
     status, headers, raw = http(
         "GET",
         f"{stack.api_url}/items/a%20b?x=1&x=2&y=3",
-        headers={"x-api-key": API_KEY, "X-Multi": "one"},
+        headers={"x-api-key": probe_key(stack), "X-Multi": "one"},
     )
 
     # Then the function got a REST proxy event shaped like API Gateway's
@@ -314,7 +332,7 @@ def test_http_front_builds_rest_events_and_maps_results(probe_stack: tuple[Local
     assert event["queryStringParameters"] == {"x": "2", "y": "3"}
     assert event["multiValueQueryStringParameters"] == {"x": ["1", "2"], "y": ["3"]}
     assert event["requestContext"]["stage"] == "test" and event["requestContext"]["path"] == "/test/items/a%20b"
-    assert event["requestContext"]["identity"]["apiKeyId"] == "probe-key-id"
+    assert event["requestContext"]["identity"]["apiKeyId"] == api_key_id(stack, probe_key(stack))
     assert event["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
     assert event["multiValueHeaders"]["X-Multi"] == ["one"]
     assert event["body"] is None and event["isBase64Encoded"] is False
@@ -326,10 +344,12 @@ def test_http_front_builds_rest_events_and_maps_results(probe_stack: tuple[Local
 
 def test_http_front_refuses_like_api_gateway(probe_stack: tuple[LocalDeployment, Path]) -> None:
     stack, _ = probe_stack
-    key = {"x-api-key": API_KEY}
-    # no key, a wrong key, an unknown route, a wrong method, a path outside the stage
+    key = {"x-api-key": probe_key(stack)}
+    issue_api_key(stack, probe_key(stack, "no-plan"), in_usage_plan=False)
+    # no key, a wrong key, a key in no usage plan of the stage, an unknown route, a wrong method, a path outside it
     assert http("GET", f"{stack.api_url}/items/1")[0] == 403
     assert json.loads(http("GET", f"{stack.api_url}/items/1", {"x-api-key": "nope"})[2]) == {"message": "Forbidden"}
+    assert http("GET", f"{stack.api_url}/items/1", {"x-api-key": probe_key(stack, "no-plan")})[0] == 403
     assert http("GET", f"{stack.api_url}/nowhere", key)[0] == 404
     assert http("DELETE", f"{stack.api_url}/items/1", key)[0] == 404
     assert http("GET", stack.api_url.rsplit("/", 1)[0] + "/items/1", key)[0] == 404
@@ -341,12 +361,12 @@ def test_http_front_refuses_like_api_gateway(probe_stack: tuple[LocalDeployment,
 def test_binary_bodies_travel_base64_both_ways(probe_stack: tuple[LocalDeployment, Path]) -> None:
     stack, _ = probe_stack
     # a binary request body reaches the function base64-encoded
-    status, _, raw = http("POST", f"{stack.api_url}/items", {"x-api-key": API_KEY}, body=b"\xff\xfe\x00binary")
+    status, _, raw = http("POST", f"{stack.api_url}/items", {"x-api-key": probe_key(stack)}, body=b"\xff\xfe\x00binary")
     event = json.loads(raw)["event"]
     assert status == 201 and event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\xff\xfe\x00binary"
     # and a base64 result is decoded for the client
-    status, headers, raw = http("GET", f"{stack.api_url}/binary", {"x-api-key": API_KEY})
+    status, headers, raw = http("GET", f"{stack.api_url}/binary", {"x-api-key": probe_key(stack)})
     assert status == 200 and raw == bytes(range(256)) and headers["Content-Type"] == "application/octet-stream"
 
 

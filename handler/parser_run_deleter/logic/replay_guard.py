@@ -3,7 +3,8 @@ is not done again. Built on Powertools' idempotency utility with its DynamoDB pe
 
 The key is the tenant and the ``webhook-id``; the payload the signature covered is validated against the first
 one, so the same ``webhook-id`` with another payload is a conflict (422), not a replay. A request still being
-served when its twin arrives is 409. Responses that end in an error are not remembered: a retry runs again.
+served when its twin arrives is 409. A 5xx or 429 answer (Extend, AWS or a limit failing it) is not remembered: the client's retry
+with the same ``webhook-id`` runs again rather than getting the failure back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from parser_run_deleter.adapters.idempotency_store import persistence_layer
 from parser_run_deleter.logic.authentication import AuthenticatedRequest
 from parser_run_deleter.logic.webhook_signature import TOLERANCE_S
+from parser_run_deleter.shared.observability import MetricName, count
 
 # A signature verifies from TOLERANCE_S before its timestamp to TOLERANCE_S after: remember it that long, and more.
 REPLAY_WINDOW_S: Final = 2 * TOLERANCE_S + 60
@@ -40,12 +42,22 @@ class ReplayInProgress(Exception):
     """The first request with this ``webhook-id`` is still being served (409)."""
 
 
+class _NotRemembered(Exception):  # noqa: N818 - a carrier, not an error: Powertools forgets a call that raises
+    def __init__(self, response: StoredResponse) -> None:
+        super().__init__("a failure is answered but not remembered")
+        self.response = response
+
+
 def _mark_replayed(response: StoredResponse, idempotent_data: DataRecord) -> StoredResponse:
+    count(MetricName.REPLAYED)
     return {**response, "headers": {**response.get("headers", {}), REPLAYED_HEADER: "true"}}
 
 
 def _execute(*, request: dict[str, str], execute: Callable[[], StoredResponse]) -> StoredResponse:
-    return execute()
+    response = execute()
+    if int(response["status"]) >= 500 or int(response["status"]) == 429:
+        raise _NotRemembered(response)
+    return response
 
 
 @cache
@@ -88,6 +100,8 @@ def serve_once(
     }
     try:
         return run(request=request, execute=execute)
+    except _NotRemembered as failure:
+        return failure.response
     except IdempotencyValidationError:
         raise ReplayConflict("this webhook-id was used with another payload") from None
     except IdempotencyAlreadyInProgressError:
