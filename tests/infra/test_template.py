@@ -276,11 +276,15 @@ def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
     assert env(cfn, QUEUE_FUNCTION)["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
     assert "DELETION_QUEUE_URL" not in env(cfn, QUEUE_FUNCTION)
     assert env(cfn, API_FUNCTION)["DELETION_QUEUE_URL"] == {"Ref": "DeletionQueue"}
-    assert env(cfn, API_FUNCTION)["WEBHOOK_SIGNING_SECRET_ID"] == {
-        "Fn::If": ["HasWebhookSecret", {"Ref": "WebhookSigningSecretArn"}, {"Ref": "AWS::NoValue"}]
-    }
+    # Only the API function authenticates callers and remembers signed requests: only it learns where.
+    assert env(cfn, API_FUNCTION)["TENANT_SECRET_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/tenants"}
+    assert env(cfn, API_FUNCTION)["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
+    assert "TENANT_SECRET_PREFIX" not in env(cfn, QUEUE_FUNCTION)
+    assert "IDEMPOTENCY_TABLE_NAME" not in env(cfn, QUEUE_FUNCTION)
+    assert "WEBHOOK_SIGNING_SECRET_ID" not in env(cfn, API_FUNCTION)  # the one global secret is gone
     for function in (QUEUE_FUNCTION, API_FUNCTION):
         variables = env(cfn, function)
+        assert variables["TENANTS_TABLE_NAME"] == {"Ref": "TenantsTable"}  # both reload tenants
         assert variables["EXTEND_API_KEY_SECRET_ID"] == {"Ref": "ExtendApiKeySecretArn"}
         assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"  # events carry customer data
 
@@ -294,9 +298,9 @@ def test_no_function_environment_holds_a_secret_value(cfn: Cfn, function: str) -
     # names a secret must hold where it is (a secret ARN), never its value, and no literal may look like a key.
     for name, value in env(cfn, function).items():
         if SECRET_LOOKING_NAME.search(name):
-            assert (name.endswith("_ID") and value == {"Ref": "ExtendApiKeySecretArn"}) or value == {
-                "Fn::If": ["HasWebhookSecret", {"Ref": "WebhookSigningSecretArn"}, {"Ref": "AWS::NoValue"}]
-            }, name
+            assert (name.endswith("_ID") and value == {"Ref": "ExtendApiKeySecretArn"}) or (
+                name == "TENANT_SECRET_PREFIX" and value == {"Fn::Sub": "${AWS::StackName}/tenants"}
+            ), name
         if isinstance(value, str):
             assert not re.search(r"(sk_|whsec_)[A-Za-z0-9]", value), name
     secret_parameters = [name for name in cfn.doc["Parameters"] if name.endswith("SecretArn")]
@@ -326,23 +330,57 @@ def test_redrive_policy_sends_to_the_dlq_after_max_receive_count(cfn: Cfn) -> No
     assert re.fullmatch(pattern, cfn.parameter_default("MaxReceiveCount"))
 
 
-def test_dlq_keeps_messages_14_days_longer_than_the_queue(cfn: Cfn) -> None:
-    dlq_retention = cfn.props("DeadLetterQueue")["MessageRetentionPeriod"]
-    assert dlq_retention == 14 * 24 * 3600
-    # A moved message keeps its original enqueue time, so the DLQ must outlive the source queue's retention.
-    assert dlq_retention > cfn.props("DeletionQueue").get("MessageRetentionPeriod", 4 * 24 * 3600)
+def test_both_queues_keep_messages_14_days_and_a_backlog_alarms_long_before(cfn: Cfn) -> None:
+    # 14 days is SQS's maximum. A tenant's backlog must outlive any outage worth waiting out, and a moved message
+    # keeps its original enqueue time, so the DLQ cannot outlive the source queue: the age alarm fires long before.
+    assert cfn.props("DeadLetterQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert cfn.props("DeletionQueue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+    alarm = cfn.props("DeletionQueueBacklogAlarm")
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage" and alarm["Namespace"] == "AWS/SQS"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeletionQueue", "QueueName"]}}]
+    assert alarm["Threshold"] * alarm.get("EvaluationPeriods", 1) < 24 * 3600
+
+
+def queue_policy(cfn: Cfn, queue: str) -> list[dict[str, Any]]:
+    [policy] = [
+        p for p in cfn.of_type("AWS::SQS::QueuePolicy").values() if p["Properties"]["Queues"] == [{"Ref": queue}]
+    ]
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
 
 
 @pytest.mark.parametrize("queue", ["DeletionQueue", "DeadLetterQueue"])
 def test_queues_are_encrypted_and_refuse_plain_http(cfn: Cfn, queue: str) -> None:
     props = cfn.props(queue)
     assert props.get("KmsMasterKeyId") or props.get("SqsManagedSseEnabled") is True
-    [policy] = [
-        p for p in cfn.of_type("AWS::SQS::QueuePolicy").values() if p["Properties"]["Queues"] == [{"Ref": queue}]
-    ]
-    [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Deny"
+    [statement] = [s for s in queue_policy(cfn, queue) if s["Sid"] == "DenyInsecureTransport"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_only_the_api_function_and_the_operator_role_may_send_to_the_deletion_queue(cfn: Cfn) -> None:
+    # The queue function trusts a message's tenant and audit fields: whatever another principal's IAM policy
+    # allows, the queue's own policy denies it SendMessage (which SendMessageBatch is authorized as).
+    [statement] = [s for s in queue_policy(cfn, "DeletionQueue") if s["Sid"] != "DenyInsecureTransport"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["DeletionQueue", "Arn"]}
+    allowed = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert allowed == {
+        "Fn::If": [
+            "HasOperatorRole",
+            [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Ref": "OperatorRoleArn"}],
+            [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}],
+        ]
+    }
+    # and the queue function's role is not among them: it only dead-letters, to the other queue
+    assert "QueueFunctionRole" not in json.dumps(allowed)
+    assert "sqs:SendMessage" not in [
+        action
+        for statement, _ in statements(cfn, "QueueFunctionRole")
+        for action in as_list(statement["Action"])
+        if statement["Resource"] == {"Fn::GetAtt": ["DeletionQueue", "Arn"]}
+    ]
 
 
 def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: Cfn) -> None:
@@ -361,6 +399,10 @@ def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: 
 
 
 FUNCTION_ROLES = {QUEUE_FUNCTION: "QueueFunctionRole", API_FUNCTION: "ApiFunctionRole"}
+TENANT_SECRETS = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    "${AWS::StackName}/tenants/*"
+}
 
 
 def test_roles_use_no_wildcard_resources_and_no_managed_policies(cfn: Cfn) -> None:
@@ -378,6 +420,11 @@ def test_roles_use_no_wildcard_resources_and_no_managed_policies(cfn: Cfn) -> No
             for action in as_list(statement["Action"]):
                 assert action != "*" and not action.endswith(":*"), f"{name}: {action}"
             for resource in as_list(statement["Resource"]):
+                if resource == TENANT_SECRETS:  # one name prefix, the stack's own: tenants come and go
+                    assert name == "ApiFunctionRole" and as_list(statement["Action"]) == [
+                        "secretsmanager:GetSecretValue"
+                    ]
+                    continue
                 assert "*" not in json.dumps(sub_target(resource)), f"{name}: {resource}"
 
 
@@ -407,6 +454,7 @@ def test_queue_function_may_read_the_key_poll_its_queue_and_dead_letter_only(cfn
         "secretsmanager:GetSecretValue": [({"Ref": "ExtendApiKeySecretArn"}, None)],
         "kms:Decrypt": [SECRET_KEY, DATA_KEY],
         "kms:GenerateDataKey": [DATA_KEY],
+        "dynamodb:GetItem": [({"Fn::GetAtt": ["TenantsTable", "Arn"]}, None)],  # reloads each message's tenant
         "sqs:ChangeMessageVisibility": [queue],
         "sqs:DeleteMessage": [queue],
         "sqs:GetQueueAttributes": [queue, dlq],
@@ -416,19 +464,23 @@ def test_queue_function_may_read_the_key_poll_its_queue_and_dead_letter_only(cfn
     }
 
 
-def test_api_function_may_read_its_secrets_and_enqueue_deletions_only(cfn: Cfn) -> None:
+def test_api_function_may_read_its_secrets_and_tenants_remember_requests_and_enqueue_only(cfn: Cfn) -> None:
     queue = ({"Fn::GetAtt": ["DeletionQueue", "Arn"]}, None)
     log = ({"Fn::GetAtt": ["ApiFunctionLogGroup", "Arn"]}, None)
+    tenants = ({"Fn::GetAtt": ["TenantsTable", "Arn"]}, None)
+    replays = ({"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, None)
     assert grants(cfn, "ApiFunctionRole") == {
         "logs:CreateLogStream": [log],
         "logs:PutLogEvents": [log],
-        "secretsmanager:GetSecretValue": [
-            ({"Ref": "ExtendApiKeySecretArn"}, None),
-            # The signing secret only when one is configured.
-            ({"Ref": "WebhookSigningSecretArn"}, "HasWebhookSecret"),
-        ],
+        # The Extend key, and the tenants' signing secrets under the stack's own prefix: no other secret.
+        "secretsmanager:GetSecretValue": [({"Ref": "ExtendApiKeySecretArn"}, None), (TENANT_SECRETS, None)],
         "kms:Decrypt": [SECRET_KEY, DATA_KEY],
         "kms:GenerateDataKey": [DATA_KEY],
+        # The registry is read-only to the function: only operators change tenants.
+        "dynamodb:GetItem": [tenants, replays],
+        "dynamodb:PutItem": [replays],
+        "dynamodb:UpdateItem": [replays],
+        "dynamodb:DeleteItem": [replays],
         "sqs:SendMessage": [queue],
         "sqs:GetQueueAttributes": [queue],
         "sqs:GetQueueUrl": [queue],
@@ -533,19 +585,40 @@ def test_nothing_invokes_a_function_except_this_api_and_the_queue(cfn: Cfn) -> N
         assert cfn.function_behind(props["FunctionName"]) == API_FUNCTION
 
 
-def test_usage_plan_throttles_callers_and_holds_one_sample_key(cfn: Cfn) -> None:
-    _, plan = cfn.one_of_type("AWS::ApiGateway::UsagePlan")
-    # SAM resolves these parameters while expanding (with the deploy's values; here, the defaults).
-    assert plan["Throttle"] == {
-        "RateLimit": cfn.parameter_default("ApiThrottleRateLimit"),
-        "BurstLimit": cfn.parameter_default("ApiThrottleBurstLimit"),
+def test_the_stack_ships_no_shared_key_or_plan_each_tenant_gets_its_own(cfn: Cfn) -> None:
+    # A key and usage plan shared by every caller would let one tenant take everyone's share: each tenant's are
+    # made by `opscli tenants add --create-api-key`, below the stage's limits, which the outputs publish for it.
+    for kind in ("AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlanKey"):
+        assert cfn.of_type(kind) == {}, kind
+    outputs = cfn.doc["Outputs"]
+    assert outputs["RestApiId"]["Value"] == {"Ref": "DeletionApi"}
+    assert outputs["StageThrottle"]["Value"] == {"Fn::Sub": "${ApiThrottleRateLimit}/${ApiThrottleBurstLimit}"}
+    assert outputs["TenantsTableName"]["Value"] == {"Ref": "TenantsTable"}
+    assert outputs["TenantSecretPrefix"]["Value"] == {"Fn::Sub": "${AWS::StackName}/tenants"}
+
+
+@pytest.mark.parametrize("table", ["TenantsTable", "IdempotencyTable"])
+def test_tables_are_encrypted_with_the_stacks_key_and_billed_on_demand(cfn: Cfn, table: str) -> None:
+    props = cfn.props(table)
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["SSESpecification"] == {
+        "Fn::If": [
+            "UseCmk",
+            {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "DataKey"}},
+            {"SSEEnabled": True},  # DynamoDB's own key, when the stack's is turned off
+        ]
     }
-    assert plan["ApiStages"] == [{"ApiId": {"Ref": "DeletionApi"}, "Stage": {"Ref": "DeletionApiv1Stage"}}]
-    key_name, key = cfn.one_of_type("AWS::ApiGateway::ApiKey")
-    assert key["Enabled"] is True
-    _, link = cfn.one_of_type("AWS::ApiGateway::UsagePlanKey")
-    assert link["KeyId"] == {"Ref": key_name}
-    assert cfn.doc["Outputs"]["ApiKeyId"]["Value"] == {"Ref": key_name}
+
+
+def test_the_registry_survives_mistakes_and_replay_records_expire(cfn: Cfn) -> None:
+    registry = cfn.resources["TenantsTable"]
+    assert registry["DeletionPolicy"] == "Retain" and registry["UpdateReplacePolicy"] == "Retain"
+    assert registry["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert registry["Properties"]["DeletionProtectionEnabled"] is True
+    replays = cfn.props("IdempotencyTable")
+    # Powertools' idempotency layer: partition key "id", expiry in "expiration"
+    assert replays["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert replays["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
 
 def test_stage_writes_access_logs_and_throttles(cfn: Cfn) -> None:
@@ -683,7 +756,7 @@ def test_only_the_extend_secret_arn_must_be_supplied(cfn: Cfn) -> None:
     assert not re.fullmatch(pattern, "extend/api-key")
 
 
-@pytest.mark.parametrize("name", ["ExtendApiKeySecretArn", "WebhookSigningSecretArn"])
+@pytest.mark.parametrize("name", ["ExtendApiKeySecretArn"])
 def test_secret_arns_must_be_full_arns_with_secrets_managers_suffix(cfn: Cfn, name: str) -> None:
     # IAM matches the policy's ARN exactly: a partial ARN (no -xxxxxx) would deploy, then be denied every read.
     pattern = cfn.doc["Parameters"][name]["AllowedPattern"]
@@ -725,7 +798,9 @@ def test_outputs_say_what_the_stack_exposes(cfn: Cfn) -> None:
     outputs = cfn.doc["Outputs"]
     assert {
         "ApiUrl",
-        "ApiKeyId",
+        "RestApiId",
+        "TenantsTableName",
+        "TenantSecretPrefix",
         "DeletionQueueUrl",
         "DeadLetterQueueUrl",
         "ApiFunctionName",

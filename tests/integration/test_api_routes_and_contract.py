@@ -10,7 +10,7 @@ import pytest
 
 from devstack.extend_emulator import Fault
 from parser_run_deleter.intake import api_gateway, api_routes
-from tests.support.api import http_event, invoke, queued_messages, rest_event
+from tests.support.api import hold_in_progress, http_event, invoke, queued_messages, rest_event
 from tests.support.openapi_contract import operations, spec
 from tests.support.stacks import Emitted, InProcessStack
 
@@ -44,8 +44,30 @@ def _break_extend_and_queue(stack: InProcessStack) -> None:
 
 
 BULK = '{"parserRunIds": ["pr_a"]}'
+Arrangement = Callable[[InProcessStack], "dict[str, Any] | None"]  # may return arguments for rest_event
+
+
+def _unknown_caller(stack: InProcessStack) -> dict[str, Any]:
+    return {"api_key_id": "unknownkey1"}
+
+
+def _used_webhook_id(stack: InProcessStack) -> dict[str, Any]:
+    # the tenant used this webhook-id a moment ago, for another request
+    assert invoke(rest_event("DELETE", "/parser_runs/pr_other", headers={"webhook-id": "msg_used"})).status == 404
+    return {"headers": {"webhook-id": "msg_used"}}
+
+
+def _twin_in_progress(method: str, path: str, body: str | None) -> Arrangement:
+    def arrange(stack: InProcessStack) -> dict[str, Any]:
+        payload = body.encode() if body else f"{method} {path}".encode()
+        hold_in_progress(stack, stack.tenant.tenant, "msg_twin", payload)
+        return {"headers": {"webhook-id": "msg_twin"}}
+
+    return arrange
+
+
 # One way to get each documented response: (method, path, body, arrangement).
-SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Callable[[InProcessStack], None]]] = {
+SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Arrangement]] = {
     ("DELETE", "/parser_runs/{id}", 200): (
         "/parser_runs/pr_a",
         None,
@@ -59,12 +81,22 @@ SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Callable[[InProcess
     ("DELETE", "/parser_runs/{id}", 400): ("/parser_runs/pr.a", None, lambda s: None),
     ("DELETE", "/parser_runs/{id}", 401): ("/parser_runs/pr_a", None, lambda s: None),
     ("DELETE", "/parser_runs/{id}", 404): ("/parser_runs/pr_a", None, lambda s: None),
+    ("DELETE", "/parser_runs/{id}", 403): ("/parser_runs/pr_a", None, _unknown_caller),
+    ("DELETE", "/parser_runs/{id}", 409): (
+        "/parser_runs/pr_a",
+        None,
+        _twin_in_progress("DELETE", "/parser_runs/pr_a", None),
+    ),
+    ("DELETE", "/parser_runs/{id}", 422): ("/parser_runs/pr_a", None, _used_webhook_id),
     ("DELETE", "/parser_runs/{id}", 503): ("/parser_runs/pr_a", None, _break_extend_and_queue),
     ("POST", "/deletions", 202): ("/deletions", BULK, lambda s: None),
     ("POST", "/deletions", 400): ("/deletions", '{"parserRunIds": []}', lambda s: None),
     ("POST", "/deletions", 401): ("/deletions", BULK, lambda s: None),
     ("POST", "/deletions", 413): ("/deletions", "[" + " " * 600_000 + "]", lambda s: None),
+    ("POST", "/deletions", 403): ("/deletions", BULK, _unknown_caller),
+    ("POST", "/deletions", 409): ("/deletions", BULK, _twin_in_progress("POST", "/deletions", BULK)),
     ("POST", "/deletions", 415): ("/deletions", BULK, lambda s: None),
+    ("POST", "/deletions", 422): ("/deletions", BULK, _used_webhook_id),
     ("POST", "/deletions", 503): ("/deletions", BULK, lambda s: s.set_env(DELETION_QUEUE_URL=None)),
 }
 
@@ -83,10 +115,11 @@ def test_the_scenarios_cover_every_documented_response() -> None:
 def test_every_documented_response_is_produced_as_documented(stack: InProcessStack, key: tuple[str, str, int]) -> None:
     method, _, status = key
     path, body, arrange = SCENARIOS[key]
-    arrange(stack)
+    arguments: dict[str, Any] = arrange(stack) or {}
     # A form-encoded body (curl -d's default) is the one way to a 415; an unsigned request the one way to a 401.
-    headers = {"content-type": "application/x-www-form-urlencoded"} if status == 415 else None
-    event = rest_event(method, path, body=body, headers=headers, sign=status != 401)
+    if status == 415:
+        arguments["headers"] = {"content-type": "application/x-www-form-urlencoded"}
+    event = rest_event(method, path, body=body, sign=status != 401, **arguments)
     answer = invoke(event)  # invoke() validates it against openapi.yaml
     assert answer.status == status
 

@@ -10,6 +10,7 @@ contract test.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import uuid
@@ -28,6 +29,7 @@ import standardwebhooks
 from devstack.events import SAMPLE_API_KEY_ID, SAMPLE_SOURCE_IP, sample_http_event, sample_rest_event
 from devstack.lambda_context import LocalLambdaContext
 from parser_run_deleter.entrypoints import api_function
+from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.logic.webhook_signature import parse_signing_secrets, sign
 from tests.support.openapi_contract import check_response
 from tests.support.secret_guard import register_secret
@@ -261,3 +263,18 @@ class TenantSigner(requests.auth.AuthBase):
             del request.headers[name]
         request.headers.update(signature_headers(self.secret, body, method=request.method or "GET", path=path))
         return request
+
+
+def hold_in_progress(stack: InProcessStack, tenant: Tenant, webhook_id: str, payload: bytes) -> None:
+    """Record, as Powertools does when a request starts, that this tenant's ``webhook-id`` is being served now: what
+    a twin sent while the first is still running finds."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from parser_run_deleter.logic.authentication import AuthenticatedRequest
+    from parser_run_deleter.logic.replay_guard import KEY_PREFIX, replay_config, replay_record
+
+    assert stack.tables is not None
+    layer = DynamoDBPersistenceLayer(table_name=stack.tables.idempotency_table)
+    layer.configure(replay_config(), key_prefix=KEY_PREFIX)
+    started = AuthenticatedRequest(tenant, webhook_id, hashlib.sha256(payload).hexdigest())
+    layer.save_inprogress(data=replay_record(started), remaining_time_in_millis=60_000)

@@ -3,8 +3,8 @@ is not done again. Built on Powertools' idempotency utility with its DynamoDB pe
 
 The key is the tenant and the ``webhook-id``; the payload the signature covered is validated against the first
 one, so the same ``webhook-id`` with another payload is a conflict (422), not a replay. A request still being
-served when its twin arrives is 409. A 5xx or 429 answer (Extend, AWS or a limit failing it) is not remembered: the client's retry
-with the same ``webhook-id`` runs again rather than getting the failure back.
+served when its twin arrives is 409. A 5xx or 429 answer (Extend, AWS or a limit failing it) is not remembered:
+the client's retry with the same ``webhook-id`` runs again rather than getting the failure back.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from parser_run_deleter.shared.observability import MetricName, count
 # A signature verifies from TOLERANCE_S before its timestamp to TOLERANCE_S after: remember it that long, and more.
 REPLAY_WINDOW_S: Final = 2 * TOLERANCE_S + 60
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
+KEY_PREFIX: Final = "signed-request"
 
 # What is remembered of a response: status, headers and the body as sent.
 StoredResponse = dict[str, Any]
@@ -42,7 +43,7 @@ class ReplayInProgress(Exception):
     """The first request with this ``webhook-id`` is still being served (409)."""
 
 
-class _NotRemembered(Exception):  # noqa: N818 - a carrier, not an error: Powertools forgets a call that raises
+class _NotRemembered(Exception):
     def __init__(self, response: StoredResponse) -> None:
         super().__init__("a failure is answered but not remembered")
         self.response = response
@@ -60,9 +61,10 @@ def _execute(*, request: dict[str, str], execute: Callable[[], StoredResponse]) 
     return response
 
 
-@cache
-def _guard(table_name: str) -> tuple[Callable[..., StoredResponse], IdempotencyConfig]:
-    config = IdempotencyConfig(
+def replay_config() -> IdempotencyConfig:
+    """What identifies a signed request (its tenant and ``webhook-id``), what must match on a replay, and how long
+    it is remembered."""
+    return IdempotencyConfig(
         event_key_jmespath="[tenantId, webhookId]",
         payload_validation_jmespath="payloadSha256",
         raise_on_no_idempotency_key=True,
@@ -70,11 +72,24 @@ def _guard(table_name: str) -> tuple[Callable[..., StoredResponse], IdempotencyC
         response_hook=_mark_replayed,
     )
 
+
+def replay_record(authenticated: AuthenticatedRequest) -> dict[str, str]:
+    """The data the replay guard keys and validates a request by."""
+    return {
+        "tenantId": authenticated.tenant.tenant_id,
+        "webhookId": authenticated.webhook_id,
+        "payloadSha256": authenticated.payload_sha256,
+    }
+
+
+@cache
+def _guard(table_name: str) -> tuple[Callable[..., StoredResponse], IdempotencyConfig]:
+    config = replay_config()
     once: Callable[..., StoredResponse] = idempotent_function(
         data_keyword_argument="request",
         persistence_store=persistence_layer(table_name),
         config=config,
-        key_prefix="signed-request",
+        key_prefix=KEY_PREFIX,
     )(_execute)
     return once, config
 
@@ -93,13 +108,8 @@ def serve_once(
     """
     run, config = _guard(table_name)
     config.register_lambda_context(lambda_context)
-    request = {
-        "tenantId": authenticated.tenant.tenant_id,
-        "webhookId": authenticated.webhook_id,
-        "payloadSha256": authenticated.payload_sha256,
-    }
     try:
-        return run(request=request, execute=execute)
+        return run(request=replay_record(authenticated), execute=execute)
     except _NotRemembered as failure:
         return failure.response
     except IdempotencyValidationError:
