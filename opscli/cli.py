@@ -365,7 +365,10 @@ def _run_tenant_command(
             err.write(f"the previous secret keeps working for {format_duration(args.overlap)}\n")
         return EXIT_OK
     removed = admin.remove(args.tenant_id)
-    out.write(f"removed tenant {removed.tenant_id}\n")
+    if args.json:
+        out.write(json.dumps({"removed": _tenant_document(removed)}) + "\n")
+    else:
+        out.write(f"removed tenant {removed.tenant_id}\n")
     return EXIT_OK
 
 

@@ -112,12 +112,17 @@ class TenantAdmin:
             key_id, api_key_value, plan_id = self._create_api_key(tenant_id, limits, stage)
             tenant = replace(tenant, api_key_ids=(*tenant.api_key_ids, key_id), usage_plan_id=plan_id)
         secret = new_signing_secret()
-        self._put_secret(tenant_id, signing_secret_value((SigningSecret(secret),)), create=True)
         try:
+            self._put_secret(tenant_id, signing_secret_value((SigningSecret(secret),)), create=True)
             self.table.save(tenant_id, tenant.to_values(), create=True, add_api_key_ids=tenant.api_key_ids)
-        except TenantConflict as error:
+        except Exception as error:
+            # Leave nothing behind that could authenticate: not the secret, nor a key this call made.
             self._delete_secret(tenant_id)
-            raise TenantError(f"tenant {tenant_id!r} or one of its API keys is registered already ({error})") from None
+            if stage is not None:
+                self._delete_api_key(tenant)
+            if isinstance(error, TenantConflict):
+                raise TenantError(f"tenant {tenant_id!r} or one of its API keys is registered already ({error})") from None
+            raise
         return AddedTenant(tenant, secret, api_key_value)
 
     def set_status(self, tenant_id: str, status: TenantStatus) -> Tenant:
@@ -141,10 +146,7 @@ class TenantAdmin:
         self.table.remove(tenant_id, tenant.api_key_ids)
         self._delete_secret(tenant_id)
         if tenant.usage_plan_id and self.apigateway is not None:
-            for key_id in tenant.api_key_ids:
-                self.apigateway.delete_usage_plan_key(usagePlanId=tenant.usage_plan_id, keyId=key_id)
-                self.apigateway.delete_api_key(apiKey=key_id)
-            self.apigateway.delete_usage_plan(usagePlanId=tenant.usage_plan_id)
+            self._delete_api_key(tenant)
         return tenant
 
     # ---- helpers
@@ -165,6 +167,15 @@ class TenantAdmin:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
                 raise
+
+    def _delete_api_key(self, tenant: Tenant) -> None:
+        """The usage plan this tool made for the tenant, and the key in it."""
+        if self.apigateway is None or tenant.usage_plan_id is None:
+            return
+        for key_id in tenant.api_key_ids:
+            self.apigateway.delete_usage_plan_key(usagePlanId=tenant.usage_plan_id, keyId=key_id)
+            self.apigateway.delete_api_key(apiKey=key_id)
+        self.apigateway.delete_usage_plan(usagePlanId=tenant.usage_plan_id)
 
     def _create_api_key(self, tenant_id: str, limits: TenantLimits, stage: StageApi) -> tuple[str, str, str]:
         if self.apigateway is None:

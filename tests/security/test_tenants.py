@@ -460,3 +460,26 @@ def test_an_operators_message_is_organization_wide_and_may_name_a_workspace(stac
     stack.extend.seed(["pr_op"], workspace_id=OTHER_WS)
     assert consume(stack, {"parserRunId": "pr_op", "workspaceId": OTHER_WS}) == {"batchItemFailures": []}
     assert not stack.extend.exists("pr_op", workspace_id=OTHER_WS)
+
+
+def test_a_refusal_is_logged_with_the_tenant_the_caller_claimed_to_be(stack: InProcessStack, emitted: Emitted) -> None:
+    # acme's key with a wrong signature: the caller gets the generic 401, the log says whose key it was
+    answer = invoke(rest_event("DELETE", "/parser_runs/pr_1", headers={"webhook-signature": "v1,AAAA"}))
+    assert answer.status == 401
+    logs = emitted.read().logs
+    [refusal] = [log for log in logs if log["message"] == "signature refused"]
+    [line] = [log for log in logs if log["message"] == "api request"]
+    assert refusal["tenant_id"] == line["tenant_id"] == TENANT_ID
+
+
+def test_a_metadata_tenant_is_not_served_by_a_deployment_on_an_api_version_without_metadata(
+    stack: InProcessStack, emitted: Emitted
+) -> None:
+    # Rather than accept deletions that could only ever be dead-lettered: a 503 naming the misconfiguration
+    globex = stack.register_tenant("globex", ownership="metadata", metadata_key="tenant", api_key_ids=(GLOBEX_KEY_ID,))
+    body = json.dumps({"parserRunIds": ["pr_gx_1"]})
+    answer = invoke(signed_as(globex, "POST", "/deletions", api_key_id=GLOBEX_KEY_ID, body=body))
+    assert answer.status == 503 and answer.headers["retry-after"]
+    assert queued_messages(stack) == [] and stack.extend.requests == []
+    [error] = [log for log in emitted.read().logs if log["message"] == "the function is misconfigured"]
+    assert "EXTEND_API_VERSION" in error["reason"]

@@ -35,6 +35,8 @@ class ApiRequest:
     # The path of the route, without a stage or a custom domain's base path: what a bodyless request signs.
     route_path: str = ""
     tenant: Tenant | None = None
+    # The tenant a refused caller claimed to be (its key or claim named one): logged, so refusals can be traced.
+    claimed_tenant_id: str | None = None
     parser_run_ids: list[str] = field(default_factory=list)
     outcome: str = UNHANDLED
 
@@ -48,6 +50,11 @@ class ApiRequest:
     def authenticated_as(self, tenant: Tenant) -> None:
         self.tenant = tenant
         logger.append_keys(tenant_id=tenant.tenant_id)
+
+    def refused_as(self, tenant_id: str | None) -> None:
+        if tenant_id is not None:
+            self.claimed_tenant_id = tenant_id
+            logger.append_keys(tenant_id=tenant_id)
 
 
 _current: ContextVar[ApiRequest] = ContextVar("api_request")
@@ -164,7 +171,7 @@ def log_request(request: ApiRequest, status_code: object) -> None:
             "parser_run_ids": ids[:MAX_LOGGED_IDS],
             "parser_run_id_count": len(ids),
             "trigger": Trigger.API.value,
-            "tenant_id": request.tenant.tenant_id if request.tenant else None,
+            "tenant_id": request.tenant.tenant_id if request.tenant else request.claimed_tenant_id,
             "audit": request.audit.fields(),
         },
     )

@@ -50,12 +50,14 @@ UNAUTHENTICATED_MESSAGE: Final = "the request is not signed with a current signi
 
 
 def _forbidden(error: Forbidden) -> Response[Any]:
+    current_request().refused_as(error.tenant_id)
     count(MetricName.TENANT_REFUSED)
     logger.warning("caller refused", extra={"reason": str(error)})
     return _answer("forbidden", 403, FORBIDDEN_MESSAGE)
 
 
 def _not_authenticated(error: NotAuthenticated) -> Response[Any]:
+    current_request().refused_as(error.tenant_id)
     count(MetricName.SIGNATURE_REJECTED)
     logger.warning("signature refused", extra={"reason": str(error)})
     return _answer("signature_rejected", 401, UNAUTHENTICATED_MESSAGE)

@@ -29,6 +29,7 @@ from parser_run_deleter.logic.api_use_cases import (
 )
 from parser_run_deleter.logic.authentication import authenticate, signed_payload
 from parser_run_deleter.logic.deletion import Outcome
+from parser_run_deleter.logic.ownership import require_supported_policy
 from parser_run_deleter.logic.replay_guard import StoredResponse, serve_once
 from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.settings import ConfigurationError, get_settings
@@ -108,6 +109,7 @@ def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextM
     caller = caller_identity(event.raw_event, settings.tenant_claim)
     authenticated = authenticate(caller, event.headers, payload, settings)
     request.authenticated_as(authenticated.tenant)
+    require_supported_policy(authenticated.tenant, settings)
     if settings.idempotency_table_name is None:
         raise ConfigurationError("IDEMPOTENCY_TABLE_NAME is required to refuse replayed requests")
     stored = serve_once(

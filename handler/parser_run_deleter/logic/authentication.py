@@ -34,11 +34,18 @@ class AuthenticatedRequest:
     payload_sha256: str
 
 
-class Forbidden(Exception):
+class _Refused(Exception):
+    def __init__(self, reason: str, tenant_id: str | None = None) -> None:
+        super().__init__(reason)
+        # The tenant the caller's key or claim names, when there is one: for the log, never for the caller.
+        self.tenant_id = tenant_id
+
+
+class Forbidden(_Refused):
     """No tenant for this caller, or a disabled one (403). The message is for the log."""
 
 
-class NotAuthenticated(Exception):
+class NotAuthenticated(_Refused):
     """The signature is missing, malformed, stale or wrong (401). The message is for the log."""
 
 
@@ -75,13 +82,13 @@ def authenticate(
     if tenant is None:
         raise Forbidden("no tenant has this API key id or tenant id")
     if not tenant.active:
-        raise Forbidden(f"tenant {tenant.tenant_id!r} is disabled")
+        raise Forbidden(f"tenant {tenant.tenant_id!r} is disabled", tenant.tenant_id)
     secret_id = signing_secret_id(settings.tenant_secret_prefix, tenant.tenant_id)
     verifier = verifier_for(secret_id, settings.secret_max_age_s)
     try:
         webhook_id = verifier.verify(headers, payload)
     except SignatureRejected as error:
-        raise NotAuthenticated(str(error)) from None
+        raise NotAuthenticated(str(error), tenant.tenant_id) from None
     except SigningSecretUnavailable as error:
         raise AuthenticationUnavailable(str(error)) from None
     return AuthenticatedRequest(tenant, webhook_id, hashlib.sha256(payload).hexdigest())

@@ -19,10 +19,20 @@ from parser_run_deleter.logic.deletion import attempt_deletion
 from parser_run_deleter.logic.queue_messages import DeletionRequest
 from parser_run_deleter.logic.tenants import Ownership, Tenant
 from parser_run_deleter.shared.observability import MetricName, count
-from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.settings import ConfigurationError, Settings
 from parser_run_deleter.shared.time_budget import Deadline
 
 METADATA_API_VERSION = "2026-02-09"
+
+
+def require_supported_policy(tenant: Tenant, settings: Settings) -> None:
+    """Refuse, as a misconfiguration (503), to serve a tenant whose policy this deployment cannot apply: rather than
+    accept deletions that could only ever be dead-lettered."""
+    if tenant.ownership is Ownership.METADATA and settings.extend_api_version != METADATA_API_VERSION:
+        raise ConfigurationError(
+            f"tenant {tenant.tenant_id!r} has the metadata ownership policy, which needs EXTEND_API_VERSION "
+            f"{METADATA_API_VERSION}"
+        )
 
 
 def delete_owned(

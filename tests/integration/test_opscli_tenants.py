@@ -1,0 +1,221 @@
+"""``opscli tenants`` against moto's server: add (with and without creating the tenant's API key and usage plan),
+list, show, disable, enable, rotate-secret and remove, as scripts call them (``--json``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+import pytest
+
+from devstack.moto_stack import aws_client
+from opscli.cli import main
+from parser_run_deleter.adapters.tenant_table import TenantTable
+from parser_run_deleter.logic.webhook_signature import parse_signing_secrets, signing_secrets
+from tests.support.secret_guard import register_secret
+from tests.support.stacks import Tables, create_tables
+
+STAGE_RATE, STAGE_BURST = 10, 20
+
+
+@pytest.fixture
+def registry(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Tables:
+    """A registry, found as the CLI finds it on a workstation: from the variables the template gives the API."""
+    tables = create_tables(moto_endpoint)
+    monkeypatch.setenv("TENANTS_TABLE_NAME", tables.tenants_table)
+    monkeypatch.setenv("TENANT_SECRET_PREFIX", tables.secret_prefix)
+    return tables
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), out=out, err=err)
+    for line in out.getvalue().splitlines():  # whatever it printed is a secret from now on
+        if line.startswith("{"):
+            for name in ("signingSecret", "apiKey"):
+                if isinstance(json.loads(line).get(name), str):
+                    register_secret(json.loads(line)[name])
+    return status, out.getvalue(), err.getvalue()
+
+
+def run_json(*argv: str) -> Any:
+    status, out, err = run(*argv, "--json")
+    assert status == 0, err
+    return json.loads(out)
+
+
+def stored_secret(endpoint: str, tables: Tables, tenant_id: str) -> str:
+    name = f"{tables.secret_prefix}/{tenant_id}/signing"
+    value: str = aws_client("secretsmanager", endpoint).get_secret_value(SecretId=name)["SecretString"]
+    return value
+
+
+def test_add_registers_the_tenant_and_prints_its_signing_secret_once(moto_endpoint: str, registry: Tables) -> None:
+    added = run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "workspace",
+                     "--workspace-id", "ws_acme")  # fmt: skip
+    assert added["tenantId"] == "acme" and added["apiKeyId"] == "k1a2b3c4d5"
+    assert added["signingSecret"].startswith("whsec_") and "apiKey" not in added
+    # The secret is in Secrets Manager under the prefix, and nowhere in the table
+    stored = stored_secret(moto_endpoint, registry, "acme")
+    assert parse_signing_secrets(stored) == parse_signing_secrets(added["signingSecret"])
+    table = TenantTable(registry.tenants_table, aws_client("dynamodb", moto_endpoint))
+    item = table.tenant("acme")
+    assert item is not None and added["signingSecret"] not in json.dumps(item, default=str)
+    assert item["ownership"] == "workspace" and item["workspaceId"] == "ws_acme"
+    # and shown once: show and list never print it
+    assert added["signingSecret"] not in run("tenants", "show", "acme")[1] + run("tenants", "list")[1]
+
+
+def test_the_text_output_tells_the_operator_the_secret_is_shown_once(registry: Tables) -> None:
+    status, out, err = run("tenants", "add", "beta", "--api-key-id", "b1c2d3e4f5", "--ownership", "unrestricted")
+    assert status == 0
+    secret_line = next(line for line in out.splitlines() if line.startswith("signing secret"))
+    register_secret(secret_line.split()[-1])
+    assert "shown once" in err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--ownership", "workspace", "--api-key-id", "k9k9k9k9k9"], "workspace"),
+        (["--ownership", "metadata", "--api-key-id", "k9k9k9k9k9"], "metadata key"),
+        (["--ownership", "workspace", "--workspace-id", "ws_x"], "--api-key-id"),
+        (["--ownership", "workspace", "--workspace-id", "ws_x", "--api-key-id", "not a key id"], "key id"),
+    ],
+)
+def test_an_incomplete_definition_is_a_one_line_error_and_registers_nothing(
+    moto_endpoint: str, registry: Tables, arguments: list[str], message: str
+) -> None:
+    status, out, err = run("tenants", "add", "gamma", *arguments)
+    assert status == 2 and out == ""
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert run_json("tenants", "list") == []
+
+
+def test_a_tenant_or_key_registered_already_is_refused_and_leaves_no_secret(
+    moto_endpoint: str, registry: Tables
+) -> None:
+    run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
+    status, _, err = run("tenants", "add", "acme", "--api-key-id", "z9y8x7w6v5", "--ownership", "unrestricted")
+    assert status == 2 and "exists already" in err
+    # another tenant cannot take acme's key
+    status, _, err = run("tenants", "add", "thief", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
+    assert status == 2 and "registered already" in err
+    secrets = aws_client("secretsmanager", moto_endpoint)
+    with pytest.raises(secrets.exceptions.ResourceNotFoundException):
+        secrets.get_secret_value(SecretId=f"{registry.secret_prefix}/thief/signing")
+    assert [tenant["tenantId"] for tenant in run_json("tenants", "list")] == ["acme"]
+
+
+def test_disable_enable_show_and_list(registry: Tables) -> None:
+    run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "workspace", "--workspace-id", "w1")
+    run_json("tenants", "add", "beta", "--api-key-id", "b1c2d3e4f5", "--ownership", "metadata", "--metadata-key", "t")
+    assert run_json("tenants", "disable", "acme")["status"] == "disabled"
+    listed = {tenant["tenantId"]: tenant for tenant in run_json("tenants", "list")}
+    assert listed["acme"]["status"] == "disabled" and listed["beta"]["status"] == "active"
+    assert listed["beta"]["ownership"] == "metadata" and listed["beta"]["metadataKey"] == "t"
+    assert run_json("tenants", "enable", "acme")["status"] == "active"
+    assert run_json("tenants", "show", "acme")["apiKeyIds"] == ["k1a2b3c4d5"]
+    status, _, err = run("tenants", "show", "nobody")
+    assert status == 2 and "no tenant 'nobody'" in err
+
+
+def test_rotate_secret_prints_the_new_one_and_keeps_the_old_one_for_the_overlap(
+    moto_endpoint: str, registry: Tables
+) -> None:
+    old = run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
+    before = int(time.time())
+    rotated = run_json("tenants", "rotate-secret", "acme", "--overlap", "600")
+    assert rotated["signingSecret"] != old["signingSecret"] and rotated["overlapSeconds"] == 600
+    entries = signing_secrets(stored_secret(moto_endpoint, registry, "acme"))
+    assert [entry.secret for entry in entries] == [rotated["signingSecret"], old["signingSecret"]]
+    assert entries[0].not_after is None
+    assert entries[1].not_after is not None and before + 600 <= entries[1].not_after <= int(time.time()) + 600
+    # a second rotation keeps two at most: the newest, and the one it replaced
+    newest = run_json("tenants", "rotate-secret", "acme")
+    entries = signing_secrets(stored_secret(moto_endpoint, registry, "acme"))
+    assert [entry.secret for entry in entries] == [newest["signingSecret"], rotated["signingSecret"]]
+
+
+def test_remove_deletes_the_tenant_its_key_mapping_and_its_secret(moto_endpoint: str, registry: Tables) -> None:
+    run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
+    assert run_json("tenants", "remove", "acme")["removed"]["tenantId"] == "acme"
+    assert run_json("tenants", "list") == []
+    table = TenantTable(registry.tenants_table, aws_client("dynamodb", moto_endpoint))
+    assert table.tenant("acme") is None and table.tenant_id_for_api_key("k1a2b3c4d5") is None
+    secrets = aws_client("secretsmanager", moto_endpoint)
+    with pytest.raises(secrets.exceptions.ResourceNotFoundException):
+        secrets.get_secret_value(SecretId=f"{registry.secret_prefix}/acme/signing")
+    # the key id is free again
+    run_json("tenants", "add", "other", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
+
+
+def test_without_a_registry_the_cli_says_how_to_name_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TENANTS_TABLE_NAME", raising=False)
+    monkeypatch.delenv("TENANT_SECRET_PREFIX", raising=False)
+    status, _, err = run("tenants", "list")
+    assert status == 2 and "--stack-name" in err and "TENANTS_TABLE_NAME" in err
+
+
+# ---------------------------------------------------------------- on a deployed stack: --stack-name
+
+
+@pytest.fixture
+def deployed(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, Tables]:
+    """A stack whose outputs name the registry and the API, as template.yaml's do (moto's CloudFormation)."""
+    monkeypatch.delenv("TENANTS_TABLE_NAME", raising=False)
+    monkeypatch.delenv("TENANT_SECRET_PREFIX", raising=False)
+    tables = create_tables(moto_endpoint)
+    apigateway = aws_client("apigateway", moto_endpoint)
+    rest_api_id = apigateway.create_rest_api(name="deleter")["id"]
+    outputs = {
+        "RestApiId": rest_api_id,
+        "StageName": "v1",
+        "StageThrottle": f"{STAGE_RATE}/{STAGE_BURST}",
+        "TenantsTableName": tables.tenants_table,
+        "TenantSecretPrefix": tables.secret_prefix,
+    }
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+    }
+    stack_name = f"deleter-{rest_api_id}"
+    aws_client("cloudformation", moto_endpoint).create_stack(StackName=stack_name, TemplateBody=json.dumps(template))
+    return stack_name, rest_api_id, tables
+
+
+def test_create_api_key_makes_the_tenants_own_key_and_usage_plan_below_the_stages(
+    moto_endpoint: str, deployed: tuple[str, str, Tables]
+) -> None:
+    stack_name, rest_api_id, _ = deployed
+    added = run_json("tenants", "add", "acme", "--ownership", "workspace", "--workspace-id", "ws_acme",
+                     "--create-api-key", "--rate-limit", "2", "--burst-limit", "4", "--daily-quota", "500",
+                     "--stack-name", stack_name)  # fmt: skip
+    apigateway = aws_client("apigateway", moto_endpoint)
+    key = apigateway.get_api_key(apiKey=added["apiKeyId"], includeValue=True)
+    assert key["value"] == added["apiKey"] and key["enabled"] is True
+    [plan] = [p for p in apigateway.get_usage_plans()["items"] if p["id"] == added["usagePlanId"]]
+    assert plan["throttle"] == {"rateLimit": 2.0, "burstLimit": 4}
+    assert plan["quota"]["limit"] == 500 and plan["quota"]["period"] == "DAY"
+    assert plan["apiStages"] == [{"apiId": rest_api_id, "stage": "v1"}]
+    assert [k["id"] for k in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [added["apiKeyId"]]
+
+    # and removing the tenant removes what was made for it
+    run_json("tenants", "remove", "acme", "--stack-name", stack_name)
+    assert added["usagePlanId"] not in [p["id"] for p in apigateway.get_usage_plans()["items"]]
+    with pytest.raises(apigateway.exceptions.NotFoundException):
+        apigateway.get_api_key(apiKey=added["apiKeyId"])
+
+
+def test_a_share_not_below_the_stages_is_refused_and_nothing_is_made(
+    moto_endpoint: str, deployed: tuple[str, str, Tables]
+) -> None:
+    stack_name, _, _ = deployed
+    plans_before = aws_client("apigateway", moto_endpoint).get_usage_plans()["items"]
+    status, _, err = run("tenants", "add", "hog", "--ownership", "unrestricted", "--create-api-key",
+                         "--rate-limit", str(STAGE_RATE), "--stack-name", stack_name)  # fmt: skip
+    assert status == 2 and "below the stage's" in err
+    assert aws_client("apigateway", moto_endpoint).get_usage_plans()["items"] == plans_before
+    assert run_json("tenants", "list", "--stack-name", stack_name) == []
