@@ -29,8 +29,8 @@ lint: venv ## ruff check and ruff format --check on every Python file
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: venv ## mypy --strict on handler/, devstack/, opscli/ and bench/
-	$(BIN)/mypy handler devstack opscli bench
+typecheck: venv ## mypy --strict on handler/, devstack/, opscli/, bench/ and tools/; on tests/ a little relaxed (pyproject)
+	$(BIN)/mypy handler devstack opscli bench tests tools
 
 pytest: venv ## every test tier, with coverage of handler/ (needs `make infra` first for tests/infra)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)

@@ -121,7 +121,9 @@ class TenantAdmin:
             if stage is not None:
                 self._delete_api_key(tenant)
             if isinstance(error, TenantConflict):
-                raise TenantError(f"tenant {tenant_id!r} or one of its API keys is registered already ({error})") from None
+                raise TenantError(
+                    f"tenant {tenant_id!r} or one of its API keys is registered already ({error})"
+                ) from None
             raise
         return AddedTenant(tenant, secret, api_key_value)
 

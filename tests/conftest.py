@@ -3,6 +3,7 @@ signing, and the template as written, expanded and built. Helpers live in tests/
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -30,7 +31,9 @@ pytest_plugins = ["tests.support.secret_guard"]
 
 # The function logs to the process's real stdout, as in Lambda. Binding it to fd 1 (not to whichever capture
 # object pytest had installed at import time) lets pytest's fd capture see every line, from every thread.
-observability.logger.registered_handler.setStream(sys.__stdout__)
+log_handler = observability.logger.registered_handler
+assert isinstance(log_handler, logging.StreamHandler)
+log_handler.setStream(sys.__stdout__)
 
 
 @pytest.fixture(scope="session")

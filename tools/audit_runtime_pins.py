@@ -76,8 +76,8 @@ def main(requirements: str) -> int:
         unaudited += not verdict.startswith("audited")
     width = max((len(row[0]) for row in rows), default=4)
     print(f"pip-audit of {requirements}:")
-    for name, version, verdict, ids in rows:
-        print(f"  {name:<{width}}  {version:<10}  {verdict:<45}  known vulnerabilities: {ids}")
+    for name, version, verdict, known in rows:
+        print(f"  {name:<{width}}  {version:<10}  {verdict:<45}  known vulnerabilities: {known}")
     if vulnerable:
         print(f"FAIL: {vulnerable} dependency(ies) with known vulnerabilities")
         return 1

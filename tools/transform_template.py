@@ -24,7 +24,7 @@ class OfflinePolicyLoader(ManagedPolicyLoader):
     """The template names managed policies by ARN only, so the IAM lookup by name is never needed."""
 
     def __init__(self) -> None:
-        super().__init__(iam_client=None)  # type: ignore[arg-type]
+        super().__init__(iam_client=None)
 
     def load(self) -> dict[str, str]:
         return {}

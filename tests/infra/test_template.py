@@ -245,7 +245,7 @@ def longest_field(pattern: str, index: int, separator: str) -> int:
 
 def longest_match(pattern: str) -> int:
     """An upper bound on the length of a string the pattern accepts (it must have no unbounded repetition)."""
-    tree = re._parser.parse(pattern)  # type: ignore[attr-defined]
+    tree = re._parser.parse(pattern)
     return int(tree.getwidth()[1])
 
 
@@ -314,6 +314,7 @@ def test_no_function_environment_holds_a_secret_value(cfn: Cfn, function: str) -
 def test_queue_visibility_timeout_is_at_least_six_times_the_queue_function_timeout(cfn: Cfn) -> None:
     mapping = event_source_mapping(cfn)
     queue = cfn.ref_target(mapping["EventSourceArn"])
+    assert queue, f"not a reference: {mapping['EventSourceArn']!r}"
     function = cfn.function_behind(mapping["FunctionName"])
     assert (queue, function) == ("DeletionQueue", QUEUE_FUNCTION)
     assert cfn.props(queue)["VisibilityTimeout"] >= 6 * cfn.props(function)["Timeout"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from devstack.extend_emulator import Fault
 from parser_run_deleter.intake import api_gateway, api_routes
@@ -171,8 +172,9 @@ def test_an_unexpected_error_is_a_json_500_without_details(
         raise RuntimeError("boom: internal detail")
 
     monkeypatch.setattr(api_routes, "enqueue_bulk", broken)
+    context = cast("LambdaContext", stack.context())  # the local stand-in has the same attributes
     response = api_gateway.handle_api_event(
-        rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}'), stack.context()
+        rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}'), context
     )
     assert response["statusCode"] == 500
     assert "boom" not in response["body"]

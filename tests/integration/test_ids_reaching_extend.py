@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -14,9 +16,9 @@ from tests.support.secret_guard import new_api_key
 
 
 @pytest.fixture(scope="module")
-def live_emulator() -> ExtendEmulator:
+def live_emulator() -> Iterator[ExtendEmulator]:
     with ExtendEmulator() as emulator:
-        yield emulator  # type: ignore[misc]
+        yield emulator
 
 
 @pytest.mark.parametrize("version", ["2025-04-21", "2026-02-09"])

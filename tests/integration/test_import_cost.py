@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ print(json.dumps({"response": response, "tracer": observability.tracer is not No
 """
 
 
-def run_fresh(code: str, *args: str, **env: str) -> dict:
+def run_fresh(code: str, *args: str, **env: str) -> dict[str, Any]:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "handler"), str(ROOT)]), **env}
     completed = subprocess.run(
         [sys.executable, "-c", code, *args], env=environment, capture_output=True, text=True, timeout=120, check=True
@@ -95,7 +96,7 @@ def test_tracing_switch(value: str, enabled: bool) -> None:
 
 
 def test_trace_handler_wraps_only_when_a_tracer_exists(monkeypatch: pytest.MonkeyPatch) -> None:
-    def handler(event: dict, context: object) -> dict:
+    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         return {"echo": event}
 
     monkeypatch.setattr(observability, "tracer", None)

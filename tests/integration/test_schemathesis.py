@@ -12,11 +12,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+from requests.structures import CaseInsensitiveDict
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -72,10 +74,12 @@ def local_api(moto_endpoint: str) -> Iterator[tuple[LocalDeployment, requests.Se
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_answer_conforms_to_openapi_yaml_and_none_is_a_5xx(
-    case: schemathesis.Case, local_api: tuple[LocalDeployment, requests.Session, str]
+    case: schemathesis.Case[Any], local_api: tuple[LocalDeployment, requests.Session, str]
 ) -> None:
     stack, signed_session, api_key = local_api
-    case.headers = {**(case.headers or {}), "x-api-key": api_key}
+    headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(case.headers)  # a copy, as case-insensitive as the original
+    headers["x-api-key"] = api_key
+    case.headers = headers
     response = case.call_and_validate(base_url=stack.api_url, session=signed_session, checks=CHECKS, timeout=30)
     record_response(response.text)
     statuses_seen.append(response.status_code)

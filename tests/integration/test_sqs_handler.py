@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from devstack.events import record_from_sqs_message, sqs_event, sqs_record
 from devstack.extend_emulator import Fault
@@ -17,7 +18,7 @@ def body(parser_run_id: str, **extra: str) -> str:
     return json.dumps({"parserRunId": parser_run_id, **extra})
 
 
-def failures(response: dict) -> set[str]:
+def failures(response: dict[str, Any]) -> set[str]:
     return {item["itemIdentifier"] for item in response["batchItemFailures"]}
 
 

@@ -8,6 +8,7 @@ message, scanning everything a person or a system downstream could see.
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -59,7 +60,8 @@ class _Call:
 
 def run_hook(sections: list[tuple[str, str]], call: _Call) -> _Report:
     report = _Report(sections)
-    generator = shared.pytest_runtest_makereport(None, call)  # type: ignore[arg-type]
+    # Stand-ins throughout: no item and a _Call for pytest's (hence the ignore); an _Outcome for pluggy's Result.
+    generator: Generator[None, Any, None] = shared.pytest_runtest_makereport(None, call)  # type: ignore[arg-type]
     next(generator)
     with pytest.raises(StopIteration):
         generator.send(_Outcome(report))

@@ -259,6 +259,8 @@ class TenantSigner(requests.auth.AuthBase):
         if self.stage_prefix and path.startswith(self.stage_prefix):
             path = path.removeprefix(self.stage_prefix) or "/"
         body = request.body.encode() if isinstance(request.body, str) else request.body
+        if not (body is None or isinstance(body, bytes)):
+            raise TypeError(f"a streamed request body cannot be signed: {type(body).__name__}")
         for name in [name for name in request.headers if name.lower().startswith("webhook-")]:
             del request.headers[name]
         request.headers.update(signature_headers(self.secret, body, method=request.method or "GET", path=path))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
+import pluggy
 import pytest
 
 # Every secret value a test creates; no test's captured output may contain one.
@@ -58,7 +59,9 @@ def _record_handler_responses(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     """Fail any test whose captured output, responses or raised error contains a secret value."""
     outcome = yield
     report = outcome.get_result()

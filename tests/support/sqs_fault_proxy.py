@@ -67,7 +67,7 @@ class SqsFaultProxy:
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def reject(self, parser_run_id: str, times: int | None = None) -> None:
         """Make SQS reject the entry naming ``parser_run_id``: the next ``times`` times, or always (None)."""

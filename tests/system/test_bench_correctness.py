@@ -35,7 +35,7 @@ def test_warm_children_delete_every_record(bench_stack: BenchServices, script: s
     child = run_child(script, bench_stack.env(BENCH_API_KEY=bench_stack.api_key), ids=ids, args=args)
     assert child.report["failures"] == 0
     assert not [i for i in ids if bench_stack.extend.exists(i, workspace_id=WORKSPACE)]
-    assert sorted(r.parser_run_id for r in bench_stack.extend.requests) == sorted(ids)
+    assert sorted((r.parser_run_id for r in bench_stack.extend.requests), key=str) == sorted(ids)
 
 
 def test_rate_benchmark_loses_nothing_and_respects_the_limit(bench_stack: BenchServices) -> None:

@@ -343,9 +343,9 @@ class Accounting:
     @classmethod
     def build(cls, run: Run, plan: Plan) -> Accounting:
         terminal: dict[str, list[str]] = defaultdict(list)
-        for line in run.sink.outcome_logs():
-            if line.get("outcome") in ("deleted", "not_found"):
-                terminal[line["parser_run_id"]].append(f"{line['outcome']} ({line['trigger']})")
+        for outcome_log in run.sink.outcome_logs():
+            if outcome_log.get("outcome") in ("deleted", "not_found"):
+                terminal[outcome_log["parser_run_id"]].append(f"{outcome_log['outcome']} ({outcome_log['trigger']})")
         without_reason: list[str] = []
         for message in dead_letters(run):
             attributes = {name: value.get("StringValue") for name, value in message["MessageAttributes"].items()}
@@ -387,7 +387,7 @@ class Accounting:
                 inconsistent.append(f"{parser_run_id}: {state}, still at Extend: {still_there}")
         for parser_run_id, (status, body) in run.api_answers.items():
             expected = {"deleted": 200, "not_found": 404, "queued": 202}
-            if not (isinstance(body, dict) and expected.get(body.get("status")) == status):
+            if not (isinstance(body, dict) and expected.get(body.get("status", "")) == status):
                 inconsistent.append(f"{parser_run_id}: API answered {status} {body}")
 
         unexpected = [f"API client: {error}" for error in run.api_errors]

@@ -188,9 +188,9 @@ def test_a_hanging_secrets_manager_on_a_cold_start_does_not_overrun_the_deadline
     # Given a cold container whose Secrets Manager endpoint accepts connections and never answers
     silent = SilentServer()
     stack.set_env(AWS_ENDPOINT_URL_SECRETS_MANAGER=silent.url)
-    from aws_lambda_powertools.utilities.parameters import base
+    from aws_lambda_powertools.utilities.parameters import constants
 
-    base.DEFAULT_PROVIDERS.clear()  # the provider (and its boto3 client) is rebuilt against the silent endpoint
+    constants.DEFAULT_PROVIDERS.clear()  # the provider (and its boto3 client) is rebuilt against the silent endpoint
     stack.extend.seed(["pr_cold"], workspace_id=WS)
     context = stack.context(timeout_s=3.0)
     outcome: dict[str, Any] = {}
@@ -207,7 +207,7 @@ def test_a_hanging_secrets_manager_on_a_cold_start_does_not_overrun_the_deadline
     finished_in_time = "response" in outcome and context.get_remaining_time_in_millis() > 0
     silent.close()  # lets a hung fetch fail fast, so nothing outlives the test for long
     worker.join(timeout=30)
-    base.DEFAULT_PROVIDERS.clear()
+    constants.DEFAULT_PROVIDERS.clear()
 
     # Then it answered before its deadline, with the record returned
     assert finished_in_time

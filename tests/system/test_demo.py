@@ -78,7 +78,9 @@ def test_the_demo_accounts_for_every_id(tmp_path: Path) -> None:
     assert metrics["OwnershipRefused"] == 4  # globex: the other customer's run singly, and three in bulk
     assert metrics["SignedRequestReplayed"] == 1
     # and the Extend key it generated never appeared in its output or in the functions' logs
-    log_file = Path(re.search(r"function logs (\S+)", result.stdout).group(1))
+    named = re.search(r"function logs (\S+)", result.stdout)
+    assert named, "the demo did not name its function log file"
+    log_file = Path(named.group(1))
     try:
         assert "sk_local_" not in result.stdout + result.stderr
         assert "sk_local_" not in log_file.read_text(encoding="utf-8")

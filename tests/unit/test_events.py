@@ -55,8 +55,15 @@ def test_the_http_api_event_joins_repeated_headers_and_query_parameters() -> Non
 
 def test_bodies_are_text_when_they_can_be_and_base64_otherwise() -> None:
     def rest(body: bytes, base64_body: bool | None = None) -> tuple[object, object]:
-        fixed = {"method": "POST", "path": "/x", "resource": "/x", "stage": "v1", "source_ip": "10.0.0.1"}
-        event = apigw_rest_event(**fixed, body=body, base64_body=base64_body)
+        event = apigw_rest_event(
+            method="POST",
+            path="/x",
+            resource="/x",
+            stage="v1",
+            source_ip="10.0.0.1",
+            body=body,
+            base64_body=base64_body,
+        )
         return event["body"], event["isBase64Encoded"]
 
     assert rest(b"") == (None, False)

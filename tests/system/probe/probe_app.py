@@ -4,11 +4,12 @@ import base64
 import json
 import os
 import time
+from typing import Any
 
 STATE = {"invocations": 0}
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     STATE["invocations"] += 1
     log = os.environ.get("PROBE_LOG")
     if log:
