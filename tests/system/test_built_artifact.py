@@ -76,7 +76,7 @@ def local_value(cfn: Cfn, value: Any, local: dict[str, str]) -> str | None:
     if "Fn::FindInMap" in value:
         return str(cfn.find_in_map(value))
     if "Fn::If" in value:
-        # Locally every optional feature (workspace id, webhook secret) is off.
+        # Locally every optional feature (a workspace id, SnapStart) is off.
         _, _, otherwise = value["Fn::If"]
         return None if otherwise == {"Ref": "AWS::NoValue"} else local_value(cfn, otherwise, local)
     raise AssertionError(f"cannot resolve {value!r} locally")
@@ -89,6 +89,8 @@ def function_environment(cfn: Cfn, stack: InProcessStack) -> dict[str, str]:
         "DeadLetterQueue": stack.queues.dead_letter_queue_url,
         "DeletionQueue": stack.queues.queue_url,
     }
+    if stack.tables is not None:
+        local["TenantsTable"] = stack.tables.tenants_table
     variables = cfn.props(QUEUE_FUNCTION)["Environment"]["Variables"]
     resolved = {name: local_value(cfn, value, local) for name, value in variables.items()}
     return {name: value for name, value in resolved.items() if value is not None}
