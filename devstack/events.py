@@ -355,11 +355,13 @@ def sample_rest_event(
     base64_body: bool = False,
     headers: Mapping[str, str] | None = None,
     api_key_id: str | None = SAMPLE_API_KEY_ID,
+    query: str = "",
 ) -> dict[str, Any]:
     """A REST event from the sample deployment (stage v1, its API key): ``headers`` add to or replace its own."""
     return apigw_rest_event(
         method=method,
         path=path,
+        query=query,
         resource=resource,
         stage=SAMPLE_STAGE,
         source_ip=SAMPLE_SOURCE_IP,
@@ -471,6 +473,13 @@ def sample_events() -> dict[str, dict[str, Any]]:
             resource="/parser_runs/{id}",
             request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
             path_parameters={"id": _RUN_A},
+        ),
+        "apigw_rest_status.json": sample_rest_event(
+            "GET",
+            "/deletions/dr_01jf3k8v9q2m7x4t6w5r8y3n2p",
+            resource="/deletions/{id}",
+            request_id="0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+            path_parameters={"id": "dr_01jf3k8v9q2m7x4t6w5r8y3n2p"},
         ),
         "apigw_rest_signed_bulk.json": sample_rest_event(
             "POST",

@@ -175,12 +175,7 @@ class LocalDeployment:
         dynamodb = aws_client("dynamodb", self.moto_endpoint)
         for spec in template.tables().values():
             name = f"{stack}-{spec.logical_id}"
-            dynamodb.create_table(
-                TableName=name,
-                AttributeDefinitions=[{"AttributeName": spec.hash_key, "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": spec.hash_key, "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            dynamodb.create_table(**spec.create_arguments(name))
             if spec.ttl_attribute:
                 dynamodb.update_time_to_live(
                     TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}

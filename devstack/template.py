@@ -233,6 +233,21 @@ class TableSpec:
     logical_id: str
     hash_key: str
     ttl_attribute: str | None = None
+    attribute_definitions: tuple[dict[str, str], ...] = ()
+    key_schema: tuple[dict[str, str], ...] = ()
+    global_secondary_indexes: tuple[dict[str, Any], ...] = ()
+
+    def create_arguments(self, table_name: str) -> dict[str, Any]:
+        """CreateTable's arguments for this table's keys and indexes (on demand, as the template bills)."""
+        arguments: dict[str, Any] = {
+            "TableName": table_name,
+            "AttributeDefinitions": list(self.attribute_definitions),
+            "KeySchema": list(self.key_schema),
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if self.global_secondary_indexes:
+            arguments["GlobalSecondaryIndexes"] = list(self.global_secondary_indexes)
+        return arguments
 
 
 @dataclass(frozen=True)
@@ -317,7 +332,18 @@ class Template:
             key_schema = self.resolver.resolve(raw["KeySchema"])
             [hash_key] = [key["AttributeName"] for key in key_schema if key["KeyType"] == "HASH"]
             ttl = self.resolver.resolve(raw.get("TimeToLiveSpecification") or {})
-            specs[name] = TableSpec(name, hash_key, ttl.get("AttributeName") if ttl.get("Enabled") else None)
+            indexes = [
+                {key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
+                for index in self.resolver.resolve(raw.get("GlobalSecondaryIndexes") or [])
+            ]
+            specs[name] = TableSpec(
+                name,
+                hash_key,
+                ttl.get("AttributeName") if ttl.get("Enabled") else None,
+                attribute_definitions=tuple(self.resolver.resolve(raw["AttributeDefinitions"])),
+                key_schema=tuple(key_schema),
+                global_secondary_indexes=tuple(indexes),
+            )
         return specs
 
     def functions(self) -> dict[str, FunctionSpec]:

@@ -278,6 +278,7 @@ def _tenant_document(tenant: Tenant) -> dict[str, Any]:
         "rateLimit": tenant.limits.rate_limit,
         "burstLimit": tenant.limits.burst_limit,
         "dailyQuota": tenant.limits.daily_quota,
+        "maxOutstanding": tenant.limits.max_outstanding,
         "usagePlanId": tenant.usage_plan_id,
     }
 
@@ -312,7 +313,12 @@ def _run_tenant_command(
     args: argparse.Namespace, admin: tenants_module.TenantAdmin, outputs: dict[str, str], out: TextIO, err: TextIO
 ) -> int:
     if args.action == "add":
-        limits = TenantLimits(rate_limit=args.rate_limit, burst_limit=args.burst_limit, daily_quota=args.daily_quota)
+        limits = TenantLimits(
+            rate_limit=args.rate_limit,
+            burst_limit=args.burst_limit,
+            daily_quota=args.daily_quota,
+            max_outstanding=args.max_outstanding,
+        )
         added = admin.add(
             args.tenant_id,
             ownership=args.ownership,
@@ -462,6 +468,9 @@ def _add_tenants_parser(commands: Any) -> None:
     add.add_argument("--rate-limit", type=_positive_float, default=1.0, help="requests per second (1)")
     add.add_argument("--burst-limit", type=_positive_int, default=2, help="burst of requests (2)")
     add.add_argument("--daily-quota", type=_positive_int, default=10_000, help="requests per day (10000)")
+    add.add_argument(
+        "--max-outstanding", type=_positive_int, default=10_000, help="runs queued and not yet settled (10000)"
+    )
     for name, text in (
         ("list", "every tenant"),
         ("show", "one tenant"),

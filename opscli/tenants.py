@@ -132,6 +132,33 @@ class TenantAdmin:
         self.table.save(tenant_id, tenant.to_values(), create=False)
         return tenant
 
+    def set_limits(self, tenant_id: str, **changes: float | int) -> Tenant:
+        """Change some of the tenant's limits (``rate_limit``, ``burst_limit``, ``daily_quota``,
+        ``max_outstanding``); its usage plan follows when this tool made it."""
+        tenant = self.get(tenant_id)
+        limits = replace(tenant.limits, **changes)  # type: ignore[arg-type]  # the names are TenantLimits' own
+        updated = new_tenant(
+            tenant.tenant_id,
+            ownership=tenant.ownership.value,
+            api_key_ids=tenant.api_key_ids,
+            workspace_id=tenant.workspace_id,
+            metadata_key=tenant.metadata_key,
+            limits=limits,
+            status=tenant.status.value,
+            usage_plan_id=tenant.usage_plan_id,
+        )
+        if tenant.usage_plan_id and self.apigateway is not None:
+            self.apigateway.update_usage_plan(
+                usagePlanId=tenant.usage_plan_id,
+                patchOperations=[
+                    {"op": "replace", "path": "/throttle/rateLimit", "value": str(limits.rate_limit)},
+                    {"op": "replace", "path": "/throttle/burstLimit", "value": str(limits.burst_limit)},
+                    {"op": "replace", "path": "/quota/limit", "value": str(limits.daily_quota)},
+                ],
+            )
+        self.table.save(tenant_id, updated.to_values(), create=False)
+        return updated
+
     def rotate_secret(self, tenant_id: str, *, overlap_s: int = DEFAULT_OVERLAP_S, now: int | None = None) -> str:
         """A new signing secret; the current one keeps verifying for ``overlap_s`` seconds."""
         self.get(tenant_id)

@@ -66,6 +66,7 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
         TENANTS_TABLE_NAME=tables.tenants_table,
         TENANT_SECRET_PREFIX=tables.secret_prefix,
         IDEMPOTENCY_TABLE_NAME=tables.idempotency_table,
+        LEDGER_TABLE_NAME=tables.ledger_table,
         TENANT_CLAIM=TENANT_CLAIM,
         EXTEND_API_KEY_SECRET_ID=secret_arn,
         EXTEND_API_BASE_URL=extend.base_url,

@@ -858,7 +858,12 @@ API_EVENTS = [name for name in SAMPLE_EVENTS if name not in SQS_EVENTS]
 
 def test_each_path_has_a_sample_event() -> None:
     assert {"sqs_receive_message.json", "sqs_malformed.json"} <= set(SQS_EVENTS)
-    assert {"apigw_rest_delete.json", "apigw_rest_bulk.json", "apigw_http_delete.json"} <= set(API_EVENTS)
+    assert {
+        "apigw_rest_delete.json",
+        "apigw_rest_bulk.json",
+        "apigw_http_delete.json",
+        "apigw_rest_status.json",
+    } <= set(API_EVENTS)
     assert any("webhook-signature" in load_event(name).get("headers", {}) for name in API_EVENTS)
 
 

@@ -13,7 +13,7 @@ from devstack.extend_emulator import Fault
 from parser_run_deleter.intake import api_gateway, api_routes
 from tests.support.api import hold_in_progress, http_event, invoke, queued_messages, rest_event
 from tests.support.openapi_contract import operations, spec
-from tests.support.stacks import Emitted, InProcessStack
+from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
 
 EventFactory = Callable[..., dict[str, Any]]
 BOTH_SHAPES = pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest-v1", "http-v2"])
@@ -67,6 +67,23 @@ def _twin_in_progress(method: str, path: str, body: str | None) -> Arrangement:
     return arrange
 
 
+def _refused_for_good(stack: InProcessStack) -> None:
+    stack.extend.inject("pr_a", Fault.error(400, "INVALID_REQUEST", "the request is not valid"))
+
+
+def _at_the_cap(stack: InProcessStack) -> None:
+    stack.tenant_admin().set_limits(stack.tenant.tenant.tenant_id, max_outstanding=1)
+    reset_tenancy()
+    assert invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_first"]}')).status == 202
+
+
+def _a_request(stack: InProcessStack) -> dict[str, Any]:
+    body = invoke(rest_event("POST", "/deletions", body=BULK)).body
+    return {"path": f"/deletions/{body['deletionRequestId']}"}
+
+
+STATUS = "/deletions/dr_01jf3k8v9q2m7x4t6w5r8y3n2p"  # a well-formed id; arrangements that need a real one give it
+
 # One way to get each documented response: (method, path, body, arrangement).
 SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Arrangement]] = {
     ("DELETE", "/parser_runs/{id}", 200): (
@@ -89,6 +106,7 @@ SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Arrangement]] = {
         _twin_in_progress("DELETE", "/parser_runs/pr_a", None),
     ),
     ("DELETE", "/parser_runs/{id}", 422): ("/parser_runs/pr_a", None, _used_webhook_id),
+    ("DELETE", "/parser_runs/{id}", 502): ("/parser_runs/pr_a", None, _refused_for_good),
     ("DELETE", "/parser_runs/{id}", 503): ("/parser_runs/pr_a", None, _break_extend_and_queue),
     ("POST", "/deletions", 202): ("/deletions", BULK, lambda s: None),
     ("POST", "/deletions", 400): ("/deletions", '{"parserRunIds": []}', lambda s: None),
@@ -97,8 +115,17 @@ SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Arrangement]] = {
     ("POST", "/deletions", 403): ("/deletions", BULK, _unknown_caller),
     ("POST", "/deletions", 409): ("/deletions", BULK, _twin_in_progress("POST", "/deletions", BULK)),
     ("POST", "/deletions", 415): ("/deletions", BULK, lambda s: None),
+    ("POST", "/deletions", 429): ("/deletions", BULK, _at_the_cap),
     ("POST", "/deletions", 422): ("/deletions", BULK, _used_webhook_id),
     ("POST", "/deletions", 503): ("/deletions", BULK, lambda s: s.set_env(DELETION_QUEUE_URL=None)),
+    ("GET", "/deletions/{id}", 200): (STATUS, None, _a_request),
+    ("GET", "/deletions/{id}", 400): (STATUS + "?limit=0", None, lambda s: None),
+    ("GET", "/deletions/{id}", 401): (STATUS, None, lambda s: None),
+    ("GET", "/deletions/{id}", 403): (STATUS, None, _unknown_caller),
+    ("GET", "/deletions/{id}", 404): (STATUS, None, lambda s: None),
+    ("GET", "/deletions/{id}", 409): (STATUS, None, _twin_in_progress("GET", STATUS, None)),
+    ("GET", "/deletions/{id}", 422): (STATUS, None, _used_webhook_id),
+    ("GET", "/deletions/{id}", 503): (STATUS, None, lambda s: s.set_env(LEDGER_TABLE_NAME="no-such-table")),
 }
 
 
@@ -117,6 +144,7 @@ def test_every_documented_response_is_produced_as_documented(stack: InProcessSta
     method, _, status = key
     path, body, arrange = SCENARIOS[key]
     arguments: dict[str, Any] = arrange(stack) or {}
+    path = arguments.pop("path", path)
     # A form-encoded body (curl -d's default) is the one way to a 415; an unsigned request the one way to a 401.
     if status == 415:
         arguments["headers"] = {"content-type": "application/x-www-form-urlencoded"}
@@ -136,7 +164,9 @@ def test_every_documented_response_is_produced_as_documented(stack: InProcessSta
         ("GET", "/", 404, None),
         ("DELETE", "/parser_runs", 404, None),
         ("DELETE", "/parser_runs/pr_a/extra", 404, None),
-        ("POST", "/deletions/extra", 404, None),
+        ("POST", "/deletions/extra", 405, "GET"),
+        ("DELETE", "/deletions/dr_01jf3k8v9q2m7x4t6w5r8y3n2p", 405, "GET"),
+        ("GET", "/deletions/a/b", 404, None),
     ],
 )
 def test_unknown_routes_and_methods_get_json_4xx(

@@ -31,6 +31,7 @@ from devstack.lambda_context import LocalLambdaContext
 from parser_run_deleter.entrypoints import api_function
 from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.logic.webhook_signature import parse_signing_secrets, sign
+from parser_run_deleter.shared.parser_run_ids import is_request_id
 from tests.support.openapi_contract import check_response
 from tests.support.secret_guard import register_secret
 from tests.support.stacks import InProcessStack
@@ -88,8 +89,9 @@ def _with_content_type(body: str | bytes | None, headers: Mapping[str, str] | No
 
 def _route(path: str) -> tuple[str, dict[str, str] | None]:
     """The template's resource for ``path`` and its path parameters (a path matching no route is its own)."""
-    if path.startswith("/parser_runs/"):
-        return "/parser_runs/{id}", {"id": path.removeprefix("/parser_runs/")}
+    for prefix in ("/parser_runs/", "/deletions/"):
+        if path.startswith(prefix) and "/" not in path.removeprefix(prefix):
+            return prefix + "{id}", {"id": path.removeprefix(prefix)}
     return path, None
 
 
@@ -116,7 +118,9 @@ def rest_event(
     api_key_id: str | None = API_KEY_ID,
     sign: bool = True,
 ) -> dict[str, Any]:
-    """A REST API (payload 1.0) proxy event, as events/apigw_rest_delete.json is built, signed by default."""
+    """A REST API (payload 1.0) proxy event, as events/apigw_rest_delete.json is built, signed by default. A query
+    string in ``path`` becomes the event's query parameters (it is not signed)."""
+    path, _, query = path.partition("?")
     resource, parameters = _route(path)
     return sample_rest_event(
         method,
@@ -128,6 +132,7 @@ def rest_event(
         base64_body=base64_body,
         headers=_signed(method, path, body, headers, sign),
         api_key_id=api_key_id,
+        query=query,
     )
 
 
@@ -280,3 +285,16 @@ def hold_in_progress(stack: InProcessStack, tenant: Tenant, webhook_id: str, pay
     layer.configure(replay_config(), key_prefix=KEY_PREFIX)
     started = AuthenticatedRequest(tenant, webhook_id, hashlib.sha256(payload).hexdigest())
     layer.save_inprogress(data=replay_record(started), remaining_time_in_millis=60_000)
+
+
+def accepted(answer: Answer) -> dict[str, Any]:
+    """The body of an answer that accepted work, once its deletion request is checked: a well-formed
+    ``deletionRequestId``, the ``Location`` of its status resource, and (bulk) a request status. Returns the body
+    without those, for the test to compare."""
+    body = dict(answer.body)
+    request_id = body.pop("deletionRequestId")
+    assert is_request_id(request_id), request_id
+    assert answer.headers["location"] == f"/deletions/{request_id}"
+    if "queued" in body:
+        assert body.pop("status") in {"accepted", "in_progress", "completed", "completed_with_failures"}
+    return body

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import pytest
@@ -18,45 +19,49 @@ from devstack.extend_emulator import ExtendEmulator
 from devstack.lambda_context import LocalLambdaContext
 from devstack.logs import metric_totals
 from devstack.moto_stack import QueuePair, aws_client, rotate_secret
+from devstack.template import DEFAULT_TEMPLATE, TableSpec, Template
 from opscli.tenants import AddedTenant, TenantAdmin
-from parser_run_deleter.adapters import idempotency_store, tenant_table, wiring
+from parser_run_deleter.adapters import dynamodb, idempotency_store, wiring
 from parser_run_deleter.adapters.tenant_table import TenantTable
-from parser_run_deleter.logic import replay_guard, signature_verifier, tenants
+from parser_run_deleter.logic import ledger, replay_guard, signature_verifier, tenants
 from tests.support.secret_guard import SECRET_VALUES, new_api_key, register_secret
 
 
 @dataclass(frozen=True)
 class Tables:
-    """A test's tenant registry and replay store in moto, and where its tenants' signing secrets go."""
+    """A test's tenant registry, replay store and ledger in moto, and where its tenants' signing secrets go."""
 
     tenants_table: str
     idempotency_table: str
     secret_prefix: str
+    ledger_table: str
 
 
 def create_tables(endpoint: str) -> Tables:
     """Fresh tables, shaped as the template declares them, and a fresh secret prefix: nothing leaks between tests."""
     dynamodb = aws_client("dynamodb", endpoint)
     suffix = uuid.uuid4().hex[:8]
-    names = {"pk": f"tenants-{suffix}", "id": f"idempotency-{suffix}"}
-    for key, name in names.items():
-        dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    return Tables(names["pk"], names["id"], f"test-{suffix}/tenants")
+    names = {}
+    for logical_id, spec in _table_specs().items():
+        names[logical_id] = f"{logical_id}-{suffix}"
+        dynamodb.create_table(**spec.create_arguments(names[logical_id]))
+    return Tables(names["TenantsTable"], names["IdempotencyTable"], f"test-{suffix}/tenants", names["LedgerTable"])
+
+
+@cache
+def _table_specs() -> dict[str, TableSpec]:
+    return Template.load(DEFAULT_TEMPLATE, {"ExtendApiKeySecretArn": "placeholder"}).tables()
 
 
 def reset_tenancy() -> None:
     """Forget every cached tenant, signing secret reader, replay store and DynamoDB client."""
     for reset in (
         tenants.reset,
-        tenant_table.reset,
+        dynamodb.reset,
         signature_verifier.reset,
         idempotency_store.reset,
         replay_guard.reset,
+        ledger.reset,
     ):
         reset()
 

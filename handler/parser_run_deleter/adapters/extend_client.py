@@ -63,6 +63,8 @@ class DeleteResult:
     # Not found because the run is not the caller's (its ownership policy refused it): set by the ownership check,
     # never by the client. The caller is told "not found", exactly as for a missing run.
     not_owned: bool = False
+    # An earlier attempt of this call was sent but got no answer: a later "not found" may be its doing.
+    answer_lost_before: bool = False
 
     @property
     def retries(self) -> int:
@@ -89,12 +91,17 @@ class ReadResult:
     error_code: str | None = None
     reason: str | None = None
     throttled_responses: int = 0
+    answer_lost_before: bool = False  # meaningless for a read; kept so both results take the same fields
 
 
 class CredentialsProvider(Protocol):
     def current(self, deadline: Deadline) -> ExtendCredentials: ...
 
     def refresh(self, stale: ExtendCredentials, deadline: Deadline) -> ExtendCredentials: ...
+
+
+# urllib3's errors that mean the request never left: nothing can have been done.
+_NOT_SENT_ERRORS: Final = frozenset({"NewConnectionError", "ConnectTimeoutError", "NameResolutionError", None})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +125,12 @@ class _Answer:
     def error_message(self) -> str | None:
         message = (self.body or {}).get("message")
         return message[:300] if isinstance(message, str) else None
+
+    @property
+    def request_may_have_arrived(self) -> bool:
+        """No answer, though the request may have been sent and acted on: the connection broke or timed out after
+        it was made (not a refused or unreachable connection, and not a 5xx, whose answer says it was not done)."""
+        return self.status is None and self.transport_error not in _NOT_SENT_ERRORS
 
     def outcome(self) -> DeleteOutcome:
         if self.status is not None and 200 <= self.status < 300:
@@ -198,6 +211,7 @@ class _Exchange:
     throttled: int
     api_key: str
     reason: str | None = None
+    answer_lost: bool = False  # an earlier attempt was sent, but its answer never came
 
     @property
     def succeeded(self) -> bool:
@@ -221,6 +235,7 @@ class _Exchange:
             "error_code": _redact(answer.error_code, self.api_key) if answer else None,
             "reason": _redact(self.reason, self.api_key),
             "throttled_responses": self.throttled,
+            "answer_lost_before": self.answer_lost,
         }
 
 
@@ -290,9 +305,10 @@ class ExtendClient:
         attempts = throttled = 0
         refreshed_after_401 = False
         answer: _Answer | None = None
+        answer_lost = False
 
         def finish(reason: str | None = None) -> _Exchange:
-            return _Exchange(answer, attempts, throttled, credentials.api_key, reason)
+            return _Exchange(answer, attempts, throttled, credentials.api_key, reason, answer_lost=answer_lost)
 
         while True:
             wait = rate_limiter.reserve(max_wait_s=deadline.remaining() - MIN_ATTEMPT_S)
@@ -301,6 +317,7 @@ class ExtendClient:
             if wait > 0:
                 self._sleep(wait)
             attempts += 1
+            answer_lost = answer_lost or (answer is not None and answer.request_may_have_arrived)
             answer = self._send(method, url, credentials, workspace_id, deadline)
             if answer.outcome() is not DeleteOutcome.FAILED:
                 rate_limiter.on_success()

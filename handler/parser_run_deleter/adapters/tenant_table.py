@@ -9,14 +9,10 @@ that add or remove a key are transactions with conditions, so no key ever belong
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping, Sequence
-from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
+from parser_run_deleter.adapters.dynamodb import dynamodb_client, from_item, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -24,11 +20,6 @@ if TYPE_CHECKING:
 
 TENANT_PREFIX: Final = "TENANT#"
 API_KEY_PREFIX: Final = "APIKEY#"
-# A registry read is on every request's path (through a short cache): fail fast, so the caller can answer 503.
-_DYNAMODB_CONFIG: Final = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
-_client_lock: Final = threading.Lock()
-_serializer: Final = TypeSerializer()
-_deserializer: Final = TypeDeserializer()
 
 
 class TenantTableUnavailable(RuntimeError):
@@ -37,31 +28,6 @@ class TenantTableUnavailable(RuntimeError):
 
 class TenantConflict(ValueError):
     """A write's condition failed: the tenant exists (or not), or a key belongs to another tenant."""
-
-
-@cache
-def _cached_client() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=_DYNAMODB_CONFIG)
-
-
-def dynamodb_client() -> DynamoDBClient:
-    # boto3's session is not thread-safe while it builds a client; batch workers may race to the first call.
-    with _client_lock:
-        return _cached_client()
-
-
-def reset() -> None:
-    """Forget the DynamoDB client and its connections (tests, and SnapStart restores)."""
-    with _client_lock:
-        _cached_client.cache_clear()
-
-
-def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in values.items() if value is not None}
-
-
-def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
 
 
 class TenantTable:
@@ -79,7 +45,7 @@ class TenantTable:
         except Exception as error:  # botocore's messages can quote the request
             raise TenantTableUnavailable(f"cannot read the tenant registry: {type(error).__name__}") from None
         item = response.get("Item")
-        return _from_item(item) if item else None
+        return from_item(item) if item else None
 
     def tenant(self, tenant_id: str) -> dict[str, Any] | None:
         return self._get(TENANT_PREFIX + tenant_id)
@@ -99,7 +65,7 @@ class TenantTable:
                 ExpressionAttributeValues={":prefix": {"S": TENANT_PREFIX}},
             ):
                 for item in page.get("Items", []):
-                    yield _from_item(item)
+                    yield from_item(item)
         except Exception as error:
             raise TenantTableUnavailable(f"cannot list the tenant registry: {type(error).__name__}") from None
 
@@ -113,7 +79,7 @@ class TenantTable:
         remove_api_key_ids: Sequence[str] = (),
     ) -> None:
         """Write the tenant item (new when ``create``, else it must exist) and its key items, all or nothing."""
-        tenant_item = _to_item({**values, "pk": TENANT_PREFIX + tenant_id, "tenantId": tenant_id})
+        tenant_item = to_item({**values, "pk": TENANT_PREFIX + tenant_id, "tenantId": tenant_id})
         condition = "attribute_not_exists(pk)" if create else "attribute_exists(pk)"
         writes: list[TransactWriteItemTypeDef] = [
             {"Put": {"TableName": self.table_name, "Item": tenant_item, "ConditionExpression": condition}}
@@ -123,7 +89,7 @@ class TenantTable:
                 {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": _to_item({"pk": API_KEY_PREFIX + key_id, "tenantId": tenant_id}),
+                        "Item": to_item({"pk": API_KEY_PREFIX + key_id, "tenantId": tenant_id}),
                         # A key already registered must be this tenant's: never take another tenant's key.
                         "ConditionExpression": "attribute_not_exists(pk) OR tenantId = :tenant",
                         "ExpressionAttributeValues": {":tenant": {"S": tenant_id}},

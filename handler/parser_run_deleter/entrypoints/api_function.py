@@ -12,15 +12,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from parser_run_deleter.adapters import (
     deletion_queue,
+    dynamodb,
     extend_client,
     idempotency_store,
     secret_store,
-    tenant_table,
     wiring,
 )
 from parser_run_deleter.intake.api_gateway import handle_api_event
 from parser_run_deleter.intake.event_shapes import require
-from parser_run_deleter.logic import replay_guard, signature_verifier, tenants
+from parser_run_deleter.logic import ledger, replay_guard, signature_verifier, tenants
 from parser_run_deleter.logic.deletion import Trigger
 from parser_run_deleter.shared.observability import logger, metrics, trace_handler
 
@@ -30,10 +30,11 @@ snapstart.register(
     deletion_queue.reset,
     secret_store.reset,
     signature_verifier.reset,
-    tenant_table.reset,
+    dynamodb.reset,
     tenants.reset,
     idempotency_store.reset,
     replay_guard.reset,
+    ledger.reset,
 )
 
 

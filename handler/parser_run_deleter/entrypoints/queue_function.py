@@ -10,15 +10,21 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from parser_run_deleter.adapters import deletion_queue, extend_client, secret_store, tenant_table, wiring
+from parser_run_deleter.adapters import deletion_queue, dynamodb, extend_client, secret_store, wiring
 from parser_run_deleter.intake.event_shapes import require
 from parser_run_deleter.intake.queue_records import handle_sqs_event
-from parser_run_deleter.logic import tenants
+from parser_run_deleter.logic import ledger, tenants
 from parser_run_deleter.logic.deletion import Trigger
 from parser_run_deleter.shared.observability import logger, metrics, trace_handler
 
 snapstart.register(
-    wiring.reset, extend_client.reset, deletion_queue.reset, secret_store.reset, tenant_table.reset, tenants.reset
+    wiring.reset,
+    extend_client.reset,
+    deletion_queue.reset,
+    secret_store.reset,
+    dynamodb.reset,
+    tenants.reset,
+    ledger.reset,
 )
 
 

@@ -15,10 +15,22 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 
 from parser_run_deleter.intake.api_audit import current_request
-from parser_run_deleter.intake.api_routes import ROUTES, BodyTooLarge, UnsupportedMediaType, json_response
-from parser_run_deleter.logic.api_use_cases import InvalidRequestBody, QueueUnavailable, reject_invalid_id
+from parser_run_deleter.intake.api_routes import (
+    ROUTES,
+    BodyTooLarge,
+    InvalidQuery,
+    UnsupportedMediaType,
+    json_response,
+)
+from parser_run_deleter.logic.api_use_cases import (
+    DeletionRequestNotFound,
+    InvalidRequestBody,
+    QueueUnavailable,
+    reject_invalid_id,
+)
 from parser_run_deleter.logic.authentication import AuthenticationUnavailable, Forbidden, NotAuthenticated
 from parser_run_deleter.logic.deletion import Outcome
+from parser_run_deleter.logic.ledger import LedgerUnavailable, OverCap
 from parser_run_deleter.logic.replay_guard import ReplayConflict, ReplayInProgress
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
@@ -92,6 +104,32 @@ def _unsupported_media_type(error: UnsupportedMediaType) -> Response[Any]:
     return _answer("bad_request", 415, str(error))
 
 
+def _invalid_query(error: InvalidQuery) -> Response[Any]:
+    return _answer("bad_request", 400, str(error))
+
+
+def _no_such_request(_: DeletionRequestNotFound) -> Response[Any]:
+    return _answer("not_found", 404, "no such deletion request")
+
+
+def _over_cap(error: OverCap) -> Response[Any]:
+    # The tenant's own numbers: how far over it would go, so that it can wait or send fewer.
+    count(MetricName.OVER_CAP)
+    current_request().finish("over_cap")
+    body = {
+        "message": "too many deletions outstanding for this tenant; retry once some have completed",
+        "outstanding": error.outstanding,
+        "cap": error.cap,
+        "requested": error.requested,
+    }
+    return json_response(429, body, {"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _ledger_unavailable(error: LedgerUnavailable) -> Response[Any]:
+    logger.error("cannot read or write the ledger", extra={"reason": str(error)})
+    return _unavailable("unavailable", "deletions cannot be recorded right now; retry later")
+
+
 def _queue_unavailable(error: QueueUnavailable) -> Response[Any]:
     return _unavailable(Outcome.FAILED.value, f"{error}; retry later")
 
@@ -140,6 +178,10 @@ ERROR_RESPONSES: Final[dict[type[Exception], Callable[[Any], Response[Any]]]] = 
     BodyTooLarge: _too_large,
     UnsupportedMediaType: _unsupported_media_type,
     QueueUnavailable: _queue_unavailable,
+    InvalidQuery: _invalid_query,
+    DeletionRequestNotFound: _no_such_request,
+    OverCap: _over_cap,
+    LedgerUnavailable: _ledger_unavailable,
     AuthenticationUnavailable: _authentication_unavailable,
     ConfigurationError: _misconfigured,
     MethodNotAllowed: _method_not_allowed,

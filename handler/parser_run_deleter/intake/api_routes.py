@@ -22,9 +22,11 @@ from parser_run_deleter.intake.api_audit import caller_identity, current_request
 from parser_run_deleter.logic.api_use_cases import (
     BulkResult,
     InvalidRequestBody,
+    RequestPage,
     delete_now_or_enqueue,
     enqueue_bulk,
     parse_bulk_body,
+    read_deletion_request,
     reject_invalid_id,
 )
 from parser_run_deleter.logic.authentication import authenticate, signed_payload
@@ -39,7 +41,14 @@ from parser_run_deleter.shared.time_budget import Deadline
 MAX_BODY_BYTES: Final = 512 * 1024
 
 # (method, rule) of every route, in Powertools' rule syntax; tests compare it with openapi.yaml.
-ROUTES: Final = (("DELETE", "/parser_runs/<parser_run_id>"), ("POST", "/deletions"))
+ROUTES: Final = (
+    ("DELETE", "/parser_runs/<parser_run_id>"),
+    ("POST", "/deletions"),
+    ("GET", "/deletions/<deletion_request_id>"),
+)
+# A page of the status resource's items: 100 unless the caller asks for between 1 and 1,000.
+DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 1000
 
 
 class BodyTooLarge(ValueError):
@@ -59,6 +68,14 @@ def is_json_media_type(content_type: str | None) -> bool:
 
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+def _location(request_id: str) -> dict[str, str]:
+    return {"Location": f"/deletions/{request_id}"}
+
+
+class InvalidQuery(ValueError):
+    """A query parameter is not what the route accepts; the message says which, and is safe to return."""
 
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
@@ -143,7 +160,7 @@ def delete_parser_run(parser_run_id: str) -> Response[Any]:
     deps = get_dependencies()
     settings = deps.settings
     invocation_deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
-    outcome = delete_now_or_enqueue(
+    result = delete_now_or_enqueue(
         parser_run_id,
         tenant=_tenant(),
         client=deps.extend_client,
@@ -152,9 +169,17 @@ def delete_parser_run(parser_run_id: str) -> Response[Any]:
         invocation_deadline=invocation_deadline,
         audit=request.audit,
     )
-    request.finish(outcome.value)
-    status = {Outcome.DELETED: 200, Outcome.NOT_FOUND: 404}.get(outcome, 202)
-    return json_response(status, {"parserRunId": parser_run_id, "status": outcome.value})
+    request.finish(result.outcome.value)
+    body: dict[str, Any] = {
+        "parserRunId": parser_run_id,
+        "status": result.outcome.value,
+        "deletionRequestId": result.request.request_id,
+    }
+    if result.outcome is Outcome.FAILED:
+        # Extend refused the deletion for good: retrying, now or from the queue, would meet the same answer.
+        body["reason"] = result.reason or "Extend refused the deletion"
+    status = {Outcome.DELETED: 200, Outcome.NOT_FOUND: 404, Outcome.FAILED: 502}.get(result.outcome, 202)
+    return json_response(status, body, _location(result.request.request_id))
 
 
 @router.post("/deletions")
@@ -182,7 +207,71 @@ def create_deletions() -> Response[Any]:
     return json_response(
         202,
         {
+            "deletionRequestId": result.request.request_id,
+            "status": result.request.status().value,
             "queued": len(result.queued),
             "rejected": [{"parserRunId": item.parser_run_id, "reason": item.reason} for item in result.rejected],
         },
+        _location(result.request.request_id),
     )
+
+
+@router.get("/deletions/<deletion_request_id>")
+def get_deletion_request(deletion_request_id: str) -> Response[Any]:
+    """The request's status, its counts, and a page of its runs: the tenant's own requests only."""
+    request = current_request()
+    parameters = router.current_event.query_string_parameters or {}
+    limit = _page_size(parameters.get("limit"))
+    after = _token_value(parameters.get("nextToken"))
+    page: RequestPage = read_deletion_request(
+        deletion_request_id, tenant=_tenant(), settings=get_settings(), limit=limit, after=after
+    )
+    request.finish("read")
+    record = page.request
+    body: dict[str, Any] = {
+        "deletionRequestId": record.request_id,
+        "status": record.status().value,
+        "createdAt": record.created_at,
+        "updatedAt": record.updated_at or record.created_at,
+        "counts": record.shown_counts(),
+        "items": [_item(run) for run in page.runs],
+    }
+    if page.next_after is not None:
+        body["nextToken"] = base64.urlsafe_b64encode(page.next_after.encode()).decode().rstrip("=")
+    if record.callback:
+        body["callback"] = dict(record.callback)
+    return json_response(200, body)
+
+
+def _item(run: Any) -> dict[str, Any]:
+    item = {
+        "parserRunId": run.parser_run_id,
+        "outcome": run.outcome.value,
+        "completedAt": run.completed_at,
+        "extendRequestId": run.extend_request_id,
+        "attempts": run.attempts,
+    }
+    if run.reason:
+        item["reason"] = run.reason
+    return item
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise InvalidQuery(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return int(raw)
+
+
+def _token_value(token: str | None) -> str | None:
+    """The run id a ``nextToken`` continues after; a token this API did not issue is refused."""
+    if token is None:
+        return None
+    try:
+        value = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, ValueError):
+        raise InvalidQuery("nextToken is not one this API issued") from None
+    if not value or len(value) > 300 or not value.isprintable():
+        raise InvalidQuery("nextToken is not one this API issued")
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from enum import StrEnum
 from typing import Final
 
@@ -35,16 +36,24 @@ _OUTCOME_METRIC: Final = {
 }
 
 
+CONFIRMED_ON_RETRY: Final = "deleted, confirmed on retry: an earlier attempt's answer was lost, and the run is gone"
+
+
 def attempt_deletion(client: ExtendClient, request: DeletionRequest, deadline: Deadline) -> DeleteResult:
     """Delete through Extend; anything that stops the attempt itself (e.g. an unreadable secret) is a retryable
     failure rather than an exception, so both triggers keep the request: requeued, or returned to SQS."""
     try:
-        return client.delete_parser_run(request.parser_run_id, deadline, workspace_id=request.workspace_id)
+        result = client.delete_parser_run(request.parser_run_id, deadline, workspace_id=request.workspace_id)
     except Exception as error:
         # The client held the key: only our own CredentialsError, whose messages never quote a secret, is
         # reported with its message; anything else by its type alone.
         reason = f"{type(error).__name__}: {error}" if isinstance(error, CredentialsError) else type(error).__name__
         return DeleteResult(request.parser_run_id, DeleteOutcome.FAILED, attempts=0, retryable=True, reason=reason)
+    if result.outcome is DeleteOutcome.NOT_FOUND and result.answer_lost_before:
+        # Our earlier DELETE reached Extend but its answer was lost; now the run is gone. Deleted, confirmed on
+        # retry: the run is certainly gone, and most likely by that DELETE (docs/ledger.md).
+        return replace(result, outcome=DeleteOutcome.DELETED, reason=CONFIRMED_ON_RETRY)
+    return result
 
 
 def report_outcome(

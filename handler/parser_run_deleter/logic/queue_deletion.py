@@ -1,25 +1,39 @@
-"""The queue path's use case: one message in, one fate carried out, one outcome reported.
+"""The queue path's use case: one message in, one fate carried out, one outcome recorded and reported.
 
 Every message ends in exactly one place: consumed after ``deleted`` / ``not_found``; consumed after being copied
 to the dead-letter queue with its reason (malformed, or failed on its last allowed receive); or returned for SQS
 to deliver again. A message whose dead-lettering fails is returned too: it is never dropped.
+
+A message is consumed only once its outcome is in the ledger: when the ledger cannot be written, it is returned,
+and its next delivery records it. A message that came without a deletion request (an operator's) is recorded
+under a request of its own, named after its SQS message id.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from parser_run_deleter.adapters.deletion_queue import QueueSendError, send_to_dead_letter_queue
 from parser_run_deleter.adapters.extend_client import MIN_ATTEMPT_S, DeleteOutcome, DeleteResult
 from parser_run_deleter.adapters.wiring import Dependencies
 from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
+from parser_run_deleter.logic.ledger import (
+    LedgerUnavailable,
+    RequestRecord,
+    RequestTrigger,
+    RunOutcome,
+    RunRecord,
+    ledger,
+    request_id_for_message,
+)
 from parser_run_deleter.logic.message_fate import FailureKind, Fate, decide_fate
 from parser_run_deleter.logic.ownership import delete_owned
 from parser_run_deleter.logic.queue_messages import DeletionRequest, InvalidDeletionRequest, parse_deletion_message
 from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, tenant_directory
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.time_budget import Deadline
+from parser_run_deleter.shared.timestamps import now_iso
 
 OUT_OF_TIME_REASON = "out of time before the first attempt"
 # The ``ownership`` an operator's message is logged with: organization-wide, on the operator's authority.
@@ -65,14 +79,24 @@ def process_message(message: QueueMessage, deps: Dependencies, deadline: Deadlin
     )
     dead_letter_message_id = None
     if decision.failure_kind is not None:  # set exactly when the fate is DEAD_LETTER
-        dead_letter_message_id = _dead_letter(message, deps, decision.failure_kind, reason or "", result)
+        body = message.body if request is None else _with_request_id(request, message).to_message_body()
+        kind = decision.failure_kind
+        dead_letter_message_id = _dead_letter(message, body, deps, kind, reason=reason or "", result=result)
 
     outcome = Outcome.INVALID if result is None else Outcome(result.outcome.value)
+    recorded = True
+    if request is not None and (decision.fate is not Fate.DEAD_LETTER or dead_letter_message_id is not None):
+        fate = _ledger_outcome(decision.fate, outcome)
+        recorded = _record(request, message, deps, fate, result=result, reason=reason)
     extra: dict[str, object] = {"tenant_id": request.tenant_id} if request and request.tenant_id else {}
+    if request is not None:
+        extra["deletion_request_id"] = _with_request_id(request, message).deletion_request_id
     if attempt.ownership is not None:
         extra["ownership"] = attempt.ownership
     if decision.fate is not Fate.CONSUME:
         extra |= {"receive_count": message.receive_count, "dead_letter_message_id": dead_letter_message_id}
+    if not recorded:
+        extra["ledger"] = "not recorded: the message returns to the queue"
     report_outcome(
         outcome,
         trigger=Trigger.SQS,
@@ -83,7 +107,68 @@ def process_message(message: QueueMessage, deps: Dependencies, deadline: Deadlin
         audit=request.audit if request else None,
         **extra,
     )
-    return decision.fate is Fate.CONSUME or dead_letter_message_id is not None
+    done = decision.fate is Fate.CONSUME or dead_letter_message_id is not None
+    return done and recorded
+
+
+def _ledger_outcome(fate: Fate, outcome: Outcome) -> RunOutcome:
+    if fate is Fate.DEAD_LETTER:
+        return RunOutcome.DEAD_LETTERED
+    if fate is Fate.RETRY:
+        return RunOutcome.QUEUED  # an attempt failed; the run stays queued, and SQS delivers it again
+    return RunOutcome(outcome.value)
+
+
+def _with_request_id(request: DeletionRequest, message: QueueMessage) -> DeletionRequest:
+    if request.deletion_request_id is not None:
+        return request
+    return replace(request, deletion_request_id=request_id_for_message(message.message_id))
+
+
+def _record(
+    request: DeletionRequest,
+    message: QueueMessage,
+    deps: Dependencies,
+    outcome: RunOutcome,
+    *,
+    result: DeleteResult | None,
+    reason: str | None,
+) -> bool:
+    """Record the run's outcome; False when the ledger could not take it (a failed attempt's record is a nicety:
+    the message returns anyway, so only a settled outcome must be written)."""
+    settings = deps.settings
+    if settings.ledger_table_name is None:
+        return True  # no ledger configured (a stack without one): the log line is the record
+    create = None
+    if request.deletion_request_id is None:
+        create = RequestRecord(
+            request_id_for_message(message.message_id),
+            request.tenant_id,
+            RequestTrigger.QUEUE,
+            now_iso(),
+            audit=dict(request.audit),
+        )
+    run = RunRecord(
+        parser_run_id=request.parser_run_id,
+        outcome=outcome,
+        attempts=result.attempts if result else 0,
+        extend_status=result.status_code if result else None,
+        extend_request_id=result.extend_request_id if result else None,
+        reason=reason or (result.reason if result else None),
+        completed_at=None if outcome is RunOutcome.QUEUED else now_iso(),
+    )
+    try:
+        ledger(settings.ledger_table_name, settings.ledger_retention_days).record_outcome(
+            _with_request_id(request, message).deletion_request_id or "",
+            run,
+            tenant_id=request.tenant_id,
+            create=create,
+        )
+    except LedgerUnavailable as error:
+        count(MetricName.LEDGER_WRITE_FAILED)
+        logger.error("cannot record the outcome in the ledger", extra={"reason": str(error)})
+        return outcome is RunOutcome.QUEUED
+    return True
 
 
 def _attempt(request: DeletionRequest, deps: Dependencies, deadline: Deadline) -> _Attempt:
@@ -126,7 +211,7 @@ def _tenant_of(request: DeletionRequest, deps: Dependencies) -> Tenant | None:
 
 
 def _dead_letter(
-    message: QueueMessage, deps: Dependencies, kind: FailureKind, reason: str, result: DeleteResult | None
+    message: QueueMessage, body: str, deps: Dependencies, kind: FailureKind, *, reason: str, result: DeleteResult | None
 ) -> str | None:
     """Copy the message to the DLQ with its reason; the DLQ message id, or None to leave it to SQS redrive."""
     queue_url = deps.settings.dead_letter_queue_url
@@ -143,7 +228,7 @@ def _dead_letter(
         attributes["ExtendStatusCode"] = result.status_code
         attributes["ExtendRequestId"] = result.extend_request_id
     try:
-        dead_letter_message_id = send_to_dead_letter_queue(queue_url, message.body, attributes)
+        dead_letter_message_id = send_to_dead_letter_queue(queue_url, body, attributes)
     except QueueSendError as error:
         logger.error("dead-lettering failed; leaving the message for SQS redrive", extra={"reason": str(error)})
         return None

@@ -2,7 +2,9 @@
 
 The API, the operator CLI and the local stack all write messages with ``DeletionRequest.to_message_body``;
 the queue function reads them with ``parse_deletion_message``. A message is JSON
-``{"parserRunId": ..., "tenantId"?: ..., "workspaceId"?: ..., <audit fields>?}``, or a bare id as the whole body.
+``{"parserRunId": ..., "deletionRequestId"?: ..., "tenantId"?: ..., "workspaceId"?: ..., <audit fields>?}``, or a
+bare id as the whole body. ``deletionRequestId`` names the ledger's request the run belongs to; a message without
+one is recorded under a request of its own when it is consumed.
 
 A message the API enqueues carries its tenant's id, and the queue function applies that tenant's ownership policy
 again. A message without one is an operator's: organization-wide, and only there is ``workspaceId`` honoured.
@@ -17,6 +19,7 @@ from typing import Any, Final
 
 from parser_run_deleter.shared.parser_run_ids import (
     InvalidParserRunId,
+    is_request_id,
     is_valid_tenant_id,
     is_valid_workspace_id,
     validate_parser_run_id,
@@ -37,9 +40,12 @@ class DeletionRequest:
     workspace_id: str | None = None
     audit: Mapping[str, str] = field(default_factory=dict)
     tenant_id: str | None = None
+    deletion_request_id: str | None = None
 
     def to_message_body(self) -> str:
         document: dict[str, str] = {"parserRunId": self.parser_run_id}
+        if self.deletion_request_id:
+            document["deletionRequestId"] = self.deletion_request_id
         if self.tenant_id:
             document["tenantId"] = self.tenant_id
         if self.workspace_id:
@@ -78,6 +84,9 @@ def parse_deletion_message(body: str) -> DeletionRequest:
     tenant_id = document.get("tenantId")
     if tenant_id is not None and not is_valid_tenant_id(tenant_id):
         raise InvalidDeletionRequest("'tenantId' must be a tenant id: letters, digits, '_' and '-'")
+    deletion_request_id = document.get("deletionRequestId")
+    if deletion_request_id is not None and not is_request_id(deletion_request_id):
+        raise InvalidDeletionRequest("'deletionRequestId' must be a deletion request id: dr_ and 26 characters")
     if tenant_id is not None and workspace_id is not None:
         # A tenant's workspace comes from the registry, never from a message.
         raise InvalidDeletionRequest("a tenant's message may not name a 'workspaceId'")
@@ -86,6 +95,7 @@ def parse_deletion_message(body: str) -> DeletionRequest:
         workspace_id=workspace_id,
         audit=audit_fields(document),
         tenant_id=tenant_id,
+        deletion_request_id=deletion_request_id,
     )
 
 

@@ -59,6 +59,8 @@ class TenantLimits:
     rate_limit: float = 1.0
     burst_limit: int = 2
     daily_quota: int = 10_000
+    # Runs the tenant may have queued and not yet settled, across all its requests: kept in the ledger.
+    max_outstanding: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class Tenant:
             "rateLimit": Decimal(str(self.limits.rate_limit)),
             "burstLimit": self.limits.burst_limit,
             "dailyQuota": self.limits.daily_quota,
+            "maxOutstanding": self.limits.max_outstanding,
             "usagePlanId": self.usage_plan_id,
         }
 
@@ -128,8 +131,8 @@ def new_tenant(
         if not re.fullmatch(r"[A-Za-z0-9]{1,64}", key_id):
             raise InvalidTenant(f"not an API Gateway key id: {key_id[:64]!r}")
     limits = limits or TenantLimits()
-    if limits.rate_limit <= 0 or limits.burst_limit < 1 or limits.daily_quota < 1:
-        raise InvalidTenant("limits must be positive: rate > 0, burst >= 1, daily quota >= 1")
+    if limits.rate_limit <= 0 or limits.burst_limit < 1 or limits.daily_quota < 1 or limits.max_outstanding < 1:
+        raise InvalidTenant("limits must be positive: rate > 0, burst >= 1, daily quota >= 1, max outstanding >= 1")
     return Tenant(
         tenant_id=tenant_id,
         ownership=policy,
@@ -156,6 +159,7 @@ def tenant_from_item(item: Mapping[str, Any]) -> Tenant:
             rate_limit=float(item.get("rateLimit", 1)),
             burst_limit=int(item.get("burstLimit", 2)),
             daily_quota=int(item.get("dailyQuota", 10_000)),
+            max_outstanding=int(item.get("maxOutstanding", 10_000)),
         ),
         usage_plan_id=item.get("usagePlanId"),
     )

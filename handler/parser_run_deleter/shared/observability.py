@@ -68,6 +68,8 @@ class MetricName:
     OWNERSHIP_REFUSED: Final = "OwnershipRefused"
     TENANT_REFUSED: Final = "TenantRefused"
     REPLAYED: Final = "SignedRequestReplayed"
+    OVER_CAP: Final = "TenantOverCap"
+    LEDGER_WRITE_FAILED: Final = "LedgerWriteFailed"
 
 
 def count(name: str, value: int = 1) -> None:

@@ -4,6 +4,7 @@ workspace ids sent in ``x-extend-workspace-id``, and the rule for tenant ids."""
 from __future__ import annotations
 
 import re
+from typing import Final
 
 # Extend ids are opaque and prefixes may change; the alphabet and the 255-character bound are what holds.
 _VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
@@ -38,3 +39,17 @@ def validate_parser_run_id(value: object) -> str:
     if not _VALID_ID.fullmatch(value):
         raise InvalidParserRunId("parserRunId may contain only letters, digits, '_' and '-'")
     return value
+
+
+# Deletion request ids (the ledger's): "dr_" and 26 characters of Crockford's base32 (no I, L, O, U).
+REQUEST_ID_PREFIX: Final = "dr_"
+REQUEST_ID_ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def is_request_id(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == len(REQUEST_ID_PREFIX) + 26
+        and value.startswith(REQUEST_ID_PREFIX)
+        and all(character in REQUEST_ID_ALPHABET for character in value[len(REQUEST_ID_PREFIX) :])
+    )

@@ -43,6 +43,9 @@ class Settings:
     tenant_cache_s: float = 30.0
     idempotency_table_name: str | None = None
     tenant_claim: str | None = None
+    # The ledger: every deletion request and what became of each run, kept this many days.
+    ledger_table_name: str | None = None
+    ledger_retention_days: int = 400
     # Extend calls
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
@@ -164,6 +167,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         tenant_cache_s=_number(env, "TENANT_CACHE_SECONDS", 30.0, minimum=0, maximum=60),
         idempotency_table_name=_optional(env, "IDEMPOTENCY_TABLE_NAME"),
         tenant_claim=_optional(env, "TENANT_CLAIM"),
+        ledger_table_name=_optional(env, "LEDGER_TABLE_NAME"),
+        ledger_retention_days=_integer(env, "LEDGER_RETENTION_DAYS", 400, minimum=1, maximum=3650),
         connect_timeout_s=_number(env, "EXTEND_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
         read_timeout_s=_number(env, "EXTEND_READ_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=60),
         max_attempts=_integer(env, "EXTEND_MAX_ATTEMPTS", 3, minimum=1, maximum=10),

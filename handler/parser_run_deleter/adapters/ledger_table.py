@@ -1,0 +1,408 @@
+"""Adapter for the ledger, one DynamoDB table (single-table design, keys ``pk`` and ``sk``):
+
+- ``REQ#<request id>`` / ``REQUEST``: a deletion request (tenant, trigger, times, audit fields, one ``n_<outcome>``
+  counter per outcome, callback state); in the ``byTenant`` index under ``TENANT#<id>`` (or ``OPERATOR``) and
+  ``<createdAt>#<request id>``, for receipts;
+- ``REQ#<request id>`` / ``RUN#<parser run id>``: one parser run of it (outcome, times, attempts, Extend's status
+  and request id, the reason for a failure);
+- ``TENANT#<id>`` / ``USAGE``: the tenant's outstanding (queued) runs, kept under its cap by conditional writes.
+
+Items go in and out as plain values; what they mean is ``logic.ledger``'s business. A run's outcome and its
+request's counters change in one transaction, so they always agree. Every item expires ``retention_days`` after
+it was written (``expiresAt``, the table's TTL attribute).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from parser_run_deleter.adapters.dynamodb import cancellation_codes, dynamodb_client, from_item, to_item, to_value
+from parser_run_deleter.shared.timestamps import now_iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+REQUEST_SK: Final = "REQUEST"
+USAGE_SK: Final = "USAGE"
+RUN_PREFIX: Final = "RUN#"
+BY_TENANT_INDEX: Final = "byTenant"
+OPERATOR_PARTITION: Final = "OPERATOR"
+BATCH_WRITE_LIMIT: Final = 25
+# Fields of a run that accumulate rather than being replaced.
+_ADDED_RUN_FIELDS: Final = ("attempts", "redrives")
+
+
+class LedgerUnavailable(RuntimeError):
+    """The ledger could not be read or written. Carries the error's type only: nothing was recorded."""
+
+
+class OverCap(Exception):
+    """Taking the request in would put the tenant over its cap of outstanding runs."""
+
+    def __init__(self, outstanding: int, cap: int, requested: int) -> None:
+        super().__init__(f"{outstanding} runs outstanding, cap {cap}, {requested} more requested")
+        self.outstanding, self.cap, self.requested = outstanding, cap, requested
+
+
+class RunChanged(Exception):
+    """The run was not in the outcome the transition expected (another delivery moved it first)."""
+
+
+def _request_pk(request_id: str) -> str:
+    return "REQ#" + request_id
+
+
+def _tenant_pk(tenant_id: str) -> str:
+    return "TENANT#" + tenant_id
+
+
+def counter(outcome: str) -> str:
+    return "n_" + outcome
+
+
+def _unavailable(what: str, error: Exception) -> LedgerUnavailable:
+    # botocore's messages can quote the request: only the error's type, or a transaction's reasons, is kept.
+    codes = cancellation_codes(error)
+    detail = ", ".join(code or "None" for code in codes) if codes else type(error).__name__
+    return LedgerUnavailable(f"cannot {what}: {detail}")
+
+
+class LedgerTable:
+    def __init__(self, table_name: str, *, retention_days: int, client: DynamoDBClient | None = None) -> None:
+        self.table_name = table_name
+        self.retention_s = retention_days * 86_400
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client if self._client is not None else dynamodb_client()
+
+    def _expires_at(self) -> int:
+        return int(time.time()) + self.retention_s
+
+    def _request_item(self, request_id: str, tenant_id: str | None, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "pk": _request_pk(request_id),
+            "sk": REQUEST_SK,
+            "requestId": request_id,
+            **values,
+            "gsi1pk": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION,
+            "gsi1sk": f"{values['createdAt']}#{request_id}",
+            "expiresAt": self._expires_at(),
+        }
+
+    def _run_item(self, request_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "pk": _request_pk(request_id),
+            "sk": RUN_PREFIX + str(values["parserRunId"]),
+            **values,
+            "expiresAt": self._expires_at(),
+        }
+
+    def _usage_update(self, tenant_id: str, delta: int, cap: int | None = None) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _tenant_pk(tenant_id)}, "sk": {"S": USAGE_SK}},
+            "UpdateExpression": "ADD outstanding :delta",
+            "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+        }
+        if cap is not None:
+            # DynamoDB cannot add in a condition: "outstanding + delta <= cap" is "outstanding <= cap - delta".
+            update["ConditionExpression"] = "attribute_not_exists(outstanding) OR outstanding <= :room"
+            update["ExpressionAttributeValues"][":room"] = {"N": str(cap - delta)}
+        return update
+
+    def _transact(self, writes: list[dict[str, Any]]) -> None:
+        items: list[TransactWriteItemTypeDef] = writes  # type: ignore[assignment]  # dicts built to that shape
+        self.client.transact_write_items(TransactItems=items)
+
+    # ---------------------------------------------------------------- intake
+
+    def begin(
+        self, request_id: str, tenant_id: str | None, values: Mapping[str, Any], *, reserve: int = 0, cap: int | None
+    ) -> None:
+        """Record a request before any of its runs is queued; with ``reserve``, count that many runs as the
+        tenant's outstanding ones, refusing (``OverCap``) to go over ``cap``."""
+        if cap is not None and reserve > cap:
+            raise OverCap(self.outstanding(tenant_id or ""), cap, reserve)
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": to_item(self._request_item(request_id, tenant_id, values)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        if reserve and tenant_id:
+            writes.append({"Update": self._usage_update(tenant_id, reserve, cap)})
+        try:
+            self._transact(writes)
+        except Exception as error:
+            codes = cancellation_codes(error)
+            if cap is not None and tenant_id and codes[1:2] == ["ConditionalCheckFailed"]:
+                raise OverCap(self.outstanding(tenant_id), cap, reserve) from None
+            raise _unavailable("record the request", error) from None
+
+    def record_intake(
+        self,
+        request_id: str,
+        runs: Sequence[Mapping[str, Any]],
+        counts: Mapping[str, int],
+        *,
+        tenant_id: str | None,
+        released: int = 0,
+    ) -> None:
+        """The runs a request took in and its counters; ``released`` runs reserved by ``begin`` but not queued go
+        back to the tenant."""
+        puts = [{"PutRequest": {"Item": to_item(self._run_item(request_id, run))}} for run in runs]
+        try:
+            for start in range(0, len(puts), BATCH_WRITE_LIMIT):
+                self._batch_write(puts[start : start + BATCH_WRITE_LIMIT])
+            added = {outcome: n for outcome, n in counts.items() if n}
+            if added:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                    UpdateExpression="SET updatedAt = :now ADD "
+                    + ", ".join(f"{counter(outcome)} :{outcome}" for outcome in added),
+                    ExpressionAttributeValues={
+                        ":now": {"S": now_iso()},
+                        **{f":{outcome}": {"N": str(n)} for outcome, n in added.items()},
+                    },
+                )
+            if released and tenant_id:
+                self.client.update_item(**self._usage_update(tenant_id, -released))
+        except LedgerUnavailable:
+            raise
+        except Exception as error:
+            raise _unavailable("record the request's runs", error) from None
+
+    def _batch_write(self, puts: list[dict[str, Any]], tries: int = 6) -> None:
+        pending: dict[str, Any] = {self.table_name: puts}
+        for attempt in range(tries):
+            unprocessed = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not unprocessed:
+                return
+            pending = dict(unprocessed)
+            time.sleep(min(0.05 * 2**attempt, 0.8))  # DynamoDB throttled part of the batch: back off, then resend
+        raise LedgerUnavailable("cannot record the request's runs: writes still unprocessed after retries")
+
+    def record_single(
+        self, request_id: str, tenant_id: str | None, values: Mapping[str, Any], run: Mapping[str, Any]
+    ) -> None:
+        """A request of one run whose outcome is known (the synchronous path): request, run and, for a queued run,
+        the tenant's outstanding count, together."""
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": to_item(self._request_item(request_id, tenant_id, values)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": {"TableName": self.table_name, "Item": to_item(self._run_item(request_id, run))}},
+        ]
+        if tenant_id and run["outcome"] == "queued":
+            writes.append({"Update": self._usage_update(tenant_id, 1)})
+        try:
+            self._transact(writes)
+        except Exception as error:
+            raise _unavailable("record the deletion", error) from None
+
+    # ---------------------------------------------------------------- outcomes
+
+    def transition(
+        self,
+        request_id: str,
+        run: Mapping[str, Any],
+        before: str | None,
+        *,
+        tenant_id: str | None,
+        outstanding_delta: int,
+        request_values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Move a run from ``before`` (None: not recorded yet) to ``run["outcome"]``, with its request's counters
+        and the tenant's outstanding count, in one transaction. ``RunChanged`` when the run was not in ``before``.
+        ``request_values`` records the request too, field by field, where it is not recorded yet."""
+        after = str(run["outcome"])
+        writes = [{"Update": self._run_update(request_id, run, before)}]
+        if before != after or request_values is not None:
+            writes.append({"Update": self._counters_update(request_id, before, after, request_values)})
+        if outstanding_delta and tenant_id:
+            writes.append({"Update": self._usage_update(tenant_id, outstanding_delta)})
+        try:
+            self._transact(writes)
+        except Exception as error:
+            if cancellation_codes(error)[:1] == ["ConditionalCheckFailed"]:
+                raise RunChanged(f"the run is no longer {before or 'unrecorded'}") from None
+            raise _unavailable("record the outcome", error) from None
+
+    def _run_update(self, request_id: str, run: Mapping[str, Any], before: str | None) -> dict[str, Any]:
+        replaced = {name: value for name, value in run.items() if value is not None and name not in _ADDED_RUN_FIELDS}
+        added = {name: run[name] for name in _ADDED_RUN_FIELDS if run.get(name)}
+        names = {f"#{name}": name for name in (*replaced, *added, "expiresAt")}
+        values: dict[str, Any] = {f":{name}": to_value(value) for name, value in {**replaced, **added}.items()}
+        values[":expiresAt"] = {"N": str(self._expires_at())}
+        expression = "SET " + ", ".join([f"#{n} = :{n}" for n in replaced] + ["#expiresAt = :expiresAt"])
+        if added:
+            expression += " ADD " + ", ".join(f"#{n} :{n}" for n in added)
+        if before is None:
+            condition = "attribute_not_exists(#outcome)"
+        else:
+            condition = "#outcome = :before"
+            values[":before"] = {"S": before}
+        return {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": RUN_PREFIX + str(run["parserRunId"])}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _counters_update(
+        self, request_id: str, before: str | None, after: str, request_values: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {":now": {"S": now_iso()}}
+        names: dict[str, str] = {"#updatedAt": "updatedAt"}
+        additions: list[str] = []
+        if before != after:
+            additions.append(f"{counter(after)} :plus")
+            values[":plus"] = {"N": "1"}
+            if before is not None:
+                additions.append(f"{counter(before)} :minus")
+                values[":minus"] = {"N": "-1"}
+        assignments = ["#updatedAt = :now"]
+        if request_values is not None:  # recorded on first sight: each field only where it is not there yet
+            tenant_id = request_values.get("tenantId")
+            created = self._request_item(request_id, tenant_id, request_values)
+            for name, value in created.items():
+                if name in ("pk", "sk", "updatedAt") or value is None:
+                    continue
+                names[f"#{name}"] = name
+                values[f":c_{name}"] = to_value(value)
+                assignments.append(f"#{name} = if_not_exists(#{name}, :c_{name})")
+        expression = "SET " + ", ".join(assignments)
+        if additions:
+            expression += " ADD " + ", ".join(additions)
+        return {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def current_outcome(self, request_id: str, parser_run_id: str) -> str | None:
+        try:
+            found = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": RUN_PREFIX + parser_run_id}},
+                ConsistentRead=True,
+                ProjectionExpression="outcome",
+            ).get("Item")
+        except Exception as error:
+            raise _unavailable("read the run", error) from None
+        return str(from_item(found)["outcome"]) if found and "outcome" in found else None
+
+    # ---------------------------------------------------------------- reading
+
+    def request(self, request_id: str) -> dict[str, Any] | None:
+        try:
+            found = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        except Exception as error:
+            raise _unavailable("read the request", error) from None
+        return from_item(found) if found else None
+
+    def runs(self, request_id: str, *, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` of the request's runs in id order, starting after the run id ``after``; and whether
+        there may be more."""
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :run)",
+            "ExpressionAttributeValues": {":pk": {"S": _request_pk(request_id)}, ":run": {"S": RUN_PREFIX}},
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if after is not None:
+            arguments["ExclusiveStartKey"] = {"pk": {"S": _request_pk(request_id)}, "sk": {"S": RUN_PREFIX + after}}
+        try:
+            response = self.client.query(**arguments)
+        except Exception as error:
+            raise _unavailable("read the request's runs", error) from None
+        return [from_item(item) for item in response.get("Items", [])], "LastEvaluatedKey" in response
+
+    def outstanding(self, tenant_id: str) -> int:
+        try:
+            found = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _tenant_pk(tenant_id)}, "sk": {"S": USAGE_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        except Exception as error:
+            raise _unavailable("read the tenant's usage", error) from None
+        return int(from_item(found).get("outstanding", 0)) if found else 0
+
+    def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[dict[str, Any]]:
+        """A tenant's requests (None: operators') made at ``since`` or later, oldest first."""
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            IndexName=BY_TENANT_INDEX,
+            KeyConditionExpression="gsi1pk = :tenant AND gsi1sk >= :since",
+            ExpressionAttributeValues={
+                ":tenant": {"S": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION},
+                ":since": {"S": since},
+            },
+        )
+        try:
+            for page in pages:
+                for item in page.get("Items", []):
+                    yield from_item(item)
+        except Exception as error:
+            raise _unavailable("read the tenant's requests", error) from None
+
+    def all_runs(self, request_id: str) -> Iterator[dict[str, Any]]:
+        after: str | None = None
+        while True:
+            runs, more = self.runs(request_id, limit=500, after=after)
+            yield from runs
+            if not more or not runs:
+                return
+            after = str(runs[-1]["parserRunId"])
+
+    def update_request(
+        self,
+        request_id: str,
+        assignments: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        condition_values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Set fields of a request; False when ``condition`` did not hold (nothing was changed)."""
+        names = {f"#{name}": name for name in assignments}
+        values = {f":{name}": to_value(value) for name, value in assignments.items()}
+        values.update({name: to_value(value) for name, value in (condition_values or {}).items()})
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+            "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in assignments),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if condition:
+            arguments["ConditionExpression"] = condition
+        try:
+            self.client.update_item(**arguments)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        except Exception as error:
+            raise _unavailable("update the request", error) from None
+        return True

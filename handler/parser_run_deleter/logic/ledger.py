@@ -1,0 +1,329 @@
+"""Deletion requests as durable records: what a request and each parser run in it are, and what becomes of them.
+
+A **deletion request** is what one API call (or one operator message) asked for: its id (``dr_...``), tenant,
+trigger, audit fields, and how many of its runs sit in each outcome. Each **run** in it moves from ``queued`` to
+one final outcome; only a redrive takes a ``dead_lettered`` run back to ``queued``. Pure: the records are written
+by ``adapters.ledger_table``; the rules for what may follow what, and what a request's status is, live here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from functools import cache
+from typing import Any, Final
+
+from parser_run_deleter.adapters.ledger_table import LedgerTable, LedgerUnavailable, OverCap, RunChanged, counter
+from parser_run_deleter.shared.parser_run_ids import REQUEST_ID_ALPHABET as _ID_ALPHABET
+from parser_run_deleter.shared.parser_run_ids import REQUEST_ID_PREFIX
+from parser_run_deleter.shared.timestamps import iso, now_iso, parse_iso
+
+# A run still queued this long after its request was made cannot be on the queue any more: SQS keeps a message
+# 14 days (template.yaml's MessageRetentionPeriod), so it expired there without being deleted.
+QUEUE_RETENTION_S: Final = 14 * 24 * 3600
+EXPIRED_REASON: Final = "expired: the queue dropped it after 14 days without its deletion being done"
+
+
+class RunOutcome(StrEnum):
+    QUEUED = "queued"
+    DELETED = "deleted"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+    REJECTED = "rejected"
+
+
+FINAL_OUTCOMES: Final = frozenset(RunOutcome) - {RunOutcome.QUEUED}
+FAILURES: Final = frozenset({RunOutcome.FAILED, RunOutcome.DEAD_LETTERED, RunOutcome.REJECTED})
+
+
+class RequestStatus(StrEnum):
+    ACCEPTED = "accepted"  # taken in; nothing has happened to its runs yet
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"  # every run deleted or not found
+    COMPLETED_WITH_FAILURES = "completed_with_failures"  # every run settled, some failed, dead-lettered or rejected
+
+
+class RequestTrigger(StrEnum):
+    API_DELETE = "api_delete"
+    API_BULK = "api_bulk"
+    QUEUE = "queue"  # a message that came without a request: an operator's, recorded when it is consumed
+
+
+def new_request_id() -> str:
+    """``dr_`` and 26 base32 characters: a millisecond timestamp, so ids sort by creation, then 80 random bits."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    return REQUEST_ID_PREFIX + "".join(_ID_ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def request_id_for_message(message_id: str) -> str:
+    """The request an operator's message (sent without one) is recorded under: the same on every redelivery."""
+    digest = int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:17], "big") >> 6
+    return REQUEST_ID_PREFIX + "".join(_ID_ALPHABET[(digest >> shift) & 31] for shift in range(125, -1, -5))
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One parser run's state within a request, as the ledger keeps it and the status resource shows it."""
+
+    parser_run_id: str
+    outcome: RunOutcome
+    attempts: int = 0
+    extend_status: int | None = None
+    extend_request_id: str | None = None
+    reason: str | None = None
+    completed_at: str | None = None
+    redrives: int = 0
+
+    def to_values(self) -> dict[str, Any]:
+        return {
+            "parserRunId": self.parser_run_id,
+            "outcome": self.outcome.value,
+            "attempts": self.attempts,
+            "extendStatus": self.extend_status,
+            "extendRequestId": self.extend_request_id,
+            "reason": self.reason,
+            "completedAt": self.completed_at,
+            "redrives": self.redrives or None,
+        }
+
+
+def run_from_values(values: Mapping[str, Any]) -> RunRecord:
+    status = values.get("extendStatus")
+    return RunRecord(
+        parser_run_id=str(values["parserRunId"]),
+        outcome=RunOutcome(str(values["outcome"])),
+        attempts=int(values.get("attempts", 0)),
+        extend_status=int(status) if status is not None else None,
+        extend_request_id=values.get("extendRequestId"),
+        reason=values.get("reason"),
+        completed_at=values.get("completedAt"),
+        redrives=int(values.get("redrives", 0)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """A deletion request's own record: who asked, when, how, and how many of its runs are in each outcome."""
+
+    request_id: str
+    tenant_id: str | None
+    trigger: RequestTrigger
+    created_at: str
+    audit: Mapping[str, str] = field(default_factory=dict)
+    counts: Mapping[RunOutcome, int] = field(default_factory=dict)
+    updated_at: str | None = None
+    completed_at: str | None = None
+    callback: Mapping[str, Any] | None = None
+
+    def to_values(self) -> dict[str, Any]:
+        return {
+            "tenantId": self.tenant_id,
+            "trigger": self.trigger.value,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at or self.created_at,
+            "audit": dict(self.audit) or None,
+            **{counter(outcome.value): n for outcome, n in self.counts.items() if n},
+        }
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def expired(self, now: float | None = None) -> bool:
+        """Its queued runs, if any, can no longer be on the queue."""
+        moment = time.time() if now is None else now
+        return moment - parse_iso(self.created_at) > QUEUE_RETENTION_S
+
+    def shown_counts(self, now: float | None = None) -> dict[str, int]:
+        """The counts as the status resource shows them: every outcome, and queued runs past the queue's retention
+        as failed."""
+        shown = {outcome.value: int(self.counts.get(outcome, 0)) for outcome in RunOutcome}
+        if shown[RunOutcome.QUEUED] and self.expired(now):
+            shown[RunOutcome.FAILED] += shown[RunOutcome.QUEUED]
+            shown[RunOutcome.QUEUED] = 0
+        return shown
+
+    def status(self, now: float | None = None) -> RequestStatus:
+        return request_status(self.shown_counts(now))
+
+
+def request_status(counts: Mapping[str, int]) -> RequestStatus:
+    """``accepted`` until one of its runs settles after intake; ``in_progress`` while some are still queued; then
+    ``completed``, or ``completed_with_failures`` if any run failed, was dead-lettered or rejected."""
+    queued = counts.get(RunOutcome.QUEUED, 0)
+    failures = sum(counts.get(outcome, 0) for outcome in FAILURES)
+    if queued:
+        settled_after_intake = sum(counts.get(o, 0) for o in FINAL_OUTCOMES) - counts.get(RunOutcome.REJECTED, 0)
+        return RequestStatus.IN_PROGRESS if settled_after_intake else RequestStatus.ACCEPTED
+    if sum(counts.values()) == 0:
+        return RequestStatus.ACCEPTED  # taken in, its runs not recorded yet
+    return RequestStatus.COMPLETED_WITH_FAILURES if failures else RequestStatus.COMPLETED
+
+
+def shown_run(run: RunRecord, request: RequestRecord, now: float | None = None) -> RunRecord:
+    """A run as the status resource shows it: still queued past the queue's retention, it failed (expired)."""
+    if run.outcome is RunOutcome.QUEUED and request.expired(now):
+        return RunRecord(run.parser_run_id, RunOutcome.FAILED, run.attempts, reason=EXPIRED_REASON)
+    return run
+
+
+def outstanding_change(before: RunOutcome | None, after: RunOutcome) -> int:
+    """How a transition changes the tenant's count of outstanding (queued) runs."""
+    return int(after is RunOutcome.QUEUED) - int(before is RunOutcome.QUEUED)
+
+
+def may_follow(before: RunOutcome | None, after: RunOutcome) -> bool:
+    """Whether a run may move from ``before`` (None: not recorded yet) to ``after``. A final outcome is final, but
+    a dead-lettered run may be redriven; a queued run may be recorded queued again (a failed attempt)."""
+    if before is None or before is RunOutcome.QUEUED:
+        return True
+    return before is RunOutcome.DEAD_LETTERED and after is not RunOutcome.REJECTED
+
+
+def request_from_values(values: Mapping[str, Any]) -> RequestRecord:
+    counts = {outcome: int(values.get(counter(outcome.value), 0)) for outcome in RunOutcome}
+    return RequestRecord(
+        request_id=str(values["requestId"]),
+        tenant_id=values.get("tenantId"),
+        trigger=RequestTrigger(str(values.get("trigger", RequestTrigger.QUEUE.value))),
+        created_at=str(values["createdAt"]),
+        audit={str(k): str(v) for k, v in (values.get("audit") or {}).items()},
+        counts={outcome: n for outcome, n in counts.items() if n},
+        updated_at=values.get("updatedAt"),
+        completed_at=values.get("completedAt"),
+        callback=values.get("callback"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    before: RunOutcome | None
+    after: RunOutcome
+
+
+class Ledger:
+    """The ledger's operations in the domain's terms: requests and runs in, records and transitions out."""
+
+    def __init__(self, table: LedgerTable) -> None:
+        self.table = table
+
+    # ---- intake
+
+    def begin(
+        self,
+        tenant_id: str | None,
+        trigger: RequestTrigger,
+        audit: Mapping[str, str],
+        *,
+        reserve: int = 0,
+        cap: int | None = None,
+    ) -> RequestRecord:
+        """A new request, recorded before anything of it is queued, with ``reserve`` runs counted against the
+        tenant's ``cap``. Raises ``OverCap`` or ``LedgerUnavailable``."""
+        request = RequestRecord(new_request_id(), tenant_id, trigger, now_iso(), audit=audit)
+        self.table.begin(request.request_id, tenant_id, request.to_values(), reserve=reserve, cap=cap)
+        return request
+
+    def take_in(self, request: RequestRecord, runs: Sequence[RunRecord], *, released: int = 0) -> RequestRecord:
+        """Record the runs a request took in: the queued ones once SQS holds them, the rejected ones with their
+        reasons; give back ``released`` reserved runs that were not queued."""
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run.outcome.value] = counts.get(run.outcome.value, 0) + 1
+        self.table.record_intake(
+            request.request_id,
+            [run.to_values() for run in runs],
+            counts,
+            tenant_id=request.tenant_id,
+            released=released,
+        )
+        return replace(request, counts={RunOutcome(outcome): n for outcome, n in counts.items()})
+
+    def record_single(
+        self, tenant_id: str | None, trigger: RequestTrigger, audit: Mapping[str, str], run: RunRecord
+    ) -> RequestRecord:
+        """A request of one run whose outcome is already known (the synchronous path), recorded in one write."""
+        request = RequestRecord(new_request_id(), tenant_id, trigger, now_iso(), audit=audit, counts={run.outcome: 1})
+        self.table.record_single(request.request_id, tenant_id, request.to_values(), run.to_values())
+        return request
+
+    # ---- outcomes
+
+    def record_outcome(
+        self, request_id: str, run: RunRecord, *, tenant_id: str | None, create: RequestRecord | None = None
+    ) -> Transition | None:
+        """Move the run to ``run.outcome``, with its request's counters and its tenant's outstanding count, in one
+        transaction. None when the run had settled already (a redelivered message): nothing changes. ``create``
+        is the request to record as well where it is not yet (an operator's message). Raises
+        ``LedgerUnavailable``."""
+        before: RunOutcome | None = None if create is not None else RunOutcome.QUEUED
+        for _ in range(3):
+            if not may_follow(before, run.outcome):
+                return None
+            recorded = replace(run, redrives=1 if before is RunOutcome.DEAD_LETTERED else 0)
+            try:
+                self.table.transition(
+                    request_id,
+                    recorded.to_values(),
+                    before.value if before is not None else None,
+                    tenant_id=tenant_id,
+                    # A run the API queued but could not record (its intake write failed) was still reserved.
+                    outstanding_delta=outstanding_change(
+                        before if before is not None or create is not None else RunOutcome.QUEUED, run.outcome
+                    ),
+                    request_values=create.to_values() if create is not None else None,
+                )
+            except RunChanged:
+                current = self.table.current_outcome(request_id, run.parser_run_id)
+                before = RunOutcome(current) if current is not None else None
+                continue
+            return Transition(before, run.outcome)
+        raise LedgerUnavailable("cannot record the outcome: the run kept changing under the update")
+
+    # ---- reading
+
+    def request(self, request_id: str) -> RequestRecord | None:
+        found = self.table.request(request_id)
+        return request_from_values(found) if found else None
+
+    def runs(self, request_id: str, *, limit: int, after: str | None = None) -> tuple[list[RunRecord], str | None]:
+        """A page of the request's runs in id order, and the run id to continue after (None at the end)."""
+        found, more = self.table.runs(request_id, limit=limit, after=after)
+        runs = [run_from_values(values) for values in found]
+        return runs, runs[-1].parser_run_id if more and runs else None
+
+    def all_runs(self, request_id: str) -> Iterator[RunRecord]:
+        for values in self.table.all_runs(request_id):
+            yield run_from_values(values)
+
+    def outstanding(self, tenant_id: str) -> int:
+        return self.table.outstanding(tenant_id)
+
+    def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[RequestRecord]:
+        for values in self.table.requests_of(tenant_id, since=since):
+            yield request_from_values(values)
+
+    def oldest_outstanding(self, tenant_id: str, now: float | None = None) -> RequestRecord | None:
+        """The tenant's oldest request with runs still queued: only the queue's retention can hold any."""
+        moment = time.time() if now is None else now
+        for request in self.requests_of(tenant_id, since=iso(moment - QUEUE_RETENTION_S)):
+            if request.counts.get(RunOutcome.QUEUED):
+                return request
+        return None
+
+
+@cache
+def ledger(table_name: str, retention_days: int) -> Ledger:
+    return Ledger(LedgerTable(table_name, retention_days=retention_days))
+
+
+def reset() -> None:
+    ledger.cache_clear()
+
+
+__all__ = ["Ledger", "LedgerUnavailable", "OverCap", "RequestRecord", "RunOutcome", "RunRecord", "ledger"]
