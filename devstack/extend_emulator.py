@@ -65,7 +65,7 @@ _STATUS_CODES: dict[int, tuple[str, str]] = {
     504: ("GATEWAY_TIMEOUT", "Gateway timeout. Please retry."),
 }
 
-FaultKind = Literal["status", "error", "rate_limited", "reset", "latency", "stall", "non_json", "json"]
+FaultKind = Literal["status", "error", "rate_limited", "reset", "answer_lost", "latency", "stall", "non_json", "json"]
 
 
 def _default_retryable(status: int) -> bool:
@@ -125,6 +125,11 @@ class Fault:
     def reset(cls) -> Fault:
         """Reset the connection (TCP RST) instead of answering."""
         return cls("reset")
+
+    @classmethod
+    def answer_lost(cls) -> Fault:
+        """Do what was asked (delete the run), then reset the connection: the caller never hears that it was done."""
+        return cls("answer_lost")
 
     @classmethod
     def latency(cls, seconds: float) -> Fault:
@@ -636,6 +641,9 @@ class ExtendEmulator:
         if fault is not None:
             if fault.kind == "reset":
                 return None, "reset"
+            if fault.kind == "answer_lost":
+                self._behave(ctx.method, ctx.version, ctx.workspace, run_id, ctx.request_id)
+                return None, "answer_lost"
             if fault.kind not in ("latency", "stall"):
                 return self._fault_reply(fault, ctx.request_id), fault.name
             if self._wait(fault.seconds):

@@ -229,9 +229,10 @@ class LedgerTable:
         and the tenant's outstanding count, in one transaction. ``RunChanged`` when the run was not in ``before``.
         ``request_values`` records the request too, field by field, where it is not recorded yet."""
         after = str(run["outcome"])
-        writes = [{"Update": self._run_update(request_id, run, before)}]
-        if before != after or request_values is not None:
-            writes.append({"Update": self._counters_update(request_id, before, after, request_values)})
+        writes = [
+            {"Update": self._run_update(request_id, run, before)},
+            {"Update": self._counters_update(request_id, before, after, request_values)},
+        ]
         if outstanding_delta and tenant_id:
             writes.append({"Update": self._usage_update(tenant_id, outstanding_delta)})
         try:
@@ -267,9 +268,10 @@ class LedgerTable:
     def _counters_update(
         self, request_id: str, before: str | None, after: str, request_values: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        values: dict[str, Any] = {":now": {"S": now_iso()}}
+        values: dict[str, Any] = {":now": {"S": now_iso()}, ":one": {"N": "1"}}
         names: dict[str, str] = {"#updatedAt": "updatedAt"}
-        additions: list[str] = []
+        # Every transition counts, a failed attempt too: a request with any is no longer just "accepted".
+        additions: list[str] = ["transitions :one"]
         if before != after:
             additions.append(f"{counter(after)} :plus")
             values[":plus"] = {"N": "1"}
@@ -286,9 +288,7 @@ class LedgerTable:
                 names[f"#{name}"] = name
                 values[f":c_{name}"] = to_value(value)
                 assignments.append(f"#{name} = if_not_exists(#{name}, :c_{name})")
-        expression = "SET " + ", ".join(assignments)
-        if additions:
-            expression += " ADD " + ", ".join(additions)
+        expression = "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions)
         return {
             "TableName": self.table_name,
             "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
@@ -351,16 +351,27 @@ class LedgerTable:
             raise _unavailable("read the tenant's usage", error) from None
         return int(from_item(found).get("outstanding", 0)) if found else 0
 
+    def set_outstanding(self, tenant_id: str, value: int) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_item({"pk": _tenant_pk(tenant_id), "sk": USAGE_SK, "outstanding": value}),
+            )
+        except Exception as error:
+            raise _unavailable("set the tenant's usage", error) from None
+
     def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[dict[str, Any]]:
         """A tenant's requests (None: operators') made at ``since`` or later, oldest first."""
+        values: dict[str, Any] = {":tenant": {"S": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION}}
+        condition = "gsi1pk = :tenant"
+        if since:  # DynamoDB refuses an empty key value
+            condition += " AND gsi1sk >= :since"
+            values[":since"] = {"S": since}
         pages = self.client.get_paginator("query").paginate(
             TableName=self.table_name,
             IndexName=BY_TENANT_INDEX,
-            KeyConditionExpression="gsi1pk = :tenant AND gsi1sk >= :since",
-            ExpressionAttributeValues={
-                ":tenant": {"S": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION},
-                ":since": {"S": since},
-            },
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
         )
         try:
             for page in pages:

@@ -38,7 +38,9 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
     def record_handler(record: SqsRecord) -> None:
         logger.thread_safe_append_keys(correlation_id=record.message_id)
         try:
-            message = QueueMessage(record.message_id, record.body, record.approximate_receive_count)
+            message = QueueMessage(
+                record.message_id, record.body, record.approximate_receive_count, record.deletion_request_id
+            )
             if not process_message(message, deps, deadline):
                 raise RecordNotDone(record.message_id)
         finally:

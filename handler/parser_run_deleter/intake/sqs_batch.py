@@ -31,14 +31,19 @@ class SqsRecord:
     message_id: str
     body: str
     approximate_receive_count: int = 1
+    # The DeletionRequestId message attribute: the ledger request of a message copied to the DLQ and redriven.
+    deletion_request_id: str | None = None
 
     @classmethod
     def from_event(cls, record: Mapping[str, Any]) -> SqsRecord:
         attributes = record.get("attributes") or {}
+        named = (record.get("messageAttributes") or {}).get("DeletionRequestId") or {}
+        value = named.get("stringValue") if isinstance(named, Mapping) else None
         return cls(
             message_id=record["messageId"],
             body=record["body"],
             approximate_receive_count=int(attributes.get("ApproximateReceiveCount") or 1),
+            deletion_request_id=value if isinstance(value, str) else None,
         )
 
 

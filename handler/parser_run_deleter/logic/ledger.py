@@ -119,6 +119,7 @@ class RequestRecord:
     updated_at: str | None = None
     completed_at: str | None = None
     callback: Mapping[str, Any] | None = None
+    transitions: int = 0  # outcomes recorded after intake, failed attempts included
 
     def to_values(self) -> dict[str, Any]:
         return {
@@ -149,17 +150,17 @@ class RequestRecord:
         return shown
 
     def status(self, now: float | None = None) -> RequestStatus:
-        return request_status(self.shown_counts(now))
+        return request_status(self.shown_counts(now), started=self.transitions > 0)
 
 
-def request_status(counts: Mapping[str, int]) -> RequestStatus:
-    """``accepted`` until one of its runs settles after intake; ``in_progress`` while some are still queued; then
-    ``completed``, or ``completed_with_failures`` if any run failed, was dead-lettered or rejected."""
+def request_status(counts: Mapping[str, int], *, started: bool) -> RequestStatus:
+    """``accepted`` until something happens to one of its runs after intake (``started``); ``in_progress`` while
+    some are still queued; then ``completed``, or ``completed_with_failures`` if any run failed, was dead-lettered
+    or rejected."""
     queued = counts.get(RunOutcome.QUEUED, 0)
     failures = sum(counts.get(outcome, 0) for outcome in FAILURES)
     if queued:
-        settled_after_intake = sum(counts.get(o, 0) for o in FINAL_OUTCOMES) - counts.get(RunOutcome.REJECTED, 0)
-        return RequestStatus.IN_PROGRESS if settled_after_intake else RequestStatus.ACCEPTED
+        return RequestStatus.IN_PROGRESS if started else RequestStatus.ACCEPTED
     if sum(counts.values()) == 0:
         return RequestStatus.ACCEPTED  # taken in, its runs not recorded yet
     return RequestStatus.COMPLETED_WITH_FAILURES if failures else RequestStatus.COMPLETED
@@ -197,6 +198,7 @@ def request_from_values(values: Mapping[str, Any]) -> RequestRecord:
         updated_at=values.get("updatedAt"),
         completed_at=values.get("completedAt"),
         callback=values.get("callback"),
+        transitions=int(values.get("transitions", 0)),
     )
 
 
@@ -307,6 +309,15 @@ class Ledger:
     def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[RequestRecord]:
         for values in self.table.requests_of(tenant_id, since=since):
             yield request_from_values(values)
+
+    def recount(self, tenant_id: str, now: float | None = None) -> int:
+        """Set the tenant's outstanding count from its requests' own counters: the repair for a reservation a
+        crashed intake left behind. Run it while the tenant is quiet: a request taken in meanwhile is missed."""
+        moment = time.time() if now is None else now
+        since = iso(moment - QUEUE_RETENTION_S)
+        queued = sum(request.counts.get(RunOutcome.QUEUED, 0) for request in self.requests_of(tenant_id, since=since))
+        self.table.set_outstanding(tenant_id, queued)
+        return queued
 
     def oldest_outstanding(self, tenant_id: str, now: float | None = None) -> RequestRecord | None:
         """The tenant's oldest request with runs still queued: only the queue's retention can hold any."""

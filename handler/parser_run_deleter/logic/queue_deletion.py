@@ -32,6 +32,7 @@ from parser_run_deleter.logic.ownership import delete_owned
 from parser_run_deleter.logic.queue_messages import DeletionRequest, InvalidDeletionRequest, parse_deletion_message
 from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, tenant_directory
 from parser_run_deleter.shared.observability import MetricName, count, logger
+from parser_run_deleter.shared.parser_run_ids import is_request_id
 from parser_run_deleter.shared.time_budget import Deadline
 from parser_run_deleter.shared.timestamps import now_iso
 
@@ -45,6 +46,7 @@ class QueueMessage:
     message_id: str
     body: str
     receive_count: int = 1
+    deletion_request_id: str | None = None  # from the message's attribute, when its body names none
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +81,15 @@ def process_message(message: QueueMessage, deps: Dependencies, deadline: Deadlin
     )
     dead_letter_message_id = None
     if decision.failure_kind is not None:  # set exactly when the fate is DEAD_LETTER
-        body = message.body if request is None else _with_request_id(request, message).to_message_body()
-        kind = decision.failure_kind
-        dead_letter_message_id = _dead_letter(message, body, deps, kind, reason=reason or "", result=result)
+        request_id = _with_request_id(request, message).deletion_request_id if request is not None else None
+        dead_letter_message_id = _dead_letter(
+            message,
+            deps,
+            decision.failure_kind,
+            reason=reason or "",
+            result=result,
+            deletion_request_id=request_id,
+        )
 
     outcome = Outcome.INVALID if result is None else Outcome(result.outcome.value)
     recorded = True
@@ -120,8 +128,12 @@ def _ledger_outcome(fate: Fate, outcome: Outcome) -> RunOutcome:
 
 
 def _with_request_id(request: DeletionRequest, message: QueueMessage) -> DeletionRequest:
+    """The request, with the ledger request it is recorded under: the one its body names, else its attribute's
+    (a dead-lettered copy, redriven), else one named after its message id (an operator's message)."""
     if request.deletion_request_id is not None:
         return request
+    if is_request_id(message.deletion_request_id):
+        return replace(request, deletion_request_id=message.deletion_request_id)
     return replace(request, deletion_request_id=request_id_for_message(message.message_id))
 
 
@@ -140,7 +152,7 @@ def _record(
     if settings.ledger_table_name is None:
         return True  # no ledger configured (a stack without one): the log line is the record
     create = None
-    if request.deletion_request_id is None:
+    if request.deletion_request_id is None and not is_request_id(message.deletion_request_id):
         create = RequestRecord(
             request_id_for_message(message.message_id),
             request.tenant_id,
@@ -211,7 +223,13 @@ def _tenant_of(request: DeletionRequest, deps: Dependencies) -> Tenant | None:
 
 
 def _dead_letter(
-    message: QueueMessage, body: str, deps: Dependencies, kind: FailureKind, *, reason: str, result: DeleteResult | None
+    message: QueueMessage,
+    deps: Dependencies,
+    kind: FailureKind,
+    *,
+    reason: str,
+    result: DeleteResult | None,
+    deletion_request_id: str | None,
 ) -> str | None:
     """Copy the message to the DLQ with its reason; the DLQ message id, or None to leave it to SQS redrive."""
     queue_url = deps.settings.dead_letter_queue_url
@@ -222,13 +240,15 @@ def _dead_letter(
         "FailureReason": reason,
         "SourceMessageId": message.message_id,
         "ApproximateReceiveCount": message.receive_count,
+        # The body is kept as the producer sent it; a redriven copy finds its ledger request here.
+        "DeletionRequestId": deletion_request_id,
     }
     if result is not None:
         attributes["ParserRunId"] = result.parser_run_id
         attributes["ExtendStatusCode"] = result.status_code
         attributes["ExtendRequestId"] = result.extend_request_id
     try:
-        dead_letter_message_id = send_to_dead_letter_queue(queue_url, body, attributes)
+        dead_letter_message_id = send_to_dead_letter_queue(queue_url, message.body, attributes)
     except QueueSendError as error:
         logger.error("dead-lettering failed; leaving the message for SQS redrive", extra={"reason": str(error)})
         return None

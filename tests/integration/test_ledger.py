@@ -1,0 +1,380 @@
+"""The ledger: every accepted call is a deletion request, recorded before it is acknowledged, followed to its end
+through ``GET /deletions/{id}``, and kept in agreement with Extend, the queues and the tenant's cap.
+
+Against moto (the ledger table, through a fault proxy where DynamoDB must fail) and the Extend emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from devstack.events import sqs_event, sqs_record
+from devstack.extend_emulator import Fault
+from parser_run_deleter.adapters.ledger_table import LedgerTable
+from parser_run_deleter.entrypoints import queue_function
+from parser_run_deleter.logic.ledger import (
+    EXPIRED_REASON,
+    QUEUE_RETENTION_S,
+    Ledger,
+    OverCap,
+    RequestTrigger,
+    RunOutcome,
+    RunRecord,
+)
+from parser_run_deleter.shared.timestamps import iso
+from tests.support.api import TENANT_ID, Answer, invoke, queued_messages, rest_event
+from tests.support.aws_fault_proxy import THROTTLED, UNAVAILABLE, AwsFaultProxy
+from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
+
+WS = "ws_test"
+
+
+@pytest.fixture
+def ledger(stack: InProcessStack) -> Ledger:
+    assert stack.tables is not None
+    from devstack.moto_stack import aws_client
+
+    return Ledger(
+        LedgerTable(stack.tables.ledger_table, retention_days=400, client=aws_client("dynamodb", stack.endpoint))
+    )
+
+
+def status(request_id: str, query: str = "") -> Answer:
+    return invoke(rest_event("GET", f"/deletions/{request_id}" + (f"?{query}" if query else "")))
+
+
+def bulk(*ids: str) -> Answer:
+    return invoke(rest_event("POST", "/deletions", body=json.dumps({"parserRunIds": list(ids)})))
+
+
+def consume_queue(stack: InProcessStack, *, receive_count: int = 1) -> dict[str, Any]:
+    """Deliver every message on the deletion queue to the queue function, as one batch."""
+    sqs = stack.sqs()
+    messages = sqs.receive_message(
+        QueueUrl=stack.queues.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+    ).get("Messages", [])
+    records = [
+        sqs_record(
+            m["Body"], message_id=m["MessageId"], receive_count=receive_count, message_attributes=_lambda_attributes(m)
+        )
+        for m in messages
+    ]
+    result: dict[str, Any] = queue_function.lambda_handler(sqs_event(*records), stack.context())
+    failed = {item["itemIdentifier"] for item in result["batchItemFailures"]}
+    for message in messages:  # what the function consumed, SQS deletes
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=stack.queues.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return result
+
+
+def _lambda_attributes(message: dict[str, Any]) -> dict[str, Any]:
+    """SQS's message attributes as Lambda's event shows them (lower-case keys)."""
+    return {
+        name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+
+
+def items_of(answer: Answer) -> dict[str, dict[str, Any]]:
+    return {item["parserRunId"]: item for item in answer.body["items"]}
+
+
+# ---------------------------------------------------------------- following a request to its end
+
+
+def test_a_bulk_request_is_followed_from_accepted_to_completed(stack: InProcessStack, ledger: Ledger) -> None:
+    # Given two runs that exist, one that does not, and an invalid id
+    stack.extend.seed(["pr_l1", "pr_l2"], workspace_id=WS)
+    accepted = bulk("pr_l1", "pr_l2", "pr_gone", "not valid")
+    request_id = accepted.body["deletionRequestId"]
+    assert accepted.status == 202 and accepted.body["status"] == "accepted"
+
+    # When it is read before the queue is drained
+    before = status(request_id)
+    assert before.status == 200 and before.body["status"] == "accepted"
+    assert before.body["counts"] == {
+        "queued": 3, "deleted": 0, "not_found": 0, "failed": 0, "dead_lettered": 0, "rejected": 1,
+    }  # fmt: skip
+    assert {i: item["outcome"] for i, item in items_of(before).items()} == {
+        "pr_l1": "queued", "pr_l2": "queued", "pr_gone": "queued", "not valid": "rejected",
+    }  # fmt: skip
+    assert ledger.outstanding(TENANT_ID) == 3
+
+    # and after the queue function has done its work
+    assert consume_queue(stack) == {"batchItemFailures": []}
+    after = status(request_id)
+
+    # Then every run has its receipt, the request is complete (with the rejection counted), nothing is outstanding
+    assert after.body["status"] == "completed_with_failures"
+    assert after.body["counts"]["deleted"] == 2 and after.body["counts"]["not_found"] == 1
+    items = items_of(after)
+    for run_id in ("pr_l1", "pr_l2"):
+        assert items[run_id]["outcome"] == "deleted" and items[run_id]["completedAt"].endswith("Z")
+        assert items[run_id]["extendRequestId"].startswith("req_") and items[run_id]["attempts"] == 1
+    assert items["pr_gone"]["outcome"] == "not_found"
+    assert "letters, digits" in items["not valid"]["reason"]
+    assert ledger.outstanding(TENANT_ID) == 0
+
+
+def test_a_synchronous_delete_names_its_request_and_the_request_shows_its_receipt(stack: InProcessStack) -> None:
+    stack.extend.seed(["pr_sync"], workspace_id=WS)
+    answer = invoke(rest_event("DELETE", "/parser_runs/pr_sync"))
+    assert answer.status == 200 and answer.headers["location"] == f"/deletions/{answer.body['deletionRequestId']}"
+    record = status(answer.body["deletionRequestId"])
+    assert record.body["status"] == "completed"
+    [item] = record.body["items"]
+    assert item["outcome"] == "deleted" and item["extendRequestId"] == stack.extend.requests[-1].request_id
+
+
+def test_a_permanent_refusal_is_answered_at_once_and_recorded_as_failed(stack: InProcessStack) -> None:
+    stack.extend.inject("pr_refused", Fault.error(400, "INVALID_REQUEST", "this run cannot be deleted"))
+    answer = invoke(rest_event("DELETE", "/parser_runs/pr_refused"))
+    assert answer.status == 502 and answer.body["status"] == "failed"
+    assert "INVALID_REQUEST" in answer.body["reason"]
+    assert queued_messages(stack) == []  # a retry would meet the same answer: not queued
+    record = status(answer.body["deletionRequestId"])
+    assert record.body["status"] == "completed_with_failures"
+    assert record.body["items"][0]["outcome"] == "failed" and "INVALID_REQUEST" in record.body["items"][0]["reason"]
+
+
+def test_a_delete_whose_first_answer_was_lost_is_deleted_confirmed_on_retry(stack: InProcessStack) -> None:
+    # Given a DELETE that Extend carries out, but whose answer never reaches the client; then its retry
+    stack.extend.seed(["pr_lost"], workspace_id=WS)
+    stack.extend.inject("pr_lost", Fault.answer_lost())
+    answer = invoke(rest_event("DELETE", "/parser_runs/pr_lost"))
+
+    # Then the retry's 404 is the earlier DELETE's doing: deleted, confirmed on retry, and recorded so
+    assert [(r.fault, r.status) for r in stack.extend.requests_for("pr_lost")] == [("answer_lost", None), (None, 404)]
+    assert not stack.extend.exists("pr_lost", workspace_id=WS)
+    assert answer.status == 200 and answer.body["status"] == "deleted"
+    [item] = status(answer.body["deletionRequestId"]).body["items"]
+    assert item["outcome"] == "deleted" and "confirmed on retry" in item["reason"]
+
+
+def test_a_404_without_a_lost_answer_before_it_stays_not_found(stack: InProcessStack) -> None:
+    answer = invoke(rest_event("DELETE", "/parser_runs/pr_never"))
+    [item] = status(answer.body["deletionRequestId"]).body["items"]
+    assert item["outcome"] == "not_found" and "reason" not in item
+
+
+def test_another_tenants_request_looks_like_one_that_does_not_exist(stack: InProcessStack) -> None:
+    other = stack.register_tenant("globex", api_key_ids=("g1l2o3b4e5",), workspace_id=WS)
+    from tests.support.api import signature_headers
+
+    request_id = bulk("pr_mine").body["deletionRequestId"]
+    path = f"/deletions/{request_id}"
+    headers = signature_headers(other.signing_secret, None, method="GET", path=path)
+    theirs = invoke(rest_event("GET", path, headers=headers, api_key_id="g1l2o3b4e5", sign=False))
+    unknown = status("dr_00000000000000000000000000")
+    assert (
+        (theirs.status, theirs.body) == (unknown.status, unknown.body) == (404, {"message": "no such deletion request"})
+    )
+    assert status(request_id).status == 200  # and its own tenant reads it
+
+
+def test_the_runs_of_a_large_request_come_in_pages(stack: InProcessStack) -> None:
+    ids = [f"pr_page_{n:04d}" for n in range(250)]
+    request_id = bulk(*ids).body["deletionRequestId"]
+    seen: list[str] = []
+    token = None
+    pages = 0
+    while True:
+        answer = status(request_id, f"limit=100&nextToken={token}" if token else "limit=100")
+        assert answer.status == 200 and len(answer.body["items"]) <= 100
+        seen += [item["parserRunId"] for item in answer.body["items"]]
+        pages += 1
+        token = answer.body.get("nextToken")
+        if token is None:
+            break
+    assert sorted(seen) == ids and pages == 3
+    assert status(request_id, "nextToken=%%%").status == 400
+    assert status(request_id, "limit=1001").status == 400
+
+
+# ---------------------------------------------------------------- nothing acknowledged without a record
+
+
+def test_a_ledger_outage_is_a_503_and_nothing_is_queued(stack: InProcessStack) -> None:
+    stack.set_env(LEDGER_TABLE_NAME="no-such-table")
+    reset_tenancy()
+    answer = bulk("pr_x1", "pr_x2")
+    assert answer.status == 503 and answer.headers["retry-after"]
+    assert queued_messages(stack) == []
+
+
+def test_a_queue_that_refuses_leaves_no_queued_run_in_the_ledger(stack: InProcessStack, ledger: Ledger) -> None:
+    # Given a request recorded, and then a queue that takes nothing
+    stack.set_env(DELETION_QUEUE_URL=stack.queues.queue_url.rsplit("/", 1)[0] + "/no-such-queue")
+    answer = bulk("pr_q1", "pr_q2")
+    assert answer.status == 503
+    # Then the ledger holds the request with its runs rejected, never queued, and nothing reserved
+    [request] = list(ledger.requests_of(TENANT_ID))
+    runs = list(ledger.all_runs(request.request_id))
+    assert {run.outcome for run in runs} == {RunOutcome.REJECTED}
+    assert request.counts.get(RunOutcome.QUEUED, 0) == 0 and ledger.outstanding(TENANT_ID) == 0
+
+
+def test_a_crash_between_the_record_and_the_queue_acknowledges_nothing_and_a_recount_repairs_the_cap(
+    stack: InProcessStack, ledger: Ledger
+) -> None:
+    # Given the function dying right after recording a request (begin), before anything was queued
+    request = ledger.begin(TENANT_ID, RequestTrigger.API_BULK, {}, reserve=5, cap=100)
+    # Then the ledger shows it taken in with no run, none of it is on the queue, and the caller got no answer
+    shown = status(request.request_id)
+    assert shown.body["status"] == "accepted" and shown.body["items"] == []
+    assert queued_messages(stack) == []
+    # and the reservation it left is given back by a recount from the ledger's own records
+    assert ledger.outstanding(TENANT_ID) == 5
+    assert ledger.recount(TENANT_ID) == 0 and ledger.outstanding(TENANT_ID) == 0
+
+
+def test_an_outcome_the_ledger_cannot_take_returns_the_message_and_its_redelivery_settles_it(
+    stack: InProcessStack, ledger: Ledger, moto_endpoint: str
+) -> None:
+    # Given a queued run, and DynamoDB failing every write when Extend has just answered
+    stack.extend.seed(["pr_crash"], workspace_id=WS)
+    request_id = bulk("pr_crash").body["deletionRequestId"]
+    with AwsFaultProxy(moto_endpoint) as proxy:
+        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
+        reset_tenancy()
+        proxy.fail("TransactWriteItems", UNAVAILABLE)
+        first = consume_queue(stack)
+        # Then the message is not consumed, though Extend deleted the run
+        assert len(first["batchItemFailures"]) == 1
+        assert not stack.extend.exists("pr_crash", workspace_id=WS)
+        proxy.heal()
+        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
+        reset_tenancy()
+    # and its redelivery finds the run gone and records that: the ledger agrees with Extend
+    assert consume_queue(stack, receive_count=2) == {"batchItemFailures": []}
+    [item] = status(request_id).body["items"]
+    assert item["outcome"] == "not_found"
+    assert ledger.outstanding(TENANT_ID) == 0
+
+
+def test_throttled_ledger_writes_are_retried_and_nothing_is_lost(
+    stack: InProcessStack, moto_endpoint: str, emitted: Emitted
+) -> None:
+    stack.extend.seed(["pr_t1", "pr_t2"], workspace_id=WS)
+    with AwsFaultProxy(moto_endpoint) as proxy:
+        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
+        reset_tenancy()
+        # botocore retries a throttled call: two throttles per operation are absorbed
+        for operation in ("TransactWriteItems", "BatchWriteItem", "UpdateItem"):
+            proxy.fail(operation, THROTTLED, times=2)
+        answer = bulk("pr_t1", "pr_t2")
+        assert answer.status == 202
+        assert consume_queue(stack) == {"batchItemFailures": []}
+        assert proxy.faults["TransactWriteItems"] == 2
+        shown = status(answer.body["deletionRequestId"])
+        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
+        reset_tenancy()
+    assert shown.body["status"] == "completed" and shown.body["counts"]["deleted"] == 2
+
+
+# ---------------------------------------------------------------- dead letters, redrives and expiry
+
+
+def test_a_dead_lettered_run_is_recorded_so_and_a_redrive_takes_it_back_to_queued(
+    stack: InProcessStack, ledger: Ledger
+) -> None:
+    # Given a run Extend refuses on its last allowed receive
+    stack.extend.seed(["pr_dl"], workspace_id=WS)
+    stack.extend.inject("pr_dl", *[Fault.status(503)] * 3)
+    request_id = bulk("pr_dl").body["deletionRequestId"]
+    assert consume_queue(stack, receive_count=stack.queues.max_receive_count) == {"batchItemFailures": []}
+    shown = status(request_id)
+    assert shown.body["status"] == "completed_with_failures"
+    [item] = shown.body["items"]
+    assert item["outcome"] == "dead_lettered" and "503" in item["reason"]
+    assert ledger.outstanding(TENANT_ID) == 0
+    [parked] = stack.dead_letters()
+    assert parked["MessageAttributes"]["DeletionRequestId"]["StringValue"] == request_id
+
+    # When an operator redrives it, and the run fails once more before it is deleted
+    stack.sqs().send_message(
+        QueueUrl=stack.queues.queue_url,
+        MessageBody=parked["Body"],
+        MessageAttributes={"DeletionRequestId": parked["MessageAttributes"]["DeletionRequestId"]},
+    )
+    stack.extend.inject("pr_dl", Fault.status(503), Fault.status(503), Fault.status(503))
+    assert len(consume_queue(stack)["batchItemFailures"]) == 1
+    # Then it is queued again, and counted against the tenant
+    again = status(request_id)
+    assert again.body["status"] == "in_progress" and items_of(again)["pr_dl"]["outcome"] == "queued"
+    assert ledger.outstanding(TENANT_ID) == 1
+    # and once deleted, the request completes
+    assert consume_queue(stack, receive_count=2) == {"batchItemFailures": []}
+    assert status(request_id).body["status"] == "completed" and ledger.outstanding(TENANT_ID) == 0
+
+
+def test_runs_still_queued_past_the_queues_retention_show_as_failed_expired(
+    stack: InProcessStack, ledger: Ledger
+) -> None:
+    # Given a request recorded 15 days ago, whose message the queue has dropped since
+    request_id = "dr_01000000000000000000000000"
+    created = iso(time.time() - QUEUE_RETENTION_S - 86_400)
+    values = {"tenantId": TENANT_ID, "trigger": "api_bulk", "createdAt": created, "updatedAt": created}
+    ledger.table.begin(request_id, TENANT_ID, values, cap=None)
+    queued = [RunRecord("pr_old", RunOutcome.QUEUED).to_values()]
+    ledger.table.record_intake(request_id, queued, {"queued": 1}, tenant_id=None)
+    # Then it reads as finished, its run failed, expired
+    shown = status(request_id)
+    assert shown.body["status"] == "completed_with_failures"
+    assert shown.body["counts"]["failed"] == 1 and shown.body["counts"]["queued"] == 0
+    assert shown.body["items"][0]["reason"] == EXPIRED_REASON
+
+
+def test_an_operators_message_is_recorded_under_a_request_of_its_own(stack: InProcessStack, ledger: Ledger) -> None:
+    stack.extend.seed(["pr_op"], workspace_id=WS)
+    stack.sqs().send_message(
+        QueueUrl=stack.queues.queue_url, MessageBody=json.dumps({"parserRunId": "pr_op", "requestedBy": "ops"})
+    )
+    assert consume_queue(stack) == {"batchItemFailures": []}
+    [request] = list(ledger.requests_of(None))
+    assert request.trigger is RequestTrigger.QUEUE and request.audit == {"requestedBy": "ops"}
+    assert [run.outcome for run in ledger.all_runs(request.request_id)] == [RunOutcome.DELETED]
+
+
+# ---------------------------------------------------------------- the cap
+
+
+def test_a_bulk_request_beyond_the_cap_gets_429_with_the_numbers(stack: InProcessStack) -> None:
+    stack.tenant_admin().set_limits(TENANT_ID, max_outstanding=3)
+    reset_tenancy()
+    assert bulk("pr_c1", "pr_c2").status == 202
+    over = bulk("pr_c3", "pr_c4")
+    assert over.status == 429 and over.headers["retry-after"]
+    assert (over.body["outstanding"], over.body["cap"], over.body["requested"]) == (2, 3, 2)
+    assert len(queued_messages(stack)) == 2  # nothing of the refused request was queued
+
+
+def test_the_cap_holds_under_concurrent_requests(stack: InProcessStack, ledger: Ledger) -> None:
+    # Given 12 requests of 3 runs each racing for a cap of 10
+    accepted: list[str] = []
+    refused: list[int] = []
+    lock = threading.Lock()
+
+    def take_in() -> None:
+        try:
+            request = ledger.begin(TENANT_ID, RequestTrigger.API_BULK, {}, reserve=3, cap=10)
+        except OverCap as error:
+            with lock:
+                refused.append(error.outstanding)
+            return
+        with lock:
+            accepted.append(request.request_id)
+
+    threads = [threading.Thread(target=take_in) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then no more were taken in than fit, and the count is exact
+    assert len(accepted) == 3 and len(refused) == 9
+    assert ledger.outstanding(TENANT_ID) == 9

@@ -1,0 +1,127 @@
+"""A loopback proxy in front of moto's server that makes an AWS JSON API (DynamoDB) fail on chosen operations.
+
+Every request is forwarded unchanged, except that an operation with a planned fault (``X-Amz-Target``, e.g.
+``DynamoDB_20120810.TransactWriteItems``) is answered by the proxy itself, as the service answers: a throttling
+400 (which botocore retries) or a 500. boto3 is not mocked: the code under test reaches the proxy through
+``AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+THROTTLED = (
+    400,
+    "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+    "Rate of requests exceeds the allowed throughput.",
+)
+UNAVAILABLE = (500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error")
+
+
+@dataclass
+class _Plan:
+    status: int
+    error_type: str
+    message: str
+    remaining: int | None  # None: every time
+
+
+class AwsFaultProxy:
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._lock = threading.Lock()
+        self._plans: dict[str, _Plan] = {}
+        self.calls: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                target = self.headers.get("X-Amz-Target", "")
+                operation = target.rsplit(".", 1)[-1]
+                fault = proxy._take(operation)
+                if fault is not None:
+                    self._answer(fault.status, {"__type": fault.error_type, "message": fault.message})
+                    return
+                self._forward(body)
+
+            def do_GET(self) -> None:
+                self._forward(b"")
+
+            def _answer(self, status: int, document: dict[str, str]) -> None:
+                data = json.dumps(document).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.0")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _forward(self, body: bytes) -> None:
+                headers = {name: value for name, value in self.headers.items() if name.lower() != "content-length"}
+                headers["Content-Length"] = str(len(body))
+                connection = http.client.HTTPConnection(*proxy._upstream, timeout=30)
+                try:
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    data = response.read()
+                finally:
+                    connection.close()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _take(self, operation: str) -> _Plan | None:
+        with self._lock:
+            self.calls[operation] += 1
+            plan = self._plans.get(operation)
+            if plan is None or plan.remaining == 0:
+                return None
+            if plan.remaining is not None:
+                plan.remaining -= 1
+            self.faults[operation] += 1
+            return plan
+
+    def fail(self, operation: str, fault: tuple[int, str, str], times: int | None = None) -> None:
+        """Answer ``operation`` with ``fault`` the next ``times`` times (None: until ``heal``)."""
+        with self._lock:
+            self._plans[operation] = _Plan(*fault, remaining=times)
+
+    def heal(self) -> None:
+        with self._lock:
+            self._plans.clear()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> AwsFaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
