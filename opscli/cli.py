@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,10 +21,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from opscli import enqueue as enqueue_module
 from opscli import queues
+from opscli import receipts as receipts_module
 from opscli import tenants as tenants_module
 from opscli.progress import Progress, format_duration
+from parser_run_deleter.adapters.ledger_table import LedgerTable, LedgerUnavailable
 from parser_run_deleter.adapters.tenant_table import TenantTable
+from parser_run_deleter.logic.ledger import Ledger
 from parser_run_deleter.logic.tenants import InvalidTenant, Tenant, TenantLimits, TenantStatus
+from parser_run_deleter.shared.timestamps import iso, parse_iso
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 MAX_INVALID_SHOWN = 20
@@ -301,12 +306,55 @@ def _stage(args: argparse.Namespace, outputs: dict[str, str]) -> tenants_module.
     return tenants_module.StageApi(outputs["RestApiId"], outputs["StageName"], float(rate), int(burst))
 
 
+def _ledger(args: argparse.Namespace, outputs: dict[str, str]) -> Ledger | None:
+    """The ledger, named by --ledger-table, $LEDGER_TABLE_NAME or the stack's LedgerTableName output."""
+    table_name = getattr(args, "ledger_table", None) or outputs.get("LedgerTableName")
+    if not table_name:
+        return None
+    return Ledger(LedgerTable(table_name, retention_days=400, client=_client("dynamodb", args)))
+
+
+def _usage(ledger: Ledger | None, tenant: Tenant) -> dict[str, Any]:
+    """The tenant's outstanding runs, its cap, and how old its oldest outstanding request is."""
+    if ledger is None:
+        return {}
+    oldest = ledger.oldest_outstanding(tenant.tenant_id)
+    return {
+        "outstanding": ledger.outstanding(tenant.tenant_id),
+        "maxOutstanding": tenant.limits.max_outstanding,
+        "oldestOutstandingSince": oldest.created_at if oldest else None,
+        "oldestOutstandingAgeSeconds": round(time.time() - parse_iso(oldest.created_at)) if oldest else None,
+    }
+
+
 def cmd_tenants(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     admin, outputs = _tenant_admin(args)
     try:
         return _run_tenant_command(args, admin, outputs, out, err)
     except (tenants_module.TenantError, InvalidTenant) as error:
         raise CliError(str(error), EXIT_BAD_INPUT) from None
+    except LedgerUnavailable as error:
+        raise CliError(str(error), EXIT_INCOMPLETE) from None
+
+
+def cmd_receipts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    outputs = _stack_outputs(args) if args.stack_name else {}
+    ledger = _ledger(args, outputs)
+    if ledger is None:
+        raise CliError("no ledger: pass --ledger-table (or set LEDGER_TABLE_NAME), or --stack-name", EXIT_BAD_INPUT)
+    since = ""
+    if args.since:
+        try:
+            since = iso(parse_iso(args.since if "T" in args.since else args.since + "T00:00:00Z"))
+        except ValueError:
+            raise CliError(f"--since must be a date (2026-01-31) or an ISO 8601 time, got {args.since!r}", 2) from None
+    try:
+        receipts_module.export(
+            ledger, None if args.operator else args.tenant, out, err, since=since, output_format=args.format
+        )
+    except LedgerUnavailable as error:
+        raise CliError(str(error), EXIT_INCOMPLETE) from None
+    return EXIT_OK
 
 
 def _run_tenant_command(
@@ -353,9 +401,8 @@ def _run_tenant_command(
                     f"{', '.join(tenant.api_key_ids)}\n"
                 )
         return EXIT_OK
-    if args.action == "show":
-        _write_tenant(out, admin.get(args.tenant_id), args.json)
-        return EXIT_OK
+    if args.action in ("show", "recount"):
+        return _show_or_recount(args, admin, outputs, out)
     if args.action in ("disable", "enable"):
         status = TenantStatus.DISABLED if args.action == "disable" else TenantStatus.ACTIVE
         _write_tenant(out, admin.set_status(args.tenant_id, status), args.json)
@@ -375,6 +422,28 @@ def _run_tenant_command(
         out.write(json.dumps({"removed": _tenant_document(removed)}) + "\n")
     else:
         out.write(f"removed tenant {removed.tenant_id}\n")
+    return EXIT_OK
+
+
+def _show_or_recount(
+    args: argparse.Namespace, admin: tenants_module.TenantAdmin, outputs: dict[str, str], out: TextIO
+) -> int:
+    if args.action == "show":
+        tenant = admin.get(args.tenant_id)
+        usage = _usage(_ledger(args, outputs), tenant)
+        if args.json:
+            out.write(json.dumps({**_tenant_document(tenant), **usage}) + "\n")
+        else:
+            _write_tenant(out, tenant, False)
+            for name, value in usage.items():
+                out.write(f"{name:<12} {'-' if value is None else value}\n")
+        return EXIT_OK
+    ledger = _ledger(args, outputs)
+    if ledger is None:
+        raise CliError("recount needs the ledger: pass --ledger-table, or --stack-name", EXIT_BAD_INPUT)
+    admin.get(args.tenant_id)
+    outstanding = ledger.recount(args.tenant_id)
+    out.write(json.dumps({"tenantId": args.tenant_id, "outstanding": outstanding}) + "\n")
     return EXIT_OK
 
 
@@ -454,6 +523,9 @@ def _add_tenants_parser(commands: Any) -> None:
     registry.add_argument("--stack-name", help="read the table, prefix and API from this stack's outputs")
     registry.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
     registry.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    registry.add_argument(
+        "--ledger-table", default=os.environ.get("LEDGER_TABLE_NAME"), help="the ledger (show, recount)"
+    )
     tenants = commands.add_parser("tenants", help="register, list, change and remove tenants")
     actions = tenants.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", parents=[registry], help="register a tenant and print its signing secret once")
@@ -478,6 +550,7 @@ def _add_tenants_parser(commands: Any) -> None:
         ("enable", "let a disabled tenant in again"),
         ("rotate-secret", "a new signing secret; the old one works for --overlap more seconds"),
         ("remove", "delete a tenant, its key mappings and its signing secret"),
+        ("recount", "reset a tenant's outstanding count from the ledger (after a crashed intake)"),
     ):
         action = actions.add_parser(name, parents=[registry], help=text)
         if name != "list":
@@ -487,6 +560,19 @@ def _add_tenants_parser(commands: Any) -> None:
                 "--overlap", type=_positive_int, default=tenants_module.DEFAULT_OVERLAP_S, help="seconds (86400)"
             )
     tenants.set_defaults(run=cmd_tenants)
+
+    receipts = commands.add_parser("receipts", help="export a tenant's deletion receipts from the ledger")
+    who = receipts.add_mutually_exclusive_group(required=True)
+    who.add_argument("--tenant", help="the tenant whose receipts to export")
+    who.add_argument("--operator", action="store_true", help="the operators' own deletions (opscli enqueue)")
+    receipts.add_argument("--since", help="only requests made on or after this date or time (ISO 8601)")
+    receipts.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="jsonl (default) or csv")
+    receipts.add_argument(
+        "--ledger-table", default=os.environ.get("LEDGER_TABLE_NAME"), help="the ledger (default: $LEDGER_TABLE_NAME)"
+    )
+    receipts.add_argument("--stack-name", help="read the ledger's name from this stack's outputs")
+    receipts.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
+    receipts.set_defaults(run=cmd_receipts)
 
 
 def _positive_int(text: str) -> int:

@@ -3,6 +3,7 @@ list, show, disable, enable, rotate-secret and remove, as scripts call them (``-
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import time
@@ -12,7 +13,10 @@ import pytest
 
 from devstack.moto_stack import aws_client
 from opscli.cli import main
+from parser_run_deleter.adapters.ledger_table import LedgerTable
 from parser_run_deleter.adapters.tenant_table import TenantTable
+from parser_run_deleter.logic.ledger import Ledger, RequestTrigger, RunOutcome, RunRecord
+from parser_run_deleter.shared.timestamps import now_iso
 from parser_run_deleter.logic.webhook_signature import parse_signing_secrets, signing_secrets
 from tests.support.secret_guard import register_secret
 from tests.support.stacks import Tables, create_tables
@@ -219,3 +223,75 @@ def test_a_share_not_below_the_stages_is_refused_and_nothing_is_made(
     assert status == 2 and "below the stage's" in err
     assert aws_client("apigateway", moto_endpoint).get_usage_plans()["items"] == plans_before
     assert run_json("tenants", "list", "--stack-name", stack_name) == []
+
+
+# ---------------------------------------------------------------- the ledger's side: usage and receipts
+
+
+def _ledger(moto_endpoint: str, tables: Tables) -> Ledger:
+    return Ledger(LedgerTable(tables.ledger_table, retention_days=400, client=aws_client("dynamodb", moto_endpoint)))
+
+
+def _request(ledger: Ledger, tenant_id: str | None, outcomes: dict[str, RunOutcome]) -> str:
+    """A bulk request taken in, whose runs then reached ``outcomes``, recorded as the functions record them."""
+    request = ledger.begin(tenant_id, RequestTrigger.API_BULK, {"callerApiKeyId": "k1a2b3c4d5"}, reserve=len(outcomes))
+    ledger.take_in(request, [RunRecord(run_id, RunOutcome.QUEUED) for run_id in outcomes])
+    for run_id, outcome in outcomes.items():
+        if outcome is not RunOutcome.QUEUED:
+            run = RunRecord(
+                run_id,
+                outcome,
+                attempts=1,
+                extend_status=200,
+                extend_request_id=f"req_{run_id}",
+                completed_at=now_iso(),
+            )
+            ledger.record_outcome(request.request_id, run, tenant_id=tenant_id)
+    return request.request_id
+
+
+def test_show_gives_the_tenants_outstanding_runs_its_cap_and_its_oldest_work(
+    moto_endpoint: str, registry: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_TABLE_NAME", registry.ledger_table)
+    run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted",
+             "--max-outstanding", "50")  # fmt: skip
+    ledger = _ledger(moto_endpoint, registry)
+    _request(ledger, "acme", {"pr_1": RunOutcome.DELETED, "pr_2": RunOutcome.QUEUED, "pr_3": RunOutcome.QUEUED})
+    shown = run_json("tenants", "show", "acme")
+    assert (shown["outstanding"], shown["maxOutstanding"]) == (2, 50)
+    assert shown["oldestOutstandingSince"].endswith("Z") and 0 <= shown["oldestOutstandingAgeSeconds"] < 600
+    # a reservation a crashed intake left behind is repaired by a recount from the requests' own counters
+    ledger.begin("acme", RequestTrigger.API_BULK, {}, reserve=7)
+    assert run_json("tenants", "show", "acme")["outstanding"] == 9
+    assert run_json("tenants", "recount", "acme")["outstanding"] == 2
+
+
+def test_receipts_stream_every_run_of_the_tenants_requests_as_jsonl_or_csv(
+    moto_endpoint: str, registry: Tables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_TABLE_NAME", registry.ledger_table)
+    ledger = _ledger(moto_endpoint, registry)
+    first = _request(ledger, "acme", {"pr_a": RunOutcome.DELETED, "pr_b": RunOutcome.NOT_FOUND})
+    second = _request(ledger, "acme", {"pr_c": RunOutcome.DELETED})
+    _request(ledger, "other", {"pr_z": RunOutcome.DELETED})
+
+    status, out, err = run("receipts", "--tenant", "acme")
+    assert status == 0 and "2 requests, 3 runs" in err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(line["deletionRequestId"], line["parserRunId"], line["outcome"]) for line in lines] == [
+        (first, "pr_a", "deleted"), (first, "pr_b", "not_found"), (second, "pr_c", "deleted"),
+    ]  # fmt: skip
+    assert lines[0]["extendRequestId"] == "req_pr_a" and lines[0]["requestedBy"] == "k1a2b3c4d5"
+    assert all(line["tenantId"] == "acme" and line["completedAt"] for line in lines)
+
+    status, out, _ = run("receipts", "--tenant", "acme", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert status == 0 and [row["parserRunId"] for row in rows] == ["pr_a", "pr_b", "pr_c"]
+    assert rows[0]["outcome"] == "deleted" and rows[0]["reason"] == ""
+
+    # --since a date after today's requests: nothing; a malformed one: a one-line error
+    status, out, _ = run("receipts", "--tenant", "acme", "--since", "2999-01-01")
+    assert status == 0 and out == ""
+    status, _, err = run("receipts", "--tenant", "acme", "--since", "yesterday")
+    assert status == 2 and "--since" in err
