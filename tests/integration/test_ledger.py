@@ -27,7 +27,7 @@ from parser_run_deleter.logic.ledger import (
     RunRecord,
 )
 from parser_run_deleter.shared.timestamps import iso
-from tests.support.api import TENANT_ID, Answer, invoke, queued_messages, rest_event
+from tests.support.api import TENANT_ID, Answer, hold_in_progress, invoke, queued_messages, rest_event
 from tests.support.aws_fault_proxy import THROTTLED, UNAVAILABLE, AwsFaultProxy
 from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
 
@@ -378,3 +378,60 @@ def test_the_cap_holds_under_concurrent_requests(stack: InProcessStack, ledger: 
     # Then no more were taken in than fit, and the count is exact
     assert len(accepted) == 3 and len(refused) == 9
     assert ledger.outstanding(TENANT_ID) == 9
+
+
+# ---------------------------------------------------------------- Idempotency-Key
+
+
+def test_the_same_idempotency_key_and_request_get_the_first_answer_and_the_same_deletion_request(
+    stack: InProcessStack,
+) -> None:
+    body = json.dumps({"parserRunIds": ["pr_k1", "pr_k2"]})
+    key = {"Idempotency-Key": "order-4711-erasure"}
+    # each send is signed afresh (a new webhook-id), as a client retrying after a lost answer signs it
+    first = invoke(rest_event("POST", "/deletions", body=body, headers=key))
+    again = invoke(rest_event("POST", "/deletions", body=body, headers=key))
+    assert first.status == again.status == 202
+    assert again.body == first.body and again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"]
+    assert sorted(m["parserRunId"] for m in queued_messages(stack)) == ["pr_k1", "pr_k2"]  # queued once
+
+
+def test_an_idempotent_delete_reaches_extend_once(stack: InProcessStack) -> None:
+    stack.extend.seed(["pr_kd"], workspace_id=WS)
+    key = {"Idempotency-Key": "erase-pr_kd"}
+    first = invoke(rest_event("DELETE", "/parser_runs/pr_kd", headers=key))
+    again = invoke(rest_event("DELETE", "/parser_runs/pr_kd", headers=key))
+    assert (first.status, again.status) == (200, 200) and again.body == first.body
+    assert len([r for r in stack.extend.requests_for("pr_kd") if r.method == "DELETE"]) == 1
+
+
+def test_the_same_idempotency_key_for_another_request_gets_422(stack: InProcessStack) -> None:
+    key = {"Idempotency-Key": "reused-key"}
+    assert invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}', headers=key)).status == 202
+    other = invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_b"]}', headers=key))
+    assert other.status == 422 and "Idempotency-Key" in other.body["message"]
+    assert [m["parserRunId"] for m in queued_messages(stack)] == ["pr_a"]
+
+
+def test_a_request_whose_idempotency_key_is_still_being_served_gets_409(stack: InProcessStack) -> None:
+    body = '{"parserRunIds": ["pr_twin"]}'
+    hold_in_progress(stack, stack.tenant.tenant, "twin-key", body.encode(), idempotency_key=True)
+    answer = invoke(rest_event("POST", "/deletions", body=body, headers={"Idempotency-Key": "twin-key"}))
+    assert answer.status == 409 and "Idempotency-Key" in answer.body["message"]
+    assert queued_messages(stack) == []
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256, "naïve", "line\nbreak"])
+def test_a_malformed_idempotency_key_gets_400(stack: InProcessStack, key: str) -> None:
+    answer = invoke(
+        rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}', headers={"Idempotency-Key": key})
+    )
+    assert answer.status == 400 and "Idempotency-Key" in answer.body["message"]
+    assert queued_messages(stack) == []
+
+
+def test_an_idempotency_key_is_remembered_for_24_hours() -> None:
+    from parser_run_deleter.logic.replay_guard import idempotency_key_config
+
+    assert idempotency_key_config().expires_after_seconds == 24 * 3600

@@ -16,8 +16,8 @@ from opscli.cli import main
 from parser_run_deleter.adapters.ledger_table import LedgerTable
 from parser_run_deleter.adapters.tenant_table import TenantTable
 from parser_run_deleter.logic.ledger import Ledger, RequestTrigger, RunOutcome, RunRecord
-from parser_run_deleter.shared.timestamps import now_iso
 from parser_run_deleter.logic.webhook_signature import parse_signing_secrets, signing_secrets
+from parser_run_deleter.shared.timestamps import now_iso
 from tests.support.secret_guard import register_secret
 from tests.support.stacks import Tables, create_tables
 

@@ -272,19 +272,26 @@ class TenantSigner(requests.auth.AuthBase):
         return request
 
 
-def hold_in_progress(stack: InProcessStack, tenant: Tenant, webhook_id: str, payload: bytes) -> None:
-    """Record, as Powertools does when a request starts, that this tenant's ``webhook-id`` is being served now: what
-    a twin sent while the first is still running finds."""
+def hold_in_progress(
+    stack: InProcessStack, tenant: Tenant, key: str, payload: bytes, *, idempotency_key: bool = False
+) -> None:
+    """Record, as Powertools does when a request starts, that this tenant's ``webhook-id`` (or, with
+    ``idempotency_key``, its ``Idempotency-Key``) is being served now: what a twin sent meanwhile finds."""
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
+    from parser_run_deleter.logic import replay_guard
     from parser_run_deleter.logic.authentication import AuthenticatedRequest
-    from parser_run_deleter.logic.replay_guard import KEY_PREFIX, replay_config, replay_record
 
     assert stack.tables is not None
     layer = DynamoDBPersistenceLayer(table_name=stack.tables.idempotency_table)
-    layer.configure(replay_config(), key_prefix=KEY_PREFIX)
-    started = AuthenticatedRequest(tenant, webhook_id, hashlib.sha256(payload).hexdigest())
-    layer.save_inprogress(data=replay_record(started), remaining_time_in_millis=60_000)
+    payload_sha256 = hashlib.sha256(payload).hexdigest()
+    if idempotency_key:
+        layer.configure(replay_guard.idempotency_key_config(), key_prefix=replay_guard.IDEMPOTENCY_KEY_PREFIX)
+        data = {"tenantId": tenant.tenant_id, "idempotencyKey": key, "payloadSha256": payload_sha256}
+    else:
+        layer.configure(replay_guard.replay_config(), key_prefix=replay_guard.KEY_PREFIX)
+        data = replay_guard.replay_record(AuthenticatedRequest(tenant, key, payload_sha256))
+    layer.save_inprogress(data=data, remaining_time_in_millis=60_000)
 
 
 def accepted(answer: Answer) -> dict[str, Any]:

@@ -14,7 +14,9 @@ _DYNAMODB_CONFIG: Final = Config(connect_timeout=1, read_timeout=2, retries={"ma
 
 
 @cache
-def persistence_layer(table_name: str) -> DynamoDBPersistenceLayer:
+def persistence_layer(table_name: str, purpose: str) -> DynamoDBPersistenceLayer:
+    """One layer per table and purpose: a layer holds the configuration (key prefix, expiry) of the guard that
+    last used it, so two guards that nest (a signed request, then its Idempotency-Key) must not share one."""
     return DynamoDBPersistenceLayer(table_name=table_name, boto_config=_DYNAMODB_CONFIG)
 
 

@@ -32,7 +32,7 @@ from parser_run_deleter.logic.api_use_cases import (
 from parser_run_deleter.logic.authentication import authenticate, signed_payload
 from parser_run_deleter.logic.deletion import Outcome
 from parser_run_deleter.logic.ownership import require_supported_policy
-from parser_run_deleter.logic.replay_guard import StoredResponse, serve_once
+from parser_run_deleter.logic.replay_guard import StoredResponse, serve_once, serve_once_per_key
 from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.settings import ConfigurationError, get_settings
 from parser_run_deleter.shared.time_budget import Deadline
@@ -49,6 +49,7 @@ ROUTES: Final = (
 # A page of the status resource's items: 100 unless the caller asks for between 1 and 1,000.
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
+MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
 
 
 class BodyTooLarge(ValueError):
@@ -129,13 +130,34 @@ def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextM
     require_supported_policy(authenticated.tenant, settings)
     if settings.idempotency_table_name is None:
         raise ConfigurationError("IDEMPOTENCY_TABLE_NAME is required to refuse replayed requests")
-    stored = serve_once(
-        authenticated,
-        lambda: _stored(next_middleware(app)),
-        table_name=settings.idempotency_table_name,
-        lambda_context=app.lambda_context,
-    )
+    table_name = settings.idempotency_table_name
+    idempotency_key = _idempotency_key(event.headers or {}) if request.method.upper() != "GET" else None
+
+    def execute() -> StoredResponse:
+        if idempotency_key is None:
+            return _stored(next_middleware(app))
+        return serve_once_per_key(
+            authenticated,
+            idempotency_key,
+            lambda: _stored(next_middleware(app)),
+            table_name=table_name,
+            lambda_context=app.lambda_context,
+        )
+
+    stored = serve_once(authenticated, execute, table_name=table_name, lambda_context=app.lambda_context)
     return _from_stored(stored)
+
+
+def _idempotency_key(headers: dict[str, str]) -> str | None:
+    """The ``Idempotency-Key`` header: up to 255 printable ASCII characters, or none."""
+    value = next((v for name, v in headers.items() if name.lower() == "idempotency-key"), None)
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= c <= "~" for c in value):
+        raise InvalidRequestBody(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
+        )
+    return value
 
 
 router.use([_authenticate_and_serve_once])

@@ -1,5 +1,7 @@
 """A signed request is served once: the same tenant and ``webhook-id`` get the first response back, and the work
-is not done again. Built on Powertools' idempotency utility with its DynamoDB persistence layer.
+is not done again. So is a request with an ``Idempotency-Key``, for 24 hours: a client that retries after a lost
+answer (with a fresh signature, so a new ``webhook-id``) gets the first answer and the same deletion request.
+Built on Powertools' idempotency utility with its DynamoDB persistence layer; both kinds share its table.
 
 The key is the tenant and the ``webhook-id``; the payload the signature covered is validated against the first
 one, so the same ``webhook-id`` with another payload is a conflict (422), not a replay. A request still being
@@ -30,6 +32,8 @@ from parser_run_deleter.shared.observability import MetricName, count
 REPLAY_WINDOW_S: Final = 2 * TOLERANCE_S + 60
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
 KEY_PREFIX: Final = "signed-request"
+IDEMPOTENCY_KEY_PREFIX: Final = "idempotency-key"
+IDEMPOTENCY_KEY_WINDOW_S: Final = 24 * 3600
 
 # What is remembered of a response: status, headers and the body as sent.
 StoredResponse = dict[str, Any]
@@ -82,14 +86,25 @@ def replay_record(authenticated: AuthenticatedRequest) -> dict[str, str]:
     }
 
 
+def idempotency_key_config() -> IdempotencyConfig:
+    """A request with an ``Idempotency-Key``: keyed by its tenant and the key, the signed payload must match."""
+    return IdempotencyConfig(
+        event_key_jmespath="[tenantId, idempotencyKey]",
+        payload_validation_jmespath="payloadSha256",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_KEY_WINDOW_S,
+        response_hook=_mark_replayed,
+    )
+
+
 @cache
-def _guard(table_name: str) -> tuple[Callable[..., StoredResponse], IdempotencyConfig]:
-    config = replay_config()
+def _guard(table_name: str, key_prefix: str = KEY_PREFIX) -> tuple[Callable[..., StoredResponse], IdempotencyConfig]:
+    config = replay_config() if key_prefix == KEY_PREFIX else idempotency_key_config()
     once: Callable[..., StoredResponse] = idempotent_function(
         data_keyword_argument="request",
-        persistence_store=persistence_layer(table_name),
+        persistence_store=persistence_layer(table_name, key_prefix),
         config=config,
-        key_prefix=KEY_PREFIX,
+        key_prefix=key_prefix,
     )(_execute)
     return once, config
 
@@ -116,6 +131,33 @@ def serve_once(
         raise ReplayConflict("this webhook-id was used with another payload") from None
     except IdempotencyAlreadyInProgressError:
         raise ReplayInProgress("the first request with this webhook-id is still being served") from None
+
+
+def serve_once_per_key(
+    authenticated: AuthenticatedRequest,
+    idempotency_key: str,
+    execute: Callable[[], StoredResponse],
+    *,
+    table_name: str,
+    lambda_context: LambdaContext,
+) -> StoredResponse:
+    """``execute()``'s response, or the one the tenant's first request with this ``Idempotency-Key`` got (within 24
+    hours). The same key with another request is ``ReplayConflict``; while the first runs, ``ReplayInProgress``."""
+    run, config = _guard(table_name, IDEMPOTENCY_KEY_PREFIX)
+    config.register_lambda_context(lambda_context)
+    request = {
+        "tenantId": authenticated.tenant.tenant_id,
+        "idempotencyKey": idempotency_key,
+        "payloadSha256": authenticated.payload_sha256,
+    }
+    try:
+        return run(request=request, execute=execute)
+    except _NotRemembered as failure:
+        return failure.response
+    except IdempotencyValidationError:
+        raise ReplayConflict("this Idempotency-Key was used for another request") from None
+    except IdempotencyAlreadyInProgressError:
+        raise ReplayInProgress("the first request with this Idempotency-Key is still being served") from None
 
 
 def reset() -> None:
