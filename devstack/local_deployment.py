@@ -63,12 +63,16 @@ class LocalDeployment:
         self.table_names: dict[str, str] = {}
         self.queue_arns: dict[str, str] = {}
         self.max_receive_count: int | None = None
+        self.redrive_targets: dict[str, tuple[str, int]] = {}  # queue -> (its DLQ, maxReceiveCount)
         self.secret_arns: dict[str, str] = {}
         self._pools: list[FunctionPool] = []
         self.event_source: SqsEventSource | None = None
         self.front: ApiGatewayFront | None = None
         self.queue_pool: FunctionPool | None = None
         self.api_pool: FunctionPool | None = None
+        # Other SQS-triggered functions, by logical id (the completion callbacks').
+        self.other_pools: dict[str, FunctionPool] = {}
+        self.other_sources: dict[str, SqsEventSource] = {}
 
     def _aws_environment(self) -> dict[str, str]:
         from devstack.moto_stack import LOCAL_AWS_ENV  # noqa: PLC0415
@@ -109,6 +113,8 @@ class LocalDeployment:
         self.api_pool = FunctionPool(api_config, self.sink, self.options.api_instances)
         self._pools = [self.queue_pool, self.api_pool]
         source = queue_spec.sqs.queue_logical_id
+        if source in self.redrive_targets:
+            self.dead_letter_queue, self.max_receive_count = self.redrive_targets[source]
         self.event_source = SqsEventSource(
             self.queue_pool,
             EventSourceSettings(
@@ -135,7 +141,38 @@ class LocalDeployment:
         self.queue_function = queue_spec
         self.api_function = api_spec
         self.source_queue = source
+        self._start_other_queue_functions(template, queue_spec.logical_id)
         return self
+
+    def _start_other_queue_functions(self, template: Any, deletion_function: str) -> None:
+        """Every other SQS-triggered function (the completion callbacks'), polling its own queue. Locally its
+        callbacks may go to loopback, and its status links point at the local front."""
+        from devstack.moto_stack import aws_client  # noqa: PLC0415
+
+        assert self.front is not None
+        local = {"API_BASE_URL": self.front.base_url, "CALLBACK_ALLOW_LOOPBACK": "true"}
+        for spec in template.sqs_functions():
+            if spec.logical_id == deletion_function or spec.sqs is None:
+                continue
+            concurrency = spec.sqs.maximum_concurrency or 2
+            pool = FunctionPool(self._config(spec, local), self.sink, concurrency)
+            source = SqsEventSource(
+                pool,
+                EventSourceSettings(
+                    queue_url=self.queue_urls[spec.sqs.queue_logical_id],
+                    queue_arn=self.queue_arns[spec.sqs.queue_logical_id],
+                    batch_size=spec.sqs.batch_size,
+                    batching_window_s=spec.sqs.batching_window_s,
+                    maximum_concurrency=concurrency,
+                    report_batch_item_failures=spec.sqs.report_batch_item_failures,
+                    wait_time_s=self.options.sqs_wait_time_s,
+                ),
+                aws_client("sqs", self.moto_endpoint),
+            )
+            self._pools.append(pool)
+            self.other_pools[spec.logical_id] = pool
+            self.other_sources[spec.logical_id] = source
+            source.start()
 
     def _create_queues(self, template: Any, stack: str) -> None:
         specs = template.queues()
@@ -166,8 +203,7 @@ class LocalDeployment:
                 self.sqs.set_queue_attributes(
                     QueueUrl=self.queue_urls[spec.logical_id], Attributes={"RedrivePolicy": json.dumps(policy)}
                 )
-                self.max_receive_count = spec.max_receive_count
-                self.dead_letter_queue = spec.dead_letter_logical_id
+                self.redrive_targets[spec.logical_id] = (spec.dead_letter_logical_id, spec.max_receive_count)
 
     def _create_tables(self, template: Any, stack: str) -> None:
         from devstack.moto_stack import aws_client  # noqa: PLC0415
@@ -212,9 +248,10 @@ class LocalDeployment:
         makes one."""
         return self.tenant_admin().add(tenant_id, stage=self.stage_api(), **definition)
 
-    def _config(self, spec: Any) -> FunctionConfig:
+    def _config(self, spec: Any, local: dict[str, str] | None = None) -> FunctionConfig:
         environment = dict(spec.environment)
         environment["EXTEND_API_BASE_URL"] = self.extend_base_url
+        environment.update(local or {})
         environment.update(self.options.environment_overrides)
         environment.update(self._aws_environment())
         return FunctionConfig(
@@ -267,12 +304,13 @@ class LocalDeployment:
         """Stop taking work, let running invocations finish, then stop every instance."""
         if self.front is not None:
             self.front.stop()
-        if self.event_source is not None:
-            self.event_source.signal_stop()
+        sources = [self.event_source, *self.other_sources.values()] if self.event_source else []
+        for source in sources:
+            source.signal_stop()
         for pool in self._pools:
             pool.close()
-        if self.event_source is not None:
-            self.event_source.stop()
+        for source in sources:
+            source.stop()
         for pool in self._pools:
             pool.close()
 

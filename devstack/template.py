@@ -408,11 +408,26 @@ class Template:
             report_batch_item_failures="ReportBatchItemFailures" in (resolved.get("FunctionResponseTypes") or []),
         )
 
+    def sqs_functions(self) -> list[FunctionSpec]:
+        return [spec for spec in self.functions().values() if spec.sqs is not None]
+
     def queue_function(self) -> FunctionSpec:
-        candidates = [spec for spec in self.functions().values() if spec.sqs is not None]
+        """The function consuming the deletion queue: the only SQS-triggered one, or, among several, the one whose
+        queue the API function sends deletions to (its ``DELETION_QUEUE_URL``)."""
+        candidates = self.sqs_functions()
+        if len(candidates) > 1:
+            target = self._api_deletion_queue()
+            candidates = [spec for spec in candidates if spec.sqs is not None and spec.sqs.queue_logical_id == target]
         if len(candidates) != 1:
-            raise TemplateError(f"expected one function with an SQS event source, found {len(candidates)}")
+            raise TemplateError(f"expected one function consuming the deletion queue, found {len(candidates)}")
         return candidates[0]
+
+    def _api_deletion_queue(self) -> str | None:
+        for resource in self._of_type("AWS::Serverless::Function").values():
+            variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+            if "DELETION_QUEUE_URL" in variables:
+                return _queue_target(variables["DELETION_QUEUE_URL"])
+        return None
 
     def api_function(self) -> FunctionSpec:
         candidates = [spec for spec in self.functions().values() if spec.api_routes]

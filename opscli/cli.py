@@ -285,6 +285,7 @@ def _tenant_document(tenant: Tenant) -> dict[str, Any]:
         "dailyQuota": tenant.limits.daily_quota,
         "maxOutstanding": tenant.limits.max_outstanding,
         "usagePlanId": tenant.usage_plan_id,
+        "callbackUrl": tenant.callback_url,
     }
 
 
@@ -375,6 +376,7 @@ def _run_tenant_command(
             metadata_key=args.metadata_key,
             limits=limits,
             stage=_stage(args, outputs) if args.create_api_key else None,
+            callback_url=args.callback_url,
         )
         if args.json:
             document = _tenant_document(added.tenant)
@@ -400,6 +402,9 @@ def _run_tenant_command(
                     f"{tenant.tenant_id:<24} {tenant.status.value:<9} {tenant.ownership.value:<13} "
                     f"{', '.join(tenant.api_key_ids)}\n"
                 )
+        return EXIT_OK
+    if args.action == "set-callback":
+        _write_tenant(out, admin.set_callback(args.tenant_id, None if args.clear else args.url), args.json)
         return EXIT_OK
     if args.action in ("show", "recount"):
         return _show_or_recount(args, admin, outputs, out)
@@ -540,6 +545,7 @@ def _add_tenants_parser(commands: Any) -> None:
     add.add_argument("--rate-limit", type=_positive_float, default=1.0, help="requests per second (1)")
     add.add_argument("--burst-limit", type=_positive_int, default=2, help="burst of requests (2)")
     add.add_argument("--daily-quota", type=_positive_int, default=10_000, help="requests per day (10000)")
+    add.add_argument("--callback-url", help="https URL told (signed POST) when a deletion request completes")
     add.add_argument(
         "--max-outstanding", type=_positive_int, default=10_000, help="runs queued and not yet settled (10000)"
     )
@@ -551,10 +557,15 @@ def _add_tenants_parser(commands: Any) -> None:
         ("rotate-secret", "a new signing secret; the old one works for --overlap more seconds"),
         ("remove", "delete a tenant, its key mappings and its signing secret"),
         ("recount", "reset a tenant's outstanding count from the ledger (after a crashed intake)"),
+        ("set-callback", "set (URL) or clear (--clear) the URL told when a deletion request completes"),
     ):
         action = actions.add_parser(name, parents=[registry], help=text)
         if name != "list":
             action.add_argument("tenant_id")
+        if name == "set-callback":
+            target = action.add_mutually_exclusive_group(required=True)
+            target.add_argument("url", nargs="?", help="the https callback URL")
+            target.add_argument("--clear", action="store_true", help="stop sending completion callbacks")
         if name == "rotate-secret":
             action.add_argument(
                 "--overlap", type=_positive_int, default=tenants_module.DEFAULT_OVERLAP_S, help="seconds (86400)"

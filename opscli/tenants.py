@@ -24,6 +24,7 @@ from parser_run_deleter.logic.tenants import (
     TenantStatus,
     new_tenant,
     tenant_from_item,
+    validate_callback_url,
 )
 from parser_run_deleter.logic.webhook_signature import (
     SigningSecret,
@@ -90,6 +91,7 @@ class TenantAdmin:
         metadata_key: str | None = None,
         limits: TenantLimits | None = None,
         stage: StageApi | None = None,
+        callback_url: str | None = None,
     ) -> AddedTenant:
         """Register a tenant, create its signing secret, and (with ``stage``) its API key and usage plan."""
         limits = limits or TenantLimits()
@@ -100,6 +102,7 @@ class TenantAdmin:
             workspace_id=workspace_id,
             metadata_key=metadata_key,
             limits=limits,
+            callback_url=callback_url,
         )
         if not api_key_ids and stage is None:
             raise InvalidTenant("give the tenant's API key id (--api-key-id), or create one (--create-api-key)")
@@ -146,6 +149,7 @@ class TenantAdmin:
             limits=limits,
             status=tenant.status.value,
             usage_plan_id=tenant.usage_plan_id,
+            callback_url=tenant.callback_url,
         )
         if tenant.usage_plan_id and self.apigateway is not None:
             self.apigateway.update_usage_plan(
@@ -156,6 +160,15 @@ class TenantAdmin:
                     {"op": "replace", "path": "/quota/limit", "value": str(limits.daily_quota)},
                 ],
             )
+        self.table.save(tenant_id, updated.to_values(), create=False)
+        return updated
+
+    def set_callback(self, tenant_id: str, callback_url: str | None) -> Tenant:
+        """Where the tenant is told of completed deletion requests (None: nowhere)."""
+        tenant = self.get(tenant_id)
+        if callback_url is not None:
+            validate_callback_url(callback_url)
+        updated = replace(tenant, callback_url=callback_url)
         self.table.save(tenant_id, updated.to_values(), create=False)
         return updated
 

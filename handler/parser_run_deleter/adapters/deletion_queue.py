@@ -124,3 +124,14 @@ def _send_chunk(
     except Exception:  # the whole chunk stays pending and is retried
         return []
     return [keys[int(entry["Id"])] for entry in response.get("Successful", [])]
+
+
+def delay_redelivery(queue_url: str, receipt_handle: str, seconds: int) -> bool:
+    """Have SQS deliver a returned message again only after ``seconds`` (its backoff); False if SQS refused."""
+    try:
+        sqs_client().change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43_200))
+        )
+    except Exception:  # the message comes back after the queue's visibility timeout instead: sooner, not lost
+        return False
+    return True

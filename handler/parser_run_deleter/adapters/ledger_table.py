@@ -289,6 +289,8 @@ class LedgerTable:
                 values[f":c_{name}"] = to_value(value)
                 assignments.append(f"#{name} = if_not_exists(#{name}, :c_{name})")
         expression = "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions)
+        if before == "dead_lettered":  # a redrive reopens a completed request: it will complete (and tell) again
+            expression += " REMOVE completedAt"
         return {
             "TableName": self.table_name,
             "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
@@ -296,6 +298,43 @@ class LedgerTable:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
+
+    def complete(self, request_id: str, completed_at: str, callback: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Mark the request completed if none of its runs is queued and it is not marked yet, in one conditional
+        write; the request as it now is, or None when it was not this call that completed it."""
+        values: dict[str, Any] = {":at": {"S": completed_at}, ":zero": {"N": "0"}, ":one": {"N": "1"}}
+        expression = "SET completedAt = :at ADD completions :one"
+        if callback is not None:
+            expression = "SET completedAt = :at, callback = :callback ADD completions :one"
+            values[":callback"] = to_value(dict(callback))
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(completedAt) "
+                "AND (attribute_not_exists(n_queued) OR n_queued = :zero)",
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        except Exception as error:
+            raise _unavailable("complete the request", error) from None
+        return from_item(response.get("Attributes", {}))
+
+    def set_callback(self, request_id: str, callback: Mapping[str, Any]) -> None:
+        """Record the completion callback's delivery state on the request."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                UpdateExpression="SET callback = :callback",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":callback": to_value(dict(callback))},
+            )
+        except Exception as error:
+            raise _unavailable("record the callback", error) from None
 
     def current_outcome(self, request_id: str, parser_run_id: str) -> str | None:
         try:

@@ -33,6 +33,7 @@ class SqsRecord:
     approximate_receive_count: int = 1
     # The DeletionRequestId message attribute: the ledger request of a message copied to the DLQ and redriven.
     deletion_request_id: str | None = None
+    receipt_handle: str = ""
 
     @classmethod
     def from_event(cls, record: Mapping[str, Any]) -> SqsRecord:
@@ -44,6 +45,7 @@ class SqsRecord:
             body=record["body"],
             approximate_receive_count=int(attributes.get("ApproximateReceiveCount") or 1),
             deletion_request_id=value if isinstance(value, str) else None,
+            receipt_handle=str(record.get("receiptHandle") or ""),
         )
 
 

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from parser_run_deleter.adapters.deletion_queue import enqueue_messages
 from parser_run_deleter.adapters.extend_client import DeleteOutcome, DeleteResult, ExtendClient
+from parser_run_deleter.logic.completion import settle
 from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
 from parser_run_deleter.logic.ledger import (
     Ledger,
@@ -175,6 +176,7 @@ def delete_now_or_enqueue(
         outcome = Outcome(result.outcome.value)
         run = _run(parser_run_id, RunOutcome(outcome.value), result)
         recorded = records.record_single(tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), run)
+        settle(records, recorded.request_id, tenant, settings)
         report_outcome(
             outcome,
             duration_ms=_elapsed_ms(started),
@@ -330,6 +332,8 @@ def enqueue_bulk(
     runs = [_run(parser_run_id, RunOutcome.QUEUED) for parser_run_id in valid if parser_run_id in acknowledged]
     runs += _rejected_runs(rejected)
     recorded = records.take_in(pending, runs, released=len(not_queued))
+    if not acknowledged:  # nothing to wait for: every entry was rejected
+        settle(records, recorded.request_id, tenant, settings)
     for parser_run_id in valid:  # in request order, so the log reads like the request
         queued = parser_run_id in acknowledged
         report_outcome(

@@ -120,6 +120,7 @@ class RequestRecord:
     completed_at: str | None = None
     callback: Mapping[str, Any] | None = None
     transitions: int = 0  # outcomes recorded after intake, failed attempts included
+    completions: int = 0  # times it completed: more than once only after a redrive reopened it
 
     def to_values(self) -> dict[str, Any]:
         return {
@@ -199,6 +200,7 @@ def request_from_values(values: Mapping[str, Any]) -> RequestRecord:
         completed_at=values.get("completedAt"),
         callback=values.get("callback"),
         transitions=int(values.get("transitions", 0)),
+        completions=int(values.get("completions", 0)),
     )
 
 
@@ -286,6 +288,18 @@ class Ledger:
                 continue
             return Transition(before, run.outcome)
         raise LedgerUnavailable("cannot record the outcome: the run kept changing under the update")
+
+    # ---- completion
+
+    def complete_if_settled(self, request_id: str, *, with_callback: bool) -> RequestRecord | None:
+        """Mark the request completed once none of its runs is queued; the request, if this call completed it
+        (so exactly one caller tells the tenant). ``with_callback`` records a callback delivery as pending."""
+        callback = {"state": "pending", "attempts": 0} if with_callback else None
+        found = self.table.complete(request_id, now_iso(), callback)
+        return request_from_values(found) if found else None
+
+    def set_callback(self, request_id: str, state: Mapping[str, Any]) -> None:
+        self.table.set_callback(request_id, {k: v for k, v in state.items() if v is not None})
 
     # ---- reading
 

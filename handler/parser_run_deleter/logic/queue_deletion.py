@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from parser_run_deleter.adapters.deletion_queue import QueueSendError, send_to_dead_letter_queue
 from parser_run_deleter.adapters.extend_client import MIN_ATTEMPT_S, DeleteOutcome, DeleteResult
 from parser_run_deleter.adapters.wiring import Dependencies
+from parser_run_deleter.logic.completion import settle
 from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
 from parser_run_deleter.logic.ledger import (
     LedgerUnavailable,
@@ -33,6 +34,7 @@ from parser_run_deleter.logic.queue_messages import DeletionRequest, InvalidDele
 from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, tenant_directory
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.parser_run_ids import is_request_id
+from parser_run_deleter.shared.settings import Settings
 from parser_run_deleter.shared.time_budget import Deadline
 from parser_run_deleter.shared.timestamps import now_iso
 
@@ -169,18 +171,27 @@ def _record(
         reason=reason or (result.reason if result else None),
         completed_at=None if outcome is RunOutcome.QUEUED else now_iso(),
     )
+    records = ledger(settings.ledger_table_name, settings.ledger_retention_days)
+    request_id = _with_request_id(request, message).deletion_request_id or ""
     try:
-        ledger(settings.ledger_table_name, settings.ledger_retention_days).record_outcome(
-            _with_request_id(request, message).deletion_request_id or "",
-            run,
-            tenant_id=request.tenant_id,
-            create=create,
-        )
+        transition = records.record_outcome(request_id, run, tenant_id=request.tenant_id, create=create)
     except LedgerUnavailable as error:
         count(MetricName.LEDGER_WRITE_FAILED)
         logger.error("cannot record the outcome in the ledger", extra={"reason": str(error)})
         return outcome is RunOutcome.QUEUED
+    if transition is not None and transition.after is not RunOutcome.QUEUED:
+        settle(records, request_id, _tenant_for_callback(request, settings), settings)
     return True
+
+
+def _tenant_for_callback(request: DeletionRequest, settings: Settings) -> Tenant | None:
+    """The tenant to tell of its request's completion: only worth a (cached) registry read with a callback queue."""
+    if request.tenant_id is None or settings.callback_queue_url is None or settings.tenants_table_name is None:
+        return None
+    try:
+        return tenant_directory(settings.tenants_table_name, settings.tenant_cache_s).by_tenant_id(request.tenant_id)
+    except RegistryUnavailable:
+        return None
 
 
 def _attempt(request: DeletionRequest, deps: Dependencies, deadline: Deadline) -> _Attempt:

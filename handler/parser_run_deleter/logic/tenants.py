@@ -16,9 +16,11 @@ from decimal import Decimal
 from enum import StrEnum
 from functools import cache
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from parser_run_deleter.adapters.tenant_table import TenantTable, TenantTableUnavailable
 from parser_run_deleter.shared.parser_run_ids import is_valid_tenant_id, is_valid_workspace_id
+from parser_run_deleter.shared.settings import is_loopback_host
 
 # A metadata key names one field of a run's custom metadata.
 _METADATA_KEY: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
@@ -73,6 +75,8 @@ class Tenant:
     metadata_key: str | None = None
     limits: TenantLimits = field(default_factory=TenantLimits)
     usage_plan_id: str | None = None
+    # Where the tenant is told that a deletion request has completed (a signed POST), if anywhere.
+    callback_url: str | None = None
 
     @property
     def active(self) -> bool:
@@ -91,6 +95,7 @@ class Tenant:
             "dailyQuota": self.limits.daily_quota,
             "maxOutstanding": self.limits.max_outstanding,
             "usagePlanId": self.usage_plan_id,
+            "callbackUrl": self.callback_url,
         }
 
 
@@ -110,6 +115,7 @@ def new_tenant(
     limits: TenantLimits | None = None,
     status: str = TenantStatus.ACTIVE.value,
     usage_plan_id: str | None = None,
+    callback_url: str | None = None,
 ) -> Tenant:
     """A tenant whose definition holds together: every policy explicit, and what it needs present."""
     validate_tenant_id(tenant_id)
@@ -130,6 +136,8 @@ def new_tenant(
     for key_id in api_key_ids:
         if not re.fullmatch(r"[A-Za-z0-9]{1,64}", key_id):
             raise InvalidTenant(f"not an API Gateway key id: {key_id[:64]!r}")
+    if callback_url is not None:
+        validate_callback_url(callback_url)
     limits = limits or TenantLimits()
     if limits.rate_limit <= 0 or limits.burst_limit < 1 or limits.daily_quota < 1 or limits.max_outstanding < 1:
         raise InvalidTenant("limits must be positive: rate > 0, burst >= 1, daily quota >= 1, max outstanding >= 1")
@@ -142,7 +150,20 @@ def new_tenant(
         metadata_key=metadata_key if policy is Ownership.METADATA else None,
         limits=limits,
         usage_plan_id=usage_plan_id,
+        callback_url=callback_url,
     )
+
+
+def validate_callback_url(url: str) -> str:
+    """An https URL with a host and no credentials, or plain http to a loopback host (for local use). Where it
+    resolves is checked again at every delivery (``adapters.callback_sender``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if len(url) > 2048 or not host or parts.username or parts.password or parts.fragment:
+        raise InvalidTenant("a callback URL is an https URL with a host, and no credentials or fragment")
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
+        return url
+    raise InvalidTenant("a callback URL must use https (plain http only to a loopback host, for local use)")
 
 
 def tenant_from_item(item: Mapping[str, Any]) -> Tenant:
@@ -162,6 +183,7 @@ def tenant_from_item(item: Mapping[str, Any]) -> Tenant:
             max_outstanding=int(item.get("maxOutstanding", 10_000)),
         ),
         usage_plan_id=item.get("usagePlanId"),
+        callback_url=item.get("callbackUrl"),
     )
 
 

@@ -69,6 +69,9 @@ class MetricName:
     TENANT_REFUSED: Final = "TenantRefused"
     REPLAYED: Final = "SignedRequestReplayed"
     OVER_CAP: Final = "TenantOverCap"
+    REQUEST_COMPLETED: Final = "DeletionRequestCompleted"
+    CALLBACK_DELIVERED: Final = "CompletionCallbackDelivered"
+    CALLBACK_FAILED: Final = "CompletionCallbackFailed"
     LEDGER_WRITE_FAILED: Final = "LedgerWriteFailed"
 
 

@@ -46,6 +46,12 @@ class Settings:
     # The ledger: every deletion request and what became of each run, kept this many days.
     ledger_table_name: str | None = None
     ledger_retention_days: int = 400
+    # Completion callbacks: the queue of deliveries to make, the API's public base URL (for the status link), how
+    # long one delivery may take, and (local use only) whether a loopback callback URL may be called.
+    callback_queue_url: str | None = None
+    api_base_url: str | None = None
+    callback_timeout_s: float = 5.0
+    callback_allow_loopback: bool = False
     # Extend calls
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
@@ -169,6 +175,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         tenant_claim=_optional(env, "TENANT_CLAIM"),
         ledger_table_name=_optional(env, "LEDGER_TABLE_NAME"),
         ledger_retention_days=_integer(env, "LEDGER_RETENTION_DAYS", 400, minimum=1, maximum=3650),
+        callback_queue_url=_optional(env, "CALLBACK_QUEUE_URL"),
+        api_base_url=_optional(env, "API_BASE_URL"),
+        callback_timeout_s=_number(env, "CALLBACK_TIMEOUT_SECONDS", 5.0, minimum=0.5, maximum=30),
+        callback_allow_loopback=_flag(env, "CALLBACK_ALLOW_LOOPBACK"),
         connect_timeout_s=_number(env, "EXTEND_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
         read_timeout_s=_number(env, "EXTEND_READ_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=60),
         max_attempts=_integer(env, "EXTEND_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
