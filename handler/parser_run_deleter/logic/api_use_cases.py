@@ -176,7 +176,7 @@ def delete_now_or_enqueue(
         outcome = Outcome(result.outcome.value)
         run = _run(parser_run_id, RunOutcome(outcome.value), result)
         recorded = records.record_single(tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), run)
-        settle(records, recorded.request_id, tenant, settings)
+        settle(records, recorded.request_id, tenant, settings, invocation_deadline)
         report_outcome(
             outcome,
             duration_ms=_elapsed_ms(started),
@@ -333,7 +333,7 @@ def enqueue_bulk(
     runs += _rejected_runs(rejected)
     recorded = records.take_in(pending, runs, released=len(not_queued))
     if not acknowledged:  # nothing to wait for: every entry was rejected
-        settle(records, recorded.request_id, tenant, settings)
+        settle(records, recorded.request_id, tenant, settings, deadline)
     for parser_run_id in valid:  # in request order, so the log reads like the request
         queued = parser_run_id in acknowledged
         report_outcome(

@@ -10,18 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 
-from parser_run_deleter.adapters.deletion_queue import enqueue_messages
+from parser_run_deleter.adapters.deletion_queue import SQS_CALL_WORST_CASE_S, enqueue_messages
 from parser_run_deleter.logic.ledger import Ledger, LedgerUnavailable, RequestRecord
 from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.settings import Settings
 from parser_run_deleter.shared.time_budget import Deadline
 
-# The sender of a completion callback needs only this much time to queue it.
-_ENQUEUE_BUDGET_S = 5.0
 
-
-def settle(ledger: Ledger, request_id: str, tenant: Tenant | None, settings: Settings) -> RequestRecord | None:
+def settle(
+    ledger: Ledger, request_id: str, tenant: Tenant | None, settings: Settings, deadline: Deadline | None = None
+) -> RequestRecord | None:
     """Complete the request if nothing of it is queued any more, and queue the tenant's completion callback. The
     completed request, or None (not settled yet, or completed by another caller). Never raises for the callback:
     the outcome it follows is recorded already."""
@@ -36,11 +35,13 @@ def settle(ledger: Ledger, request_id: str, tenant: Tenant | None, settings: Set
     if completed is None or not wants_callback or tenant is None:
         return completed
     count(MetricName.REQUEST_COMPLETED)
-    queue_callback(ledger, completed, tenant, settings)
+    queue_callback(ledger, completed, tenant, settings, deadline or Deadline.after(SQS_CALL_WORST_CASE_S + 1))
     return completed
 
 
-def queue_callback(ledger: Ledger, request: RequestRecord, tenant: Tenant, settings: Settings) -> None:
+def queue_callback(
+    ledger: Ledger, request: RequestRecord, tenant: Tenant, settings: Settings, deadline: Deadline
+) -> None:
     assert settings.callback_queue_url is not None
     body = json.dumps(
         {"deletionRequestId": request.request_id, "tenantId": tenant.tenant_id, "sequence": request.completions},
@@ -49,7 +50,7 @@ def queue_callback(ledger: Ledger, request: RequestRecord, tenant: Tenant, setti
     queued = enqueue_messages(
         settings.callback_queue_url,
         {request.request_id: body},
-        deadline=Deadline.after(_ENQUEUE_BUDGET_S),
+        deadline=deadline,
         message_group_id=tenant.tenant_id,
     ).queued
     if not queued:

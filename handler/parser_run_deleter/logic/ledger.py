@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from enum import StrEnum
 from functools import cache
 from typing import Any, Final
@@ -198,10 +199,19 @@ def request_from_values(values: Mapping[str, Any]) -> RequestRecord:
         counts={outcome: n for outcome, n in counts.items() if n},
         updated_at=values.get("updatedAt"),
         completed_at=values.get("completedAt"),
-        callback=values.get("callback"),
+        callback=_plain(values.get("callback")),
         transitions=int(values.get("transitions", 0)),
         completions=int(values.get("completions", 0)),
     )
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's numbers come back as Decimal: whole ones as int, so that they serialise as JSON numbers."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)

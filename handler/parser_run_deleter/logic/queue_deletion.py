@@ -97,7 +97,7 @@ def process_message(message: QueueMessage, deps: Dependencies, deadline: Deadlin
     recorded = True
     if request is not None and (decision.fate is not Fate.DEAD_LETTER or dead_letter_message_id is not None):
         fate = _ledger_outcome(decision.fate, outcome)
-        recorded = _record(request, message, deps, fate, result=result, reason=reason)
+        recorded = _record(request, message, deps, fate, result=result, reason=reason, deadline=deadline)
     extra: dict[str, object] = {"tenant_id": request.tenant_id} if request and request.tenant_id else {}
     if request is not None:
         extra["deletion_request_id"] = _with_request_id(request, message).deletion_request_id
@@ -147,6 +147,7 @@ def _record(
     *,
     result: DeleteResult | None,
     reason: str | None,
+    deadline: Deadline | None = None,
 ) -> bool:
     """Record the run's outcome; False when the ledger could not take it (a failed attempt's record is a nicety:
     the message returns anyway, so only a settled outcome must be written)."""
@@ -180,7 +181,7 @@ def _record(
         logger.error("cannot record the outcome in the ledger", extra={"reason": str(error)})
         return outcome is RunOutcome.QUEUED
     if transition is not None and transition.after is not RunOutcome.QUEUED:
-        settle(records, request_id, _tenant_for_callback(request, settings), settings)
+        settle(records, request_id, _tenant_for_callback(request, settings), settings, deadline)
     return True
 
 

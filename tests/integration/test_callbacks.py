@@ -1,0 +1,293 @@
+"""Completion callbacks: a tenant with a callback URL is told, once per completion, with a Standard Webhooks
+signature made with its own secret; failed deliveries come back after a backoff with the same ``webhook-id``; and
+the sender calls no address it should not (SSRF), however the URL is dressed up.
+
+Against moto (the callback queue, the ledger, the registry), the Extend emulator and a real HTTP receiver on
+loopback. The DNS cases inject the resolver (what a name resolves to is the input under test), never the HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import standardwebhooks
+
+from devstack.events import sqs_event, sqs_record
+from devstack.moto_stack import aws_client
+from parser_run_deleter.adapters.callback_sender import CallbackRefused, checked_target, post
+from parser_run_deleter.entrypoints import callback_function
+from parser_run_deleter.logic.callbacks import EVENT_TYPE, MAX_BACKOFF_S, backoff_s
+from tests.support.api import TENANT_ID, invoke, rest_event
+from tests.support.stacks import InProcessStack, reset_tenancy
+
+WS = "ws_test"
+
+
+@dataclass
+class Receiver:
+    """A tenant's endpoint: records every request, and answers with the statuses it is told to, then 204."""
+
+    statuses: list[int] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    location: str | None = None
+    url: str = ""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.received.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+            status = state.statuses.pop(0) if state.statuses else 204
+            self.send_response(status)
+            if state.location and 300 <= status < 400:
+                self.send_header("Location", state.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/deletions"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def callback_queue(stack: InProcessStack, receiver: Receiver) -> str:
+    """A callback queue, the tenant's callback URL on the loopback receiver, and the settings the stack sets."""
+    url = str(aws_client("sqs", stack.endpoint).create_queue(QueueName=f"callbacks-{id(stack)}")["QueueUrl"])
+    stack.tenant_admin().set_callback(TENANT_ID, receiver.url)
+    stack.set_env(CALLBACK_QUEUE_URL=url, CALLBACK_ALLOW_LOOPBACK="true", MAX_RECEIVE_COUNT="3",
+                  API_BASE_URL="https://api.example.test/v1")  # fmt: skip
+    reset_tenancy()
+    return url
+
+
+HANDLES: list[str] = []  # receipt handles of the last delivery, to fast-forward a backoff
+
+
+def deliver_queued(stack: InProcessStack, queue_url: str, *, receive_count: int = 1) -> dict[str, Any]:
+    """Hand what is on the callback queue to the callback function, as its event source would."""
+    HANDLES.clear()
+    sqs = aws_client("sqs", stack.endpoint)
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
+    assert messages, "nothing was queued for the callback function"
+    records = []
+    for message in messages:
+        record = sqs_record(message["Body"], message_id=message["MessageId"], receive_count=receive_count)
+        record["receiptHandle"] = message["ReceiptHandle"]
+        records.append(record)
+        HANDLES.append(message["ReceiptHandle"])
+    result: dict[str, Any] = callback_function.lambda_handler(sqs_event(*records), stack.context())
+    failed = {item["itemIdentifier"] for item in result["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return result
+
+
+def status_of(request_id: str) -> dict[str, Any]:
+    answer = invoke(rest_event("GET", f"/deletions/{request_id}"))
+    assert answer.status == 200
+    body: dict[str, Any] = answer.body
+    return body
+
+
+def test_a_completed_request_is_told_to_its_tenant_with_a_signature_its_library_verifies(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    # Given a tenant with a callback URL, whose synchronous delete completes its request at once
+    stack.extend.seed(["pr_cb"], workspace_id=WS)
+    answer = invoke(rest_event("DELETE", "/parser_runs/pr_cb"))
+    request_id = answer.body["deletionRequestId"]
+
+    # When the callback function delivers what was queued
+    assert deliver_queued(stack, callback_queue) == {"batchItemFailures": []}
+
+    # Then the tenant got one POST, which the standardwebhooks library verifies with the tenant's secret
+    [delivery] = receiver.received
+    assert delivery["path"] == "/hooks/deletions"
+    event = standardwebhooks.Webhook(stack.tenant.signing_secret).verify(delivery["body"], delivery["headers"])
+    assert event["type"] == EVENT_TYPE
+    assert event["data"]["deletionRequestId"] == request_id and event["data"]["status"] == "completed"
+    assert event["data"]["counts"]["deleted"] == 1
+    assert event["data"]["links"]["status"] == f"https://api.example.test/v1/deletions/{request_id}"
+    assert delivery["headers"]["webhook-id"] == f"msg_{request_id}_1"
+    # and the status resource says it was delivered
+    callback = status_of(request_id)["callback"]
+    assert callback["state"] == "delivered" and callback["attempts"] == 1 and callback["lastStatus"] == 204
+
+
+def test_a_failed_delivery_comes_back_after_its_backoff_with_the_same_webhook_id(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    # Given a tenant endpoint that fails once
+    receiver.statuses = [503]
+    stack.extend.seed(["pr_retry"], workspace_id=WS)
+    request_id = invoke(rest_event("DELETE", "/parser_runs/pr_retry")).body["deletionRequestId"]
+
+    # When the first delivery fails
+    first = deliver_queued(stack, callback_queue)
+
+    # Then the message is returned, and hidden for its backoff (a minute), not redelivered at once
+    assert len(first["batchItemFailures"]) == 1
+    assert status_of(request_id)["callback"]["state"] == "retrying"
+    sqs = aws_client("sqs", stack.endpoint)
+    assert sqs.receive_message(QueueUrl=callback_queue, WaitTimeSeconds=0).get("Messages", []) == []
+    # and once it is due (made visible here), the retry carries the same webhook-id, and is delivered
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=callback_queue, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
+    _make_visible(stack, callback_queue)
+    assert deliver_queued(stack, callback_queue, receive_count=2) == {"batchItemFailures": []}
+    assert [d["headers"]["webhook-id"] for d in receiver.received] == [f"msg_{request_id}_1"] * 2
+    callback = status_of(request_id)["callback"]
+    assert callback["state"] == "delivered" and callback["attempts"] == 2
+
+
+def _make_visible(stack: InProcessStack, queue_url: str) -> None:
+    """Fast-forward a backoff: make the hidden message visible now, as the passing of its backoff would."""
+    sqs = aws_client("sqs", stack.endpoint)
+    for handle in HANDLES:
+        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
+
+
+def test_the_last_failed_attempt_is_recorded_as_failed(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    receiver.statuses = [500]
+    stack.extend.seed(["pr_last"], workspace_id=WS)
+    request_id = invoke(rest_event("DELETE", "/parser_runs/pr_last")).body["deletionRequestId"]
+    result = deliver_queued(stack, callback_queue, receive_count=3)  # MAX_RECEIVE_COUNT is 3 here
+    assert len(result["batchItemFailures"]) == 1  # SQS's redrive parks it in the callback DLQ
+    callback = status_of(request_id)["callback"]
+    assert callback["state"] == "failed" and callback["lastStatus"] == 500
+
+
+def test_a_tenant_that_no_longer_takes_callbacks_is_not_called(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    stack.extend.seed(["pr_gone"], workspace_id=WS)
+    request_id = invoke(rest_event("DELETE", "/parser_runs/pr_gone")).body["deletionRequestId"]
+    stack.tenant_admin().set_callback(TENANT_ID, None)
+    stack.set_env(TENANT_CACHE_SECONDS="0")
+    reset_tenancy()
+    assert deliver_queued(stack, callback_queue) == {"batchItemFailures": []}
+    assert receiver.received == []
+    assert status_of(request_id)["callback"]["state"] == "cancelled"
+
+
+def test_a_bulk_request_is_told_once_when_its_last_run_settles(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    from tests.integration.test_ledger import consume_queue
+
+    stack.extend.seed(["pr_b1", "pr_b2"], workspace_id=WS)
+    request_id = invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_b1", "pr_b2", "pr_b3"]}')).body[
+        "deletionRequestId"
+    ]
+    sqs = aws_client("sqs", stack.endpoint)
+    assert sqs.receive_message(QueueUrl=callback_queue, WaitTimeSeconds=0).get("Messages", []) == []  # not yet
+    assert consume_queue(stack) == {"batchItemFailures": []}
+    assert deliver_queued(stack, callback_queue) == {"batchItemFailures": []}
+    [delivery] = receiver.received
+    event = json.loads(delivery["body"])
+    assert event["data"]["deletionRequestId"] == request_id
+    assert event["data"]["counts"]["deleted"] == 2 and event["data"]["counts"]["not_found"] == 1
+
+
+# ---------------------------------------------------------------- the SSRF guard
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "10.0.0.7",
+        "172.16.5.4",
+        "192.168.1.1",
+        "100.64.0.1",  # carrier-grade NAT
+        "169.254.169.254",  # the instance metadata service
+        "169.254.10.10",  # link-local
+        "fd00:ec2::254",  # the metadata service over IPv6
+        "fe80::1",
+        "fc00::1",
+        "::ffff:10.0.0.1",  # a private IPv4 address dressed as IPv6
+        "0.0.0.0",
+        "224.0.0.1",
+        "127.0.0.1",  # loopback, outside local mode
+        "::1",
+    ],
+)
+def test_a_name_that_resolves_to_a_private_address_is_never_called(address: str) -> None:
+    with pytest.raises(CallbackRefused, match="may not be called"):
+        checked_target("https://hooks.example.com/x", allow_loopback=False, resolver=lambda host, port: [address])
+
+
+def test_one_private_address_among_public_ones_is_enough_to_refuse() -> None:
+    resolver = lambda host, port: ["93.184.216.34", "10.1.2.3"]  # noqa: E731
+    with pytest.raises(CallbackRefused):
+        checked_target("https://hooks.example.com/x", allow_loopback=False, resolver=resolver)
+
+
+def test_a_public_address_is_called_and_the_request_goes_to_the_checked_address() -> None:
+    resolver = lambda host, port: ["93.184.216.34"]  # noqa: E731
+    assert checked_target("https://hooks.example.com:8443/x", allow_loopback=False, resolver=resolver) == (
+        "https", 8443, "93.184.216.34",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://hooks.example.com/x", "https"),
+        ("ftp://hooks.example.com/x", "https"),
+        ("https://user:pass@hooks.example.com/x", "credentials"),
+        ("https:///nohost", "no host"),
+    ],
+)
+def test_only_plain_https_urls_are_called(url: str, reason: str) -> None:
+    with pytest.raises(CallbackRefused, match=reason):
+        checked_target(url, allow_loopback=False, resolver=lambda host, port: ["93.184.216.34"])
+
+
+def test_localhost_is_refused_by_real_resolution_outside_local_mode() -> None:
+    with pytest.raises(CallbackRefused, match="may not be called"):
+        checked_target("https://localhost/hook", allow_loopback=False)
+
+
+def test_a_redirect_is_not_followed_and_counts_as_a_failed_delivery(receiver: Receiver) -> None:
+    # Given an endpoint that redirects to the metadata service
+    receiver.statuses = [302]
+    receiver.location = "http://169.254.169.254/latest/meta-data/"
+    answer = post(receiver.url, b"{}", {}, timeout_s=2, allow_loopback=True)
+    # Then it is one request, a failure, and nothing followed it
+    assert (answer.status, answer.error, answer.delivered) == (302, "redirects are not followed", False)
+    assert len(receiver.received) == 1
+
+
+def test_plain_http_even_in_local_mode_goes_only_to_loopback() -> None:
+    with pytest.raises(CallbackRefused, match="loopback"):
+        checked_target("http://hooks.example.com/x", allow_loopback=True, resolver=lambda host, port: ["93.184.216.34"])
+
+
+def test_the_backoff_doubles_from_a_minute_to_at_most_twelve_hours_over_hours_in_all() -> None:
+    delays = [backoff_s(n) for n in range(1, 13)]
+    assert delays[:3] == [60, 120, 240] and max(delays) == MAX_BACKOFF_S
+    assert 24 * 3600 < sum(delays) < 3 * 24 * 3600  # the last retry comes a day or two in: "over hours"
