@@ -44,6 +44,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
@@ -236,6 +237,55 @@ class TenantClient:
         headers = self.headers(method, path, body or b"", **signing)
         return http(method, self.api_url + path, headers=headers, body=body)
 
+    def status(self, request_id: str) -> HttpReply:
+        """``GET /deletions/{id}``: every page of the request's runs, signed as ``GET /deletions/{id}``."""
+        path = f"/deletions/{request_id}"
+        reply = self.send("GET", path)
+        items = list(reply.body.get("items", [])) if isinstance(reply.body, dict) else []
+        while isinstance(reply.body, dict) and reply.body.get("nextToken"):
+            headers = self.headers("GET", path)
+            reply = http("GET", f"{self.api_url}{path}?nextToken={reply.body['nextToken']}", headers=headers)
+            items += reply.body.get("items", []) if isinstance(reply.body, dict) else []
+        if isinstance(reply.body, dict):
+            reply.body["items"] = items
+        return reply
+
+
+class CallbackReceiver:
+    """The tenants' callback endpoint, on loopback: records each completion callback it is sent, answers 204."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver._lock:
+                    receiver.received.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, tenant_id: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/callbacks/{tenant_id}"
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.received)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
 
 @contextlib.contextmanager
 def running_stack(
@@ -243,6 +293,8 @@ def running_stack(
 ) -> Iterator[tuple[LocalDeployment, ExtendEmulator, str, dict[str, TenantClient]]]:
     _quiet_moto()
     extend_key = f"sk_local_{secrets.token_hex(16)}"
+    receiver = CallbackReceiver()
+    stack_receivers.append(receiver)
     with moto_server() as endpoint, ExtendEmulator() as emulator:
         emulator.add_key(extend_key, org_scoped=True)
         seed_extend(emulator, plan)
@@ -252,11 +304,18 @@ def running_stack(
             acme = stack.register_tenant("acme", ownership="workspace", workspace_id=ACME_WORKSPACE)
             globex = stack.register_tenant("globex", ownership="metadata", metadata_key=METADATA_KEY)
             clients = {added.tenant.tenant_id: TenantClient.of(added, stack.api_url) for added in (acme, globex)}
+            for tenant_id in clients:  # each tenant is told, on loopback, when one of its requests completes
+                stack.tenant_admin().set_callback(tenant_id, receiver.url(tenant_id))
             if prewarm:
                 stack.prewarm()
             yield stack, emulator, endpoint, clients
         finally:
             stack.stop()
+            receiver.close()
+
+
+# The callback receiver of the running stack (one at a time), for the script to read what tenants were told.
+stack_receivers: list[CallbackReceiver] = []
 
 
 def _options(args: argparse.Namespace) -> LocalDeploymentOptions:
@@ -381,7 +440,13 @@ def _singles(
     refused = globex.send("DELETE", f"/parser_runs/{plan.other_customer_runs[-1]}")
     _show(console, f"globex DELETE {OTHER_CUSTOMER}'s run (same workspace)", refused, "   (read, not deleted)")
     deletes_of_own = [r for r in emulator.requests if r.method == "DELETE" and r.parser_run_id == own]
+    requests = {
+        "acme": [reply.body["deletionRequestId"] for reply in (first, missing, cross) if _has_request(reply)],
+        "globex": [reply.body["deletionRequestId"] for reply in (globex_own, refused) if _has_request(reply)],
+    }
+    console.line(f"   deletion requests: acme {', '.join(requests['acme'])}; globex {', '.join(requests['globex'])}")
     return {
+        "requests": requests,
         "acme": {
             "requested": 3,
             "deleted": int(first.status == 200),
@@ -396,16 +461,23 @@ def _singles(
         "refusals": {"no_api_key": no_key.status, "other_tenants_secret": forged.status},
         "cross_tenant_single": {
             "status": cross.status,
-            # the same answer as for a missing id, but for the id it names
+            # the same answer as for a missing id, but for the id it names (and its own deletion request)
             "body_as_missing": isinstance(missing.body, dict)
-            and cross.body == {**missing.body, "parserRunId": foreign},
+            and isinstance(cross.body, dict)
+            and {**cross.body, "deletionRequestId": None}
+            == {**missing.body, "parserRunId": foreign, "deletionRequestId": None},
         },
     }
+
+
+def _has_request(reply: HttpReply) -> bool:
+    return isinstance(reply.body, dict) and isinstance(reply.body.get("deletionRequestId"), str)
 
 
 def _bulk(console: Console, client: TenantClient, ids: list[str]) -> dict[str, Any]:
     queued = 0
     rejected: list[dict[str, str]] = []
+    request_ids: list[str] = []
     for start in range(0, len(ids), 1000):
         body = json.dumps({"parserRunIds": ids[start : start + 1000]}).encode()
         reply = client.send("POST", "/deletions", body)
@@ -414,10 +486,14 @@ def _bulk(console: Console, client: TenantClient, ids: list[str]) -> dict[str, A
             continue
         queued += int(reply.body.get("queued", 0))
         rejected.extend(reply.body.get("rejected", []))
-    console.line(f"   {client.tenant_id:<6} -> 202 queued {queued}, rejected {len(rejected)}")
+        request_ids.append(str(reply.body["deletionRequestId"]))
+    console.line(
+        f"   {client.tenant_id:<6} -> 202 queued {queued}, rejected {len(rejected)}; "
+        f"deletion request {', '.join(request_ids)}"
+    )
     for item in rejected:
         console.line(f"      {item.get('parserRunId')!r}: {item.get('reason')}")
-    return {"requested": len(ids), "queued": queued, "rejected": len(rejected)}
+    return {"requested": len(ids), "queued": queued, "rejected": len(rejected), "requests": request_ids}
 
 
 def _script(
@@ -459,6 +535,10 @@ def _script(
     drained = drain(stack, sink, console, expected=queued + len(MALFORMED_MESSAGES), timeout_s=args.drain_timeout)
     summary["drained"] = drained
     summary.update(_account(stack, emulator, sink, plan))
+    console.line()
+    console.line("5. Each tenant follows its deletion requests to their end, and is told when they complete")
+    summary["ledger"] = _follow(console, clients, summary, timeout_s=args.drain_timeout)
+    summary["callbacks"] = _callbacks(console, clients, summary["ledger"], timeout_s=30.0)
     summary["emulator"] = dict(sorted(emulator.stats().items()))
     summary["invocations"] = {
         "queue": dict(stack.queue_pool.stats) if stack.queue_pool else {},
@@ -466,6 +546,78 @@ def _script(
         "queue_peak_concurrency": stack.queue_pool.peak_concurrency if stack.queue_pool else 0,
     }
     return summary
+
+
+def _follow(
+    console: Console, clients: dict[str, TenantClient], summary: dict[str, Any], *, timeout_s: float
+) -> dict[str, Any]:
+    """Poll ``GET /deletions/{id}`` for each request until it completes; its counts, per tenant, as the ledger
+    keeps them."""
+    requests = {
+        tenant_id: [*summary["single"]["requests"][tenant_id], *summary["bulk"][tenant_id]["requests"]]
+        for tenant_id in clients
+    }
+    final = {"completed", "completed_with_failures"}
+    statuses: dict[str, str] = {}
+    totals: dict[str, dict[str, int]] = {}
+    deadline = time.monotonic() + timeout_s
+    for tenant_id, request_ids in requests.items():
+        totals[tenant_id] = {}
+        for request_id in request_ids:
+            reply = clients[tenant_id].status(request_id)
+            while reply.body.get("status") not in final and time.monotonic() < deadline:
+                time.sleep(0.5)
+                reply = clients[tenant_id].status(request_id)
+            body = reply.body
+            statuses[request_id] = str(body.get("status"))
+            for outcome, n in body.get("counts", {}).items():
+                totals[tenant_id][outcome] = totals[tenant_id].get(outcome, 0) + int(n)
+            counts = ", ".join(f"{outcome} {n}" for outcome, n in body.get("counts", {}).items() if n)
+            receipts = sum(1 for item in body.get("items", []) if item.get("outcome") != "queued")
+            console.line(f"   {tenant_id:<6} {request_id}  {statuses[request_id]:<24} {counts}  ({receipts} receipts)")
+    return {"requests": requests, "statuses": statuses, "totals": totals}
+
+
+def _callbacks(
+    console: Console, clients: dict[str, TenantClient], ledger: dict[str, Any], *, timeout_s: float
+) -> dict[str, Any]:
+    """Wait for one completion callback per completed request, and verify each with the standardwebhooks library
+    and the tenant's own secret."""
+    import standardwebhooks  # noqa: PLC0415 - a dev dependency, used here only
+
+    receiver = stack_receivers[-1]
+    completed = {rid for rid, state in ledger["statuses"].items() if state.startswith("completed")}
+    owner = {rid: tenant_id for tenant_id, rids in ledger["requests"].items() for rid in rids}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        told = {_callback_request(item) for item in receiver.snapshot()}
+        if completed <= told:
+            break
+        time.sleep(0.25)
+    verified: set[str] = set()
+    for item in receiver.snapshot():
+        request_id = _callback_request(item)
+        tenant_id = owner.get(request_id)
+        if tenant_id is None or not item["path"].endswith(f"/{tenant_id}"):
+            continue
+        try:
+            event = standardwebhooks.Webhook(clients[tenant_id].signing_secret).verify(item["body"], item["headers"])
+        except standardwebhooks.WebhookVerificationError:
+            continue
+        if event["data"]["status"] == ledger["statuses"].get(request_id):
+            verified.add(request_id)
+    console.line(
+        f"   completion callbacks: {len(receiver.snapshot())} received for {len(completed)} completed requests, "
+        f"{len(verified)} verified with standardwebhooks and the tenant's own secret"
+    )
+    return {"completed": len(completed), "received": len(receiver.snapshot()), "verified": len(verified)}
+
+
+def _callback_request(item: dict[str, Any]) -> str:
+    try:
+        return str(json.loads(item["body"])["data"]["deletionRequestId"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _account(stack: LocalDeployment, emulator: ExtendEmulator, sink: LogSink, plan: Plan) -> dict[str, Any]:
@@ -547,6 +699,30 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> bool:
             f"  {tenant_id:<10}{deleted:>9}{not_found:>11}{bulk['rejected']:>10}{in_dlq:>8}{unaccounted:>8}"
             f"{total:>7}   of {requested} requested: {'adds up' if ok else 'DOES NOT ADD UP'}"
         )
+    ledger = summary.get("ledger", {})
+    for tenant_id, account in tenants.items():
+        path, bulk, singly = account["queue_path"], summary["bulk"][tenant_id], single.get(tenant_id, {})
+        expected = {
+            "deleted": path.get("deleted", 0) + singly.get("deleted", 0),
+            "not_found": path.get("not_found", 0) + singly.get("not_found", 0),
+            "rejected": bulk["rejected"],
+            "dead_lettered": path.get("in_dlq", 0),
+            "queued": 0,
+        }
+        totals = ledger.get("totals", {}).get(tenant_id, {})
+        agrees = all(totals.get(outcome, 0) == n for outcome, n in expected.items())
+        request_count = len(ledger.get("requests", {}).get(tenant_id, []))
+        console.line(
+            f"  Ledger, {tenant_id}: {sum(totals.values())} receipts in {request_count} requests, "
+            f"{'agrees' if agrees else 'DISAGREES'} with the emulator and the queues"
+        )
+        adds_up = adds_up and agrees
+    callbacks = summary.get("callbacks", {})
+    console.line(
+        f"  Completion callbacks: {callbacks.get('verified', 0)} verified of {callbacks.get('completed', 0)} "
+        "completed requests"
+    )
+    adds_up = adds_up and callbacks.get("verified", -1) == callbacks.get("completed", -2)
     replay = single.get("replay", {})
     refusals = single.get("refusals", {})
     console.line("  Isolation:")

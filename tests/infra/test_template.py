@@ -21,6 +21,8 @@ from tests.support.template import EVENTS, ROOT, Cfn
 RUNTIME = "python3.14"
 QUEUE_FUNCTION = "QueueFunction"
 API_FUNCTION = "ApiFunction"
+CALLBACK_FUNCTION = "CallbackFunction"
+FUNCTIONS = [QUEUE_FUNCTION, API_FUNCTION, CALLBACK_FUNCTION]
 API_GATEWAY_LIMIT_S = 29
 # Lambda's version description limit; the template's descriptions are built from bounded parameters.
 VERSION_DESCRIPTION_LIMIT = 256
@@ -75,17 +77,24 @@ def env(cfn: Cfn, function: str) -> dict[str, Any]:
     return cfn.props(function)["Environment"]["Variables"]
 
 
-def event_source_mapping(cfn: Cfn) -> dict[str, Any]:
-    mappings = cfn.of_type("AWS::Lambda::EventSourceMapping")
-    assert list(mappings) == ["QueueFunctionEventSource"], "exactly one event source mapping, the deletion queue's"
-    return mappings["QueueFunctionEventSource"]["Properties"]
+def event_source_mapping(cfn: Cfn, queue: str) -> dict[str, Any]:
+    """The properties of the event source mapping polling ``queue``: there are exactly two, the deletion queue's
+    and the callback queue's."""
+    mappings = {
+        cfn.ref_target(mapping["Properties"]["EventSourceArn"]): mapping["Properties"]
+        for mapping in cfn.of_type("AWS::Lambda::EventSourceMapping").values()
+    }
+    assert len(mappings) == len(cfn.of_type("AWS::Lambda::EventSourceMapping")), "one mapping per queue"
+    assert set(mappings) == {"DeletionQueue", "CallbackQueue"}, "exactly the deletion and callback queues' mappings"
+    return mappings[queue]
 
 
 # ---------------------------------------------------------------- functions
 
 
 @pytest.mark.parametrize(
-    ("function", "entry_point"), [(QUEUE_FUNCTION, "queue_function"), (API_FUNCTION, "api_function")]
+    ("function", "entry_point"),
+    [(QUEUE_FUNCTION, "queue_function"), (API_FUNCTION, "api_function"), (CALLBACK_FUNCTION, "callback_function")],
 )
 def test_each_function_runs_its_own_entry_point_on_the_newest_python_on_arm64(
     cfn: Cfn, function: str, entry_point: str
@@ -101,7 +110,7 @@ def test_each_function_runs_its_own_entry_point_on_the_newest_python_on_arm64(
     assert layer_props["CompatibleArchitectures"] == ["arm64"]
 
 
-@pytest.mark.parametrize("function_name", [QUEUE_FUNCTION, API_FUNCTION])
+@pytest.mark.parametrize("function_name", FUNCTIONS)
 def test_the_handler_the_template_names_exists_in_handler_dir(cfn: Cfn, function_name: str) -> None:
     module, function = cfn.props(function_name)["Handler"].rsplit(".", 1)
     tree = ast.parse((ROOT / "handler" / f"{module.replace('.', '/')}.py").read_text(encoding="utf-8"))
@@ -125,7 +134,14 @@ def test_api_function_timeout_fits_inside_api_gateways_29_seconds(cfn: Cfn) -> N
     assert float(env(cfn, API_FUNCTION)["API_SYNC_BUDGET_SECONDS"]) <= timeout / 2
 
 
-@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+def test_a_callback_delivery_gives_up_well_inside_the_callback_functions_timeout(cfn: Cfn) -> None:
+    # One delivery per invocation (BatchSize 1): a tenant's slow endpoint must time out, and the function record
+    # the failure and extend the message's visibility, before Lambda kills the invocation.
+    assert event_source_mapping(cfn, "CallbackQueue")["BatchSize"] == 1
+    assert float(env(cfn, CALLBACK_FUNCTION)["CALLBACK_TIMEOUT_SECONDS"]) <= cfn.props(CALLBACK_FUNCTION)["Timeout"] / 2
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_functions_log_to_their_own_log_group_with_retention(cfn: Cfn, function: str) -> None:
     log_group = cfn.ref_target(cfn.props(function)["LoggingConfig"]["LogGroup"])
     assert log_group
@@ -135,7 +151,13 @@ def test_functions_log_to_their_own_log_group_with_retention(cfn: Cfn, function:
 
 def test_every_log_group_has_a_retention(cfn: Cfn) -> None:
     log_groups = cfn.of_type("AWS::Logs::LogGroup")
-    assert len(log_groups) == 3  # two functions and the API's access log
+    # the three functions' and the API's access log
+    assert set(log_groups) == {
+        "QueueFunctionLogGroup",
+        "ApiFunctionLogGroup",
+        "CallbackFunctionLogGroup",
+        "ApiAccessLogGroup",
+    }
     assert all(group["Properties"].get("RetentionInDays") for group in log_groups.values())
 
 
@@ -146,7 +168,7 @@ def test_no_function_has_a_function_level_dead_letter_queue(cfn: Cfn) -> None:
     assert not cfn.of_type("AWS::Lambda::EventInvokeConfig")
 
 
-@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_snapstart_is_an_opt_in_on_the_published_live_alias(cfn: Cfn, function: str) -> None:
     assert cfn.props(function)["SnapStart"] == {
         "Fn::If": ["SnapStartEnabled", {"ApplyOn": "PublishedVersions"}, {"Ref": "AWS::NoValue"}]
@@ -178,7 +200,7 @@ def parameters_in(cfn: Cfn, value: Any) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_any_parameter_or_layer_change_publishes_a_new_version(cfn: Cfn, function: str) -> None:
     # SAM's version hash sees the function's properties, but neither parameter values nor a new layer version.
     # The version's Description (replaced on any change) must name every parameter the configuration uses and
@@ -193,7 +215,9 @@ def test_any_parameter_or_layer_change_publishes_a_new_version(cfn: Cfn, functio
     configuration = {key: value for key, value in cfn.props(function).items() if key != "ReservedConcurrentExecutions"}
     used = parameters_in(cfn, configuration)
     assert used >= {"ExtendApiKeySecretArn", "ExtendApiVersion", "LogLevel", "EnableSnapStart"}
-    assert used <= parameters_in(cfn, description)
+    assert used <= parameters_in(cfn, description), (
+        f"not in the description: {sorted(used - parameters_in(cfn, description))}"
+    )
     [layer] = cfn.props(function)["Layers"]
     assert json.dumps(layer) in json.dumps(description)
     # Replaced versions are kept: the alias may still point at one while the new one is published.
@@ -249,7 +273,7 @@ def longest_match(pattern: str) -> int:
     return int(tree.getwidth()[1])
 
 
-@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_version_description_fits_lambdas_limit_with_the_longest_allowed_inputs(cfn: Cfn, function: str) -> None:
     [version] = [
         resource
@@ -270,21 +294,31 @@ def test_version_description_fits_lambdas_limit_with_the_longest_allowed_inputs(
 
 def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
     settings_source = (ROOT / "handler" / "parser_run_deleter" / "shared" / "settings.py").read_text(encoding="utf-8")
-    for function in (QUEUE_FUNCTION, API_FUNCTION):
+    for function in FUNCTIONS:
         for name in env(cfn, function):
             assert name.startswith("POWERTOOLS_") or f'"{name}"' in settings_source, f"{function}: {name}"
     assert env(cfn, QUEUE_FUNCTION)["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
     assert "DELETION_QUEUE_URL" not in env(cfn, QUEUE_FUNCTION)
     assert env(cfn, API_FUNCTION)["DELETION_QUEUE_URL"] == {"Ref": "DeletionQueue"}
-    # Only the API function authenticates callers and remembers signed requests: only it learns where.
-    assert env(cfn, API_FUNCTION)["TENANT_SECRET_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/tenants"}
+    # The API function authenticates callers with the tenants' signing secrets, and the callback function signs
+    # with them: only they learn where. Only the API function remembers signed requests.
+    for function in (API_FUNCTION, CALLBACK_FUNCTION):
+        assert env(cfn, function)["TENANT_SECRET_PREFIX"] == {"Fn::Sub": "${AWS::StackName}/tenants"}
     assert env(cfn, API_FUNCTION)["IDEMPOTENCY_TABLE_NAME"] == {"Ref": "IdempotencyTable"}
     assert "TENANT_SECRET_PREFIX" not in env(cfn, QUEUE_FUNCTION)
-    assert "IDEMPOTENCY_TABLE_NAME" not in env(cfn, QUEUE_FUNCTION)
+    for function in (QUEUE_FUNCTION, CALLBACK_FUNCTION):
+        assert "IDEMPOTENCY_TABLE_NAME" not in env(cfn, function)
+        assert "DELETION_QUEUE_URL" not in env(cfn, function)  # only the API enqueues deletions
+    assert "DEAD_LETTER_QUEUE_URL" not in env(cfn, CALLBACK_FUNCTION)  # the redrive policy parks undelivered ones
     assert "WEBHOOK_SIGNING_SECRET_ID" not in env(cfn, API_FUNCTION)  # the one global secret is gone
-    for function in (QUEUE_FUNCTION, API_FUNCTION):
+    # The callback's status link points at this stack's API.
+    assert "${DeletionApi}" in env(cfn, CALLBACK_FUNCTION)["API_BASE_URL"]["Fn::Sub"]
+    for function in FUNCTIONS:
         variables = env(cfn, function)
-        assert variables["TENANTS_TABLE_NAME"] == {"Ref": "TenantsTable"}  # both reload tenants
+        assert variables["TENANTS_TABLE_NAME"] == {"Ref": "TenantsTable"}  # all reload tenants
+        assert variables["LEDGER_TABLE_NAME"] == {"Ref": "LedgerTable"}
+        assert variables["LEDGER_RETENTION_DAYS"] == {"Ref": "LedgerRetentionDays"}
+        assert variables["CALLBACK_QUEUE_URL"] == {"Ref": "CallbackQueue"}
         assert variables["EXTEND_API_KEY_SECRET_ID"] == {"Ref": "ExtendApiKeySecretArn"}
         assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"  # events carry customer data
 
@@ -292,7 +326,7 @@ def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
 SECRET_LOOKING_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)
 
 
-@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_no_function_environment_holds_a_secret_value(cfn: Cfn, function: str) -> None:
     # Environment variables are visible to anyone who may read the function's configuration: a variable that
     # names a secret must hold where it is (a secret ARN), never its value, and no literal may look like a key.
@@ -311,12 +345,15 @@ def test_no_function_environment_holds_a_secret_value(cfn: Cfn, function: str) -
 # ---------------------------------------------------------------- queues
 
 
-def test_queue_visibility_timeout_is_at_least_six_times_the_queue_function_timeout(cfn: Cfn) -> None:
-    mapping = event_source_mapping(cfn)
-    queue = cfn.ref_target(mapping["EventSourceArn"])
-    assert queue, f"not a reference: {mapping['EventSourceArn']!r}"
-    function = cfn.function_behind(mapping["FunctionName"])
-    assert (queue, function) == ("DeletionQueue", QUEUE_FUNCTION)
+@pytest.mark.parametrize(
+    ("queue", "function"), [("DeletionQueue", QUEUE_FUNCTION), ("CallbackQueue", CALLBACK_FUNCTION)]
+)
+def test_queue_visibility_timeout_is_at_least_six_times_its_functions_timeout(
+    cfn: Cfn, queue: str, function: str
+) -> None:
+    # AWS's advice for SQS event sources: a shorter visibility would redeliver messages still being worked on.
+    mapping = event_source_mapping(cfn, queue)
+    assert cfn.function_behind(mapping["FunctionName"]) == function
     assert cfn.props(queue)["VisibilityTimeout"] >= 6 * cfn.props(function)["Timeout"]
 
 
@@ -329,6 +366,18 @@ def test_redrive_policy_sends_to_the_dlq_after_max_receive_count(cfn: Cfn) -> No
     pattern = cfn.doc["Parameters"]["MaxReceiveCount"]["AllowedPattern"]
     assert not re.fullmatch(pattern, "0") and re.fullmatch(pattern, "1") and re.fullmatch(pattern, "100")
     assert re.fullmatch(pattern, cfn.parameter_default("MaxReceiveCount"))
+
+
+def test_callbacks_are_parked_in_their_own_dlq_after_the_receives_the_function_counts_on(cfn: Cfn) -> None:
+    redrive = cfn.props("CallbackQueue")["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["CallbackDeadLetterQueue", "Arn"]}
+    # The function spaces its retries out by the receive count: it must know the count at which SQS parks one.
+    assert str(redrive["maxReceiveCount"]) == env(cfn, CALLBACK_FUNCTION)["MAX_RECEIVE_COUNT"]
+    # A moved message keeps its original enqueue time: the DLQ must keep it longer than the queue did.
+    assert (
+        cfn.props("CallbackDeadLetterQueue")["MessageRetentionPeriod"]
+        > cfn.props("CallbackQueue")["MessageRetentionPeriod"]
+    )
 
 
 def test_both_queues_keep_messages_14_days_and_a_backlog_alarms_long_before(cfn: Cfn) -> None:
@@ -350,7 +399,14 @@ def queue_policy(cfn: Cfn, queue: str) -> list[dict[str, Any]]:
     return statements
 
 
-@pytest.mark.parametrize("queue", ["DeletionQueue", "DeadLetterQueue"])
+ALL_QUEUES = ["DeletionQueue", "DeadLetterQueue", "CallbackQueue", "CallbackDeadLetterQueue"]
+
+
+def test_the_stack_has_exactly_these_queues(cfn: Cfn) -> None:
+    assert set(cfn.of_type("AWS::SQS::Queue")) == set(ALL_QUEUES)
+
+
+@pytest.mark.parametrize("queue", ALL_QUEUES)
 def test_queues_are_encrypted_and_refuse_plain_http(cfn: Cfn, queue: str) -> None:
     props = cfn.props(queue)
     assert props.get("KmsMasterKeyId") or props.get("SqsManagedSseEnabled") is True
@@ -384,8 +440,39 @@ def test_only_the_api_function_and_the_operator_role_may_send_to_the_deletion_qu
     ]
 
 
+def test_only_the_api_and_queue_function_roles_may_send_to_the_callback_queue(cfn: Cfn) -> None:
+    # A callback is a signed POST to a tenant's URL: only the functions that complete requests may queue one. The
+    # queue's own policy denies everyone else, the operator role and the callback function included.
+    [statement] = [s for s in queue_policy(cfn, "CallbackQueue") if s["Sid"] != "DenyInsecureTransport"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["CallbackQueue", "Arn"]}
+    assert statement["Condition"] == {
+        "ArnNotEquals": {
+            "aws:PrincipalArn": [
+                {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]},
+                {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]},
+            ]
+        }
+    }
+    # and the roles' own grants agree: no other role of the stack is allowed to send there
+    callbacks = {"Fn::GetAtt": ["CallbackQueue", "Arn"]}
+    senders = {
+        role
+        for role in cfn.of_type("AWS::IAM::Role")
+        for statement, _ in statements(cfn, role)
+        if "sqs:SendMessage" in as_list(statement["Action"]) and callbacks in as_list(statement["Resource"])
+    }
+    assert senders == {"ApiFunctionRole", "QueueFunctionRole"}
+
+
+@pytest.mark.parametrize("queue", ["DeadLetterQueue", "CallbackDeadLetterQueue"])
+def test_dead_letter_queues_take_no_policy_statement_but_the_https_one(cfn: Cfn, queue: str) -> None:
+    assert [s["Sid"] for s in queue_policy(cfn, queue)] == ["DenyInsecureTransport"]
+
+
 def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: Cfn) -> None:
-    mapping = event_source_mapping(cfn)
+    mapping = event_source_mapping(cfn, "DeletionQueue")
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] == {"Ref": "BatchSize"}
     assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "BatchingWindowSeconds"}
@@ -396,10 +483,24 @@ def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: 
     assert cfn.resources[cfn.ref_target(mapping["FunctionName"]) or ""]["Type"] == "AWS::Lambda::Alias"
 
 
+def test_callback_event_source_takes_one_delivery_at_a_time_and_caps_concurrency(cfn: Cfn) -> None:
+    mapping = event_source_mapping(cfn, "CallbackQueue")
+    assert cfn.function_behind(mapping["FunctionName"]) == CALLBACK_FUNCTION
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # One delivery per invocation, at once: a slow tenant delays no other, and each may take the full timeout.
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (1, 0)
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert cfn.resources[cfn.ref_target(mapping["FunctionName"]) or ""]["Type"] == "AWS::Lambda::Alias"
+
+
 # ---------------------------------------------------------------- IAM
 
 
-FUNCTION_ROLES = {QUEUE_FUNCTION: "QueueFunctionRole", API_FUNCTION: "ApiFunctionRole"}
+FUNCTION_ROLES = {
+    QUEUE_FUNCTION: "QueueFunctionRole",
+    API_FUNCTION: "ApiFunctionRole",
+    CALLBACK_FUNCTION: "CallbackFunctionRole",
+}
 TENANT_SECRETS = {
     "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
     "${AWS::StackName}/tenants/*"
@@ -408,7 +509,7 @@ TENANT_SECRETS = {
 
 def test_roles_use_no_wildcard_resources_and_no_managed_policies(cfn: Cfn) -> None:
     roles = cfn.of_type("AWS::IAM::Role")
-    assert set(roles) == {"QueueFunctionRole", "ApiFunctionRole", "ApiGatewayCloudWatchLogsRole"}
+    assert set(roles) == {*FUNCTION_ROLES.values(), "ApiGatewayCloudWatchLogsRole"}
     for name, role in roles.items():
         managed = role["Properties"].get("ManagedPolicyArns", [])
         if name == "ApiGatewayCloudWatchLogsRole":
@@ -421,15 +522,16 @@ def test_roles_use_no_wildcard_resources_and_no_managed_policies(cfn: Cfn) -> No
             for action in as_list(statement["Action"]):
                 assert action != "*" and not action.endswith(":*"), f"{name}: {action}"
             for resource in as_list(statement["Resource"]):
-                if resource == TENANT_SECRETS:  # one name prefix, the stack's own: tenants come and go
-                    assert name == "ApiFunctionRole" and as_list(statement["Action"]) == [
-                        "secretsmanager:GetSecretValue"
-                    ]
+                # One name prefix, the stack's own (tenants come and go): read by the functions that verify and
+                # sign with the tenants' secrets, and nothing but read.
+                if resource == TENANT_SECRETS:
+                    assert name in {"ApiFunctionRole", "CallbackFunctionRole"}, name
+                    assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], name
                     continue
                 assert "*" not in json.dumps(sub_target(resource)), f"{name}: {resource}"
 
 
-@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_each_function_runs_as_its_own_role_and_writes_only_its_own_log_group(cfn: Cfn, function: str) -> None:
     role = FUNCTION_ROLES[function]
     assert cfn.props(function)["Role"] == {"Fn::GetAtt": [role, "Arn"]}
@@ -446,7 +548,12 @@ DATA_KEY = ({"Fn::GetAtt": ["DataKey", "Arn"]}, "UseCmk")
 SECRET_KEY = ({"Ref": "ExtendApiKeySecretKmsKeyArn"}, "HasSecretKmsKey")
 
 
-def test_queue_function_may_read_the_key_poll_its_queue_and_dead_letter_only(cfn: Cfn) -> None:
+TENANTS = ({"Fn::GetAtt": ["TenantsTable", "Arn"]}, None)
+LEDGER = ({"Fn::GetAtt": ["LedgerTable", "Arn"]}, None)
+CALLBACKS = ({"Fn::GetAtt": ["CallbackQueue", "Arn"]}, None)
+
+
+def test_queue_function_may_read_the_key_poll_its_queue_record_outcomes_and_dead_letter_only(cfn: Cfn) -> None:
     queue, dlq = ({"Fn::GetAtt": ["DeletionQueue", "Arn"]}, None), ({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}, None)
     log = ({"Fn::GetAtt": ["QueueFunctionLogGroup", "Arn"]}, None)
     assert grants(cfn, "QueueFunctionRole") == {
@@ -455,20 +562,24 @@ def test_queue_function_may_read_the_key_poll_its_queue_and_dead_letter_only(cfn
         "secretsmanager:GetSecretValue": [({"Ref": "ExtendApiKeySecretArn"}, None)],
         "kms:Decrypt": [SECRET_KEY, DATA_KEY],
         "kms:GenerateDataKey": [DATA_KEY],
-        "dynamodb:GetItem": [({"Fn::GetAtt": ["TenantsTable", "Arn"]}, None)],  # reloads each message's tenant
+        "dynamodb:GetItem": [TENANTS, LEDGER],  # reloads each message's tenant; reads the run's ledger entry
+        # Each outcome, in one transaction: the run, its request's counters, the tenant's outstanding count.
+        # No PutItem, DeleteItem or Query: the API records requests, and only TTL removes them.
+        "dynamodb:UpdateItem": [LEDGER],
+        "dynamodb:ConditionCheckItem": [LEDGER],
         "sqs:ChangeMessageVisibility": [queue],
         "sqs:DeleteMessage": [queue],
         "sqs:GetQueueAttributes": [queue, dlq],
         "sqs:GetQueueUrl": [queue, dlq],
         "sqs:ReceiveMessage": [queue],
-        "sqs:SendMessage": [dlq],
+        # Dead-letters with a reason, and queues the callback of the request its outcome completes.
+        "sqs:SendMessage": [dlq, CALLBACKS],
     }
 
 
-def test_api_function_may_read_its_secrets_and_tenants_remember_requests_and_enqueue_only(cfn: Cfn) -> None:
+def test_api_function_may_read_its_secrets_and_tenants_record_requests_and_enqueue_only(cfn: Cfn) -> None:
     queue = ({"Fn::GetAtt": ["DeletionQueue", "Arn"]}, None)
     log = ({"Fn::GetAtt": ["ApiFunctionLogGroup", "Arn"]}, None)
-    tenants = ({"Fn::GetAtt": ["TenantsTable", "Arn"]}, None)
     replays = ({"Fn::GetAtt": ["IdempotencyTable", "Arn"]}, None)
     assert grants(cfn, "ApiFunctionRole") == {
         "logs:CreateLogStream": [log],
@@ -478,13 +589,42 @@ def test_api_function_may_read_its_secrets_and_tenants_remember_requests_and_enq
         "kms:Decrypt": [SECRET_KEY, DATA_KEY],
         "kms:GenerateDataKey": [DATA_KEY],
         # The registry is read-only to the function: only operators change tenants.
-        "dynamodb:GetItem": [tenants, replays],
-        "dynamodb:PutItem": [replays],
-        "dynamodb:UpdateItem": [replays],
+        "dynamodb:GetItem": [TENANTS, LEDGER, replays],
+        # Requests and their runs into the ledger, their status and pages of runs out: no Scan, and no
+        # DeleteItem there (the ledger is audit evidence; only its TTL removes items).
+        "dynamodb:PutItem": [LEDGER, replays],
+        "dynamodb:UpdateItem": [LEDGER, replays],
+        "dynamodb:BatchWriteItem": [LEDGER],
+        "dynamodb:ConditionCheckItem": [LEDGER],
+        "dynamodb:Query": [LEDGER],
         "dynamodb:DeleteItem": [replays],
-        "sqs:SendMessage": [queue],
+        # A request completed at once queues its callback; what it cannot finish goes to the deletion queue.
+        "sqs:SendMessage": [CALLBACKS, queue],
         "sqs:GetQueueAttributes": [queue],
         "sqs:GetQueueUrl": [queue],
+    }
+
+
+def test_callback_function_may_poll_its_queue_read_tenants_and_their_secrets_and_record_deliveries_only(
+    cfn: Cfn,
+) -> None:
+    log = ({"Fn::GetAtt": ["CallbackFunctionLogGroup", "Arn"]}, None)
+    assert grants(cfn, "CallbackFunctionRole") == {
+        "logs:CreateLogStream": [log],
+        "logs:PutLogEvents": [log],
+        # What the event source mapping needs, and ChangeMessageVisibility for the function's own backoff.
+        "sqs:ReceiveMessage": [CALLBACKS],
+        "sqs:DeleteMessage": [CALLBACKS],
+        "sqs:ChangeMessageVisibility": [CALLBACKS],
+        "sqs:GetQueueAttributes": [CALLBACKS],
+        "sqs:GetQueueUrl": [CALLBACKS],
+        # Signs with the tenant's own secret; never reads the Extend key (it calls tenants, not Extend).
+        "secretsmanager:GetSecretValue": [(TENANT_SECRETS, None)],
+        # The tenant's callback URL from the registry; the request it reports on, and the delivery's state on it.
+        "dynamodb:GetItem": [TENANTS, LEDGER],
+        "dynamodb:UpdateItem": [LEDGER],
+        "kms:Decrypt": [DATA_KEY],
+        "kms:GenerateDataKey": [DATA_KEY],
     }
 
 
@@ -497,7 +637,7 @@ def test_the_secrets_kms_key_is_usable_only_through_secrets_manager(cfn: Cfn, ro
     }
 
 
-@pytest.mark.parametrize("queue", ["DeletionQueue", "DeadLetterQueue"])
+@pytest.mark.parametrize("queue", ALL_QUEUES)
 def test_queues_use_the_stacks_own_key_by_default(cfn: Cfn, queue: str) -> None:
     assert cfn.props(queue)["KmsMasterKeyId"] == {"Fn::If": ["UseCmk", {"Ref": "DataKey"}, "alias/aws/sqs"]}
     assert cfn.parameter_default("UseCustomerManagedKey") == "true"
@@ -514,6 +654,7 @@ def test_only_the_function_roles_and_the_operator_role_may_use_the_data_key(cfn:
     assert use["Principal"]["AWS"] == [
         {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]},
         {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["CallbackFunctionRole", "Arn"]},
         {"Fn::If": ["HasOperatorRole", {"Ref": "OperatorRoleArn"}, {"Ref": "AWS::NoValue"}]},
     ]
     # The account's administrators manage the key (so it can never become unmanageable) but cannot use it.
@@ -542,6 +683,15 @@ def test_each_function_has_a_concurrency_ceiling_by_default(cfn: Cfn, function: 
     assert cfn.parameter_default("EnableReservedConcurrency") == "true"
 
 
+def test_the_callback_function_reserves_what_its_event_source_may_run(cfn: Cfn) -> None:
+    # Equal to the mapping's MaximumConcurrency, like the queue function's: a throttled delivery would use up
+    # one of the receives that space out its retries.
+    reserved = event_source_mapping(cfn, "CallbackQueue")["ScalingConfig"]["MaximumConcurrency"]
+    assert cfn.props(CALLBACK_FUNCTION)["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveConcurrency", reserved, {"Ref": "AWS::NoValue"}]
+    }
+
+
 # ---------------------------------------------------------------- API
 
 
@@ -552,8 +702,12 @@ def api_operations(cfn: Cfn) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-def test_api_serves_exactly_the_two_routes(cfn: Cfn) -> None:
-    assert set(api_operations(cfn)) == {("/parser_runs/{id}", "delete"), ("/deletions", "post")}
+def test_api_serves_exactly_the_three_routes(cfn: Cfn) -> None:
+    assert set(api_operations(cfn)) == {
+        ("/parser_runs/{id}", "delete"),
+        ("/deletions", "post"),
+        ("/deletions/{id}", "get"),  # a deletion request's status, from the ledger
+    }
 
 
 def test_every_api_method_requires_an_api_key(cfn: Cfn) -> None:
@@ -598,7 +752,7 @@ def test_the_stack_ships_no_shared_key_or_plan_each_tenant_gets_its_own(cfn: Cfn
     assert outputs["TenantSecretPrefix"]["Value"] == {"Fn::Sub": "${AWS::StackName}/tenants"}
 
 
-@pytest.mark.parametrize("table", ["TenantsTable", "IdempotencyTable"])
+@pytest.mark.parametrize("table", ["TenantsTable", "IdempotencyTable", "LedgerTable"])
 def test_tables_are_encrypted_with_the_stacks_key_and_billed_on_demand(cfn: Cfn, table: str) -> None:
     props = cfn.props(table)
     assert props["BillingMode"] == "PAY_PER_REQUEST"
@@ -620,6 +774,53 @@ def test_the_registry_survives_mistakes_and_replay_records_expire(cfn: Cfn) -> N
     # Powertools' idempotency layer: partition key "id", expiry in "expiration"
     assert replays["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert replays["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def test_the_ledger_is_kept_as_audit_evidence_and_expires_by_its_retention(cfn: Cfn) -> None:
+    ledger = cfn.resources["LedgerTable"]
+    # The evidence that a customer's deletion happened: survives a stack deletion, a replacement, a mistake.
+    assert ledger["DeletionPolicy"] == "Retain" and ledger["UpdateReplacePolicy"] == "Retain"
+    props = ledger["Properties"]
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["DeletionProtectionEnabled"] is True
+    # Single table (pk, sk); the byTenant index (gsi1pk, gsi1sk) serves a tenant's receipts, whole items.
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
+    ]
+    assert props["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "byTenant",
+            "KeySchema": [
+                {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+    ]
+    # Items expire by expiresAt, which the functions set LedgerRetentionDays ahead.
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    # The names the code writes and queries are the table's.
+    adapter = (ROOT / "handler" / "parser_run_deleter" / "adapters" / "ledger_table.py").read_text(encoding="utf-8")
+    for name in ("pk", "sk", "gsi1pk", "gsi1sk", "expiresAt", "byTenant"):
+        assert f'"{name}"' in adapter, name
+
+
+def test_ledger_retention_takes_the_whole_days_the_functions_accept(cfn: Cfn) -> None:
+    # The functions refuse to start on anything but a whole number of days from 1 to 3650 (settings.py): the
+    # stack refuses it at deploy, rather than deploying functions that fail every invocation.
+    parameter = cfn.doc["Parameters"]["LedgerRetentionDays"]
+    assert parameter["Type"] == "String"
+    accepted = [days for days in range(0, 4000) if re.fullmatch(parameter["AllowedPattern"], str(days))]
+    assert accepted == list(range(1, 3651))
+    for malformed in ("2.5", "01", "-1", "", "1e3", " 400"):
+        assert not re.fullmatch(parameter["AllowedPattern"], malformed), malformed
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+    settings_source = (ROOT / "handler" / "parser_run_deleter" / "shared" / "settings.py").read_text(encoding="utf-8")
+    assert '_integer(env, "LEDGER_RETENTION_DAYS", 400, minimum=1, maximum=3650)' in settings_source
 
 
 def test_stage_writes_access_logs_and_throttles(cfn: Cfn) -> None:
@@ -655,10 +856,19 @@ def emf_metrics(props: dict[str, Any]) -> list[dict[str, Any]]:
     return [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
 
 
-def test_dlq_depth_alarm_fires_on_the_first_message(cfn: Cfn) -> None:
-    [alarm] = alarms_on(cfn, "ApproximateNumberOfMessagesVisible")
-    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
-    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+def test_dlq_depth_alarms_fire_on_the_first_message(cfn: Cfn) -> None:
+    watched = {}
+    for alarm in alarms_on(cfn, "ApproximateNumberOfMessagesVisible"):
+        [dimension] = alarm["Dimensions"]
+        assert dimension["Name"] == "QueueName"
+        watched[cfn.ref_target(dimension["Value"])] = alarm
+    # Each dead-letter queue, and only those: a message there is a deletion or a callback that gave up.
+    assert set(watched) == {"DeadLetterQueue", "CallbackDeadLetterQueue"}
+    for queue, alarm in watched.items():
+        assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+        assert (alarm["Namespace"], alarm["Statistic"]) == ("AWS/SQS", "Maximum"), queue
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold"), queue
+        assert alarm["EvaluationPeriods"] == 1, queue
 
 
 @pytest.mark.parametrize(
@@ -806,10 +1016,14 @@ def test_outputs_say_what_the_stack_exposes(cfn: Cfn) -> None:
         "DeadLetterQueueUrl",
         "ApiFunctionName",
         "QueueFunctionName",
+        "LedgerTableName",
+        "CallbackDeadLetterQueueUrl",
     } <= set(outputs)
     assert all(output.get("Description") for output in outputs.values())
     assert outputs["DeletionQueueUrl"]["Value"] == {"Ref": "DeletionQueue"}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
+    assert outputs["LedgerTableName"]["Value"] == {"Ref": "LedgerTable"}  # opscli receipts reads it
+    assert outputs["CallbackDeadLetterQueueUrl"]["Value"] == {"Ref": "CallbackDeadLetterQueue"}
 
 
 # ---------------------------------------------------------------- the source template, samconfig, events

@@ -54,13 +54,28 @@ def test_intrinsics_resolve_against_parameters_conditions_and_local_resources() 
         resolver.resolve({"Ref": "Nope"})
 
 
-def test_the_project_template_yields_both_functions_and_the_queues() -> None:
+def test_the_project_template_yields_the_three_functions_and_the_queues() -> None:
     # Given template.yaml with the secret parameter supplied (it has no default)
     template = Template.load(REPO_ROOT / "template.yaml", {"ExtendApiKeySecretArn": "arn:local:secret"})
-    template.resolver.refs.update({"DeletionQueue": "http://queue", "DeadLetterQueue": "http://dlq"})
+    template.resolver.refs.update(
+        {
+            "DeletionQueue": "http://queue",
+            "DeadLetterQueue": "http://dlq",
+            "CallbackQueue": "http://callbacks",
+            "LedgerTable": "ledger",
+        }
+    )
 
-    # Then the queue function is the one an SQS event source mapping points at, configured from parameters
+    # Then it has the three functions, two of them SQS-triggered
+    assert set(template.functions()) == {"QueueFunction", "ApiFunction", "CallbackFunction"}
+    assert {spec.logical_id: spec.sqs.queue_logical_id for spec in template.sqs_functions() if spec.sqs} == {
+        "QueueFunction": "DeletionQueue",
+        "CallbackFunction": "CallbackQueue",
+    }
+    # and the queue function is the deletion queue's consumer (the queue the API enqueues to), though two
+    # functions are SQS-triggered, configured from parameters
     queue = template.queue_function()
+    assert queue.logical_id == "QueueFunction"
     assert (
         queue.handler == "parser_run_deleter.entrypoints.queue_function.lambda_handler"
         and queue.code_uri == REPO_ROOT / "handler"
@@ -70,18 +85,73 @@ def test_the_project_template_yields_both_functions_and_the_queues() -> None:
     assert queue.sqs.batch_size >= 1 and queue.sqs.maximum_concurrency is not None
     assert queue.environment["DEAD_LETTER_QUEUE_URL"] == "http://dlq"
     assert queue.environment["EXTEND_API_KEY_SECRET_ID"] == "arn:local:secret"
+    assert queue.environment["CALLBACK_QUEUE_URL"] == "http://callbacks"  # Globals reach every function
+    # and the callback function takes one delivery at a time from the callback queue
+    [callback] = [spec for spec in template.sqs_functions() if spec.logical_id == "CallbackFunction"]
+    assert callback.handler == "parser_run_deleter.entrypoints.callback_function.lambda_handler"
+    assert callback.sqs is not None and callback.sqs.report_batch_item_failures
+    assert (callback.sqs.batch_size, callback.sqs.batching_window_s, callback.sqs.maximum_concurrency) == (1, 0.0, 2)
+    assert callback.environment["LEDGER_TABLE_NAME"] == "ledger"
+    assert callback.environment["TENANT_SECRET_PREFIX"] == "local/tenants"
     # and the API function is the one with Api events, without the unset optional signing secret
     api = template.api_function()
     assert {(route.method, route.path) for route in api.api_routes} == {
         ("DELETE", "/parser_runs/{id}"),
         ("POST", "/deletions"),
+        ("GET", "/deletions/{id}"),
     }
     assert api.environment["DELETION_QUEUE_URL"] == "http://queue"
     assert "WEBHOOK_SIGNING_SECRET_ID" not in api.environment
     assert api.timeout_s < queue.timeout_s
     assert template.api(api.api_logical_id).api_key_required
-    # and the deletion queue redrives to the DLQ after the parameter's default receives
+    # and each queue redrives to its own DLQ: the deletion queue after the parameter's default receives
     queues = template.queues()
+    assert set(queues) == {"DeletionQueue", "DeadLetterQueue", "CallbackQueue", "CallbackDeadLetterQueue"}
     assert queues["DeletionQueue"].dead_letter_logical_id == "DeadLetterQueue"
     default = int(template.document["Parameters"]["MaxReceiveCount"]["Default"])
     assert queues["DeletionQueue"].max_receive_count == default
+    assert queues["CallbackQueue"].dead_letter_logical_id == "CallbackDeadLetterQueue"
+    assert queues["CallbackQueue"].max_receive_count == int(callback.environment["MAX_RECEIVE_COUNT"])
+    assert queues["CallbackQueue"].visibility_timeout_s >= 6 * callback.timeout_s
+    # and the local stack creates the ledger with its keys, index and TTL
+    ledger = template.tables()["LedgerTable"]
+    assert (ledger.hash_key, ledger.ttl_attribute) == ("pk", "expiresAt")
+    assert [index["IndexName"] for index in ledger.global_secondary_indexes] == ["byTenant"]
+
+
+def sqs_function(queue: str, **environment: object) -> dict[str, object]:
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "Handler": f"{queue.lower()}.handler",
+            "Environment": {"Variables": environment},
+            "Events": {"Poll": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": [queue, "Arn"]}}}},
+        },
+    }
+
+
+def test_among_several_sqs_functions_the_queue_function_is_the_one_on_the_queue_the_api_enqueues_to() -> None:
+    # Declared first, the other SQS function must not be taken for the deletion queue's consumer.
+    document = {
+        "Globals": {"Function": {"CodeUri": "handler/"}},
+        "Resources": {
+            "CallbackQueue": {"Type": "AWS::SQS::Queue"},
+            "DeletionQueue": {"Type": "AWS::SQS::Queue"},
+            "Callbacks": sqs_function("CallbackQueue"),
+            "Deletions": sqs_function("DeletionQueue"),
+            "Api": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "Handler": "api.handler",
+                    "Environment": {"Variables": {"DELETION_QUEUE_URL": {"Ref": "DeletionQueue"}}},
+                },
+            },
+        },
+    }
+    template = Template(document, Resolver(document), root=REPO_ROOT)
+    assert [spec.logical_id for spec in template.sqs_functions()] == ["Callbacks", "Deletions"]
+    assert template.queue_function().logical_id == "Deletions"
+    # Without a function naming its deletion queue, two SQS functions are ambiguous: the reader says so.
+    del document["Resources"]["Api"]
+    with pytest.raises(TemplateError, match="found 0"):
+        template.queue_function()

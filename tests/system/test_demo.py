@@ -63,6 +63,17 @@ def test_the_demo_accounts_for_every_id(tmp_path: Path) -> None:
     assert single["cross_tenant_single"] == {"status": 404, "body_as_missing": True}
     assert single["replay"] == {"same_answer": True, "marked": True, "extend_deletes": 1}
     assert single["refusals"] == {"no_api_key": 403, "other_tenants_secret": 401}
+    # every request was followed to its end through GET /deletions/{id}, the ledger's receipts agree with the
+    # emulator and the queues, and each tenant was told of each completed request with a signature that verifies
+    ledger = summary["ledger"]
+    assert set(ledger["statuses"].values()) <= {"completed", "completed_with_failures"}
+    assert ledger["totals"]["acme"]["deleted"] == acme["deleted"] + single["acme"]["deleted"]
+    assert ledger["totals"]["acme"]["dead_lettered"] == acme["in_dlq"]
+    assert ledger["totals"]["globex"]["not_found"] == globex["not_found"] + single["globex"]["not_found"]
+    assert all(totals.get("queued", 0) == 0 for totals in ledger["totals"].values())
+    callbacks = summary["callbacks"]
+    assert callbacks["completed"] == len(ledger["statuses"]) >= 4
+    assert callbacks["verified"] == callbacks["completed"]
     # the permanent 403s were dead-lettered with their reason, and so were the malformed messages
     reasons = summary["dlq"]["reasons"]
     assert acme["in_dlq"] == summary["faults"]["403 permanent"] == 2
