@@ -78,12 +78,47 @@ class BenchServices:
         # The bare key (a workspace-scoped key needs no workspace header): what the floor and the peer read too.
         self.secret_arn = put_secret(moto_endpoint, self.api_key)
         self._queues: QueuePair | None = None
+        self._api_env: dict[str, str] | None = None
 
     @property
     def queues(self) -> QueuePair:
         if self._queues is None:
             self._queues = create_queues(self.endpoint, visibility_timeout_s=30)
         return self._queues
+
+    def api_env(self) -> dict[str, str]:
+        """The API function's environment: the template's tables (tenants, replay store, ledger) and one registered
+        tenant, whose key id and signing secret the child signs with. Made once."""
+        if self._api_env is None:
+            from devstack.moto_stack import aws_client  # noqa: PLC0415
+            from devstack.template import DEFAULT_TEMPLATE, Template  # noqa: PLC0415
+            from opscli.tenants import TenantAdmin  # noqa: PLC0415
+            from parser_run_deleter.adapters.tenant_table import TenantTable  # noqa: PLC0415
+
+            dynamodb = aws_client("dynamodb", self.endpoint)
+            names: dict[str, str] = {}
+            for logical_id, spec in Template.load(DEFAULT_TEMPLATE, {"ExtendApiKeySecretArn": "x"}).tables().items():
+                names[logical_id] = f"bench-{logical_id}-{uuid.uuid4().hex[:6]}"
+                dynamodb.create_table(**spec.create_arguments(names[logical_id]))
+            prefix = f"bench-{uuid.uuid4().hex[:6]}/tenants"
+            admin = TenantAdmin(
+                TenantTable(names["TenantsTable"], dynamodb), aws_client("secretsmanager", self.endpoint), prefix
+            )
+            added = admin.add("bench", ownership="workspace", workspace_id=WORKSPACE, api_key_ids=("benchkey01",))
+            self._api_env = self.env(
+                TENANTS_TABLE_NAME=names["TenantsTable"],
+                IDEMPOTENCY_TABLE_NAME=names["IdempotencyTable"],
+                LEDGER_TABLE_NAME=names["LedgerTable"],
+                TENANT_SECRET_PREFIX=prefix,
+                DELETION_QUEUE_URL=self.queues.queue_url,
+                BENCH_API_KEY_ID="benchkey01",
+                BENCH_SIGNING_SECRET=added.signing_secret,
+            )
+        return self._api_env
+
+    def ledger_env(self) -> dict[str, str]:
+        """The ledger's table for a queue function: ``api_env``'s."""
+        return {"LEDGER_TABLE_NAME": self.api_env()["LEDGER_TABLE_NAME"]}
 
     def new_ids(self, count: int, prefix: str = "pr_bench") -> list[str]:
         ids = [f"{prefix}_{uuid.uuid4().hex[:12]}" for _ in range(count)]

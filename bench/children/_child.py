@@ -5,6 +5,9 @@ Kept to the standard library so that importing it costs a child (nearly) nothing
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import time
@@ -75,3 +78,35 @@ def rss_kb() -> int:
 def done() -> None:
     """Leave without interpreter teardown: the measurement is over."""
     os._exit(0)
+
+
+def api_event(parser_run_id: str) -> dict[str, Any]:
+    """A REST API (payload 1.0) DELETE of one run, signed as the tenant's client signs it (Standard Webhooks over
+    ``"DELETE /parser_runs/<id>"``), from the tenant's API key id; the secret comes from BENCH_SIGNING_SECRET."""
+    path = f"/parser_runs/{parser_run_id}"
+    message_id, timestamp = f"msg_{uuid.uuid4().hex}", str(int(time.time()))
+    key = base64.b64decode(os.environ["BENCH_SIGNING_SECRET"].removeprefix("whsec_"))
+    signed = f"{message_id}.{timestamp}.DELETE {path}".encode()
+    signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    headers = {"webhook-id": message_id, "webhook-timestamp": timestamp, "webhook-signature": f"v1,{signature}"}
+    return {
+        "resource": "/parser_runs/{id}",
+        "path": path,
+        "httpMethod": "DELETE",
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"id": parser_run_id},
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": "/parser_runs/{id}",
+            "httpMethod": "DELETE",
+            "path": f"/v1{path}",
+            "stage": "v1",
+            "requestId": str(uuid.uuid4()),
+            "identity": {"apiKeyId": os.environ["BENCH_API_KEY_ID"], "sourceIp": "203.0.113.10"},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }

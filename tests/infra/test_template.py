@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from parser_run_deleter.shared.settings import ConfigurationError, load_settings
 from tests.support.template import EVENTS, ROOT, Cfn
 
 RUNTIME = "python3.14"
@@ -135,8 +136,8 @@ def test_api_function_timeout_fits_inside_api_gateways_29_seconds(cfn: Cfn) -> N
 
 
 def test_a_callback_delivery_gives_up_well_inside_the_callback_functions_timeout(cfn: Cfn) -> None:
-    # One delivery per invocation (BatchSize 1): a tenant's slow endpoint must time out, and the function record
-    # the failure and extend the message's visibility, before Lambda kills the invocation.
+    # One delivery per invocation (BatchSize 1): a slow tenant endpoint must time out early enough for the function
+    # to record the failure and extend the message's visibility before Lambda ends the invocation.
     assert event_source_mapping(cfn, "CallbackQueue")["BatchSize"] == 1
     assert float(env(cfn, CALLBACK_FUNCTION)["CALLBACK_TIMEOUT_SECONDS"]) <= cfn.props(CALLBACK_FUNCTION)["Timeout"] / 2
 
@@ -269,7 +270,7 @@ def longest_field(pattern: str, index: int, separator: str) -> int:
 
 def longest_match(pattern: str) -> int:
     """An upper bound on the length of a string the pattern accepts (it must have no unbounded repetition)."""
-    tree = re._parser.parse(pattern)
+    tree = re._parser.parse(pattern)  # type: ignore[attr-defined]  # typeshed's re stub omits the parser
     return int(tree.getwidth()[1])
 
 
@@ -440,19 +441,17 @@ def test_only_the_api_function_and_the_operator_role_may_send_to_the_deletion_qu
     ]
 
 
-def test_only_the_api_and_queue_function_roles_may_send_to_the_callback_queue(cfn: Cfn) -> None:
-    # A callback is a signed POST to a tenant's URL: only the functions that complete requests may queue one. The
-    # queue's own policy denies everyone else, the operator role and the callback function included.
+def test_only_the_api_and_queue_function_roles_and_operators_may_send_to_the_callback_queue(cfn: Cfn) -> None:
+    # A callback is a signed POST to a tenant's URL: only the functions that complete requests may queue one, and
+    # the operator role (a redrive from the callback DLQ sends there). The callback function may not.
     [statement] = [s for s in queue_policy(cfn, "CallbackQueue") if s["Sid"] != "DenyInsecureTransport"]
     assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
     assert statement["Action"] == "sqs:SendMessage"
     assert statement["Resource"] == {"Fn::GetAtt": ["CallbackQueue", "Arn"]}
+    functions = [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]}]
     assert statement["Condition"] == {
         "ArnNotEquals": {
-            "aws:PrincipalArn": [
-                {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]},
-                {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]},
-            ]
+            "aws:PrincipalArn": {"Fn::If": ["HasOperatorRole", [*functions, {"Ref": "OperatorRoleArn"}], functions]}
         }
     }
     # and the roles' own grants agree: no other role of the stack is allowed to send there
@@ -464,11 +463,6 @@ def test_only_the_api_and_queue_function_roles_may_send_to_the_callback_queue(cf
         if "sqs:SendMessage" in as_list(statement["Action"]) and callbacks in as_list(statement["Resource"])
     }
     assert senders == {"ApiFunctionRole", "QueueFunctionRole"}
-
-
-@pytest.mark.parametrize("queue", ["DeadLetterQueue", "CallbackDeadLetterQueue"])
-def test_dead_letter_queues_take_no_policy_statement_but_the_https_one(cfn: Cfn, queue: str) -> None:
-    assert [s["Sid"] for s in queue_policy(cfn, queue)] == ["DenyInsecureTransport"]
 
 
 def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: Cfn) -> None:
@@ -819,8 +813,13 @@ def test_ledger_retention_takes_the_whole_days_the_functions_accept(cfn: Cfn) ->
     for malformed in ("2.5", "01", "-1", "", "1e3", " 400"):
         assert not re.fullmatch(parameter["AllowedPattern"], malformed), malformed
     assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
-    settings_source = (ROOT / "handler" / "parser_run_deleter" / "shared" / "settings.py").read_text(encoding="utf-8")
-    assert '_integer(env, "LEDGER_RETENTION_DAYS", 400, minimum=1, maximum=3650)' in settings_source
+    # and the functions' bounds are the same
+    for days in ("1", "3650", parameter["Default"]):
+        settings = load_settings({"EXTEND_API_KEY_SECRET_ID": "arn", "LEDGER_RETENTION_DAYS": days})
+        assert settings.ledger_retention_days == int(days)
+    for days in ("0", "3651"):
+        with pytest.raises(ConfigurationError, match="LEDGER_RETENTION_DAYS"):
+            load_settings({"EXTEND_API_KEY_SECRET_ID": "arn", "LEDGER_RETENTION_DAYS": days})
 
 
 def test_stage_writes_access_logs_and_throttles(cfn: Cfn) -> None:
@@ -897,7 +896,7 @@ def test_outcome_metric_alarms_read_what_the_functions_emit(
     assert seen_triggers == triggers
 
 
-@pytest.mark.parametrize("function", [QUEUE_FUNCTION, API_FUNCTION])
+@pytest.mark.parametrize("function", FUNCTIONS)
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
 def test_function_error_and_throttle_alarms(cfn: Cfn, function: str, metric: str) -> None:
     watched = [

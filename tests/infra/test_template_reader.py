@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,12 +120,11 @@ def test_the_project_template_yields_the_three_functions_and_the_queues() -> Non
     assert [index["IndexName"] for index in ledger.global_secondary_indexes] == ["byTenant"]
 
 
-def sqs_function(queue: str, **environment: object) -> dict[str, object]:
+def sqs_function(queue: str) -> dict[str, Any]:
     return {
         "Type": "AWS::Serverless::Function",
         "Properties": {
             "Handler": f"{queue.lower()}.handler",
-            "Environment": {"Variables": environment},
             "Events": {"Poll": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": [queue, "Arn"]}}}},
         },
     }
@@ -132,7 +132,7 @@ def sqs_function(queue: str, **environment: object) -> dict[str, object]:
 
 def test_among_several_sqs_functions_the_queue_function_is_the_one_on_the_queue_the_api_enqueues_to() -> None:
     # Declared first, the other SQS function must not be taken for the deletion queue's consumer.
-    document = {
+    document: dict[str, Any] = {
         "Globals": {"Function": {"CodeUri": "handler/"}},
         "Resources": {
             "CallbackQueue": {"Type": "AWS::SQS::Queue"},

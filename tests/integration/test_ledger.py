@@ -242,7 +242,7 @@ def test_an_outcome_the_ledger_cannot_take_returns_the_message_and_its_redeliver
     with AwsFaultProxy(moto_endpoint) as proxy:
         stack.set_env(AWS_ENDPOINT_URL=proxy.url)
         reset_tenancy()
-        proxy.fail("TransactWriteItems", UNAVAILABLE)
+        proxy.fail("UpdateItem", UNAVAILABLE)
         first = consume_queue(stack)
         # Then the message is not consumed, though Extend deleted the run
         assert len(first["batchItemFailures"]) == 1
@@ -257,6 +257,37 @@ def test_an_outcome_the_ledger_cannot_take_returns_the_message_and_its_redeliver
     assert ledger.outstanding(TENANT_ID) == 0
 
 
+def test_a_crash_between_recording_an_outcome_and_counting_it_is_repaired_by_the_redelivery(
+    stack: InProcessStack, ledger: Ledger, moto_endpoint: str
+) -> None:
+    # Given a queued run whose outcome is written, and whose counting then fails (as if the function died there)
+    stack.extend.seed(["pr_half"], workspace_id=WS)
+    request_id = bulk("pr_half").body["deletionRequestId"]
+    with AwsFaultProxy(moto_endpoint) as proxy:
+        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
+        reset_tenancy()
+        proxy.fail("UpdateItem", UNAVAILABLE, after=1)  # the run's write passes, the count (and its retries) not
+        first = consume_queue(stack)
+        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
+        reset_tenancy()
+    assert len(first["batchItemFailures"]) == 1
+    assert [run.outcome for run in ledger.all_runs(request_id)] == [RunOutcome.DELETED]
+    assert status(request_id).body["counts"]["queued"] == 1  # written, not yet counted
+
+    # When the message comes back (and Extend now answers 404), its delivery counts the earlier outcome, once
+    assert consume_queue(stack, receive_count=2) == {"batchItemFailures": []}
+    shown = status(request_id).body
+    assert shown["status"] == "completed" and shown["counts"]["deleted"] == 1 and shown["counts"]["queued"] == 0
+    assert shown["counts"]["not_found"] == 0 and ledger.outstanding(TENANT_ID) == 0
+    # and a third delivery of it changes nothing
+    stack.sqs().send_message(
+        QueueUrl=stack.queues.queue_url,
+        MessageBody=json.dumps({"parserRunId": "pr_half", "deletionRequestId": request_id, "tenantId": TENANT_ID}),
+    )
+    assert consume_queue(stack) == {"batchItemFailures": []}
+    assert status(request_id).body["counts"] == shown["counts"] and ledger.outstanding(TENANT_ID) == 0
+
+
 def test_throttled_ledger_writes_are_retried_and_nothing_is_lost(
     stack: InProcessStack, moto_endpoint: str, emitted: Emitted
 ) -> None:
@@ -265,12 +296,12 @@ def test_throttled_ledger_writes_are_retried_and_nothing_is_lost(
         stack.set_env(AWS_ENDPOINT_URL=proxy.url)
         reset_tenancy()
         # botocore retries a throttled call: two throttles per operation are absorbed
-        for operation in ("TransactWriteItems", "BatchWriteItem", "UpdateItem"):
+        for operation in ("TransactWriteItems", "BatchWriteItem", "UpdateItem", "PutItem"):
             proxy.fail(operation, THROTTLED, times=2)
         answer = bulk("pr_t1", "pr_t2")
         assert answer.status == 202
         assert consume_queue(stack) == {"batchItemFailures": []}
-        assert proxy.faults["TransactWriteItems"] == 2
+        assert proxy.faults["UpdateItem"] == 2
         shown = status(answer.body["deletionRequestId"])
         stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
         reset_tenancy()

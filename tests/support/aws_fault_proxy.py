@@ -31,6 +31,7 @@ class _Plan:
     error_type: str
     message: str
     remaining: int | None  # None: every time
+    skip: int = 0  # calls let through before the first fault
 
 
 class AwsFaultProxy:
@@ -99,15 +100,19 @@ class AwsFaultProxy:
             plan = self._plans.get(operation)
             if plan is None or plan.remaining == 0:
                 return None
+            if plan.skip:
+                plan.skip -= 1
+                return None
             if plan.remaining is not None:
                 plan.remaining -= 1
             self.faults[operation] += 1
             return plan
 
-    def fail(self, operation: str, fault: tuple[int, str, str], times: int | None = None) -> None:
-        """Answer ``operation`` with ``fault`` the next ``times`` times (None: until ``heal``)."""
+    def fail(self, operation: str, fault: tuple[int, str, str], times: int | None = None, *, after: int = 0) -> None:
+        """Answer ``operation`` with ``fault`` the next ``times`` times (None: until ``heal``), once ``after`` calls
+        of it have gone through."""
         with self._lock:
-            self._plans[operation] = _Plan(*fault, remaining=times)
+            self._plans[operation] = _Plan(*fault, remaining=times, skip=after)
 
     def heal(self) -> None:
         with self._lock:

@@ -14,6 +14,9 @@ it was written (``expiresAt``, the table's TTL attribute).
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -61,6 +64,12 @@ def _tenant_pk(tenant_id: str) -> str:
 
 def counter(outcome: str) -> str:
     return "n_" + outcome
+
+
+def settled_marker(parser_run_id: str) -> str:
+    """A short, fixed-size stand-in for a run id in its request's set of counted runs (ids can be 255 long)."""
+    digest = hashlib.sha256(parser_run_id.encode()).digest()[:10]
+    return base64.b32encode(digest).decode().rstrip("=").lower()
 
 
 def _unavailable(what: str, error: Exception) -> LedgerUnavailable:
@@ -124,27 +133,34 @@ class LedgerTable:
     def begin(
         self, request_id: str, tenant_id: str | None, values: Mapping[str, Any], *, reserve: int = 0, cap: int | None
     ) -> None:
-        """Record a request before any of its runs is queued; with ``reserve``, count that many runs as the
-        tenant's outstanding ones, refusing (``OverCap``) to go over ``cap``."""
+        """Record a request before any of its runs is queued; with ``reserve``, first count that many runs as the
+        tenant's outstanding ones, refusing (``OverCap``) to go over ``cap``.
+
+        Two single-item writes, not a transaction: every intake of a tenant touches its usage item, and concurrent
+        transactions on one item cancel each other. The reservation comes first and is given back if the request
+        cannot be recorded; a crash between them leaves a reservation that ``tenants recount`` repairs."""
         if cap is not None and reserve > cap:
             raise OverCap(self.outstanding(tenant_id or ""), cap, reserve)
-        writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": to_item(self._request_item(request_id, tenant_id, values)),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
-        if reserve and tenant_id:
-            writes.append({"Update": self._usage_update(tenant_id, reserve, cap)})
+        reserved = bool(reserve and tenant_id)
+        if reserved:
+            assert tenant_id is not None
+            try:
+                self.client.update_item(**self._usage_update(tenant_id, reserve, cap))
+            except self.client.exceptions.ConditionalCheckFailedException:
+                raise OverCap(self.outstanding(tenant_id), cap or 0, reserve) from None
+            except Exception as error:
+                raise _unavailable("reserve the tenant's outstanding runs", error) from None
         try:
-            self._transact(writes)
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_item(self._request_item(request_id, tenant_id, values)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
         except Exception as error:
-            codes = cancellation_codes(error)
-            if cap is not None and tenant_id and codes[1:2] == ["ConditionalCheckFailed"]:
-                raise OverCap(self.outstanding(tenant_id), cap, reserve) from None
+            if reserved:
+                assert tenant_id is not None
+                with contextlib.suppress(Exception):  # best effort: recount repairs what this misses
+                    self.client.update_item(**self._usage_update(tenant_id, -reserve))
             raise _unavailable("record the request", error) from None
 
     def record_intake(
@@ -194,22 +210,17 @@ class LedgerTable:
     def record_single(
         self, request_id: str, tenant_id: str | None, values: Mapping[str, Any], run: Mapping[str, Any]
     ) -> None:
-        """A request of one run whose outcome is known (the synchronous path): request, run and, for a queued run,
-        the tenant's outstanding count, together."""
-        writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": to_item(self._request_item(request_id, tenant_id, values)),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            {"Put": {"TableName": self.table_name, "Item": to_item(self._run_item(request_id, run))}},
-        ]
-        if tenant_id and run["outcome"] == "queued":
-            writes.append({"Update": self._usage_update(tenant_id, 1)})
+        """A request of one run whose outcome is known (the synchronous path): its run, then the request."""
+        # The run first: a request is never shown without its run. A crash between the two leaves a run no request
+        # names (it expires with its TTL), and the caller unanswered.
+        request = self._request_item(request_id, tenant_id, values)
+        if run["outcome"] != "queued":
+            request["settled"] = {settled_marker(str(run["parserRunId"]))}
         try:
-            self._transact(writes)
+            self.client.put_item(TableName=self.table_name, Item=to_item(self._run_item(request_id, run)))
+            self.client.put_item(
+                TableName=self.table_name, Item=to_item(request), ConditionExpression="attribute_not_exists(pk)"
+            )
         except Exception as error:
             raise _unavailable("record the deletion", error) from None
 
@@ -231,7 +242,7 @@ class LedgerTable:
         after = str(run["outcome"])
         writes = [
             {"Update": self._run_update(request_id, run, before)},
-            {"Update": self._counters_update(request_id, before, after, request_values)},
+            {"Update": self._counters_update(request_id, before, after, request_values, str(run["parserRunId"]))},
         ]
         if outstanding_delta and tenant_id:
             writes.append({"Update": self._usage_update(tenant_id, outstanding_delta)})
@@ -241,6 +252,62 @@ class LedgerTable:
             if cancellation_codes(error)[:1] == ["ConditionalCheckFailed"]:
                 raise RunChanged(f"the run is no longer {before or 'unrecorded'}") from None
             raise _unavailable("record the outcome", error) from None
+
+    def settle(
+        self,
+        request_id: str,
+        run: Mapping[str, Any],
+        before: str | None,
+        *,
+        tenant_id: str | None,
+        outstanding_delta: int,
+        request_values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Move a run from ``before`` (QUEUED, or None: not recorded yet) to ``run["outcome"]``, then count it in its
+        request and the tenant's outstanding runs: three writes, no transaction (one item each, so each is atomic,
+        and cheap). ``RunChanged`` when the run was not in ``before``. The request as counted, or None when it had
+        been counted already. A crash between the writes is repaired by ``count`` on the message's redelivery."""
+        try:
+            self.client.update_item(**self._run_update(request_id, run, before))
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise RunChanged(f"the run is no longer {before or 'unrecorded'}") from None
+        except Exception as error:
+            raise _unavailable("record the outcome", error) from None
+        return self.count(
+            request_id,
+            run,
+            before,
+            tenant_id=tenant_id,
+            outstanding_delta=outstanding_delta,
+            request_values=request_values,
+        )
+
+    def count(
+        self,
+        request_id: str,
+        run: Mapping[str, Any],
+        before: str | None,
+        *,
+        tenant_id: str | None,
+        outstanding_delta: int,
+        request_values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Count a run's move in its request's counters (once: see ``_counters_update``), then in the tenant's
+        outstanding runs; the request as counted, or None when it had been counted already."""
+        update = self._counters_update(request_id, before, str(run["outcome"]), request_values, str(run["parserRunId"]))
+        update["ReturnValues"] = "ALL_NEW"
+        try:
+            counted = self.client.update_item(**update).get("Attributes", {})
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        except Exception as error:
+            raise _unavailable("count the outcome", error) from None
+        if outstanding_delta and tenant_id:
+            try:
+                self.client.update_item(**self._usage_update(tenant_id, outstanding_delta))
+            except Exception as error:  # counted, but not released: `opscli tenants recount` repairs it
+                raise _unavailable("update the tenant's outstanding runs", error) from None
+        return from_item(counted)
 
     def _run_update(self, request_id: str, run: Mapping[str, Any], before: str | None) -> dict[str, Any]:
         replaced = {name: value for name, value in run.items() if value is not None and name not in _ADDED_RUN_FIELDS}
@@ -266,7 +333,12 @@ class LedgerTable:
         }
 
     def _counters_update(
-        self, request_id: str, before: str | None, after: str, request_values: Mapping[str, Any] | None
+        self,
+        request_id: str,
+        before: str | None,
+        after: str,
+        request_values: Mapping[str, Any] | None,
+        run_id: str | None = None,
     ) -> dict[str, Any]:
         values: dict[str, Any] = {":now": {"S": now_iso()}, ":one": {"N": "1"}}
         names: dict[str, str] = {"#updatedAt": "updatedAt"}
@@ -288,16 +360,37 @@ class LedgerTable:
                 names[f"#{name}"] = name
                 values[f":c_{name}"] = to_value(value)
                 assignments.append(f"#{name} = if_not_exists(#{name}, :c_{name})")
-        expression = "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions)
+        marker = settled_marker(str(run_id)) if run_id is not None else None
+        removals: list[str] = []
+        deletions: list[str] = []
+        condition: str | None = None
+        if marker is not None and after != "queued" and before != "dead_lettered":
+            # A settled run is counted once: its marker joins the request's set in the same write, and a write
+            # that finds the marker there already changes nothing. That makes a retried count harmless.
+            additions.append("settled :marker_set")
+            values[":marker_set"] = {"SS": [marker]}
+            values[":marker"] = {"S": marker}
+            condition = "NOT contains(settled, :marker)"
         if before == "dead_lettered":  # a redrive reopens a completed request: it will complete (and tell) again
-            expression += " REMOVE completedAt"
-        return {
+            removals.append("completedAt")
+            if after == "queued" and marker is not None:  # and the run may be counted again once it settles
+                deletions.append("settled :marker_set")
+                values[":marker_set"] = {"SS": [marker]}
+        expression = "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions)
+        if removals:
+            expression += " REMOVE " + ", ".join(removals)
+        if deletions:
+            expression += " DELETE " + ", ".join(deletions)
+        update: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
+        if condition is not None:
+            update["ConditionExpression"] = condition
+        return update
 
     def complete(self, request_id: str, completed_at: str, callback: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """Mark the request completed if none of its runs is queued and it is not marked yet, in one conditional

@@ -11,7 +11,7 @@ import contextlib
 import json
 
 from parser_run_deleter.adapters.deletion_queue import SQS_CALL_WORST_CASE_S, enqueue_messages
-from parser_run_deleter.logic.ledger import Ledger, LedgerUnavailable, RequestRecord
+from parser_run_deleter.logic.ledger import Ledger, LedgerUnavailable, RequestRecord, RunOutcome
 from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.settings import Settings
@@ -19,11 +19,20 @@ from parser_run_deleter.shared.time_budget import Deadline
 
 
 def settle(
-    ledger: Ledger, request_id: str, tenant: Tenant | None, settings: Settings, deadline: Deadline | None = None
+    ledger: Ledger,
+    request_id: str,
+    tenant: Tenant | None,
+    settings: Settings,
+    deadline: Deadline | None = None,
+    *,
+    counted: RequestRecord | None = None,
 ) -> RequestRecord | None:
     """Complete the request if nothing of it is queued any more, and queue the tenant's completion callback. The
-    completed request, or None (not settled yet, or completed by another caller). Never raises for the callback:
-    the outcome it follows is recorded already."""
+    completed request, or None (not settled yet, or completed by another caller). ``counted`` is the request as
+    the outcome's own write returned it: with runs still queued, there is nothing to try. Never raises for the
+    callback: the outcome it follows is recorded already."""
+    if counted is not None and (counted.counts.get(RunOutcome.QUEUED, 0) > 0 or counted.completed_at is not None):
+        return None
     wants_callback = tenant is not None and tenant.callback_url is not None and settings.callback_queue_url is not None
     try:
         completed = ledger.complete_if_settled(request_id, with_callback=wants_callback)

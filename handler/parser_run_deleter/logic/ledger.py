@@ -218,6 +218,7 @@ def _plain(value: Any) -> Any:
 class Transition:
     before: RunOutcome | None
     after: RunOutcome
+    request: RequestRecord | None = None  # the request as counted, when the write returned it
 
 
 class Ledger:
@@ -271,32 +272,64 @@ class Ledger:
     def record_outcome(
         self, request_id: str, run: RunRecord, *, tenant_id: str | None, create: RequestRecord | None = None
     ) -> Transition | None:
-        """Move the run to ``run.outcome``, with its request's counters and its tenant's outstanding count, in one
-        transaction. None when the run had settled already (a redelivered message): nothing changes. ``create``
-        is the request to record as well where it is not yet (an operator's message). Raises
-        ``LedgerUnavailable``."""
+        """Move the run to ``run.outcome``, and count it in its request and its tenant's outstanding runs. None when
+        the run had settled already and was counted (a redelivered message): nothing changes. ``create`` is the
+        request to record as well where it is not yet (an operator's message). Raises ``LedgerUnavailable``.
+
+        From queued (or unrecorded) the writes are separate but each idempotent: a crash between them is repaired
+        when the message comes back, by counting what was not counted. A redrive (from dead-lettered) is rare and
+        takes one transaction."""
         before: RunOutcome | None = None if create is not None else RunOutcome.QUEUED
+        request_values = create.to_values() if create is not None else None
         for _ in range(3):
             if not may_follow(before, run.outcome):
                 return None
             recorded = replace(run, redrives=1 if before is RunOutcome.DEAD_LETTERED else 0)
+            # A run the API queued but could not record (its intake write failed) was still reserved.
+            delta = outstanding_change(
+                before if before is not None or create is not None else RunOutcome.QUEUED, run.outcome
+            )
+            before_value = before.value if before is not None else None
             try:
-                self.table.transition(
+                if before is RunOutcome.DEAD_LETTERED:
+                    self.table.transition(
+                        request_id,
+                        recorded.to_values(),
+                        before_value,
+                        tenant_id=tenant_id,
+                        outstanding_delta=delta,
+                        request_values=request_values,
+                    )
+                    return Transition(before, run.outcome)
+                counted = self.table.settle(
                     request_id,
                     recorded.to_values(),
-                    before.value if before is not None else None,
+                    before_value,
                     tenant_id=tenant_id,
-                    # A run the API queued but could not record (its intake write failed) was still reserved.
-                    outstanding_delta=outstanding_change(
-                        before if before is not None or create is not None else RunOutcome.QUEUED, run.outcome
-                    ),
-                    request_values=create.to_values() if create is not None else None,
+                    outstanding_delta=delta,
+                    request_values=request_values,
                 )
             except RunChanged:
-                current = self.table.current_outcome(request_id, run.parser_run_id)
-                before = RunOutcome(current) if current is not None else None
+                found = self.table.current_outcome(request_id, run.parser_run_id)
+                current = RunOutcome(found) if found is not None else None
+                if current is not None and current in FINAL_OUTCOMES:
+                    # Settled by an earlier delivery, which may have stopped before counting it: count it now. The
+                    # count is idempotent, so a delivery that had counted it changes nothing here.
+                    counted = self.table.count(
+                        request_id,
+                        {"parserRunId": run.parser_run_id, "outcome": current.value},
+                        before_value,
+                        tenant_id=tenant_id,
+                        outstanding_delta=outstanding_change(
+                            before if before is not None or create is not None else RunOutcome.QUEUED, current
+                        ),
+                        request_values=request_values,
+                    )
+                    if current is not RunOutcome.DEAD_LETTERED or run.outcome is RunOutcome.DEAD_LETTERED:
+                        return Transition(before, current, request_from_values(counted)) if counted else None
+                before = current
                 continue
-            return Transition(before, run.outcome)
+            return Transition(before, run.outcome, request_from_values(counted) if counted else None)
         raise LedgerUnavailable("cannot record the outcome: the run kept changing under the update")
 
     # ---- completion

@@ -181,7 +181,8 @@ def _record(
         logger.error("cannot record the outcome in the ledger", extra={"reason": str(error)})
         return outcome is RunOutcome.QUEUED
     if transition is not None and transition.after is not RunOutcome.QUEUED:
-        settle(records, request_id, _tenant_for_callback(request, settings), settings, deadline)
+        tenant = _tenant_for_callback(request, settings)
+        settle(records, request_id, tenant, settings, deadline, counted=transition.request)
     return True
 
 
