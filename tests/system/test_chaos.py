@@ -1,5 +1,8 @@
 """Chaos: 1,000 deletions through the local stack while Extend misbehaves, the key rotates and Extend vanishes.
 
+Then the ledger is reconciled against the emulator id by id: every valid id has exactly one receipt, none is
+left queued, and none contradicts Extend.
+
 The whole system runs as deployed: ``template.yaml``'s two functions as worker processes of the local Lambda
 runtime (``devstack.local_deployment``), its SQS event source polling moto's queue, and its API Gateway front on
 loopback, signed requests and API keys included. 600 ids go onto the queue and 400 come in as synchronous API
@@ -30,6 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,8 +76,8 @@ REPORT_LINE = re.compile(r"^\[(?P<function>\w+)\] REPORT RequestId: \S+\tDuratio
 class ChaosDeployment(LocalDeployment):
     """The template's stack, with the queue function's timeout cut so that a run takes minutes, not hours."""
 
-    def _config(self, spec: Any) -> FunctionConfig:
-        config = super()._config(spec)
+    def _config(self, spec: Any, local: dict[str, str] | None = None) -> FunctionConfig:
+        config = super()._config(spec, local)
         if spec.sqs is not None:
             return replace(config, timeout_s=QUEUE_FUNCTION_TIMEOUT_S)
         return config
@@ -319,10 +323,70 @@ def test_a_thousand_deletions_under_chaos_are_each_accounted_for_exactly_once(
     stats = run.emulator.stats()
     assert 0.2 <= account.fault_share <= 0.4, stats
     assert stats.get("401", 0) >= 1 and stats.get("unreachable", 0) >= 1
+    # and the ledger agrees, id by id: every valid id has exactly one receipt, none is left queued, and none
+    # contradicts Extend (deleted or not found: gone; refused for good: still there)
+    ledger = LedgerReconciliation.build(run, plan, account)
+    with capsys.disabled():
+        print(ledger.table())
+    assert ledger.missing == [], f"not in the ledger: {ledger.missing[:10]}"
+    assert ledger.duplicated == [], f"more than one receipt: {ledger.duplicated[:10]}"
+    assert ledger.mismatches == [], f"ledger contradicts Extend or the logs: {ledger.mismatches[:10]}"
+    assert ledger.outcomes.get("queued", 0) == 0
     # and no secret reached the function logs
     text = run.raw.getvalue()
     for secret in [*run.keys, run.signing_secret]:
         assert secret not in text
+
+
+@dataclass
+class LedgerReconciliation:
+    """The ledger's receipts against the emulator's state and the accounting from the logs, id by id."""
+
+    receipts: int
+    outcomes: Counter[str]
+    missing: list[str]
+    duplicated: list[str]
+    mismatches: list[str]
+
+    @classmethod
+    def build(cls, run: Run, plan: Plan, account: Accounting) -> LedgerReconciliation:
+        dynamodb = aws_client("dynamodb", run.stack.moto_endpoint)
+        found: dict[str, list[str]] = defaultdict(list)
+        pages = dynamodb.get_paginator("scan").paginate(TableName=run.stack.table_names["LedgerTable"])
+        for page in pages:
+            for item in page["Items"]:
+                if item["sk"]["S"].startswith("RUN#"):
+                    found[item["parserRunId"]["S"]].append(item["outcome"]["S"])
+        missing = [i for i in plan.valid_ids if i not in found]
+        duplicated = [f"{i}: {outcomes}" for i, outcomes in found.items() if len(outcomes) > 1]
+        mismatches: list[str] = []
+        expected = {"deleted": "deleted", "not found": "not_found"}
+        for parser_run_id in plan.valid_ids:
+            outcomes = found.get(parser_run_id, [])
+            if not outcomes:
+                continue
+            outcome = outcomes[0]
+            still_there = run.emulator.exists(parser_run_id, workspace_id=WORKSPACE)
+            if outcome in ("deleted", "not_found") and still_there:
+                mismatches.append(f"{parser_run_id}: ledger {outcome}, still at Extend")
+            if parser_run_id in plan.permanent and outcome != "dead_lettered":
+                mismatches.append(f"{parser_run_id}: refused for good, ledger {outcome}")
+            logged = account.final.get(parser_run_id, "")
+            # (a deletion whose answer was lost is "deleted" in the ledger and "not found" in a redelivery's log)
+            lost_answer = outcome == "deleted" and logged == "not found"
+            if logged in expected and outcome in expected.values() and expected[logged] != outcome and not lost_answer:
+                mismatches.append(f"{parser_run_id}: ledger {outcome}, logs {logged}")
+            if logged.startswith("dead-lettered") and outcome != "dead_lettered":
+                mismatches.append(f"{parser_run_id}: ledger {outcome}, logs {logged}")
+        outcomes = Counter(outcomes[0] for outcomes in found.values())
+        return cls(sum(len(o) for o in found.values()), outcomes, missing, duplicated, mismatches)
+
+    def table(self) -> str:
+        counts = ", ".join(f"{outcome} {n}" for outcome, n in sorted(self.outcomes.items()))
+        return (
+            f"Ledger reconciliation: {self.receipts} receipts for {sum(self.outcomes.values())} ids ({counts}); "
+            f"missing {len(self.missing)}, duplicated {len(self.duplicated)}, mismatches {len(self.mismatches)}"
+        )
 
 
 @dataclass
@@ -348,7 +412,9 @@ class Accounting:
                 terminal[outcome_log["parser_run_id"]].append(f"{outcome_log['outcome']} ({outcome_log['trigger']})")
         without_reason: list[str] = []
         for message in dead_letters(run):
-            attributes = {name: value.get("StringValue") for name, value in message["MessageAttributes"].items()}
+            attributes = {
+                name: value.get("StringValue") for name, value in message.get("MessageAttributes", {}).items()
+            }
             parser_run_id = body_id(message["Body"])
             kind, reason = attributes.get("FailureKind"), attributes.get("FailureReason")
             if not (kind and reason):
