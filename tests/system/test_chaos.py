@@ -3,7 +3,7 @@
 Then the ledger is reconciled against the emulator id by id: every valid id has exactly one receipt, none is
 left queued, and none contradicts Extend.
 
-The whole system runs as deployed: ``template.yaml``'s two functions as worker processes of the local Lambda
+The whole system runs as deployed: ``template.yaml``'s functions as worker processes of the local Lambda
 runtime (``devstack.local_deployment``), its SQS event source polling moto's queue, and its API Gateway front on
 loopback, signed requests and API keys included. 600 ids go onto the queue and 400 come in as synchronous API
 deletes. The Extend emulator answers about 30% of deletes with a fault (500, 503, 429 with and without
@@ -33,7 +33,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import pytest
