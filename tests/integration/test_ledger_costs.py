@@ -1,0 +1,53 @@
+"""What the ledger costs in DynamoDB calls per deletion, counted at the wire (a proxy in front of moto), on each
+path. docs/ledger.md quotes these numbers; this test keeps them true."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from tests.integration.test_ledger import consume_queue
+from tests.support.api import invoke, rest_event
+from tests.support.aws_fault_proxy import AwsFaultProxy
+from tests.support.stacks import InProcessStack, reset_tenancy
+
+WS = "ws_test"
+LEDGER_OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems", "Query")
+
+
+def counted(proxy: AwsFaultProxy) -> Counter[str]:
+    return Counter({operation: proxy.calls[operation] for operation in LEDGER_OPERATIONS if proxy.calls[operation]})
+
+
+def test_the_ledger_calls_of_each_path(stack: InProcessStack, moto_endpoint: str) -> None:
+    ids = [f"pr_cost_{n:02d}" for n in range(30)]
+    stack.extend.seed([*ids, "pr_cost_sync"], workspace_id=WS)
+    with AwsFaultProxy(moto_endpoint) as proxy:
+        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
+        reset_tenancy()
+        invoke(rest_event("DELETE", "/parser_runs/pr_cost_warm"))  # the tenant and its secret cached
+        proxy.calls.clear()
+
+        # A synchronous delete: the run and its request (2 puts), and marking the request completed (1 update)
+        assert invoke(rest_event("DELETE", "/parser_runs/pr_cost_sync")).status == 200
+        sync = counted(proxy)
+        proxy.calls.clear()
+
+        # A bulk request of 30: the reservation (1 update), the request (1 put), the runs (2 batches of 25) and
+        # the request's counters (1 update)
+        assert invoke(rest_event("POST", "/deletions", body=json.dumps({"parserRunIds": ids}))).status == 202
+        bulk = counted(proxy)
+        proxy.calls.clear()
+
+        # Its 30 deletions through the queue function (3 batches of 10)
+        for _ in range(3):
+            assert consume_queue(stack) == {"batchItemFailures": []}
+        queue = counted(proxy)
+        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
+        reset_tenancy()
+
+    # the replay store's calls (a PutItem and an UpdateItem per API request, Powertools') are not the ledger's
+    assert sync == Counter({"PutItem": 2 + 1, "UpdateItem": 1 + 1})
+    assert bulk == Counter({"PutItem": 1 + 1, "UpdateItem": 2 + 1, "BatchWriteItem": 2})
+    # per deletion: the run, its count, the tenant's outstanding runs; and once per request, its completion
+    assert queue == Counter({"UpdateItem": 30 * 3 + 1})

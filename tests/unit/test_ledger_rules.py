@@ -1,0 +1,88 @@
+"""The ledger's rules, pure: what a request's status is, what may follow what, and its ids."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from parser_run_deleter.adapters.ledger_table import settled_marker
+from parser_run_deleter.logic.ledger import (
+    EXPIRED_REASON,
+    QUEUE_RETENTION_S,
+    RequestRecord,
+    RequestStatus,
+    RequestTrigger,
+    RunOutcome,
+    RunRecord,
+    may_follow,
+    new_request_id,
+    outstanding_change,
+    request_id_for_message,
+    request_status,
+    shown_run,
+)
+from parser_run_deleter.shared.parser_run_ids import is_request_id
+from parser_run_deleter.shared.timestamps import iso
+
+Q, D, N, F, DL, R = (RunOutcome.QUEUED, RunOutcome.DELETED, RunOutcome.NOT_FOUND, RunOutcome.FAILED,
+                     RunOutcome.DEAD_LETTERED, RunOutcome.REJECTED)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("counts", "started", "status"),
+    [
+        ({}, False, RequestStatus.ACCEPTED),  # taken in, runs not recorded yet
+        ({"queued": 3}, False, RequestStatus.ACCEPTED),
+        ({"queued": 3, "rejected": 1}, False, RequestStatus.ACCEPTED),  # a rejection is not progress
+        ({"queued": 2}, True, RequestStatus.IN_PROGRESS),  # an attempt failed: work is under way
+        ({"queued": 1, "deleted": 2}, True, RequestStatus.IN_PROGRESS),
+        ({"deleted": 2, "not_found": 1}, True, RequestStatus.COMPLETED),
+        ({"deleted": 2, "rejected": 1}, False, RequestStatus.COMPLETED_WITH_FAILURES),
+        ({"deleted": 2, "dead_lettered": 1}, True, RequestStatus.COMPLETED_WITH_FAILURES),
+        ({"failed": 1}, False, RequestStatus.COMPLETED_WITH_FAILURES),
+    ],
+)
+def test_a_requests_status_follows_from_its_counts(
+    counts: dict[str, int], started: bool, status: RequestStatus
+) -> None:
+    assert request_status(counts, started=started) is status
+
+
+def test_final_outcomes_are_final_but_a_dead_letter_can_be_redriven() -> None:
+    for final in (D, N, F, R):
+        assert not any(may_follow(final, after) for after in RunOutcome)
+    assert all(may_follow(None, after) for after in RunOutcome) and all(may_follow(Q, after) for after in RunOutcome)
+    assert may_follow(DL, Q) and may_follow(DL, D) and may_follow(DL, N) and not may_follow(DL, R)
+
+
+def test_only_queued_runs_are_outstanding() -> None:
+    assert outstanding_change(Q, D) == -1 and outstanding_change(Q, DL) == -1 and outstanding_change(DL, Q) == 1
+    assert outstanding_change(None, D) == 0 and outstanding_change(Q, Q) == 0 and outstanding_change(None, Q) == 1
+
+
+def test_request_ids_are_well_formed_unique_and_sort_by_creation() -> None:
+    ids = [new_request_id() for _ in range(200)]
+    assert all(is_request_id(i) for i in ids) and len(set(ids)) == 200
+    earlier = new_request_id()
+    time.sleep(0.002)
+    assert earlier < new_request_id()
+    # an operator's message is recorded under the same request on every delivery, and only that message's
+    assert request_id_for_message("m-1") == request_id_for_message("m-1") != request_id_for_message("m-2")
+    assert is_request_id(request_id_for_message("m-1"))
+    assert not is_request_id("dr_short") and not is_request_id("dr_" + "I" * 26) and not is_request_id(None)
+
+
+def test_queued_runs_past_the_queues_retention_read_as_failed_expired() -> None:
+    old = RequestRecord("dr_x", "acme", RequestTrigger.API_BULK, iso(time.time() - QUEUE_RETENTION_S - 60),
+                        counts={Q: 2, D: 1})  # fmt: skip
+    assert old.shown_counts()["failed"] == 2 and old.shown_counts()["queued"] == 0
+    assert old.status() is RequestStatus.COMPLETED_WITH_FAILURES
+    assert shown_run(RunRecord("pr_1", Q), old) == RunRecord("pr_1", F, reason=EXPIRED_REASON)
+    young = RequestRecord("dr_y", "acme", RequestTrigger.API_BULK, iso(time.time()), counts={Q: 2})
+    assert young.shown_counts()["queued"] == 2 and shown_run(RunRecord("pr_1", Q), young).outcome is Q
+
+
+def test_a_settled_marker_is_short_fixed_and_distinct() -> None:
+    markers = {settled_marker(f"pr_{n}" * 40) for n in range(1000)}
+    assert len(markers) == 1000 and {len(m) for m in markers} == {16}
