@@ -7,6 +7,7 @@ is missing; 2 bad input (file, column, invalid ids, checkpoint); 130 interrupted
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -322,7 +323,6 @@ def _usage(ledger: Ledger | None, tenant: Tenant) -> dict[str, Any]:
     oldest = ledger.oldest_outstanding(tenant.tenant_id)
     return {
         "outstanding": ledger.outstanding(tenant.tenant_id),
-        "maxOutstanding": tenant.limits.max_outstanding,
         "oldestOutstandingSince": oldest.created_at if oldest else None,
         "oldestOutstandingAgeSeconds": round(time.time() - parse_iso(oldest.created_at)) if oldest else None,
     }
@@ -355,6 +355,9 @@ def cmd_receipts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     except LedgerUnavailable as error:
         raise CliError(str(error), EXIT_INCOMPLETE) from None
+    except BrokenPipeError:  # the reader stopped early (`| head`): what it read is what it wanted
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit flush from failing again
     return EXIT_OK
 
 
@@ -402,6 +405,21 @@ def _run_tenant_command(
                     f"{tenant.tenant_id:<24} {tenant.status.value:<9} {tenant.ownership.value:<13} "
                     f"{', '.join(tenant.api_key_ids)}\n"
                 )
+        return EXIT_OK
+    if args.action == "set-limits":
+        changes = {
+            name: value
+            for name, value in (
+                ("rate_limit", args.rate_limit),
+                ("burst_limit", args.burst_limit),
+                ("daily_quota", args.daily_quota),
+                ("max_outstanding", args.max_outstanding),
+            )
+            if value is not None
+        }
+        if not changes:
+            raise CliError("set-limits needs at least one of the limits to change", EXIT_BAD_INPUT)
+        _write_tenant(out, admin.set_limits(args.tenant_id, **changes), args.json)
         return EXIT_OK
     if args.action == "set-callback":
         _write_tenant(out, admin.set_callback(args.tenant_id, None if args.clear else args.url), args.json)
@@ -558,10 +576,16 @@ def _add_tenants_parser(commands: Any) -> None:
         ("remove", "delete a tenant, its key mappings and its signing secret"),
         ("recount", "reset a tenant's outstanding count from the ledger (after a crashed intake)"),
         ("set-callback", "set (URL) or clear (--clear) the URL told when a deletion request completes"),
+        ("set-limits", "change a tenant's rate, burst, daily quota or cap on outstanding runs"),
     ):
         action = actions.add_parser(name, parents=[registry], help=text)
         if name != "list":
             action.add_argument("tenant_id")
+        if name == "set-limits":
+            action.add_argument("--rate-limit", type=_positive_float, help="requests per second")
+            action.add_argument("--burst-limit", type=_positive_int, help="burst of requests")
+            action.add_argument("--daily-quota", type=_positive_int, help="requests per day")
+            action.add_argument("--max-outstanding", type=_positive_int, help="runs queued and not yet settled")
         if name == "set-callback":
             target = action.add_mutually_exclusive_group(required=True)
             target.add_argument("url", nargs="?", help="the https callback URL")

@@ -67,6 +67,7 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
         TENANT_SECRET_PREFIX=tables.secret_prefix,
         IDEMPOTENCY_TABLE_NAME=tables.idempotency_table,
         LEDGER_TABLE_NAME=tables.ledger_table,
+        INTAKE_DELAY_SECONDS="0",  # tests hand messages to the queue function at once; one test restores the race
         TENANT_CLAIM=TENANT_CLAIM,
         EXTEND_API_KEY_SECRET_ID=secret_arn,
         EXTEND_API_BASE_URL=extend.base_url,

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from parser_run_deleter.logic.ledger import RunOutcome
 from parser_run_deleter.shared.settings import ConfigurationError, load_settings
 from tests.support.template import EVENTS, ROOT, Cfn
 
@@ -792,7 +793,21 @@ def test_the_ledger_is_kept_as_audit_evidence_and_expires_by_its_retention(cfn: 
                 {"AttributeName": "gsi1pk", "KeyType": "HASH"},
                 {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
             ],
-            "Projection": {"ProjectionType": "ALL"},
+            # the request's own fields, which receipts and usage read, and not its set of counted runs
+            "Projection": {
+                "ProjectionType": "INCLUDE",
+                "NonKeyAttributes": [
+                    "requestId",
+                    "tenantId",
+                    "trigger",
+                    "createdAt",
+                    "updatedAt",
+                    "completedAt",
+                    "audit",
+                    "transitions",
+                    *(f"n_{outcome.value}" for outcome in RunOutcome),
+                ],
+            },  # fmt: skip
         }
     ]
     # Items expire by expiresAt, which the functions set LedgerRetentionDays ahead.

@@ -466,3 +466,32 @@ def test_an_idempotency_key_is_remembered_for_24_hours() -> None:
     from parser_run_deleter.logic.replay_guard import idempotency_key_config
 
     assert idempotency_key_config().expires_after_seconds == 24 * 3600
+
+
+def test_a_message_that_overtakes_its_intake_waits_for_it_and_is_never_overwritten(
+    stack: InProcessStack, ledger: Ledger
+) -> None:
+    # Given a request recorded, its message on the queue, but its run not recorded yet (the intake's write pending)
+    stack.extend.seed(["pr_race"], workspace_id=WS)
+    request = ledger.begin(TENANT_ID, RequestTrigger.API_BULK, {}, reserve=1, cap=None)
+    body = {"parserRunId": "pr_race", "deletionRequestId": request.request_id, "tenantId": TENANT_ID}
+
+    # When the queue function gets the message first
+    first = consume_queue_once(stack, body)
+
+    # Then it deletes the run but does not record it, and returns the message: the intake's record comes first
+    assert len(first["batchItemFailures"]) == 1 and not stack.extend.exists("pr_race", workspace_id=WS)
+    assert list(ledger.all_runs(request.request_id)) == []
+    # and once the intake has recorded it, the redelivery settles it on top: nothing is overwritten or counted twice
+    ledger.take_in(request, [RunRecord("pr_race", RunOutcome.QUEUED)])
+    assert consume_queue_once(stack, body, receive_count=2) == {"batchItemFailures": []}
+    shown = status(request.request_id).body
+    assert shown["status"] == "completed" and shown["counts"]["not_found"] == 1 and shown["counts"]["queued"] == 0
+    assert ledger.outstanding(TENANT_ID) == 0
+
+
+def consume_queue_once(stack: InProcessStack, body: dict[str, Any], *, receive_count: int = 1) -> dict[str, Any]:
+    result: dict[str, Any] = queue_function.lambda_handler(
+        sqs_event(sqs_record(json.dumps(body), receive_count=receive_count)), stack.context()
+    )
+    return result

@@ -88,6 +88,7 @@ def enqueue_messages(
     attempts: int = 3,
     deadline: Deadline | None = None,
     message_group_id: str | None = None,
+    delay_s: int = 0,
 ) -> EnqueueResult:
     """Send ``{key: body}`` with ``SendMessageBatch`` in chunks of 10, retrying the entries SQS rejects.
 
@@ -104,20 +105,22 @@ def enqueue_messages(
             if deadline is not None and deadline.remaining() < SQS_CALL_WORST_CASE_S:
                 break
             chunk = keys[start : start + SQS_BATCH_LIMIT]
-            queued.extend(_send_chunk(queue_url, chunk, pending, message_group_id))
+            queued.extend(_send_chunk(queue_url, chunk, pending, message_group_id, delay_s))
         for key in queued:
             pending.pop(key, None)
     return EnqueueResult(queued=tuple(queued), failed=tuple(pending))
 
 
 def _send_chunk(
-    queue_url: str, keys: Sequence[str], bodies: Mapping[str, str], message_group_id: str | None
+    queue_url: str, keys: Sequence[str], bodies: Mapping[str, str], message_group_id: str | None, delay_s: int = 0
 ) -> list[str]:
     entries: list[SendMessageBatchRequestEntryTypeDef] = []
     for index, key in enumerate(keys):
         entry: SendMessageBatchRequestEntryTypeDef = {"Id": str(index), "MessageBody": bodies[key]}
         if message_group_id is not None:
             entry["MessageGroupId"] = message_group_id
+        if delay_s:
+            entry["DelaySeconds"] = delay_s
         entries.append(entry)
     try:
         response = sqs_client().send_message_batch(QueueUrl=queue_url, Entries=entries)

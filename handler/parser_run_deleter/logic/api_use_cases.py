@@ -363,7 +363,11 @@ def _enqueue(settings: Settings, tenant: Tenant, bodies: Mapping[str, str], dead
     if settings.deletion_queue_url is None:
         return ()
     return enqueue_messages(
-        settings.deletion_queue_url, bodies, deadline=deadline, message_group_id=tenant.tenant_id
+        settings.deletion_queue_url,
+        bodies,
+        deadline=deadline,
+        message_group_id=tenant.tenant_id,
+        delay_s=settings.intake_delay_s,
     ).queued
 
 

@@ -29,7 +29,7 @@ from parser_run_deleter.logic.webhook_signature import (
     sign,
 )
 from parser_run_deleter.shared.observability import MetricName, count, logger
-from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.settings import ConfigurationError, Settings
 from parser_run_deleter.shared.timestamps import now_iso
 
 EVENT_TYPE: Final = "deletion_request.completed"
@@ -112,7 +112,8 @@ def deliver(
 ) -> Delivery:
     """Make one delivery attempt, and record its state on the request."""
     if settings.ledger_table_name is None or settings.tenants_table_name is None or not settings.tenant_secret_prefix:
-        raise CallbackMessageInvalid("callbacks need LEDGER_TABLE_NAME, TENANTS_TABLE_NAME and TENANT_SECRET_PREFIX")
+        # The function's fault, not the message's: raised, so the message is kept and retried once it is fixed.
+        raise ConfigurationError("callbacks need LEDGER_TABLE_NAME, TENANTS_TABLE_NAME and TENANT_SECRET_PREFIX")
     records = ledger(settings.ledger_table_name, settings.ledger_retention_days)
     try:
         tenant = tenant_directory(settings.tenants_table_name, settings.tenant_cache_s).by_tenant_id(message.tenant_id)

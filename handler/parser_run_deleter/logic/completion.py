@@ -41,9 +41,11 @@ def settle(
         # callback) waits for the next outcome of this request, or is missed if there is none.
         logger.warning("cannot mark the request completed", extra={"reason": str(error)})
         return None
-    if completed is None or not wants_callback or tenant is None:
-        return completed
+    if completed is None:
+        return None
     count(MetricName.REQUEST_COMPLETED)
+    if not wants_callback or tenant is None:
+        return completed
     queue_callback(ledger, completed, tenant, settings, deadline or Deadline.after(SQS_CALL_WORST_CASE_S + 1))
     return completed
 

@@ -26,7 +26,14 @@ from parser_run_deleter.shared.timestamps import iso, now_iso, parse_iso
 # A run still queued this long after its request was made cannot be on the queue any more: SQS keeps a message
 # 14 days (template.yaml's MessageRetentionPeriod), so it expired there without being deleted.
 QUEUE_RETENTION_S: Final = 14 * 24 * 3600
+# How long an intake may still be recording a request's runs after its messages are on the queue: longer than the
+# API function's timeout (20 s), so a run still unrecorded after it never will be (that intake failed).
+INTAKE_GRACE_S: Final = 60
 EXPIRED_REASON: Final = "expired: the queue dropped it after 14 days without its deletion being done"
+
+
+class NotYetRecorded(RuntimeError):
+    """The message overtook its intake: the run is not recorded yet. Try again shortly, once it is."""
 
 
 class RunOutcome(StrEnum):
@@ -327,10 +334,19 @@ class Ledger:
                     )
                     if current is not RunOutcome.DEAD_LETTERED or run.outcome is RunOutcome.DEAD_LETTERED:
                         return Transition(before, current, request_from_values(counted)) if counted else None
+                # The intake records a run after SQS took its message: a fast consumer can get here first, and
+                # writing the run now would be overwritten by the intake's own write. Wait for it, unless the intake
+                # has had all the time it could take (then it failed, and this is the run's only record).
+                if current is None and create is None and self._intake_may_be_running(request_id):
+                    raise NotYetRecorded(f"run {run.parser_run_id} of {request_id} is not recorded yet") from None
                 before = current
                 continue
             return Transition(before, run.outcome, request_from_values(counted) if counted else None)
         raise LedgerUnavailable("cannot record the outcome: the run kept changing under the update")
+
+    def _intake_may_be_running(self, request_id: str) -> bool:
+        found = self.table.request(request_id)
+        return found is None or time.time() - parse_iso(str(found["createdAt"])) < INTAKE_GRACE_S
 
     # ---- completion
 

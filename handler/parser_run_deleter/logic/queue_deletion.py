@@ -21,6 +21,7 @@ from parser_run_deleter.logic.completion import settle
 from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
 from parser_run_deleter.logic.ledger import (
     LedgerUnavailable,
+    NotYetRecorded,
     RequestRecord,
     RequestTrigger,
     RunOutcome,
@@ -176,6 +177,10 @@ def _record(
     request_id = _with_request_id(request, message).deletion_request_id or ""
     try:
         transition = records.record_outcome(request_id, run, tenant_id=request.tenant_id, create=create)
+    except NotYetRecorded as error:
+        # Rare (intake messages are sent with a short delay): the message returns, and is recorded next time.
+        logger.info("outcome waits for its intake", extra={"reason": str(error)})
+        return outcome is RunOutcome.QUEUED
     except LedgerUnavailable as error:
         count(MetricName.LEDGER_WRITE_FAILED)
         logger.error("cannot record the outcome in the ledger", extra={"reason": str(error)})

@@ -52,6 +52,9 @@ class Settings:
     api_base_url: str | None = None
     callback_timeout_s: float = 5.0
     callback_allow_loopback: bool = False
+    # The queue holds an intake's messages back this long, so that the intake records their runs before the queue
+    # function can settle them (one that still comes first waits: ``logic.ledger.NotYetRecorded``).
+    intake_delay_s: int = 2
     # Extend calls
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
@@ -179,6 +182,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         api_base_url=_optional(env, "API_BASE_URL"),
         callback_timeout_s=_number(env, "CALLBACK_TIMEOUT_SECONDS", 5.0, minimum=0.5, maximum=30),
         callback_allow_loopback=_flag(env, "CALLBACK_ALLOW_LOOPBACK"),
+        intake_delay_s=_integer(env, "INTAKE_DELAY_SECONDS", 2, minimum=0, maximum=900),
         connect_timeout_s=_number(env, "EXTEND_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
         read_timeout_s=_number(env, "EXTEND_READ_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=60),
         max_attempts=_integer(env, "EXTEND_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
