@@ -35,9 +35,7 @@ def run(services: BenchServices, runs: int) -> list[Result]:
                 raise RuntimeError(f"B1 {name}: the record was not deleted")
             times[name].append(child.wall_s)
             rss[name].append(child.report["rss_kb"])
-    floor, ours, api, api_floor, peer = (
-        median(times[name]) for name in ("floor", "ours", "api", "api_floor", "peer")
-    )
+    floor, ours, api, api_floor, peer = (median(times[name]) for name in ("floor", "ours", "api", "api_floor", "peer"))
     detail = {name: {"median_s": median(values), "runs": values} for name, values in times.items()}
     return [
         Result(

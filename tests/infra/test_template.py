@@ -271,7 +271,7 @@ def longest_field(pattern: str, index: int, separator: str) -> int:
 
 def longest_match(pattern: str) -> int:
     """An upper bound on the length of a string the pattern accepts (it must have no unbounded repetition)."""
-    tree = re._parser.parse(pattern)  # type: ignore[attr-defined]  # typeshed's re stub omits the parser
+    tree = re._parser.parse(pattern)
     return int(tree.getwidth()[1])
 
 
@@ -807,7 +807,7 @@ def test_the_ledger_is_kept_as_audit_evidence_and_expires_by_its_retention(cfn: 
                     "transitions",
                     *(f"n_{outcome.value}" for outcome in RunOutcome),
                 ],
-            },  # fmt: skip
+            },
         }
     ]
     # Items expire by expiresAt, which the functions set LedgerRetentionDays ahead.

@@ -377,8 +377,8 @@ class LedgerReconciliation:
                 mismatches.append(f"{parser_run_id}: ledger {outcome}, logs {logged}")
             if logged.startswith("dead-lettered") and outcome != "dead_lettered":
                 mismatches.append(f"{parser_run_id}: ledger {outcome}, logs {logged}")
-        outcomes = Counter(outcomes[0] for outcomes in found.values())
-        return cls(sum(len(o) for o in found.values()), outcomes, missing, duplicated, mismatches)
+        tally = Counter(first for first, *_ in found.values())
+        return cls(sum(len(o) for o in found.values()), tally, missing, duplicated, mismatches)
 
     def table(self) -> str:
         counts = ", ".join(f"{outcome} {n}" for outcome, n in sorted(self.outcomes.items()))
