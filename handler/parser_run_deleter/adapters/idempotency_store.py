@@ -4,20 +4,18 @@ idempotency utility, one per table per container."""
 from __future__ import annotations
 
 from functools import cache
-from typing import Final
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-from botocore.config import Config
 
-# On every signed request's path: fail fast, so that the caller gets a 503 rather than a gateway timeout.
-_DYNAMODB_CONFIG: Final = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+from parser_run_deleter.adapters.dynamodb import dynamodb_client
 
 
 @cache
 def persistence_layer(table_name: str, purpose: str) -> DynamoDBPersistenceLayer:
     """One layer per table and purpose: a layer holds the configuration (key prefix, expiry) of the guard that
     last used it, so two guards that nest (a signed request, then its Idempotency-Key) must not share one."""
-    return DynamoDBPersistenceLayer(table_name=table_name, boto_config=_DYNAMODB_CONFIG)
+    # The function's one DynamoDB client: a layer's own session would load DynamoDB's model again on a cold start.
+    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb_client())
 
 
 def reset() -> None:
