@@ -142,13 +142,12 @@ class LedgerTable:
         cannot be recorded; a crash between them leaves a reservation that ``tenants recount`` repairs."""
         if cap is not None and reserve > cap:
             raise OverCap(self.outstanding(tenant_id or ""), cap, reserve)
-        reserved = bool(reserve and tenant_id)
-        if reserved:
-            assert tenant_id is not None
+        holder = tenant_id if reserve and tenant_id else None  # whose outstanding runs this request reserves
+        if holder is not None:
             try:
-                self.client.update_item(**self._usage_update(tenant_id, reserve, cap))
+                self.client.update_item(**self._usage_update(holder, reserve, cap))
             except self.client.exceptions.ConditionalCheckFailedException:
-                raise OverCap(self.outstanding(tenant_id), cap or 0, reserve) from None
+                raise OverCap(self.outstanding(holder), cap or 0, reserve) from None
             except Exception as error:
                 raise _unavailable("reserve the tenant's outstanding runs", error) from None
         try:
@@ -158,10 +157,9 @@ class LedgerTable:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except Exception as error:
-            if reserved:
-                assert tenant_id is not None
+            if holder is not None:
                 with contextlib.suppress(Exception):  # best effort: recount repairs what this misses
-                    self.client.update_item(**self._usage_update(tenant_id, -reserve))
+                    self.client.update_item(**self._usage_update(holder, -reserve))
             raise _unavailable("record the request", error) from None
 
     def record_intake(

@@ -125,7 +125,7 @@ def deliver(
         # Nobody to tell any more (tenant removed or disabled, callback cleared, request expired): done, and said so.
         _record(records, message, {"state": "cancelled", "reason": "the tenant no longer takes callbacks"})
         return Delivery(True, state="cancelled")
-    answer = _attempt(message, request, tenant, settings, sender)
+    answer = _attempt(message, request, tenant, settings, sender, tenant.callback_url, settings.tenant_secret_prefix)
     attempt = {"attempts": message.receive_count, "lastAttemptAt": now_iso(), "lastStatus": answer.status}
     if answer.delivered:
         count(MetricName.CALLBACK_DELIVERED)
@@ -147,22 +147,26 @@ def deliver(
     return Delivery(False, backoff_s(message.receive_count), state)
 
 
-def _attempt(
-    message: CallbackMessage, request: RequestRecord, tenant: Tenant, settings: Settings, sender: Sender
+def _attempt(  # noqa: PLR0917 - the callback's URL and secret prefix, checked by the caller, ride along
+    message: CallbackMessage,
+    request: RequestRecord,
+    tenant: Tenant,
+    settings: Settings,
+    sender: Sender,
+    callback_url: str,
+    secret_prefix: str,
 ) -> DeliveryAnswer:
-    assert tenant.callback_url is not None
-    assert settings.tenant_secret_prefix is not None
     body = json.dumps(completion_event(request, settings.api_base_url), separators=(",", ":")).encode()
     try:
         secrets_value = fetch_secret_string(
-            signing_secret_id(settings.tenant_secret_prefix, tenant.tenant_id), max_age_s=settings.secret_max_age_s
+            signing_secret_id(secret_prefix, tenant.tenant_id), max_age_s=settings.secret_max_age_s
         )
         headers = signed_headers(secrets_value, webhook_id(message), body)
     except (SecretUnavailable, SigningSecretUnavailable) as error:
         return DeliveryAnswer(None, f"cannot sign: {type(error).__name__}")
     try:
         return sender(
-            tenant.callback_url,
+            callback_url,
             body,
             headers,
             timeout_s=settings.callback_timeout_s,

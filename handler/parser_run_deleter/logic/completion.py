@@ -33,7 +33,8 @@ def settle(
     callback: the outcome it follows is recorded already."""
     if counted is not None and (counted.counts.get(RunOutcome.QUEUED, 0) > 0 or counted.completed_at is not None):
         return None
-    wants_callback = tenant is not None and tenant.callback_url is not None and settings.callback_queue_url is not None
+    queue_url = settings.callback_queue_url
+    wants_callback = tenant is not None and tenant.callback_url is not None and queue_url is not None
     try:
         completed = ledger.complete_if_settled(request_id, with_callback=wants_callback)
     except LedgerUnavailable as error:
@@ -44,22 +45,19 @@ def settle(
     if completed is None:
         return None
     count(MetricName.REQUEST_COMPLETED)
-    if not wants_callback or tenant is None:
+    if not wants_callback or tenant is None or queue_url is None:
         return completed
-    queue_callback(ledger, completed, tenant, settings, deadline or Deadline.after(SQS_CALL_WORST_CASE_S + 1))
+    queue_callback(ledger, completed, tenant, queue_url, deadline or Deadline.after(SQS_CALL_WORST_CASE_S + 1))
     return completed
 
 
-def queue_callback(
-    ledger: Ledger, request: RequestRecord, tenant: Tenant, settings: Settings, deadline: Deadline
-) -> None:
-    assert settings.callback_queue_url is not None
+def queue_callback(ledger: Ledger, request: RequestRecord, tenant: Tenant, queue_url: str, deadline: Deadline) -> None:
     body = json.dumps(
         {"deletionRequestId": request.request_id, "tenantId": tenant.tenant_id, "sequence": request.completions},
         separators=(",", ":"),
     )
     queued = enqueue_messages(
-        settings.callback_queue_url,
+        queue_url,
         {request.request_id: body},
         deadline=deadline,
         message_group_id=tenant.tenant_id,
