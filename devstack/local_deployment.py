@@ -115,19 +115,7 @@ class LocalDeployment:
         source = queue_spec.sqs.queue_logical_id
         if source in self.redrive_targets:
             self.dead_letter_queue, self.max_receive_count = self.redrive_targets[source]
-        self.event_source = SqsEventSource(
-            self.queue_pool,
-            EventSourceSettings(
-                queue_url=self.queue_urls[source],
-                queue_arn=self.queue_arns[source],
-                batch_size=queue_spec.sqs.batch_size,
-                batching_window_s=queue_spec.sqs.batching_window_s,
-                maximum_concurrency=concurrency,
-                report_batch_item_failures=queue_spec.sqs.report_batch_item_failures,
-                wait_time_s=self.options.sqs_wait_time_s,
-            ),
-            aws_client("sqs", self.moto_endpoint),
-        )
+        self.event_source = self._event_source(self.queue_pool, queue_spec.sqs, concurrency)
         if self.options.poll_queue:
             self.event_source.start()
         api = template.api(api_spec.api_logical_id)
@@ -147,7 +135,6 @@ class LocalDeployment:
     def _start_other_queue_functions(self, template: Any, deletion_function: str) -> None:
         """Every other SQS-triggered function (the completion callbacks'), polling its own queue. Locally its
         callbacks may go to loopback, and its status links point at the local front."""
-        from devstack.moto_stack import aws_client  # noqa: PLC0415
 
         assert self.front is not None
         local = {"API_BASE_URL": self.front.base_url, "CALLBACK_ALLOW_LOOPBACK": "true"}
@@ -156,23 +143,26 @@ class LocalDeployment:
                 continue
             concurrency = spec.sqs.maximum_concurrency or 2
             pool = FunctionPool(self._config(spec, local), self.sink, concurrency)
-            source = SqsEventSource(
-                pool,
-                EventSourceSettings(
-                    queue_url=self.queue_urls[spec.sqs.queue_logical_id],
-                    queue_arn=self.queue_arns[spec.sqs.queue_logical_id],
-                    batch_size=spec.sqs.batch_size,
-                    batching_window_s=spec.sqs.batching_window_s,
-                    maximum_concurrency=concurrency,
-                    report_batch_item_failures=spec.sqs.report_batch_item_failures,
-                    wait_time_s=self.options.sqs_wait_time_s,
-                ),
-                aws_client("sqs", self.moto_endpoint),
-            )
+            source = self._event_source(pool, spec.sqs, concurrency)
             self._pools.append(pool)
             self.other_pools[spec.logical_id] = pool
             self.other_sources[spec.logical_id] = source
             source.start()
+
+    def _event_source(self, pool: FunctionPool, sqs: Any, concurrency: int) -> SqsEventSource:
+        """The event source mapping an SQS event source of the template describes, polling its queue in moto."""
+        from devstack.moto_stack import aws_client  # noqa: PLC0415
+
+        settings = EventSourceSettings(
+            queue_url=self.queue_urls[sqs.queue_logical_id],
+            queue_arn=self.queue_arns[sqs.queue_logical_id],
+            batch_size=sqs.batch_size,
+            batching_window_s=sqs.batching_window_s,
+            maximum_concurrency=concurrency,
+            report_batch_item_failures=sqs.report_batch_item_failures,
+            wait_time_s=self.options.sqs_wait_time_s,
+        )
+        return SqsEventSource(pool, settings, aws_client("sqs", self.moto_endpoint))
 
     def _create_queues(self, template: Any, stack: str) -> None:
         specs = template.queues()

@@ -258,7 +258,7 @@ def test_the_same_webhook_id_with_another_payload_gets_422(stack: InProcessStack
     stack.extend.seed(["pr_first", "pr_second"], workspace_id=WS)
     assert invoke(rest_event("DELETE", "/parser_runs/pr_first", headers={"webhook-id": "msg_reused"})).status == 200
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_second", headers={"webhook-id": "msg_reused"}))
-    assert answer.status == 422 and "new webhook-id" in answer.body["message"]
+    assert answer.status == 422 and "webhook-id was used for another request" in answer.body["message"]
     assert deletes_of(stack, "pr_second") == [] and stack.extend.exists("pr_second", workspace_id=WS)
 
 

@@ -25,6 +25,26 @@ THROTTLED = (
 UNAVAILABLE = (500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error")
 
 
+def forward(handler: BaseHTTPRequestHandler, upstream: tuple[str, int], body: bytes) -> None:
+    """Send ``handler``'s request, with ``body``, to moto at ``upstream``, and its answer back to the client."""
+    headers = {name: value for name, value in handler.headers.items() if name.lower() != "content-length"}
+    headers["Content-Length"] = str(len(body))
+    connection = http.client.HTTPConnection(*upstream, timeout=30)
+    try:
+        connection.request(handler.command, handler.path, body=body, headers=headers)
+        response = connection.getresponse()
+        data = response.read()
+    finally:
+        connection.close()
+    handler.send_response(response.status)
+    for name, value in response.getheaders():
+        if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 @dataclass
 class _Plan:
     status: int
@@ -73,22 +93,7 @@ class AwsFaultProxy:
                 self.wfile.write(data)
 
             def _forward(self, body: bytes) -> None:
-                headers = {name: value for name, value in self.headers.items() if name.lower() != "content-length"}
-                headers["Content-Length"] = str(len(body))
-                connection = http.client.HTTPConnection(*proxy._upstream, timeout=30)
-                try:
-                    connection.request(self.command, self.path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    data = response.read()
-                finally:
-                    connection.close()
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                forward(self, proxy._upstream, body)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

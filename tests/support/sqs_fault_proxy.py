@@ -9,13 +9,14 @@ really enqueued. boto3 is not mocked: the handler reaches the proxy through ``AW
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.support.aws_fault_proxy import forward
 
 INVALID_DELAY_S = 901  # SQS allows 0..900
 
@@ -41,22 +42,7 @@ class SqsFaultProxy:
                 body = self.rfile.read(length) if length else b""
                 if self.headers.get("X-Amz-Target") == "AmazonSQS.SendMessageBatch":
                     body = proxy._rewrite_batch(body)
-                headers = {name: value for name, value in self.headers.items() if name.lower() != "content-length"}
-                headers["Content-Length"] = str(len(body))
-                connection = http.client.HTTPConnection(*proxy._upstream, timeout=30)
-                try:
-                    connection.request(self.command, self.path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    data = response.read()
-                finally:
-                    connection.close()
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                forward(self, proxy._upstream, body)
 
             do_GET = do_POST = do_PUT = do_DELETE = _forward
 

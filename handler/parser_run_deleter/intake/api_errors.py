@@ -76,11 +76,11 @@ def _not_authenticated(error: NotAuthenticated) -> Response[Any]:
 
 
 def _replay_conflict(error: ReplayConflict) -> Response[Any]:
-    return _answer("replay_conflict", 422, f"{error}: use a new webhook-id for a new request")
+    return _answer("replay_conflict", 422, f"{error}: a new request needs a new one")
 
 
 def _replay_in_progress(error: ReplayInProgress) -> Response[Any]:
-    return _answer("replay_in_progress", 409, f"{error}; retry it later with the same webhook-id")
+    return _answer("replay_in_progress", 409, f"{error}; retry it later, unchanged")
 
 
 def _replay_store_unavailable(error: IdempotencyPersistenceLayerError) -> Response[Any]:

@@ -121,16 +121,7 @@ def serve_once(
     Raises ``ReplayConflict`` or ``ReplayInProgress``; an unreachable table surfaces as Powertools'
     ``IdempotencyPersistenceLayerError`` (503); ``execute``'s own errors pass through, and are not remembered.
     """
-    run, config = _guard(table_name)
-    config.register_lambda_context(lambda_context)
-    try:
-        return run(request=replay_record(authenticated), execute=execute)
-    except _NotRemembered as failure:
-        return failure.response
-    except IdempotencyValidationError:
-        raise ReplayConflict("this webhook-id was used with another payload") from None
-    except IdempotencyAlreadyInProgressError:
-        raise ReplayInProgress("the first request with this webhook-id is still being served") from None
+    return _once(KEY_PREFIX, "webhook-id", replay_record(authenticated), execute, table_name, lambda_context)
 
 
 def serve_once_per_key(
@@ -143,21 +134,32 @@ def serve_once_per_key(
 ) -> StoredResponse:
     """``execute()``'s response, or the one the tenant's first request with this ``Idempotency-Key`` got (within 24
     hours). The same key with another request is ``ReplayConflict``; while the first runs, ``ReplayInProgress``."""
-    run, config = _guard(table_name, IDEMPOTENCY_KEY_PREFIX)
-    config.register_lambda_context(lambda_context)
     request = {
         "tenantId": authenticated.tenant.tenant_id,
         "idempotencyKey": idempotency_key,
         "payloadSha256": authenticated.payload_sha256,
     }
+    return _once(IDEMPOTENCY_KEY_PREFIX, "Idempotency-Key", request, execute, table_name, lambda_context)
+
+
+def _once(  # noqa: PLR0917 - one guard's run, spelled out for its two callers
+    key_prefix: str,
+    key_name: str,
+    request: dict[str, str],
+    execute: Callable[[], StoredResponse],
+    table_name: str,
+    lambda_context: LambdaContext,
+) -> StoredResponse:
+    run, config = _guard(table_name, key_prefix)
+    config.register_lambda_context(lambda_context)
     try:
         return run(request=request, execute=execute)
     except _NotRemembered as failure:
         return failure.response
     except IdempotencyValidationError:
-        raise ReplayConflict("this Idempotency-Key was used for another request") from None
+        raise ReplayConflict(f"this {key_name} was used for another request") from None
     except IdempotencyAlreadyInProgressError:
-        raise ReplayInProgress("the first request with this Idempotency-Key is still being served") from None
+        raise ReplayInProgress(f"the first request with this {key_name} is still being served") from None
 
 
 def reset() -> None:
