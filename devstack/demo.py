@@ -338,12 +338,12 @@ def drain(stack: LocalDeployment, sink: LogSink, console: Console, *, expected: 
         parked = sum(1 for doc in logs if doc["outcome"] == "failed" and doc.get("dead_letter_message_id"))
         done = outcomes["deleted"] + outcomes["not_found"] + outcomes["invalid"] + parked
         console.progress(
-            f"  draining  queue {depths['visible']:>4} waiting {depths['in_flight']:>4} in flight"
+            f"  draining  queue {depths['visible'] + depths['delayed']:>4} waiting {depths['in_flight']:>4} in flight"
             f"  DLQ {depths['dead_letter']:>2}"
             f"  | deleted {outcomes['deleted']:>4}  not found {outcomes['not_found']:>3}  invalid {outcomes['invalid']}"
             f"  failed attempts {outcomes['failed']:>3}  | {done}/{expected}  {time.monotonic() - started:5.1f} s"
         )
-        idle = depths["visible"] == 0 and depths["in_flight"] == 0
+        idle = depths["visible"] == depths["in_flight"] == depths["delayed"] == 0
         if idle:
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since >= 0.5:
@@ -650,7 +650,7 @@ def _account(stack: LocalDeployment, emulator: ExtendEmulator, sink: LogSink, pl
     return {
         "tenants": tenants,
         "dlq": {"messages": len(dead), "parser_run_ids": len(dead_ids), "reasons": dict(reasons)},
-        "still_queued": depths["visible"] + depths["in_flight"],
+        "still_queued": depths["visible"] + depths["in_flight"] + depths["delayed"],
         "others_runs": _others_runs(emulator, plan),
     }
 

@@ -279,13 +279,19 @@ class LocalDeployment:
         return self.front.base_url
 
     def queue_depths(self) -> dict[str, int]:
-        """Visible and in-flight messages in the deletion queue, and visible ones in the DLQ."""
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        """Visible, in-flight and delayed messages in the deletion queue (the API sends with a short delay), and
+        the DLQ's messages."""
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
         main = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
         dead = self.sqs.get_queue_attributes(QueueUrl=self.dead_letter_queue_url, AttributeNames=names)["Attributes"]
         return {
             "visible": int(main["ApproximateNumberOfMessages"]),
             "in_flight": int(main["ApproximateNumberOfMessagesNotVisible"]),
+            "delayed": int(main["ApproximateNumberOfMessagesDelayed"]),
             "dead_letter": int(dead["ApproximateNumberOfMessages"])
             + int(dead["ApproximateNumberOfMessagesNotVisible"]),
         }

@@ -27,14 +27,36 @@ LOCAL_AWS_ENV = {
 }
 
 
+class _FirstComeFirstServed:
+    """A lock taken in arrival order. ``threading.Lock`` wakes an arbitrary waiter, so under load one caller could
+    wait seconds behind later ones, where DynamoDB would have answered each in milliseconds."""
+
+    def __init__(self) -> None:
+        self._turns = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._turns:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self._turns.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._turns:
+            self._serving += 1
+            self._turns.notify_all()
+
+
 class _DynamoDBOneAtATime:
-    """WSGI middleware: DynamoDB requests one at a time. DynamoDB makes each item's update atomic (two concurrent
-    ``ADD``s both count); moto's backend does not lock, so two concurrent updates of one item can lose one. Only
-    DynamoDB's calls are serialised: they are short, where SQS long polls must not hold anything up."""
+    """WSGI middleware: DynamoDB requests one at a time, in arrival order. DynamoDB makes each item's update atomic
+    (two concurrent ``ADD``s both count); moto's backend does not lock, so two concurrent updates of one item can
+    lose one. Only DynamoDB's calls are serialised: they are short, where SQS long polls must not hold anything
+    up."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
-        self.lock = threading.Lock()
+        self.lock = _FirstComeFirstServed()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):

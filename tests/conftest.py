@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "parser-run-deleter")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ExtendParserRunDeleter")
@@ -28,6 +29,12 @@ from tests.support.stacks import Emitted, InProcessStack, create_tables, reset_t
 from tests.support.template import TEMPLATE, BuiltArtifacts, Cfn, load_built, load_transformed
 
 pytest_plugins = ["tests.support.secret_guard"]
+
+# The gate runs the same generated examples every time, so that a red run is a bug, not a roll of the dice.
+# HYPOTHESIS_PROFILE=explore draws new ones (and remembers failures in .hypothesis/) to look for more.
+hypothesis_settings.register_profile("gate", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
 # The function logs to the process's real stdout, as in Lambda. Binding it to fd 1 (not to whichever capture
 # object pytest had installed at import time) lets pytest's fd capture see every line, from every thread.

@@ -52,8 +52,8 @@ def bulk(*ids: str) -> Answer:
     return invoke(rest_event("POST", "/deletions", body=json.dumps({"parserRunIds": list(ids)})))
 
 
-def consume_queue(stack: InProcessStack, *, receive_count: int = 1) -> dict[str, Any]:
-    """Deliver every message on the deletion queue to the queue function, as one batch."""
+def consume_queue(stack: InProcessStack, *, receive_count: int = 1, timeout_s: float | None = None) -> dict[str, Any]:
+    """Deliver every message on the deletion queue to the queue function, as one batch (with ``timeout_s`` left)."""
     sqs = stack.sqs()
     messages = sqs.receive_message(
         QueueUrl=stack.queues.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
@@ -64,7 +64,8 @@ def consume_queue(stack: InProcessStack, *, receive_count: int = 1) -> dict[str,
         )
         for m in messages
     ]
-    result: dict[str, Any] = queue_function.lambda_handler(sqs_event(*records), stack.context())
+    context = stack.context() if timeout_s is None else stack.context(timeout_s=timeout_s)
+    result: dict[str, Any] = queue_function.lambda_handler(sqs_event(*records), context)
     failed = {item["itemIdentifier"] for item in result["batchItemFailures"]}
     for message in messages:  # what the function consumed, SQS deletes
         if message["MessageId"] not in failed:
@@ -286,6 +287,56 @@ def test_a_crash_between_recording_an_outcome_and_counting_it_is_repaired_by_the
     )
     assert consume_queue(stack) == {"batchItemFailures": []}
     assert status(request_id).body["counts"] == shown["counts"] and ledger.outstanding(TENANT_ID) == 0
+
+
+def wait_until(condition: Any, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_a_ledger_slower_than_the_margin_still_gets_the_batch_answered_before_lambdas_deadline(
+    stack: InProcessStack, ledger: Ledger, moto_endpoint: str, emitted: Emitted
+) -> None:
+    # Given three queued runs, and a ledger whose every update takes 1.5 s (botocore tries each up to 3 times)
+    ids = ["pr_slow_ledger_1", "pr_slow_ledger_2", "pr_slow_ledger_3"]
+    stack.extend.seed(ids, workspace_id=WS)
+    request_id = bulk(*ids).body["deletionRequestId"]
+    with AwsFaultProxy(moto_endpoint) as proxy:
+        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
+        reset_tenancy()
+        consume_queue(stack, timeout_s=0.0)  # a warm instance: the tenant cached, nothing attempted
+        proxy.stall("UpdateItem", 1.5)
+
+        # When a batch of them comes with 3 s left (1 s of margin): recording alone would take longer
+        context = stack.context(timeout_s=3.0)
+        messages = stack.sqs().receive_message(
+            QueueUrl=stack.queues.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+        )["Messages"]
+        records = [
+            sqs_record(m["Body"], message_id=m["MessageId"], message_attributes=_lambda_attributes(m)) for m in messages
+        ]
+        response = queue_function.lambda_handler(sqs_event(*records), context)
+
+        # Then the function answered while Lambda still waited for it, with every unrecorded record returned
+        assert context.get_remaining_time_in_millis() > 0
+        assert {item["itemIdentifier"] for item in response["batchItemFailures"]} == {m["MessageId"] for m in messages}
+        proxy.heal()
+        # and the records it let go finish on their own (and are logged) once the ledger answers
+        assert all(not stack.extend.exists(parser_run_id, workspace_id=WS) for parser_run_id in ids)
+        wait_until(
+            lambda: (
+                sorted(line["parser_run_id"] for line in emitted.outcome_logs if line["outcome"] == "deleted") == ids
+            )
+        )
+        assert ledger.outstanding(TENANT_ID) == 0
+        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
+        reset_tenancy()
+    # and their redelivery, which finds the runs gone, changes nothing: each is counted once, as deleted
+    assert consume_queue(stack, receive_count=2) == {"batchItemFailures": []}
+    shown = status(request_id).body
+    assert (shown["status"], shown["counts"]["deleted"], shown["counts"]["queued"]) == ("completed", 3, 0)
 
 
 def test_throttled_ledger_writes_are_retried_and_nothing_is_lost(

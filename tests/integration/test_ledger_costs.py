@@ -51,3 +51,26 @@ def test_the_ledger_calls_of_each_path(stack: InProcessStack, moto_endpoint: str
     assert bulk == Counter({"PutItem": 1 + 1, "UpdateItem": 2 + 1, "BatchWriteItem": 2})
     # per deletion: the run, its count, the tenant's outstanding runs; and once per request, its completion
     assert queue == Counter({"UpdateItem": 30 * 3 + 1})
+
+
+def test_a_batch_out_of_time_writes_nothing_past_its_deadline(stack: InProcessStack, moto_endpoint: str) -> None:
+    # Given ten queued runs of a request, and a batch that arrives with less time left than the safety margin
+    ids = [f"pr_late_{n}" for n in range(10)]
+    stack.extend.seed(ids, workspace_id=WS)
+    assert invoke(rest_event("POST", "/deletions", body=json.dumps({"parserRunIds": ids}))).status == 202
+    with AwsFaultProxy(moto_endpoint) as proxy:
+        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
+        reset_tenancy()
+        invoke(rest_event("DELETE", "/parser_runs/pr_late_warm"))  # the tenant cached, as on a warm instance
+        proxy.calls.clear()
+
+        # When the queue function gets them
+        result = consume_queue(stack, timeout_s=0.5)
+        late = counted(proxy)
+        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
+        reset_tenancy()
+
+    # Then every message comes back untried, and no DynamoDB write ate into the time left to answer
+    assert len(result["batchItemFailures"]) == 10
+    assert late == Counter()
+    assert all(stack.extend.exists(parser_run_id, workspace_id=WS) for parser_run_id in ids)

@@ -182,7 +182,8 @@ def invoke(event: dict[str, Any], context: LocalLambdaContext | None = None) -> 
     if event.get("version") == "2.0":
         method, path = event["requestContext"]["http"]["method"], event["rawPath"]
     else:
-        method, path = event["httpMethod"], event["path"]
+        # A REST API, as API Gateway's REST APIs do, routes "/deletions/" as "/deletions".
+        method, path = event["httpMethod"], event["path"].rstrip("/") or "/"
     check_response(method, path, answer.status, answer.headers, answer.body)
     return answer
 

@@ -1,4 +1,5 @@
-"""A loopback proxy in front of moto's server that makes an AWS JSON API (DynamoDB) fail on chosen operations.
+"""A loopback proxy in front of moto's server that makes an AWS JSON API (DynamoDB) fail, or stall, on chosen
+operations.
 
 Every request is forwarded unchanged, except that an operation with a planned fault (``X-Amz-Target``, e.g.
 ``DynamoDB_20120810.TransactWriteItems``) is answered by the proxy itself, as the service answers: a throttling
@@ -11,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +62,7 @@ class AwsFaultProxy:
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._lock = threading.Lock()
         self._plans: dict[str, _Plan] = {}
+        self._stalls: dict[str, float] = {}
         self.calls: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         proxy = self
@@ -76,6 +79,10 @@ class AwsFaultProxy:
                 target = self.headers.get("X-Amz-Target", "")
                 operation = target.rsplit(".", 1)[-1]
                 fault = proxy._take(operation)
+                with proxy._lock:
+                    stall_s = proxy._stalls.get(operation, 0.0)
+                if stall_s:
+                    time.sleep(stall_s)
                 if fault is not None:
                     self._answer(fault.status, {"__type": fault.error_type, "message": fault.message})
                     return
@@ -119,9 +126,15 @@ class AwsFaultProxy:
         with self._lock:
             self._plans[operation] = _Plan(*fault, remaining=times, skip=after)
 
+    def stall(self, operation: str, seconds: float) -> None:
+        """Hold every call of ``operation`` for ``seconds`` before answering it (until ``heal``)."""
+        with self._lock:
+            self._stalls[operation] = seconds
+
     def heal(self) -> None:
         with self._lock:
             self._plans.clear()
+            self._stalls.clear()
 
     @property
     def url(self) -> str:

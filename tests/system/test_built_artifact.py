@@ -14,11 +14,14 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devstack.moto_stack import aws_client
+from parser_run_deleter.logic.ledger import request_id_for_message
 from tests.support.secret_guard import SECRET_VALUES
 from tests.support.stacks import InProcessStack
 from tests.support.template import EVENTS, ROOT, BuiltArtifacts, Cfn
@@ -91,6 +94,10 @@ def function_environment(cfn: Cfn, stack: InProcessStack) -> dict[str, str]:
     }
     if stack.tables is not None:
         local["TenantsTable"] = stack.tables.tenants_table
+        local["LedgerTable"] = stack.tables.ledger_table
+    # The callback queue is only written to when a tenant has a callback URL; it exists here all the same.
+    sqs = aws_client("sqs", stack.endpoint)
+    local["CallbackQueue"] = sqs.create_queue(QueueName=f"callbacks-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     variables = cfn.props(QUEUE_FUNCTION)["Environment"]["Variables"]
     resolved = {name: local_value(cfn, value, local) for name, value in variables.items()}
     return {name: value for name, value in resolved.items() if value is not None}
@@ -184,5 +191,15 @@ def test_built_queue_function_deletes_a_parser_run_from_the_sample_sqs_event(
     assert len(deleted) == 1
     assert (deleted[0]["service"], deleted[0]["trigger"]) == (env["POWERTOOLS_SERVICE_NAME"], "sqs")
     assert [d["outcome"] for d in documents if "outcome" in d] == ["deleted"]
+    # and the receipt is in the ledger the template names, under the request the message is recorded by
+    assert stack.tables is not None and env["LEDGER_TABLE_NAME"] == stack.tables.ledger_table
+    run = aws_client("dynamodb", stack.endpoint).get_item(
+        TableName=stack.tables.ledger_table,
+        Key={
+            "pk": {"S": "REQ#" + request_id_for_message(record["messageId"])},
+            "sk": {"S": f"RUN#{parser_run_id}"},
+        },
+    )["Item"]
+    assert run["outcome"] == {"S": "deleted"}
     # and no secret reached the output
     assert not [value for value in SECRET_VALUES if value in output]

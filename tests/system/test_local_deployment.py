@@ -202,7 +202,7 @@ def test_sqs_events_match_the_shape_lambda_delivers(probe_stack: tuple[LocalDepl
     assert record["eventSourceARN"] == stack.queue_arns["WorkQueue"]
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
     # and the message was deleted after the successful invocation
-    wait_for(lambda: stack.queue_depths() == {"visible": 0, "in_flight": 0, "dead_letter": 0})
+    wait_for(lambda: stack.queue_depths() == {"visible": 0, "in_flight": 0, "delayed": 0, "dead_letter": 0})
 
 
 def test_failed_items_are_redelivered_then_redriven_to_the_dlq(probe_stack: tuple[LocalDeployment, Path]) -> None:

@@ -140,7 +140,7 @@ def test_each_tenant_reaches_only_its_runs_on_both_paths(flow: Flow) -> None:
     assert (bulk.status_code, bulk.json()["queued"], bulk.json()["rejected"]) == (202, 2, [])
     wait_until(lambda: not flow.extend.exists("pr_acme_2", workspace_id=ACME_WS))
     wait_until(lambda: len(flow.extend.requests_for("pr_beta_2")) >= 1)
-    wait_until(lambda: flow.stack.queue_depths()["in_flight"] == 0 and flow.stack.queue_depths()["visible"] == 0)
+    wait_until(lambda: flow.stack.queue_depths() == {"visible": 0, "in_flight": 0, "delayed": 0, "dead_letter": 0})
     assert flow.extend.exists("pr_beta_1", workspace_id=BETA_WS) and flow.extend.exists(
         "pr_beta_2", workspace_id=BETA_WS
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -50,3 +51,23 @@ def test_record_fields_follow_the_lambda_event() -> None:
     assert (parsed.message_id, parsed.body, parsed.approximate_receive_count) == ("m-1", record["body"], 4)
     del record["attributes"]
     assert SqsRecord.from_event(record).approximate_receive_count == 1
+
+
+def test_a_record_still_running_when_the_wait_ends_comes_back_and_the_batch_is_answered(emitted: Emitted) -> None:
+    # Given a batch whose second record's handler hangs (a downstream call that does not answer)
+    event = sqs_event(*(sqs_record(body, message_id=f"m-{body}") for body in ("quick", "hangs", "quick2")))
+    release = threading.Event()
+
+    def record_handler(record: SqsRecord) -> None:
+        if record.body == "hangs":
+            release.wait(timeout=30)
+
+    # When the batch may wait 0.2 s for its records
+    with ThreadPoolExecutor(max_workers=3) as executor:
+        response = process_partial_batch(event, record_handler, executor=executor, wait_s=0.2)
+        release.set()
+
+    # Then the batch is answered with the hanging record returned, the others consumed, and the reason logged
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-hangs"}]}
+    [line] = [log for log in emitted.logs if "still running" in str(log.get("message"))]
+    assert line["message_id"] == "m-hangs"

@@ -15,15 +15,16 @@ from parser_run_deleter.logic.queue_deletion import QueueMessage, process_messag
 from parser_run_deleter.shared.observability import logger, metrics
 from parser_run_deleter.shared.time_budget import Deadline
 
+# What the answer itself needs after the last record is let go: the response, the metrics flush.
+ANSWER_TIME_S = 0.2
+
 _executor: ThreadPoolExecutor | None = None
 _executor_workers = 0
 
 
-def _batch_executor(max_workers: int) -> ThreadPoolExecutor | None:
-    """One warm pool per container for the records of a batch (None: one at a time)."""
+def _batch_executor(max_workers: int) -> ThreadPoolExecutor:
+    """One warm pool per container for the records of a batch (one worker: one at a time, still bounded in time)."""
     global _executor, _executor_workers  # noqa: PLW0603 - one warm pool per container
-    if max_workers == 1:
-        return None
     if _executor is None or _executor_workers != max_workers:
         _executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="delete")
         _executor_workers = max_workers
@@ -47,5 +48,11 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
             logger.thread_safe_remove_keys(["correlation_id"])
 
     # An all-failed batch is still a partial response, not an invocation error: Extend being down is not our
-    # function failing, and a raised error would retry the batch anyway.
-    return process_partial_batch(event, record_handler, executor=_batch_executor(deps.settings.max_concurrency))
+    # function failing, and a raised error would retry the batch anyway. Records are waited for until just before
+    # Lambda's own deadline: the margin covers recording outcomes, and this covers a ledger slower than that.
+    return process_partial_batch(
+        event,
+        record_handler,
+        executor=_batch_executor(deps.settings.max_concurrency),
+        wait_s=context.get_remaining_time_in_millis() / 1000 - ANSWER_TIME_S,
+    )

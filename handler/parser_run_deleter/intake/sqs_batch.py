@@ -12,8 +12,8 @@ function reads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Executor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +50,17 @@ class SqsRecord:
 
 
 def process_partial_batch(
-    event: Mapping[str, Any], record_handler: Callable[[SqsRecord], None], executor: Executor | None = None
+    event: Mapping[str, Any],
+    record_handler: Callable[[SqsRecord], None],
+    executor: Executor | None = None,
+    *,
+    wait_s: float | None = None,
 ) -> dict[str, list[dict[str, str]]]:
-    """Run ``record_handler`` on every record (on ``executor`` when given); the partial batch response."""
+    """Run ``record_handler`` on every record (on ``executor`` when given); the partial batch response.
+
+    With ``executor``, a record still running after ``wait_s`` seconds is answered as a failure, and SQS delivers
+    it again: the batch is answered before Lambda's deadline whatever a downstream call does. Its handler runs on,
+    and whatever it finishes is idempotent to do twice."""
     records = [SqsRecord.from_event(record) for record in event["Records"]]
 
     def succeeded(record: SqsRecord) -> bool:
@@ -65,8 +73,17 @@ def process_partial_batch(
             return False
         return True
 
-    outcomes: Iterable[bool] = (
-        executor.map(succeeded, records) if executor is not None and len(records) > 1 else map(succeeded, records)
-    )
+    if executor is None:
+        outcomes = [succeeded(record) for record in records]
+    else:
+        futures = [executor.submit(succeeded, record) for record in records]
+        done, _ = wait(futures, timeout=None if wait_s is None else max(0.0, wait_s))
+        outcomes = [future in done and future.result() for future in futures]
+        for record, future in zip(records, futures, strict=True):
+            if future not in done:
+                logger.warning(
+                    "record still running at the deadline; SQS delivers it again",
+                    extra={"message_id": record.message_id},
+                )
     failed = [record.message_id for record, ok in zip(records, outcomes, strict=True) if not ok]
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -155,6 +155,10 @@ def _record(
     settings = deps.settings
     if settings.ledger_table_name is None:
         return True  # no ledger configured (a stack without one): the log line is the record
+    if outcome is RunOutcome.QUEUED and deadline is not None and deadline.remaining() <= 0:
+        # The safety margin is for answering and for settled outcomes: a batch cut short must not overrun
+        # Lambda's deadline writing notes about attempts that will be made again.
+        return True
     create = None
     if request.deletion_request_id is None and not is_request_id(message.deletion_request_id):
         create = RequestRecord(
