@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import threading
 import uuid
@@ -83,6 +85,36 @@ def moto_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def _serve_until_told(connection: Any) -> None:
+    server = _LocalMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    connection.send(server.get_host_and_port())
+    with contextlib.suppress(EOFError):  # the parent said stop, or is gone
+        connection.recv()
+    server.stop()
+
+
+@contextmanager
+def moto_server_process() -> Iterator[str]:
+    """moto's server in a process of its own; yields its endpoint URL. For a heavy run: the server then has a
+    core, a heap and a garbage collector to itself, as AWS's services do, rather than sharing the caller's."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=_serve_until_told, args=(theirs,), daemon=True)
+    process.start()
+    try:
+        if not ours.poll(60):
+            raise RuntimeError("moto's server process did not start within 60 s")
+        host, port = ours.recv()
+        yield f"http://{host}:{port}"
+    finally:
+        with contextlib.suppress(OSError):
+            ours.send("stop")
+        process.join(10)
+        if process.is_alive():
+            process.terminate()
 
 
 def aws_client(service: str, endpoint_url: str) -> Any:

@@ -43,7 +43,7 @@ from devstack.extend_emulator import ExtendEmulator, Fault
 from devstack.functions import FunctionConfig
 from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
-from devstack.moto_stack import aws_client, moto_server
+from devstack.moto_stack import aws_client, moto_server_process
 from parser_run_deleter.logic.tenants import TenantLimits
 from tests.support.api import signature_headers
 from tests.support.secret_guard import record_response, register_secret
@@ -129,9 +129,9 @@ class Run:
 
 @pytest.fixture
 def chaos() -> Iterator[Run]:
-    # A moto of its own: the session's holds every earlier test's tables, queues and items, and its garbage
-    # collections and lookups would slow the ledger this run measures against its deadlines.
-    with moto_server() as moto_endpoint:
+    # A moto of its own, in its own process: in the test process, after every earlier test, its garbage
+    # collections and the coverage tracer slowed the ledger until its calls timed out.
+    with moto_server_process() as moto_endpoint:
         yield from _chaos(moto_endpoint)
 
 
