@@ -30,6 +30,7 @@ from parser_run_deleter.shared.timestamps import iso
 from tests.support.api import TENANT_ID, Answer, hold_in_progress, invoke, queued_messages, rest_event
 from tests.support.aws_fault_proxy import THROTTLED, UNAVAILABLE, AwsFaultProxy
 from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
+from tests.support.waiting import wait_until
 
 WS = "ws_test"
 
@@ -287,13 +288,6 @@ def test_a_crash_between_recording_an_outcome_and_counting_it_is_repaired_by_the
     )
     assert consume_queue(stack) == {"batchItemFailures": []}
     assert status(request_id).body["counts"] == shown["counts"] and ledger.outstanding(TENANT_ID) == 0
-
-
-def wait_until(condition: Any, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_a_ledger_slower_than_the_margin_still_gets_the_batch_answered_before_lambdas_deadline(

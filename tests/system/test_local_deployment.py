@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from devstack.functions import FunctionConfig, FunctionPool
 from devstack.local_deployment import LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
+from tests.support.waiting import wait_until
 
 PROBE_DIR = Path(__file__).parent / "probe"
 EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
@@ -149,13 +149,6 @@ def recorded_events(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
 
 
-def wait_for(condition: Any, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
-
-
 class DeadLetters:
     """Bodies taken off the stack's DLQ so far."""
 
@@ -191,7 +184,7 @@ def test_sqs_events_match_the_shape_lambda_delivers(probe_stack: tuple[LocalDepl
 
     # When a message is sent to the queue
     stack.sqs.send_message(QueueUrl=stack.queue_url, MessageBody="hello")
-    wait_for(lambda: recorded_events(log))
+    wait_until(lambda: recorded_events(log))
 
     # Then the function got a Records event whose record has exactly the sample's structure
     [event] = recorded_events(log)
@@ -202,7 +195,7 @@ def test_sqs_events_match_the_shape_lambda_delivers(probe_stack: tuple[LocalDepl
     assert record["eventSourceARN"] == stack.queue_arns["WorkQueue"]
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
     # and the message was deleted after the successful invocation
-    wait_for(lambda: stack.queue_depths() == {"visible": 0, "in_flight": 0, "delayed": 0, "dead_letter": 0})
+    wait_until(lambda: stack.queue_depths() == {"visible": 0, "in_flight": 0, "delayed": 0, "dead_letter": 0})
 
 
 def test_failed_items_are_redelivered_then_redriven_to_the_dlq(probe_stack: tuple[LocalDeployment, Path]) -> None:
@@ -216,7 +209,7 @@ def test_failed_items_are_redelivered_then_redriven_to_the_dlq(probe_stack: tupl
 
     # When the event source has worked through it
     dead = DeadLetters(stack)
-    wait_for(dead.collect)
+    wait_until(dead.collect)
 
     # Then only the failed record went to the DLQ, after being delivered maxReceiveCount times
     assert dead.bodies == ["fail-1"]
@@ -241,7 +234,7 @@ def test_an_invocation_error_keeps_the_whole_batch(probe_stack: tuple[LocalDeplo
 
     # When the event source has retried it until the redrive policy gives up
     dead = DeadLetters(stack)
-    wait_for(lambda: len(dead.collect()) >= 2)
+    wait_until(lambda: len(dead.collect()) >= 2)
 
     # Then no message of the failed batch was deleted: both were redriven by SQS
     assert sorted(dead.bodies) == ["crash", "innocent"]

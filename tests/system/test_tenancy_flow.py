@@ -29,6 +29,7 @@ from devstack.logs import LogSink
 from devstack.moto_stack import LOCAL_AWS_ENV
 from tests.support.api import TenantSigner
 from tests.support.secret_guard import register_secret
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -100,13 +101,6 @@ def flow(moto_endpoint: str) -> Iterator[Flow]:
             yield Flow(stack, emulator, client(stack, "acme", ACME_WS), client(stack, "beta", BETA_WS))
         finally:
             stack.stop()
-
-
-def wait_until(condition: Any, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def without_request_id(body: dict[str, Any]) -> dict[str, Any]:
