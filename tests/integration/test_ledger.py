@@ -241,17 +241,13 @@ def test_an_outcome_the_ledger_cannot_take_returns_the_message_and_its_redeliver
     # Given a queued run, and DynamoDB failing every write when Extend has just answered
     stack.extend.seed(["pr_crash"], workspace_id=WS)
     request_id = bulk("pr_crash").body["deletionRequestId"]
-    with AwsFaultProxy(moto_endpoint) as proxy:
-        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
-        reset_tenancy()
+    with AwsFaultProxy(moto_endpoint) as proxy, stack.aws_through(proxy.url):
         proxy.fail("UpdateItem", UNAVAILABLE)
         first = consume_queue(stack)
         # Then the message is not consumed, though Extend deleted the run
         assert len(first["batchItemFailures"]) == 1
         assert not stack.extend.exists("pr_crash", workspace_id=WS)
         proxy.heal()
-        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
-        reset_tenancy()
     # and its redelivery finds the run gone and records that: the ledger agrees with Extend
     assert consume_queue(stack, receive_count=2) == {"batchItemFailures": []}
     [item] = status(request_id).body["items"]
@@ -265,13 +261,9 @@ def test_a_crash_between_recording_an_outcome_and_counting_it_is_repaired_by_the
     # Given a queued run whose outcome is written, and whose counting then fails (as if the function died there)
     stack.extend.seed(["pr_half"], workspace_id=WS)
     request_id = bulk("pr_half").body["deletionRequestId"]
-    with AwsFaultProxy(moto_endpoint) as proxy:
-        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
-        reset_tenancy()
+    with AwsFaultProxy(moto_endpoint) as proxy, stack.aws_through(proxy.url):
         proxy.fail("UpdateItem", UNAVAILABLE, after=1)  # the run's write passes, the count (and its retries) not
         first = consume_queue(stack)
-        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
-        reset_tenancy()
     assert len(first["batchItemFailures"]) == 1
     assert [run.outcome for run in ledger.all_runs(request_id)] == [RunOutcome.DELETED]
     assert status(request_id).body["counts"]["queued"] == 1  # written, not yet counted
@@ -297,9 +289,7 @@ def test_a_ledger_slower_than_the_margin_still_gets_the_batch_answered_before_la
     ids = ["pr_slow_ledger_1", "pr_slow_ledger_2", "pr_slow_ledger_3"]
     stack.extend.seed(ids, workspace_id=WS)
     request_id = bulk(*ids).body["deletionRequestId"]
-    with AwsFaultProxy(moto_endpoint) as proxy:
-        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
-        reset_tenancy()
+    with AwsFaultProxy(moto_endpoint) as proxy, stack.aws_through(proxy.url):
         consume_queue(stack, timeout_s=0.0)  # a warm instance: the tenant cached, nothing attempted
         proxy.stall("UpdateItem", 1.5)
 
@@ -325,8 +315,6 @@ def test_a_ledger_slower_than_the_margin_still_gets_the_batch_answered_before_la
             )
         )
         assert ledger.outstanding(TENANT_ID) == 0
-        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
-        reset_tenancy()
     # and their redelivery, which finds the runs gone, changes nothing: each is counted once, as deleted
     assert consume_queue(stack, receive_count=2) == {"batchItemFailures": []}
     shown = status(request_id).body
@@ -337,9 +325,7 @@ def test_throttled_ledger_writes_are_retried_and_nothing_is_lost(
     stack: InProcessStack, moto_endpoint: str, emitted: Emitted
 ) -> None:
     stack.extend.seed(["pr_t1", "pr_t2"], workspace_id=WS)
-    with AwsFaultProxy(moto_endpoint) as proxy:
-        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
-        reset_tenancy()
+    with AwsFaultProxy(moto_endpoint) as proxy, stack.aws_through(proxy.url):
         # botocore retries a throttled call: two throttles per operation are absorbed
         for operation in ("TransactWriteItems", "BatchWriteItem", "UpdateItem", "PutItem"):
             proxy.fail(operation, THROTTLED, times=2)
@@ -348,8 +334,6 @@ def test_throttled_ledger_writes_are_retried_and_nothing_is_lost(
         assert consume_queue(stack) == {"batchItemFailures": []}
         assert proxy.faults["UpdateItem"] == 2
         shown = status(answer.body["deletionRequestId"])
-        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
-        reset_tenancy()
     assert shown.body["status"] == "completed" and shown.body["counts"]["deleted"] == 2
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 from tests.integration.test_ledger import consume_queue
 from tests.support.api import invoke, rest_event
 from tests.support.aws_fault_proxy import AwsFaultProxy
-from tests.support.stacks import InProcessStack, reset_tenancy
+from tests.support.stacks import InProcessStack
 
 WS = "ws_test"
 LEDGER_OPERATIONS = ("GetItem", "PutItem", "UpdateItem", "BatchWriteItem", "TransactWriteItems", "Query")
@@ -22,9 +22,7 @@ def counted(proxy: AwsFaultProxy) -> Counter[str]:
 def test_the_ledger_calls_of_each_path(stack: InProcessStack, moto_endpoint: str) -> None:
     ids = [f"pr_cost_{n:02d}" for n in range(30)]
     stack.extend.seed([*ids, "pr_cost_sync"], workspace_id=WS)
-    with AwsFaultProxy(moto_endpoint) as proxy:
-        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
-        reset_tenancy()
+    with AwsFaultProxy(moto_endpoint) as proxy, stack.aws_through(proxy.url):
         invoke(rest_event("DELETE", "/parser_runs/pr_cost_warm"))  # the tenant and its secret cached
         proxy.calls.clear()
 
@@ -43,8 +41,6 @@ def test_the_ledger_calls_of_each_path(stack: InProcessStack, moto_endpoint: str
         for _ in range(3):
             assert consume_queue(stack) == {"batchItemFailures": []}
         queue = counted(proxy)
-        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
-        reset_tenancy()
 
     # the replay store's calls (a PutItem and an UpdateItem per API request, Powertools') are not the ledger's
     assert sync == Counter({"PutItem": 2 + 1, "UpdateItem": 1 + 1})
@@ -58,17 +54,13 @@ def test_a_batch_out_of_time_writes_nothing_past_its_deadline(stack: InProcessSt
     ids = [f"pr_late_{n}" for n in range(10)]
     stack.extend.seed(ids, workspace_id=WS)
     assert invoke(rest_event("POST", "/deletions", body=json.dumps({"parserRunIds": ids}))).status == 202
-    with AwsFaultProxy(moto_endpoint) as proxy:
-        stack.set_env(AWS_ENDPOINT_URL=proxy.url)
-        reset_tenancy()
+    with AwsFaultProxy(moto_endpoint) as proxy, stack.aws_through(proxy.url):
         invoke(rest_event("DELETE", "/parser_runs/pr_late_warm"))  # the tenant cached, as on a warm instance
         proxy.calls.clear()
 
         # When the queue function gets them
         result = consume_queue(stack, timeout_s=0.5)
         late = counted(proxy)
-        stack.set_env(AWS_ENDPOINT_URL=moto_endpoint)
-        reset_tenancy()
 
     # Then every message comes back untried, and no DynamoDB write ate into the time left to answer
     assert len(result["batchItemFailures"]) == 10

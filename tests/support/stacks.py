@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -134,6 +136,18 @@ class InProcessStack:
         register_secret(added.signing_secret)
         register_secret(added.signing_secret.removeprefix("whsec_"))
         return added
+
+    @contextmanager
+    def aws_through(self, url: str) -> Iterator[None]:
+        """The handler's AWS calls go to ``url`` (a fault proxy in front of moto) for the block, then to moto again;
+        the tenancy caches, which hold clients, are rebuilt at each switch."""
+        self.set_env(AWS_ENDPOINT_URL=url)
+        reset_tenancy()
+        try:
+            yield
+        finally:
+            self.set_env(AWS_ENDPOINT_URL=self.endpoint)
+            reset_tenancy()
 
     def set_env(self, **variables: str | None) -> None:
         for name, value in variables.items():
