@@ -31,6 +31,7 @@ from parser_run_deleter.logic.ledger import (
     RunOutcome,
     RunRecord,
     ledger,
+    run_record,
     shown_run,
 )
 from parser_run_deleter.logic.ownership import delete_owned
@@ -39,7 +40,6 @@ from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, is_request_id, validate_parser_run_id
 from parser_run_deleter.shared.settings import ConfigurationError, Settings
 from parser_run_deleter.shared.time_budget import Deadline
-from parser_run_deleter.shared.timestamps import now_iso
 
 MAX_BULK_IDS: Final = 1000
 # What an invalid value may cost in a response or a log line: enough to recognise it, never an echo of megabytes.
@@ -103,21 +103,6 @@ def ledger_of(settings: Settings) -> Ledger:
     return ledger(settings.ledger_table_name, settings.ledger_retention_days)
 
 
-def _run(
-    parser_run_id: str, outcome: RunOutcome, result: DeleteResult | None = None, reason: str | None = None
-) -> RunRecord:
-    final = outcome is not RunOutcome.QUEUED
-    return RunRecord(
-        parser_run_id=parser_run_id,
-        outcome=outcome,
-        attempts=result.attempts if result else 0,
-        extend_status=result.status_code if result else None,
-        extend_request_id=result.extend_request_id if result else None,
-        reason=reason or (result.reason if result else None),
-        completed_at=now_iso() if final else None,
-    )
-
-
 def echo(value: object) -> str:
     """A bounded rendering of a value the caller sent, for responses and logs: never an echo of megabytes."""
     if isinstance(value, dict | list):
@@ -174,7 +159,7 @@ def delete_now_or_enqueue(
     result = delete_owned(client, settings, tenant, request, deadline)
     if result.outcome is not DeleteOutcome.FAILED or not _worth_queueing(result):
         outcome = Outcome(result.outcome.value)
-        run = _run(parser_run_id, RunOutcome(outcome.value), result)
+        run = run_record(parser_run_id, RunOutcome(outcome.value), result)
         recorded = records.record_single(tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), run)
         settle(records, recorded.request_id, tenant, settings, invocation_deadline)
         report_outcome(
@@ -208,7 +193,7 @@ def delete_now_or_enqueue(
             audit=audit.fields(),
         )
         raise QueueUnavailable("the deletion could not be done now nor queued")
-    recorded = records.take_in(pending, [_run(parser_run_id, RunOutcome.QUEUED, result, result.reason)])
+    recorded = records.take_in(pending, [run_record(parser_run_id, RunOutcome.QUEUED, result, result.reason)])
     report_outcome(
         Outcome.QUEUED,
         duration_ms=_elapsed_ms(started),
@@ -237,7 +222,9 @@ def _record_not_queued(
 ) -> None:
     """Best effort, on the way to a 503: what could not be queued is recorded as rejected, and its reservation
     released. The caller was not acknowledged, so a failure here loses nothing."""
-    runs = [_run(parser_run_id, RunOutcome.REJECTED, result, NOT_QUEUED_REASON) for parser_run_id in parser_run_ids]
+    runs = [
+        run_record(parser_run_id, RunOutcome.REJECTED, result, NOT_QUEUED_REASON) for parser_run_id in parser_run_ids
+    ]
     with contextlib.suppress(LedgerUnavailable):
         records.take_in(request, runs, released=len(runs))
 
@@ -329,7 +316,7 @@ def enqueue_bulk(
             )
         raise QueueUnavailable("none of the ids could be queued")
     rejected += [Rejection(parser_run_id, NOT_QUEUED_REASON) for parser_run_id in not_queued]
-    runs = [_run(parser_run_id, RunOutcome.QUEUED) for parser_run_id in valid if parser_run_id in acknowledged]
+    runs = [run_record(parser_run_id, RunOutcome.QUEUED) for parser_run_id in valid if parser_run_id in acknowledged]
     runs += _rejected_runs(rejected)
     recorded = records.take_in(pending, runs, released=len(not_queued))
     if not acknowledged:  # nothing to wait for: every entry was rejected
@@ -353,7 +340,7 @@ def _rejected_runs(rejected: Sequence[Rejection]) -> list[RunRecord]:
     """The ledger's record of each rejection; one per distinct value as shown (two values may show alike)."""
     seen: dict[str, RunRecord] = {}
     for item in rejected:
-        seen.setdefault(item.parser_run_id, _run(item.parser_run_id, RunOutcome.REJECTED, reason=item.reason))
+        seen.setdefault(item.parser_run_id, run_record(item.parser_run_id, RunOutcome.REJECTED, reason=item.reason))
     return list(seen.values())
 
 

@@ -16,12 +16,15 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from functools import cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from parser_run_deleter.adapters.ledger_table import LedgerTable, LedgerUnavailable, OverCap, RunChanged, counter
 from parser_run_deleter.shared.parser_run_ids import REQUEST_ID_ALPHABET as _ID_ALPHABET
 from parser_run_deleter.shared.parser_run_ids import REQUEST_ID_PREFIX
 from parser_run_deleter.shared.timestamps import iso, now_iso, parse_iso
+
+if TYPE_CHECKING:  # the callback function reads the ledger, and has no Extend client to load
+    from parser_run_deleter.adapters.extend_client import DeleteResult
 
 # A run still queued this long after its request was made cannot be on the queue any more: SQS keeps a message
 # 14 days (template.yaml's MessageRetentionPeriod), so it expired there without being deleted.
@@ -98,6 +101,21 @@ class RunRecord:
             "completedAt": self.completed_at,
             "redrives": self.redrives or None,
         }
+
+
+def run_record(
+    parser_run_id: str, outcome: RunOutcome, result: DeleteResult | None = None, reason: str | None = None
+) -> RunRecord:
+    """A run's record from what became of it: Extend's answer when there was one, and why when it failed."""
+    return RunRecord(
+        parser_run_id=parser_run_id,
+        outcome=outcome,
+        attempts=result.attempts if result else 0,
+        extend_status=result.status_code if result else None,
+        extend_request_id=result.extend_request_id if result else None,
+        reason=reason or (result.reason if result else None),
+        completed_at=None if outcome is RunOutcome.QUEUED else now_iso(),
+    )
 
 
 def run_from_values(values: Mapping[str, Any]) -> RunRecord:

@@ -25,9 +25,9 @@ from parser_run_deleter.logic.ledger import (
     RequestRecord,
     RequestTrigger,
     RunOutcome,
-    RunRecord,
     ledger,
     request_id_for_message,
+    run_record,
 )
 from parser_run_deleter.logic.message_fate import FailureKind, Fate, decide_fate
 from parser_run_deleter.logic.ownership import delete_owned
@@ -168,15 +168,7 @@ def _record(
             now_iso(),
             audit=dict(request.audit),
         )
-    run = RunRecord(
-        parser_run_id=request.parser_run_id,
-        outcome=outcome,
-        attempts=result.attempts if result else 0,
-        extend_status=result.status_code if result else None,
-        extend_request_id=result.extend_request_id if result else None,
-        reason=reason or (result.reason if result else None),
-        completed_at=None if outcome is RunOutcome.QUEUED else now_iso(),
-    )
+    run = run_record(request.parser_run_id, outcome, result, reason)
     records = ledger(settings.ledger_table_name, settings.ledger_retention_days)
     request_id = _with_request_id(request, message).deletion_request_id or ""
     try:
