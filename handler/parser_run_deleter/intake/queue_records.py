@@ -50,9 +50,12 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
     # An all-failed batch is still a partial response, not an invocation error: Extend being down is not our
     # function failing, and a raised error would retry the batch anyway. Records are waited for until just before
     # Lambda's own deadline: the margin covers recording outcomes, and this covers a ledger slower than that.
+    # With no time left to answer in anyway, Lambda's timeout is the bound, and the records, all past their
+    # deadline, only turn themselves away: they are waited for, so that each is answered and logged.
+    hard_stop_s = context.get_remaining_time_in_millis() / 1000 - ANSWER_TIME_S
     return process_partial_batch(
         event,
         record_handler,
         executor=_batch_executor(deps.settings.max_concurrency),
-        wait_s=context.get_remaining_time_in_millis() / 1000 - ANSWER_TIME_S,
+        wait_s=hard_stop_s if hard_stop_s > 0 else None,
     )
