@@ -52,13 +52,12 @@ def _client(service: str, args: argparse.Namespace) -> Any:
 
 
 def _urls(args: argparse.Namespace, sqs: Any, *, need_dlq: bool = False) -> queues.QueueUrls:
-    if args.queue_url:
-        urls = queues.QueueUrls(args.queue_url, args.dlq_url)
-    elif args.stack_name:
-        urls = queues.from_stack(_client("cloudformation", args), args.stack_name)
-        urls.dead_letter_queue_url = args.dlq_url or urls.dead_letter_queue_url
-    else:
+    outputs = _stack_outputs(args) if args.stack_name else {}
+    queue_url = setting(args.queue_url, "--queue-url", outputs, "DeletionQueueUrl", "DELETION_QUEUE_URL")
+    if not queue_url:
         raise CliError("no queue: pass --queue-url (or set DELETION_QUEUE_URL) or --stack-name", EXIT_BAD_INPUT)
+    dlq_url = setting(args.dlq_url, "--dlq-url", outputs, "DeadLetterQueueUrl", "DEAD_LETTER_QUEUE_URL")
+    urls = queues.QueueUrls(queue_url, dlq_url)
     if need_dlq and not urls.dead_letter_queue_url:
         urls.dead_letter_queue_url = queues.dead_letter_queue_of(sqs, urls.queue_url)
         if not urls.dead_letter_queue_url:
@@ -254,10 +253,35 @@ def _stack_outputs(args: argparse.Namespace) -> dict[str, str]:
     return {item["OutputKey"]: item["OutputValue"] for item in stacks[0].get("Outputs", [])}
 
 
+def setting(flag: str | None, flag_name: str, outputs: dict[str, str], output_key: str, env_name: str) -> str | None:
+    """One setting, from the first of: the explicit flag, the stack's output, the environment variable. A stack
+    output and an environment variable that disagree are an error naming both: acting on the wrong stack is worse
+    than stopping."""
+    if flag:
+        return flag
+    from_stack, from_env = outputs.get(output_key), os.environ.get(env_name) or None
+    if from_stack and from_env and from_stack != from_env:
+        raise CliError(
+            f"the stack's output {output_key} ({from_stack}) and ${env_name} ({from_env}) disagree: unset "
+            f"{env_name}, or pass {flag_name} to choose",
+            EXIT_BAD_INPUT,
+        )
+    return from_stack or from_env
+
+
+def _protection(outputs: dict[str, str]) -> tenants_module.SecretProtection | None:
+    """How a deployed stack keeps its tenants' secrets, from its outputs; None without a stack (local use)."""
+    roles = [outputs.get(key) for key in ("OperatorRoleArn", "ApiFunctionRoleArn", "CallbackFunctionRoleArn")]
+    if not all(roles):
+        return None
+    operator, api, callback = (str(role) for role in roles)
+    return tenants_module.SecretProtection(outputs.get("DataKeyArn") or None, operator, api, callback)
+
+
 def _tenant_admin(args: argparse.Namespace) -> tuple[tenants_module.TenantAdmin, dict[str, str]]:
     outputs = _stack_outputs(args) if args.stack_name else {}
-    table_name = args.table or outputs.get("TenantsTableName")
-    prefix = args.secret_prefix or outputs.get("TenantSecretPrefix")
+    table_name = setting(args.table, "--table", outputs, "TenantsTableName", "TENANTS_TABLE_NAME")
+    prefix = setting(args.secret_prefix, "--secret-prefix", outputs, "TenantSecretPrefix", "TENANT_SECRET_PREFIX")
     if not table_name or not prefix:
         raise CliError(
             "no tenant registry: pass --table and --secret-prefix (or set TENANTS_TABLE_NAME and "
@@ -269,6 +293,7 @@ def _tenant_admin(args: argparse.Namespace) -> tuple[tenants_module.TenantAdmin,
         _client("secretsmanager", args),
         prefix,
         _client("apigateway", args),
+        _protection(outputs),
     )
     return admin, outputs
 
@@ -310,7 +335,9 @@ def _stage(args: argparse.Namespace, outputs: dict[str, str]) -> tenants_module.
 
 def _ledger(args: argparse.Namespace, outputs: dict[str, str]) -> Ledger | None:
     """The ledger, named by --ledger-table, $LEDGER_TABLE_NAME or the stack's LedgerTableName output."""
-    table_name = getattr(args, "ledger_table", None) or outputs.get("LedgerTableName")
+    table_name = setting(
+        getattr(args, "ledger_table", None), "--ledger-table", outputs, "LedgerTableName", "LEDGER_TABLE_NAME"
+    )
     if not table_name:
         return None
     return Ledger(LedgerTable(table_name, retention_days=400, client=_client("dynamodb", args)))
@@ -365,36 +392,7 @@ def _run_tenant_command(
     args: argparse.Namespace, admin: tenants_module.TenantAdmin, outputs: dict[str, str], out: TextIO, err: TextIO
 ) -> int:
     if args.action == "add":
-        limits = TenantLimits(
-            rate_limit=args.rate_limit,
-            burst_limit=args.burst_limit,
-            daily_quota=args.daily_quota,
-            max_outstanding=args.max_outstanding,
-        )
-        added = admin.add(
-            args.tenant_id,
-            ownership=args.ownership,
-            api_key_ids=tuple(args.api_key_id or ()),
-            workspace_id=args.workspace_id,
-            metadata_key=args.metadata_key,
-            limits=limits,
-            stage=_stage(args, outputs) if args.create_api_key else None,
-            callback_url=args.callback_url,
-        )
-        if args.json:
-            document = _tenant_document(added.tenant)
-            document["apiKeyId"] = added.tenant.api_key_ids[-1] if added.tenant.api_key_ids else None
-            document["signingSecret"] = added.signing_secret
-            if added.api_key_value is not None:
-                document["apiKey"] = added.api_key_value
-            out.write(json.dumps(document) + "\n")
-        else:
-            _write_tenant(out, added.tenant, False)
-            out.write(f"signing secret {added.signing_secret}\n")
-            if added.api_key_value is not None:
-                out.write(f"api key      {added.api_key_value}\n")
-            err.write("the signing secret (and API key) are shown once: hand them to the tenant now\n")
-        return EXIT_OK
+        return _add_tenant(args, admin, outputs, out, err)
     if args.action == "list":
         listed = admin.list()
         if args.json:
@@ -422,7 +420,14 @@ def _run_tenant_command(
         _write_tenant(out, admin.set_limits(args.tenant_id, **changes), args.json)
         return EXIT_OK
     if args.action == "set-callback":
-        _write_tenant(out, admin.set_callback(args.tenant_id, None if args.clear else args.url), args.json)
+        tenant, made = admin.set_callback(args.tenant_id, None if args.clear else args.url)
+        if args.json:
+            out.write(json.dumps({**_tenant_document(tenant), "callbackSigningSecret": made}) + "\n")
+        else:
+            _write_tenant(out, tenant, False)
+            if made is not None:
+                out.write(f"callback signing secret {made}\n")
+                err.write("the callback signing secret is shown once: hand it to the tenant now\n")
         return EXIT_OK
     if args.action in ("show", "recount"):
         return _show_or_recount(args, admin, outputs, out)
@@ -431,20 +436,59 @@ def _run_tenant_command(
         _write_tenant(out, admin.set_status(args.tenant_id, status), args.json)
         return EXIT_OK
     if args.action == "rotate-secret":
-        secret = admin.rotate_secret(args.tenant_id, overlap_s=args.overlap)
+        secret = admin.rotate_secret(args.tenant_id, overlap_s=args.overlap, callbacks=args.callbacks)
+        name = "callbackSigningSecret" if args.callbacks else "signingSecret"
         if args.json:
-            out.write(
-                json.dumps({"tenantId": args.tenant_id, "signingSecret": secret, "overlapSeconds": args.overlap}) + "\n"
-            )
+            out.write(json.dumps({"tenantId": args.tenant_id, name: secret, "overlapSeconds": args.overlap}) + "\n")
         else:
-            out.write(f"signing secret {secret}\n")
-            err.write(f"the previous secret keeps working for {format_duration(args.overlap)}\n")
+            out.write(f"{'callback signing' if args.callbacks else 'signing'} secret {secret}\n")
+            if args.overlap:
+                err.write(f"the previous secret keeps working for {format_duration(args.overlap)}\n")
+            else:
+                err.write("the previous secret is revoked: warm functions refuse it within TENANT_CACHE_SECONDS\n")
         return EXIT_OK
     removed = admin.remove(args.tenant_id)
     if args.json:
         out.write(json.dumps({"removed": _tenant_document(removed)}) + "\n")
     else:
         out.write(f"removed tenant {removed.tenant_id}\n")
+    return EXIT_OK
+
+
+def _add_tenant(
+    args: argparse.Namespace, admin: tenants_module.TenantAdmin, outputs: dict[str, str], out: TextIO, err: TextIO
+) -> int:
+    limits = TenantLimits(
+        rate_limit=args.rate_limit,
+        burst_limit=args.burst_limit,
+        daily_quota=args.daily_quota,
+        max_outstanding=args.max_outstanding,
+    )
+    added = admin.add(
+        args.tenant_id,
+        ownership=args.ownership,
+        api_key_ids=tuple(args.api_key_id or ()),
+        workspace_id=args.workspace_id,
+        metadata_key=args.metadata_key,
+        limits=limits,
+        stage=_stage(args, outputs) if args.create_api_key else None,
+        callback_url=args.callback_url,
+    )
+    if args.json:
+        document = _tenant_document(added.tenant)
+        document["apiKeyId"] = added.tenant.api_key_ids[-1] if added.tenant.api_key_ids else None
+        document["signingSecret"] = added.signing_secret
+        document["callbackSigningSecret"] = added.callback_signing_secret
+        if added.api_key_value is not None:
+            document["apiKey"] = added.api_key_value
+        out.write(json.dumps(document) + "\n")
+    else:
+        _write_tenant(out, added.tenant, False)
+        out.write(f"signing secret          {added.signing_secret}\n")
+        out.write(f"callback signing secret {added.callback_signing_secret}\n")
+        if added.api_key_value is not None:
+            out.write(f"api key      {added.api_key_value}\n")
+        err.write("the secrets (and API key) are shown once: hand them to the tenant now\n")
     return EXIT_OK
 
 
@@ -475,15 +519,10 @@ def _show_or_recount(
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--queue-url",
-        default=os.environ.get("DELETION_QUEUE_URL"),
-        help="deletion queue URL (default: $DELETION_QUEUE_URL)",
-    )
+    common.add_argument("--queue-url", help="deletion queue URL (default: the stack's, else $DELETION_QUEUE_URL)")
     common.add_argument(
         "--dlq-url",
-        default=os.environ.get("DEAD_LETTER_QUEUE_URL"),
-        help="dead-letter queue URL (default: $DEAD_LETTER_QUEUE_URL, else the queue's redrive policy)",
+        help="dead-letter queue URL (default: the stack's, else $DEAD_LETTER_QUEUE_URL, else the queue's redrive)",
     )
     common.add_argument("--stack-name", help="read both URLs from this CloudFormation stack's outputs")
     common.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
@@ -539,16 +578,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_tenants_parser(commands: Any) -> None:
     registry = argparse.ArgumentParser(add_help=False)
-    registry.add_argument("--table", default=os.environ.get("TENANTS_TABLE_NAME"), help="tenant registry table")
+    registry.add_argument("--table", help="tenant registry table (default: the stack's, else $TENANTS_TABLE_NAME)")
     registry.add_argument(
-        "--secret-prefix", default=os.environ.get("TENANT_SECRET_PREFIX"), help="tenants' signing secret name prefix"
+        "--secret-prefix", help="tenants' secret name prefix (default: the stack's, else $TENANT_SECRET_PREFIX)"
     )
     registry.add_argument("--stack-name", help="read the table, prefix and API from this stack's outputs")
     registry.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
     registry.add_argument("--json", action="store_true", help="print JSON (for scripts)")
-    registry.add_argument(
-        "--ledger-table", default=os.environ.get("LEDGER_TABLE_NAME"), help="the ledger (show, recount)"
-    )
+    registry.add_argument("--ledger-table", help="the ledger, for show and recount (default: as --table)")
     tenants = commands.add_parser("tenants", help="register, list, change and remove tenants")
     actions = tenants.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", parents=[registry], help="register a tenant and print its signing secret once")
@@ -592,7 +629,13 @@ def _add_tenants_parser(commands: Any) -> None:
             target.add_argument("--clear", action="store_true", help="stop sending completion callbacks")
         if name == "rotate-secret":
             action.add_argument(
-                "--overlap", type=_positive_int, default=tenants_module.DEFAULT_OVERLAP_S, help="seconds (86400)"
+                "--overlap",
+                type=_non_negative_int,
+                default=tenants_module.DEFAULT_OVERLAP_S,
+                help="seconds the old secret keeps working (86400); 0 revokes it at once (an emergency)",
+            )
+            action.add_argument(
+                "--callbacks", action="store_true", help="rotate the secret that signs its completion callbacks"
             )
     tenants.set_defaults(run=cmd_tenants)
 
@@ -602,9 +645,7 @@ def _add_tenants_parser(commands: Any) -> None:
     who.add_argument("--operator", action="store_true", help="the operators' own deletions (opscli enqueue)")
     receipts.add_argument("--since", help="only requests made on or after this date or time (ISO 8601)")
     receipts.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="jsonl (default) or csv")
-    receipts.add_argument(
-        "--ledger-table", default=os.environ.get("LEDGER_TABLE_NAME"), help="the ledger (default: $LEDGER_TABLE_NAME)"
-    )
+    receipts.add_argument("--ledger-table", help="the ledger (default: the stack's, else $LEDGER_TABLE_NAME)")
     receipts.add_argument("--stack-name", help="read the ledger's name from this stack's outputs")
     receipts.add_argument("--region", default=None, help="AWS region (default: the credential chain's)")
     receipts.set_defaults(run=cmd_receipts)
@@ -617,6 +658,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 

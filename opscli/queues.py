@@ -41,18 +41,6 @@ class QueueUrls:
     dead_letter_queue_url: str | None = None
 
 
-def from_stack(cloudformation: Any, stack_name: str) -> QueueUrls:
-    """The deletion queue and DLQ URLs from the stack's outputs (DeletionQueueUrl, DeadLetterQueueUrl)."""
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as error:
-        raise QueueError(f"cannot read stack {stack_name!r}: {error_code(error)}") from None
-    outputs = {item["OutputKey"]: item["OutputValue"] for item in stacks[0].get("Outputs", [])}
-    if "DeletionQueueUrl" not in outputs:
-        raise QueueError(f"stack {stack_name!r} has no DeletionQueueUrl output")
-    return QueueUrls(outputs["DeletionQueueUrl"], outputs.get("DeadLetterQueueUrl"))
-
-
 def attributes(sqs: Any, queue_url: str, names: list[str]) -> dict[str, str]:
     try:
         found: dict[str, str] = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]

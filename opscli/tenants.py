@@ -1,22 +1,26 @@
 """``tenants``: register the downstream customers who may call the API, and change or remove them.
 
 Each tenant is a registry item (``parser_run_deleter.adapters.tenant_table``, with the function's own rules from
-``parser_run_deleter.logic.tenants``) and a signing secret in Secrets Manager under the stack's tenant prefix,
-holding up to two ``whsec_`` secrets during a rotation. The secret is printed once, when it is made; it never goes
-into the table, an environment variable or a log. On a deployed stack ``--create-api-key`` also creates the
-tenant's API Gateway key and its own usage plan (rate, burst, daily quota), below the stage's limits.
+``parser_run_deleter.logic.tenants``) and two secrets in Secrets Manager under the stack's tenant prefix: the one
+it signs its requests with, and the one its completion callbacks are signed with (a key of their own, so that a
+callback can never pass for a request). Each holds up to two ``whsec_`` secrets during a rotation, is encrypted
+with the stack's key, and has a resource policy: only the function that uses it and the operator may read it, only
+the operator may change it. A secret is printed once, when it is made; it never goes into the table, an
+environment variable or a log. On a deployed stack ``--create-api-key`` also creates the tenant's API Gateway key
+and its own usage plan (rate, burst, daily quota), below the stage's limits.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from parser_run_deleter.adapters.tenant_table import TenantConflict, TenantTable
-from parser_run_deleter.logic.authentication import signing_secret_id
+from parser_run_deleter.logic.authentication import callback_signing_secret_id, signing_secret_id
 from parser_run_deleter.logic.tenants import (
     InvalidTenant,
     Tenant,
@@ -56,17 +60,83 @@ class AddedTenant:
     tenant: Tenant
     signing_secret: str
     api_key_value: str | None = None  # only when the key was created here
+    callback_signing_secret: str | None = None
+
+
+# What only the operator may do to a tenant's secret (besides reading it, which the function using it may too).
+SECRET_WRITE_ACTIONS: Final = (
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:RestoreSecret",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:CancelRotateSecret",
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:DeleteResourcePolicy",
+    "secretsmanager:TagResource",
+    "secretsmanager:UntagResource",
+)
+
+
+@dataclass(frozen=True)
+class SecretProtection:
+    """How a deployed stack's tenant secrets are kept: encrypted with its key, and readable by the one function role
+    that uses each kind (and the operator, who may replace it anyway), changeable by the operator alone."""
+
+    kms_key_id: str | None
+    operator_role_arn: str
+    api_function_role_arn: str
+    callback_function_role_arn: str
+
+    def resource_policy(self, reader_role_arn: str) -> str:
+        readers = sorted({reader_role_arn, self.operator_role_arn})
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "OnlyItsFunctionAndTheOperatorRead",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": "*",
+                        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": readers}},
+                    },
+                    {
+                        "Sid": "OnlyTheOperatorChangesIt",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": list(SECRET_WRITE_ACTIONS),
+                        "Resource": "*",
+                        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": self.operator_role_arn}},
+                    },
+                ],
+            },
+            separators=(",", ":"),
+        )
 
 
 class TenantAdmin:
-    def __init__(self, table: TenantTable, secrets: Any, secret_prefix: str, apigateway: Any | None = None) -> None:
+    def __init__(
+        self,
+        table: TenantTable,
+        secrets: Any,
+        secret_prefix: str,
+        apigateway: Any | None = None,
+        protection: SecretProtection | None = None,
+    ) -> None:
         self.table = table
         self.secrets = secrets
         self.secret_prefix = secret_prefix.rstrip("/")
         self.apigateway = apigateway
+        self.protection = protection
 
     def secret_id(self, tenant_id: str) -> str:
         return signing_secret_id(self.secret_prefix, tenant_id)
+
+    def callback_secret_id(self, tenant_id: str) -> str:
+        return callback_signing_secret_id(self.secret_prefix, tenant_id)
 
     # ---- reading
 
@@ -114,13 +184,14 @@ class TenantAdmin:
         if stage is not None:
             key_id, api_key_value, plan_id = self._create_api_key(tenant_id, limits, stage)
             tenant = replace(tenant, api_key_ids=(*tenant.api_key_ids, key_id), usage_plan_id=plan_id)
-        secret = new_signing_secret()
+        secret, callback_secret = new_signing_secret(), new_signing_secret()
         try:
-            self._put_secret(tenant_id, signing_secret_value((SigningSecret(secret),)), create=True)
+            self._create_secret(self.secret_id(tenant_id), secret, tenant_id, callbacks=False)
+            self._create_secret(self.callback_secret_id(tenant_id), callback_secret, tenant_id, callbacks=True)
             self.table.save(tenant_id, tenant.to_values(), create=True, add_api_key_ids=tenant.api_key_ids)
         except Exception as error:
-            # Leave nothing behind that could authenticate: not the secret, nor a key this call made.
-            self._delete_secret(tenant_id)
+            # Leave nothing behind that could authenticate: not the secrets, nor a key this call made.
+            self._delete_secrets(tenant_id)
             if stage is not None:
                 self._delete_api_key(tenant)
             if isinstance(error, TenantConflict):
@@ -128,7 +199,7 @@ class TenantAdmin:
                     f"tenant {tenant_id!r} or one of its API keys is registered already ({error})"
                 ) from None
             raise
-        return AddedTenant(tenant, secret, api_key_value)
+        return AddedTenant(tenant, secret, api_key_value, callback_secret)
 
     def set_status(self, tenant_id: str, status: TenantStatus) -> Tenant:
         tenant = replace(self.get(tenant_id), status=status)
@@ -163,52 +234,86 @@ class TenantAdmin:
         self.table.save(tenant_id, updated.to_values(), create=False)
         return updated
 
-    def set_callback(self, tenant_id: str, callback_url: str | None) -> Tenant:
-        """Where the tenant is told of completed deletion requests (None: nowhere)."""
+    def set_callback(self, tenant_id: str, callback_url: str | None) -> tuple[Tenant, str | None]:
+        """Where the tenant is told of completed deletion requests (None: nowhere). A tenant registered before
+        callbacks had a key of their own gets its callback-signing secret now: returned once, else None."""
         tenant = self.get(tenant_id)
         if callback_url is not None:
             validate_callback_url(callback_url)
+        made = None
+        if callback_url is not None and not self._secret_exists(self.callback_secret_id(tenant_id)):
+            made = new_signing_secret()
+            self._create_secret(self.callback_secret_id(tenant_id), made, tenant_id, callbacks=True)
         updated = replace(tenant, callback_url=callback_url)
         self.table.save(tenant_id, updated.to_values(), create=False)
-        return updated
+        return updated, made
 
-    def rotate_secret(self, tenant_id: str, *, overlap_s: int = DEFAULT_OVERLAP_S, now: int | None = None) -> str:
-        """A new signing secret; the current one keeps verifying for ``overlap_s`` seconds."""
-        self.get(tenant_id)
-        current = self.secrets.get_secret_value(SecretId=self.secret_id(tenant_id))["SecretString"]
+    def rotate_secret(
+        self, tenant_id: str, *, overlap_s: int = DEFAULT_OVERLAP_S, now: int | None = None, callbacks: bool = False
+    ) -> str:
+        """A new signing secret (``callbacks``: the callback-signing one); the current one keeps verifying for
+        ``overlap_s`` seconds, or stops at once with 0. The registry's secret version is bumped after the secret is
+        written, so every warm container reads the new value within the tenant cache's time."""
+        tenant = self.get(tenant_id)
+        secret_id = self.callback_secret_id(tenant_id) if callbacks else self.secret_id(tenant_id)
+        current = self.secrets.get_secret_value(SecretId=secret_id)["SecretString"]
         secret = new_signing_secret()
         moment = int(time.time()) if now is None else now
-        self._put_secret(tenant_id, rotated(current, secret, overlap_s=overlap_s, now=moment), create=False)
+        self.secrets.put_secret_value(
+            SecretId=secret_id, SecretString=rotated(current, secret, overlap_s=overlap_s, now=moment)
+        )
+        if callbacks:
+            bumped = replace(tenant, callback_secret_version=tenant.callback_secret_version + 1)
+        else:
+            bumped = replace(tenant, secret_version=tenant.secret_version + 1)
+        self.table.save(tenant_id, bumped.to_values(), create=False)
         return secret
 
     def remove(self, tenant_id: str) -> Tenant:
-        """The tenant, its key mappings and its signing secret. Its API Gateway key, when this tool created it, is
-        deleted with its usage plan."""
+        """The tenant, its key mappings and its secrets. Its API Gateway key, when this tool created it, is deleted
+        with its usage plan."""
         tenant = self.get(tenant_id)
         self.table.remove(tenant_id, tenant.api_key_ids)
-        self._delete_secret(tenant_id)
+        self._delete_secrets(tenant_id)
         if tenant.usage_plan_id and self.apigateway is not None:
             self._delete_api_key(tenant)
         return tenant
 
     # ---- helpers
 
-    def _put_secret(self, tenant_id: str, value: str, *, create: bool) -> None:
-        if create:
-            self.secrets.create_secret(
-                Name=self.secret_id(tenant_id),
-                SecretString=value,
-                Description=f"Standard Webhooks signing secrets of tenant {tenant_id} (whsec_..., newest first)",
+    def _create_secret(self, secret_id: str, secret: str, tenant_id: str, *, callbacks: bool) -> None:
+        what = "completion callbacks" if callbacks else "requests"
+        arguments: dict[str, Any] = {
+            "Name": secret_id,
+            "SecretString": signing_secret_value((SigningSecret(secret),)),
+            "Description": f"Standard Webhooks secrets signing the {what} of tenant {tenant_id} (newest first)",
+        }
+        protection = self.protection
+        if protection is not None and protection.kms_key_id:
+            arguments["KmsKeyId"] = protection.kms_key_id
+        self.secrets.create_secret(**arguments)
+        if protection is not None:
+            reader = protection.callback_function_role_arn if callbacks else protection.api_function_role_arn
+            self.secrets.put_resource_policy(
+                SecretId=secret_id, ResourcePolicy=protection.resource_policy(reader), BlockPublicPolicy=True
             )
-        else:
-            self.secrets.put_secret_value(SecretId=self.secret_id(tenant_id), SecretString=value)
 
-    def _delete_secret(self, tenant_id: str) -> None:
+    def _secret_exists(self, secret_id: str) -> bool:
         try:
-            self.secrets.delete_secret(SecretId=self.secret_id(tenant_id), ForceDeleteWithoutRecovery=True)
+            self.secrets.describe_secret(SecretId=secret_id)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                raise
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def _delete_secrets(self, tenant_id: str) -> None:
+        for secret_id in (self.secret_id(tenant_id), self.callback_secret_id(tenant_id)):
+            try:
+                self.secrets.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                    raise
 
     def _delete_api_key(self, tenant: Tenant) -> None:
         """The usage plan this tool made for the tenant, and the key in it."""

@@ -39,8 +39,8 @@ def statements(cfn: Cfn, role_name: str) -> Iterator[tuple[dict[str, Any], str |
     documents = [policy["PolicyDocument"] for policy in cfn.props(role_name).get("Policies", [])]
     documents += [
         policy["Properties"]["PolicyDocument"]
-        for policy in cfn.of_type("AWS::IAM::Policy").values()
-        if {"Ref": role_name} in policy["Properties"]["Roles"]
+        for policy in [*cfn.of_type("AWS::IAM::Policy").values(), *cfn.of_type("AWS::IAM::ManagedPolicy").values()]
+        if {"Ref": role_name} in attached_roles(policy["Properties"].get("Roles", []))
     ]
     for document in documents:
         for statement in document["Statement"]:
@@ -49,6 +49,13 @@ def statements(cfn: Cfn, role_name: str) -> Iterator[tuple[dict[str, Any], str |
                 condition, statement, otherwise = statement["Fn::If"]
                 assert otherwise == {"Ref": "AWS::NoValue"}
             yield statement, condition
+
+
+def attached_roles(roles: Any) -> list[Any]:
+    """A policy's ``Roles``, through the ``Fn::If`` that attaches the operator policy only to a role it created."""
+    if isinstance(roles, dict) and "Fn::If" in roles:
+        return [role for branch in roles["Fn::If"][1:] if isinstance(branch, list) for role in branch]
+    return list(roles)
 
 
 def as_list(value: Any) -> list[Any]:
@@ -300,8 +307,12 @@ def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
         for name in env(cfn, function):
             assert name.startswith("POWERTOOLS_") or f'"{name}"' in settings_source, f"{function}: {name}"
     assert env(cfn, QUEUE_FUNCTION)["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeadLetterQueue"}
-    assert "DELETION_QUEUE_URL" not in env(cfn, QUEUE_FUNCTION)
     assert env(cfn, API_FUNCTION)["DELETION_QUEUE_URL"] == {"Ref": "DeletionQueue"}
+    # Each SQS function knows its own queue, to confirm its records' receipt handles there, with the visibility
+    # timeout that queue hands messages out with (so a returned record comes back as it would have).
+    assert env(cfn, QUEUE_FUNCTION)["DELETION_QUEUE_URL"] == {"Ref": "DeletionQueue"}
+    for function, queue in ((QUEUE_FUNCTION, "DeletionQueue"), (CALLBACK_FUNCTION, "CallbackQueue")):
+        assert env(cfn, function)["SOURCE_QUEUE_VISIBILITY_SECONDS"] == str(cfn.props(queue)["VisibilityTimeout"])
     # The API function authenticates callers with the tenants' signing secrets, and the callback function signs
     # with them: only they learn where. Only the API function remembers signed requests.
     for function in (API_FUNCTION, CALLBACK_FUNCTION):
@@ -310,7 +321,7 @@ def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
     assert "TENANT_SECRET_PREFIX" not in env(cfn, QUEUE_FUNCTION)
     for function in (QUEUE_FUNCTION, CALLBACK_FUNCTION):
         assert "IDEMPOTENCY_TABLE_NAME" not in env(cfn, function)
-        assert "DELETION_QUEUE_URL" not in env(cfn, function)  # only the API enqueues deletions
+    assert "DELETION_QUEUE_URL" not in env(cfn, CALLBACK_FUNCTION)
     assert "DEAD_LETTER_QUEUE_URL" not in env(cfn, CALLBACK_FUNCTION)  # the redrive policy parks undelivered ones
     assert "WEBHOOK_SIGNING_SECRET_ID" not in env(cfn, API_FUNCTION)  # the one global secret is gone
     # The callback's status link points at this stack's API.
@@ -417,23 +428,24 @@ def test_queues_are_encrypted_and_refuse_plain_http(cfn: Cfn, queue: str) -> Non
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+OPERATOR = {"Fn::If": ["CreateOperatorRole", {"Fn::GetAtt": ["OperatorRole", "Arn"]}, {"Ref": "OperatorRoleArn"}]}
+
+
+def statement_named(cfn: Cfn, queue: str, sid: str) -> dict[str, Any]:
+    [statement] = [s for s in queue_policy(cfn, queue) if s["Sid"] == sid]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    return statement
+
+
 def test_only_the_api_function_and_the_operator_role_may_send_to_the_deletion_queue(cfn: Cfn) -> None:
     # The queue function trusts a message's tenant and audit fields: whatever another principal's IAM policy
     # allows, the queue's own policy denies it SendMessage (which SendMessageBatch is authorized as).
-    [statement] = [s for s in queue_policy(cfn, "DeletionQueue") if s["Sid"] != "DenyInsecureTransport"]
-    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    statement = statement_named(cfn, "DeletionQueue", "OnlyTheApiAndOperatorsSend")
     assert statement["Action"] == "sqs:SendMessage"
-    assert statement["Resource"] == {"Fn::GetAtt": ["DeletionQueue", "Arn"]}
     allowed = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
-    assert allowed == {
-        "Fn::If": [
-            "HasOperatorRole",
-            [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Ref": "OperatorRoleArn"}],
-            [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}],
-        ]
-    }
+    assert allowed == [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, OPERATOR]
     # and the queue function's role is not among them: it only dead-letters, to the other queue
-    assert "QueueFunctionRole" not in json.dumps(allowed)
     assert "sqs:SendMessage" not in [
         action
         for statement, _ in statements(cfn, "QueueFunctionRole")
@@ -442,19 +454,26 @@ def test_only_the_api_function_and_the_operator_role_may_send_to_the_deletion_qu
     ]
 
 
+@pytest.mark.parametrize(
+    ("queue", "function_role"), [("DeletionQueue", "QueueFunctionRole"), ("CallbackQueue", "CallbackFunctionRole")]
+)
+def test_only_the_consuming_function_may_receive_so_only_it_holds_receipt_handles(
+    cfn: Cfn, queue: str, function_role: str
+) -> None:
+    # The functions act only on records whose receipt handle SQS confirms as their queue's: nobody else may get one.
+    [statement] = [s for s in queue_policy(cfn, queue) if s["Sid"].endswith("Receives")]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert set(statement["Action"]) == {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"}
+    assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": [function_role, "Arn"]}}}
+
+
 def test_only_the_api_and_queue_function_roles_and_operators_may_send_to_the_callback_queue(cfn: Cfn) -> None:
     # A callback is a signed POST to a tenant's URL: only the functions that complete requests may queue one, and
     # the operator role (a redrive from the callback DLQ sends there). The callback function may not.
-    [statement] = [s for s in queue_policy(cfn, "CallbackQueue") if s["Sid"] != "DenyInsecureTransport"]
-    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    statement = statement_named(cfn, "CallbackQueue", "OnlyTheFunctionsSend")
     assert statement["Action"] == "sqs:SendMessage"
-    assert statement["Resource"] == {"Fn::GetAtt": ["CallbackQueue", "Arn"]}
     functions = [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]}]
-    assert statement["Condition"] == {
-        "ArnNotEquals": {
-            "aws:PrincipalArn": {"Fn::If": ["HasOperatorRole", [*functions, {"Ref": "OperatorRoleArn"}], functions]}
-        }
-    }
+    assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [*functions, OPERATOR]}}
     # and the roles' own grants agree: no other role of the stack is allowed to send there
     callbacks = {"Fn::GetAtt": ["CallbackQueue", "Arn"]}
     senders = {
@@ -463,7 +482,25 @@ def test_only_the_api_and_queue_function_roles_and_operators_may_send_to_the_cal
         for statement, _ in statements(cfn, role)
         if "sqs:SendMessage" in as_list(statement["Action"]) and callbacks in as_list(statement["Resource"])
     }
-    assert senders == {"ApiFunctionRole", "QueueFunctionRole"}
+    assert senders == {"ApiFunctionRole", "QueueFunctionRole", "OperatorRole"}
+
+
+@pytest.mark.parametrize(
+    ("queue", "senders"),
+    [
+        ("DeadLetterQueue", [{"Fn::GetAtt": ["QueueFunctionRole", "Arn"]}, OPERATOR]),
+        ("CallbackDeadLetterQueue", OPERATOR),
+    ],
+)
+def test_dead_letter_queues_take_messages_only_from_their_redrive_the_queue_function_and_operators(
+    cfn: Cfn, queue: str, senders: Any
+) -> None:
+    # A redriven message is recorded under the request its attributes name: nobody else may put one there. SQS's
+    # own redrive (after maxReceiveCount) needs no grant.
+    [statement] = [s for s in queue_policy(cfn, queue) if s["Sid"] != "DenyInsecureTransport"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*"
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": senders}}
 
 
 def test_sqs_event_source_reports_batch_item_failures_and_caps_concurrency(cfn: Cfn) -> None:
@@ -496,15 +533,21 @@ FUNCTION_ROLES = {
     API_FUNCTION: "ApiFunctionRole",
     CALLBACK_FUNCTION: "CallbackFunctionRole",
 }
-TENANT_SECRETS = {
-    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
-    "${AWS::StackName}/tenants/*"
-}
+SECRETS = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}/tenants/"
+# Each function reads one kind of tenant secret only: the API function the request-signing ones, the callback
+# function the callback-signing ones (so that no callback can pass for a request). Secrets Manager appends six
+# characters to a secret's name in its ARN.
+TENANT_SIGNING_SECRETS = {"Fn::Sub": SECRETS + "*/signing-??????"}
+TENANT_CALLBACK_SECRETS = {"Fn::Sub": SECRETS + "*/callback-signing-??????"}
+TENANT_SECRETS = {"Fn::Sub": SECRETS + "*"}
 
 
 def test_roles_use_no_wildcard_resources_and_no_managed_policies(cfn: Cfn) -> None:
     roles = cfn.of_type("AWS::IAM::Role")
-    assert set(roles) == {*FUNCTION_ROLES.values(), "ApiGatewayCloudWatchLogsRole"}
+    assert set(roles) == {*FUNCTION_ROLES.values(), "OperatorRole", "ApiGatewayCloudWatchLogsRole"}
+    assert roles["OperatorRole"]["Condition"] == "CreateOperatorRole"
+    # The stack's one managed policy is the operator's own, attached to the role it creates.
+    assert set(cfn.of_type("AWS::IAM::ManagedPolicy")) == {"OperatorPolicy"}
     for name, role in roles.items():
         managed = role["Properties"].get("ManagedPolicyArns", [])
         if name == "ApiGatewayCloudWatchLogsRole":
@@ -517,13 +560,30 @@ def test_roles_use_no_wildcard_resources_and_no_managed_policies(cfn: Cfn) -> No
             for action in as_list(statement["Action"]):
                 assert action != "*" and not action.endswith(":*"), f"{name}: {action}"
             for resource in as_list(statement["Resource"]):
-                # One name prefix, the stack's own (tenants come and go): read by the functions that verify and
-                # sign with the tenants' secrets, and nothing but read.
-                if resource == TENANT_SECRETS:
-                    assert name in {"ApiFunctionRole", "CallbackFunctionRole"}, name
-                    assert as_list(statement["Action"]) == ["secretsmanager:GetSecretValue"], name
-                    continue
-                assert "*" not in json.dumps(sub_target(resource)), f"{name}: {resource}"
+                assert "*" not in json.dumps(sub_target(resource)) or allowed_wildcard(name, statement, resource), (
+                    f"{name}: {resource}"
+                )
+
+
+def allowed_wildcard(role: str, statement: dict[str, Any], resource: Any) -> bool:
+    """The few patterns a role may name: one kind of tenant secret, under the stack's own prefix (tenants come and
+    go), to read; the operator's API keys and usage plans (made per tenant) and the ledger's index."""
+    actions = as_list(statement["Action"])
+    if resource == TENANT_SIGNING_SECRETS:
+        return role == "ApiFunctionRole" and actions == ["secretsmanager:GetSecretValue"]
+    if resource == TENANT_CALLBACK_SECRETS:
+        return role == "CallbackFunctionRole" and actions == ["secretsmanager:GetSecretValue"]
+    if role != "OperatorRole":
+        return False
+    operator_patterns = [
+        TENANT_SECRETS,
+        {"Fn::Sub": "${LedgerTable.Arn}/index/*"},
+        *(
+            {"Fn::Sub": f"arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}::/{path}/*"}
+            for path in ("apikeys", "usageplans")
+        ),
+    ]
+    return resource in operator_patterns
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -579,8 +639,8 @@ def test_api_function_may_read_its_secrets_and_tenants_record_requests_and_enque
     assert grants(cfn, "ApiFunctionRole") == {
         "logs:CreateLogStream": [log],
         "logs:PutLogEvents": [log],
-        # The Extend key, and the tenants' signing secrets under the stack's own prefix: no other secret.
-        "secretsmanager:GetSecretValue": [({"Ref": "ExtendApiKeySecretArn"}, None), (TENANT_SECRETS, None)],
+        # The Extend key, and the tenants' request-signing secrets under the stack's own prefix: no other secret.
+        "secretsmanager:GetSecretValue": [({"Ref": "ExtendApiKeySecretArn"}, None), (TENANT_SIGNING_SECRETS, None)],
         "kms:Decrypt": [SECRET_KEY, DATA_KEY],
         "kms:GenerateDataKey": [DATA_KEY],
         # The registry is read-only to the function: only operators change tenants.
@@ -613,8 +673,9 @@ def test_callback_function_may_poll_its_queue_read_tenants_and_their_secrets_and
         "sqs:ChangeMessageVisibility": [CALLBACKS],
         "sqs:GetQueueAttributes": [CALLBACKS],
         "sqs:GetQueueUrl": [CALLBACKS],
-        # Signs with the tenant's own secret; never reads the Extend key (it calls tenants, not Extend).
-        "secretsmanager:GetSecretValue": [(TENANT_SECRETS, None)],
+        # Signs with the tenant's callback-signing secret; never reads the Extend key (it calls tenants, not Extend)
+        # nor the secrets tenants sign their requests with.
+        "secretsmanager:GetSecretValue": [(TENANT_CALLBACK_SECRETS, None)],
         # The tenant's callback URL from the registry; the request it reports on, and the delivery's state on it.
         "dynamodb:GetItem": [TENANTS, LEDGER],
         "dynamodb:UpdateItem": [LEDGER],
@@ -642,22 +703,60 @@ def test_only_the_function_roles_and_the_operator_role_may_use_the_data_key(cfn:
     key = cfn.resources["DataKey"]
     assert key["Condition"] == "UseCmk"
     assert key["Properties"]["EnableKeyRotation"] is True
-    statements_ = key["Properties"]["KeyPolicy"]["Statement"]
+    statements_ = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
     crypto = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt*", "kms:*"}
-    users = [s for s in statements_ if crypto & set(as_list(s["Action"]))]
+    users = [s for s in statements_.values() if crypto & set(as_list(s["Action"]))]
     [use] = users
     assert use["Principal"]["AWS"] == [
         {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]},
         {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]},
         {"Fn::GetAtt": ["CallbackFunctionRole", "Arn"]},
-        {"Fn::If": ["HasOperatorRole", {"Ref": "OperatorRoleArn"}, {"Ref": "AWS::NoValue"}]},
+        OPERATOR,
     ]
-    # The account's administrators manage the key (so it can never become unmanageable) but cannot use it.
-    [admin] = [s for s in statements_ if s is not use]
-    assert admin["Principal"] == {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
-    assert not any(
-        action.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")) for action in admin["Action"]
-    )
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    # The account's administrators manage the key (so it can never become unmanageable) but cannot use it, nor
+    # give themselves its use: no grant, no policy change, in their statement.
+    admin = statements_["AccountAdministratorsManageTheKey"]
+    assert admin["Principal"] == root
+    for action in as_list(admin["Action"]):
+        assert not action.startswith(("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncrypt"))
+        assert action not in {"kms:Create*", "kms:CreateGrant", "kms:Put*", "kms:PutKeyPolicy", "kms:*"}, action
+    # A grant only for an AWS service acting for its caller (DynamoDB makes them for the tables)
+    grant = statements_["GrantsOnlyForAwsServices"]
+    assert grant["Principal"] == root and "kms:CreateGrant" in grant["Action"]
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    # and the policy changed only by the principal named as the deployer, when one is named
+    put = statements_["OnlyTheDeployerChangesThePolicy"]
+    assert put["Principal"] == root and put["Action"] == "kms:PutKeyPolicy"
+    assert put["Condition"] == {
+        "Fn::If": [
+            "HasKeyPolicyAdministrator",
+            {"ArnEquals": {"aws:PrincipalArn": {"Ref": "KeyPolicyAdministratorArn"}}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
+    granting = [s for s in statements_.values() if {"kms:CreateGrant", "kms:PutKeyPolicy"} & set(as_list(s["Action"]))]
+    assert granting == [grant, put]
+
+
+def test_the_operator_role_exists_by_default_and_names_who_may_assume_it(cfn: Cfn) -> None:
+    assert cfn.parameter_default("OperatorRoleArn") == ""
+    role = cfn.resources["OperatorRole"]
+    [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Principal"] == {
+        "AWS": {
+            "Fn::If": [
+                "HasOperatorTrustedPrincipal",
+                {"Ref": "OperatorTrustedPrincipalArn"},
+                {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"},
+            ]
+        }
+    }
+    outputs = cfn.doc["Outputs"]
+    assert outputs["OperatorRoleArn"]["Value"] == OPERATOR
+    assert outputs["ApiFunctionRoleArn"]["Value"] == {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}
+    assert outputs["CallbackFunctionRoleArn"]["Value"] == {"Fn::GetAtt": ["CallbackFunctionRole", "Arn"]}
 
 
 def test_every_role_takes_the_permissions_boundary_when_one_is_given(cfn: Cfn) -> None:
@@ -1149,10 +1248,14 @@ def test_bulk_bodies_are_validated_at_the_edge_and_bounded_well_below_lambdas_li
     assert responses["BAD_REQUEST_BODY"]["statusCode"] == "400"
 
 
-def test_the_waf_is_optional_and_carries_a_rate_rule_and_a_body_size_rule(cfn: Cfn) -> None:
+def test_the_waf_is_on_by_default_with_aws_common_rules_a_rate_rule_and_body_rules(cfn: Cfn) -> None:
     acl = cfn.resources["WebAcl"]
-    assert acl["Condition"] == "WafEnabled" and cfn.parameter_default("EnableWaf") == "false"
+    assert acl["Condition"] == "WafEnabled" and cfn.parameter_default("EnableWaf") == "true"
     rules = {rule["Name"]: rule for rule in acl["Properties"]["Rules"]}
+    common = rules["aws-common-rule-set"]["Statement"]["ManagedRuleGroupStatement"]
+    assert (common["VendorName"], common["Name"]) == ("AWS", "AWSManagedRulesCommonRuleSet")
+    # Its 8 KB body limit would refuse bulk requests the API takes: counted only, the 64 KB rule blocks instead.
+    assert common["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
     rate = rules["rate-limit-per-ip"]["Statement"]["RateBasedStatement"]
     assert rate["Limit"] == {"Ref": "WafRateLimitPerFiveMinutes"} and rate["AggregateKeyType"] == "IP"
     size = rules["body-size"]["Statement"]["SizeConstraintStatement"]
@@ -1160,15 +1263,36 @@ def test_the_waf_is_optional_and_carries_a_rate_rule_and_a_body_size_rule(cfn: C
     assert size["FieldToMatch"] == {"Body": {"OversizeHandling": "MATCH"}}
     assert size["ComparisonOperator"] == "GT" and size["Size"] <= 64 * 1024
     assert "Block" in rules["body-size"]["Action"]
+    # A DELETE or a GET with any body at all is refused at the edge (the function refuses it too).
+    bodyless = rules["no-body-on-delete-or-get"]
+    assert bodyless["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 400
+    methods, body = bodyless["Statement"]["AndStatement"]["Statements"]
+    assert {m["ByteMatchStatement"]["SearchString"] for m in methods["OrStatement"]["Statements"]} == {"DELETE", "GET"}
+    assert (
+        body["SizeConstraintStatement"]["ComparisonOperator"] == "GT" and body["SizeConstraintStatement"]["Size"] == 0
+    )
+    assert len({rule["Priority"] for rule in rules.values()}) == len(rules)
     association = cfn.props("WebAclAssociation")
     assert association["WebACLArn"] == {"Fn::GetAtt": ["WebAcl", "Arn"]}
     assert "${DeletionApi}/stages/" in association["ResourceArn"]["Fn::Sub"]
 
 
+ENHANCED_TLS_1_2 = "SecurityPolicy_TLS13_1_2_2021_06"
+
+
+def test_the_api_itself_refuses_tls_below_1_2_with_an_enhanced_policy(cfn: Cfn) -> None:
+    # The regional API's own endpoint, not only a custom domain: an enhanced policy needs an access mode.
+    api = cfn.props("DeletionApi")
+    assert (api["SecurityPolicy"], api["EndpointAccessMode"]) == (ENHANCED_TLS_1_2, "STRICT")
+
+
 def test_a_custom_domain_uses_tls_1_2_and_can_retire_the_default_endpoint(cfn: Cfn) -> None:
     domain = cfn.resources["CustomDomain"]
     assert domain["Condition"] == "HasCustomDomain"
-    assert domain["Properties"]["SecurityPolicy"] == "TLS_1_2"
+    assert (domain["Properties"]["SecurityPolicy"], domain["Properties"]["EndpointAccessMode"]) == (
+        ENHANCED_TLS_1_2,
+        "STRICT",
+    )
     mapping = cfn.props("CustomDomainMapping")
     assert mapping["RestApiId"] == {"Ref": "DeletionApi"}
     servers = cfn.props("DeletionApi")["Body"]["servers"]
@@ -1177,3 +1301,11 @@ def test_a_custom_domain_uses_tls_1_2_and_can_retire_the_default_endpoint(cfn: C
     assert cfn.doc["Conditions"]["DisableDefaultEndpoint"] == {
         "Fn::And": [{"Condition": "HasCustomDomain"}, {"Fn::Equals": [{"Ref": "DisableExecuteApiEndpoint"}, "true"]}]
     }
+
+
+def test_the_extend_base_url_parameter_takes_a_host_and_no_path(cfn: Cfn) -> None:
+    pattern = cfn.doc["Parameters"]["ExtendApiBaseUrl"]["AllowedPattern"]
+    for allowed in ("https://api.extend.ai", "https://api.eu1.extend.ai/", "https://proxy.example.com:8443"):
+        assert re.fullmatch(pattern, allowed), allowed
+    for refused in ("https://api.extend.ai/v1", "https://proxy.example.com/extend/", "http://api.extend.ai"):
+        assert not re.fullmatch(pattern, refused), refused

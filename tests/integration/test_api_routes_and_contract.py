@@ -60,8 +60,7 @@ def _used_webhook_id(stack: InProcessStack) -> dict[str, Any]:
 
 def _twin_in_progress(method: str, path: str, body: str | None) -> Arrangement:
     def arrange(stack: InProcessStack) -> dict[str, Any]:
-        payload = body.encode() if body else f"{method} {path}".encode()
-        hold_in_progress(stack, stack.tenant.tenant, "msg_twin", payload)
+        hold_in_progress(stack, stack.tenant.tenant, "msg_twin", method=method, path=path, body=(body or "").encode())
         return {"headers": {"webhook-id": "msg_twin"}}
 
     return arrange

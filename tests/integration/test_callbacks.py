@@ -88,9 +88,12 @@ def deliver_queued(stack: InProcessStack, queue_url: str, *, receive_count: int 
     sqs = aws_client("sqs", stack.endpoint)
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
     assert messages, "nothing was queued for the callback function"
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     records = []
     for message in messages:
-        record = sqs_record(message["Body"], message_id=message["MessageId"], receive_count=receive_count)
+        record = sqs_record(
+            message["Body"], message_id=message["MessageId"], receive_count=receive_count, queue_arn=queue_arn
+        )
         record["receiptHandle"] = message["ReceiptHandle"]
         records.append(record)
         HANDLES.append(message["ReceiptHandle"])
@@ -123,7 +126,7 @@ def test_a_completed_request_is_told_to_its_tenant_with_a_signature_its_library_
     # Then the tenant got one POST, which the standardwebhooks library verifies with the tenant's secret
     [delivery] = receiver.received
     assert delivery["path"] == "/hooks/deletions"
-    event = standardwebhooks.Webhook(stack.tenant.signing_secret).verify(delivery["body"], delivery["headers"])
+    event = standardwebhooks.Webhook(stack.tenant.callback_signing_secret).verify(delivery["body"], delivery["headers"])
     assert event["type"] == EVENT_TYPE
     assert event["data"]["deletionRequestId"] == request_id and event["data"]["status"] == "completed"
     assert event["data"]["counts"]["deleted"] == 1

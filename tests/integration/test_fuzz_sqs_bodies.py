@@ -18,6 +18,7 @@ from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.logic.queue_messages import InvalidDeletionRequest, parse_deletion_message
+from tests.support.queue_delivery import delivered
 from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
@@ -90,7 +91,7 @@ def test_any_batch_is_answered_and_every_message_accounted_for(
     message_ids = [record["messageId"] for record in records]
 
     # When the handler gets it
-    response: Any = queue_function.lambda_handler(sqs_event(*records), stack.context())
+    response: Any = queue_function.lambda_handler(delivered(stack, sqs_event(*records)), stack.context())
 
     # Then the answer has exactly Lambda's partial batch response shape, naming only messages of this batch
     assert isinstance(response, dict) and set(response) == {"batchItemFailures"}

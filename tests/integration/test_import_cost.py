@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
+from devstack.events import sqs_event, sqs_record
 from parser_run_deleter.shared import observability
+from tests.support.queue_delivery import delivered
 from tests.support.stacks import InProcessStack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +36,8 @@ QUEUE_MODULES = ("parser_run_deleter.intake.queue_records", "parser_run_deleter.
 SERVE_ONE_SQS_RECORD = """
 import json, sys
 from parser_run_deleter.entrypoints import queue_function
-from devstack.events import sqs_event, sqs_record
 from devstack.lambda_context import LocalLambdaContext
-event = sqs_event(sqs_record(json.dumps({"parserRunId": sys.argv[1]})))
-response = queue_function.lambda_handler(event, LocalLambdaContext())
+response = queue_function.lambda_handler(json.loads(sys.argv[1]), LocalLambdaContext())
 from parser_run_deleter.shared import observability
 print(json.dumps({"response": response, "tracer": observability.tracer is not None, "modules": sorted(sys.modules)}))
 """
@@ -72,9 +72,14 @@ def test_importing_an_entry_point_with_tracing_off_imports_no_xray_and_not_the_o
     assert not [name for name in seen["modules"] if name.startswith(other_path)]
 
 
+def one_record(stack: InProcessStack, parser_run_id: str) -> str:
+    """An SQS event of one record, delivered from the stack's deletion queue, as a command-line argument."""
+    return json.dumps(delivered(stack, sqs_event(sqs_record(json.dumps({"parserRunId": parser_run_id})))))
+
+
 def test_an_sqs_cold_start_never_imports_the_api_path(stack: InProcessStack) -> None:
     stack.extend.seed(["pr_cold"], workspace_id="ws_test")
-    seen = run_fresh(SERVE_ONE_SQS_RECORD, "pr_cold", POWERTOOLS_TRACE_DISABLED="true")
+    seen = run_fresh(SERVE_ONE_SQS_RECORD, one_record(stack, "pr_cold"), POWERTOOLS_TRACE_DISABLED="true")
     assert seen["response"] == {"batchItemFailures": []}
     assert not stack.extend.exists("pr_cold", workspace_id="ws_test")
     assert not [name for name in seen["modules"] if name.startswith(API_MODULES)]
@@ -83,7 +88,7 @@ def test_an_sqs_cold_start_never_imports_the_api_path(stack: InProcessStack) -> 
 
 def test_with_tracing_on_the_handler_is_traced(stack: InProcessStack) -> None:
     stack.extend.seed(["pr_traced"], workspace_id="ws_test")
-    seen = run_fresh(SERVE_ONE_SQS_RECORD, "pr_traced", POWERTOOLS_TRACE_DISABLED="false")
+    seen = run_fresh(SERVE_ONE_SQS_RECORD, one_record(stack, "pr_traced"), POWERTOOLS_TRACE_DISABLED="false")
     assert seen["response"] == {"batchItemFailures": []}
     assert seen["tracer"] is True
 

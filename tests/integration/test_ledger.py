@@ -29,6 +29,7 @@ from parser_run_deleter.logic.ledger import (
 from parser_run_deleter.shared.timestamps import iso
 from tests.support.api import TENANT_ID, Answer, hold_in_progress, invoke, queued_messages, rest_event
 from tests.support.aws_fault_proxy import THROTTLED, UNAVAILABLE, AwsFaultProxy
+from tests.support.queue_delivery import after_the_visibility_timeout, delivered, received_records
 from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
 from tests.support.waiting import wait_until
 
@@ -59,27 +60,15 @@ def consume_queue(stack: InProcessStack, *, receive_count: int = 1, timeout_s: f
     messages = sqs.receive_message(
         QueueUrl=stack.queues.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
     ).get("Messages", [])
-    records = [
-        sqs_record(
-            m["Body"], message_id=m["MessageId"], receive_count=receive_count, message_attributes=_lambda_attributes(m)
-        )
-        for m in messages
-    ]
+    records = received_records(messages, stack.queues.queue_arn, receive_count=receive_count)
     context = stack.context() if timeout_s is None else stack.context(timeout_s=timeout_s)
     result: dict[str, Any] = queue_function.lambda_handler(sqs_event(*records), context)
     failed = {item["itemIdentifier"] for item in result["batchItemFailures"]}
     for message in messages:  # what the function consumed, SQS deletes
         if message["MessageId"] not in failed:
             sqs.delete_message(QueueUrl=stack.queues.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    after_the_visibility_timeout(sqs, stack.queues.queue_url, messages, failed)
     return result
-
-
-def _lambda_attributes(message: dict[str, Any]) -> dict[str, Any]:
-    """SQS's message attributes as Lambda's event shows them (lower-case keys)."""
-    return {
-        name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"]}
-        for name, value in message.get("MessageAttributes", {}).items()
-    }
 
 
 def items_of(answer: Answer) -> dict[str, dict[str, Any]]:
@@ -298,15 +287,16 @@ def test_a_ledger_slower_than_the_margin_still_gets_the_batch_answered_before_la
         messages = stack.sqs().receive_message(
             QueueUrl=stack.queues.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
         )["Messages"]
-        records = [
-            sqs_record(m["Body"], message_id=m["MessageId"], message_attributes=_lambda_attributes(m)) for m in messages
-        ]
-        response = queue_function.lambda_handler(sqs_event(*records), context)
+        response = queue_function.lambda_handler(
+            sqs_event(*received_records(messages, stack.queues.queue_arn)), context
+        )
 
         # Then the function answered while Lambda still waited for it, with every unrecorded record returned
         assert context.get_remaining_time_in_millis() > 0
-        assert {item["itemIdentifier"] for item in response["batchItemFailures"]} == {m["MessageId"] for m in messages}
+        failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+        assert failed == {m["MessageId"] for m in messages}
         proxy.heal()
+        after_the_visibility_timeout(stack.sqs(), stack.queues.queue_url, messages, failed)
         # and the records it let go finish on their own (and are logged) once the ledger answers
         assert all(not stack.extend.exists(parser_run_id, workspace_id=WS) for parser_run_id in ids)
         wait_until(
@@ -476,7 +466,15 @@ def test_the_same_idempotency_key_for_another_request_gets_422(stack: InProcessS
 
 def test_a_request_whose_idempotency_key_is_still_being_served_gets_409(stack: InProcessStack) -> None:
     body = '{"parserRunIds": ["pr_twin"]}'
-    hold_in_progress(stack, stack.tenant.tenant, "twin-key", body.encode(), idempotency_key=True)
+    hold_in_progress(
+        stack,
+        stack.tenant.tenant,
+        "twin-key",
+        method="POST",
+        path="/deletions",
+        body=body.encode(),
+        idempotency_key=True,
+    )
     answer = invoke(rest_event("POST", "/deletions", body=body, headers={"Idempotency-Key": "twin-key"}))
     assert answer.status == 409 and "Idempotency-Key" in answer.body["message"]
     assert queued_messages(stack) == []
@@ -521,6 +519,6 @@ def test_a_message_that_overtakes_its_intake_waits_for_it_and_is_never_overwritt
 
 def consume_queue_once(stack: InProcessStack, body: dict[str, Any], *, receive_count: int = 1) -> dict[str, Any]:
     result: dict[str, Any] = queue_function.lambda_handler(
-        sqs_event(sqs_record(json.dumps(body), receive_count=receive_count)), stack.context()
+        delivered(stack, sqs_event(sqs_record(json.dumps(body), receive_count=receive_count))), stack.context()
     )
     return result

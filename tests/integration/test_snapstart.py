@@ -15,6 +15,7 @@ from devstack.events import sqs_event, sqs_record
 from parser_run_deleter.adapters import deletion_queue, extend_client, wiring
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.shared import snapstart
+from tests.support.queue_delivery import delivered
 from tests.support.stacks import InProcessStack
 
 WS = "ws_test"
@@ -27,7 +28,7 @@ def body(parser_run_id: str) -> str:
 def test_after_restore_drops_connections_cached_secret_and_schedule(stack: InProcessStack) -> None:
     # Given a warm instance: a kept-alive connection to Extend, the key cached, a throttled pacing schedule
     stack.extend.seed(["pr_warm"], workspace_id=WS)
-    assert queue_function.lambda_handler(sqs_event(sqs_record(body("pr_warm"))), stack.context()) == {
+    assert queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_warm")))), stack.context()) == {
         "batchItemFailures": []
     }
     deletion_queue.sqs_client()
@@ -51,12 +52,12 @@ def test_after_restore_drops_connections_cached_secret_and_schedule(stack: InPro
 def test_a_key_rotated_while_the_snapshot_slept_is_used_without_a_401(stack: InProcessStack) -> None:
     # Given a snapshot taken with the old key cached
     stack.extend.seed(["pr_before", "pr_after"], workspace_id=WS)
-    queue_function.lambda_handler(sqs_event(sqs_record(body("pr_before"))), stack.context())
+    queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_before")))), stack.context())
     stack.rotate_key()
 
     # When it is restored and invoked
     snapstart.after_restore()
-    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_after"))), stack.context())
+    response = queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_after")))), stack.context())
 
     # Then the new key was read before the first call: no 401 round trip
     assert response == {"batchItemFailures": []}

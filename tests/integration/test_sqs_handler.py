@@ -9,6 +9,7 @@ from typing import Any
 from devstack.events import record_from_sqs_message, sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
+from tests.support.queue_delivery import delivered
 from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
@@ -36,7 +37,7 @@ def test_each_outcome_is_consumed_returned_or_dead_lettered(stack: InProcessStac
     }
 
     # When the handler gets the batch
-    response = queue_function.lambda_handler(sqs_event(*records.values()), stack.context())
+    response = queue_function.lambda_handler(delivered(stack, sqs_event(*records.values())), stack.context())
 
     # Then only the failed deletions come back for redelivery
     assert failures(response) == {"m-flaky", "m-forbidden"}
@@ -81,7 +82,7 @@ def test_each_outcome_is_consumed_returned_or_dead_lettered(stack: InProcessStac
 def test_throttles_are_counted(stack: InProcessStack, emitted: Emitted) -> None:
     stack.extend.seed(["pr_t"], workspace_id=WS)
     stack.extend.inject("pr_t", Fault.rate_limited(retry_after=None))
-    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_t"))), stack.context())
+    response = queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_t")))), stack.context())
     assert response == {"batchItemFailures": []}
     totals = emitted.metric_totals()
     assert (totals["ExtendThrottled"], totals["ExtendRetry"], totals["ParserRunDeleted"]) == (1, 1, 1)
@@ -89,7 +90,9 @@ def test_throttles_are_counted(stack: InProcessStack, emitted: Emitted) -> None:
 
 def test_bare_id_bodies_are_accepted(stack: InProcessStack) -> None:
     stack.extend.seed(["parser_run_bare"], workspace_id=WS)
-    response = queue_function.lambda_handler(sqs_event(sqs_record("parser_run_bare")), stack.context())
+    response = queue_function.lambda_handler(
+        delivered(stack, sqs_event(sqs_record("parser_run_bare"))), stack.context()
+    )
     assert response == {"batchItemFailures": []}
     assert not stack.extend.exists("parser_run_bare", workspace_id=WS)
 
@@ -97,7 +100,7 @@ def test_bare_id_bodies_are_accepted(stack: InProcessStack) -> None:
 def test_failure_on_the_last_receive_is_dead_lettered_with_its_reason(stack: InProcessStack, emitted: Emitted) -> None:
     stack.extend.inject("pr_last", Fault.status(402))
     record = sqs_record(body("pr_last"), message_id="m-last", receive_count=stack.queues.max_receive_count)
-    response = queue_function.lambda_handler(sqs_event(record), stack.context())
+    response = queue_function.lambda_handler(delivered(stack, sqs_event(record)), stack.context())
     assert response == {"batchItemFailures": []}  # consumed: the DLQ copy carries it on
     [dead] = stack.dead_letters()
     attributes = {name: value["StringValue"] for name, value in dead["MessageAttributes"].items()}
@@ -112,26 +115,30 @@ def test_failure_on_the_last_receive_is_dead_lettered_with_its_reason(stack: InP
 
 def test_without_a_dlq_malformed_messages_are_returned_not_dropped(stack: InProcessStack, emitted: Emitted) -> None:
     stack.set_env(DEAD_LETTER_QUEUE_URL=None)
-    response = queue_function.lambda_handler(sqs_event(sqs_record("{oops", message_id="m-1")), stack.context())
+    response = queue_function.lambda_handler(
+        delivered(stack, sqs_event(sqs_record("{oops", message_id="m-1"))), stack.context()
+    )
     assert failures(response) == {"m-1"}
     assert emitted.outcome_logs[0]["reason"] == "message body is not valid JSON"
 
 
 def test_when_dead_lettering_fails_the_message_is_returned(stack: InProcessStack, emitted: Emitted) -> None:
     stack.set_env(DEAD_LETTER_QUEUE_URL=stack.queues.dead_letter_queue_url + "-missing")
-    response = queue_function.lambda_handler(sqs_event(sqs_record("{oops", message_id="m-2")), stack.context())
+    response = queue_function.lambda_handler(
+        delivered(stack, sqs_event(sqs_record("{oops", message_id="m-2"))), stack.context()
+    )
     assert failures(response) == {"m-2"}
     assert any(line["message"].startswith("dead-lettering failed") for line in emitted.logs)
 
 
 def test_key_rotation_between_warm_invocations(stack: InProcessStack, emitted: Emitted) -> None:
     stack.extend.seed(["pr_before", "pr_after"], workspace_id=WS)
-    first = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_before"))), stack.context())
+    first = queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_before")))), stack.context())
     assert first == {"batchItemFailures": []}
 
     stack.rotate_key()  # the container still caches the old key, which Extend now refuses
 
-    second = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_after"))), stack.context())
+    second = queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_after")))), stack.context())
     assert second == {"batchItemFailures": []}
     assert [request.status for request in stack.extend.requests] == [200, 401, 200]
     assert stack.extend.requests[-1].headers["authorization"] == f"Bearer {stack.api_key}"
@@ -147,14 +154,16 @@ def test_secret_as_json_with_workspace(stack: InProcessStack) -> None:
     register_secret(org_key)
     rotate_secret(stack.endpoint, stack.secret_arn, json.dumps({"apiKey": org_key, "workspaceId": "ws_org"}))
     stack.extend.seed(["pr_org"], workspace_id="ws_org")
-    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_org"))), stack.context())
+    response = queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_org")))), stack.context())
     assert response == {"batchItemFailures": []}
     assert stack.extend.requests[-1].headers["x-extend-workspace-id"] == "ws_org"
 
 
 def test_unreadable_secret_fails_records_without_leaking(stack: InProcessStack, emitted: Emitted) -> None:
     stack.set_env(EXTEND_API_KEY_SECRET_ID="does-not-exist")
-    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_x"), message_id="m-x")), stack.context())
+    response = queue_function.lambda_handler(
+        delivered(stack, sqs_event(sqs_record(body("pr_x"), message_id="m-x"))), stack.context()
+    )
     assert failures(response) == {"m-x"}
     assert stack.extend.requests == []
     [line] = emitted.outcome_logs
@@ -168,7 +177,7 @@ def test_a_batch_that_runs_out_of_time_returns_before_its_deadline(stack: InProc
     stack.extend.latency_s = 0.4
     stack.set_env(EXTEND_MAX_CONCURRENCY="1")
     context = stack.context(timeout_s=2.5)
-    event = sqs_event(*(sqs_record(body(i), message_id=i) for i in ids))
+    event = delivered(stack, sqs_event(*(sqs_record(body(i), message_id=i) for i in ids)))
 
     response = queue_function.lambda_handler(event, context)
 
@@ -191,7 +200,9 @@ def test_records_of_a_batch_are_deleted_concurrently(stack: InProcessStack) -> N
     latency = 0.5
     stack.extend.latency_s = latency
     stack.set_env(EXTEND_MAX_CONCURRENCY="8")
-    response = queue_function.lambda_handler(sqs_event(*(sqs_record(body(i)) for i in ids)), stack.context())
+    response = queue_function.lambda_handler(
+        delivered(stack, sqs_event(*(sqs_record(body(i)) for i in ids))), stack.context()
+    )
     assert response == {"batchItemFailures": []}
     answered = sorted(request.timestamp for request in stack.extend.requests)
     # One at a time, eight answers would span at least 7 latencies; overlapping, they land together.
@@ -203,7 +214,8 @@ def test_through_a_real_queue_failures_redrive_to_the_dlq(stack: InProcessStack)
     sqs = stack.sqs()
     stack.extend.seed(["pr_fine"], workspace_id=WS)
     stack.extend.inject("pr_stuck", *[Fault.status(503)] * 100)
-    stack.set_env(MAX_RECEIVE_COUNT="100", EXTEND_MAX_ATTEMPTS="1")  # leave dead-lettering to SQS redrive
+    # leave dead-lettering to SQS redrive; the queue hands messages out with no visibility timeout (see below)
+    stack.set_env(MAX_RECEIVE_COUNT="100", EXTEND_MAX_ATTEMPTS="1", SOURCE_QUEUE_VISIBILITY_SECONDS="0")
     for parser_run_id in ("pr_fine", "pr_stuck"):
         sqs.send_message(QueueUrl=stack.queues.queue_url, MessageBody=body(parser_run_id))
     sqs.set_queue_attributes(QueueUrl=stack.queues.queue_url, Attributes={"VisibilityTimeout": "0"})
@@ -236,6 +248,6 @@ def test_cold_start_metric_is_emitted_once(stack: InProcessStack, emitted: Emitt
 
     cold_start.is_cold_start = True
     stack.extend.seed(["pr_1", "pr_2"], workspace_id=WS)
-    queue_function.lambda_handler(sqs_event(sqs_record(body("pr_1"))), stack.context())
-    queue_function.lambda_handler(sqs_event(sqs_record(body("pr_2"))), stack.context())
+    queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_1")))), stack.context())
+    queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_2")))), stack.context())
     assert emitted.metric_totals()["ColdStart"] == 1

@@ -18,6 +18,7 @@ from devstack.moto_stack import rotate_secret
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.shared.settings import ConfigurationError
 from tests.support.api import invoke, rest_event
+from tests.support.queue_delivery import delivered
 from tests.support.secret_guard import SECRET_VALUES, register_secret
 from tests.support.stacks import Emitted, InProcessStack
 
@@ -39,7 +40,7 @@ def test_a_key_pasted_with_a_line_break_never_reaches_a_log_a_metric_or_the_dlq(
 
     # When the queue function runs its message on the last allowed receive
     record = sqs_record(json.dumps({"parserRunId": "pr_paste"}), receive_count=stack.queues.max_receive_count)
-    response = queue_function.lambda_handler(sqs_event(record), stack.context())
+    response = queue_function.lambda_handler(delivered(stack, sqs_event(record)), stack.context())
 
     # Then no request was sent, the failure names the secret and what is wrong with it, and the value shows nowhere
     assert stack.extend.requests == []
@@ -64,7 +65,7 @@ def test_a_proxys_404_is_never_reported_as_deleted(stack: InProcessStack, emitte
 
     # When the queue function meets it on its last receive
     record = sqs_record(json.dumps({"parserRunId": "pr_behind_proxy"}), receive_count=stack.queues.max_receive_count)
-    queue_function.lambda_handler(sqs_event(record), stack.context())
+    queue_function.lambda_handler(delivered(stack, sqs_event(record)), stack.context())
 
     # Then it is dead-lettered as a permanent failure with the status and the body type, and the run is still there
     [line] = emitted.outcome_logs
@@ -94,6 +95,8 @@ def test_an_extend_url_off_the_published_hosts_is_refused_before_any_request(
 ) -> None:
     stack.set_env(EXTEND_API_BASE_URL="https://extend.example.com")
     with pytest.raises(ConfigurationError, match="EXTEND_API_ALLOW_UNLISTED_HOST"):
-        queue_function.lambda_handler(sqs_event(sqs_record('{"parserRunId": "pr_x"}')), stack.context())
+        queue_function.lambda_handler(
+            delivered(stack, sqs_event(sqs_record('{"parserRunId": "pr_x"}'))), stack.context()
+        )
     assert invoke(rest_event("DELETE", "/parser_runs/pr_x")).status == 503
     assert stack.extend.requests == []

@@ -23,6 +23,7 @@ from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.logic.webhook_signature import SigningSecretUnavailable, parse_signing_secrets
 from parser_run_deleter.shared.settings import ConfigurationError
 from tests.support.api import Signing, invoke, rest_event
+from tests.support.queue_delivery import delivered
 from tests.support.secret_guard import new_api_key, register_secret
 from tests.support.stacks import Emitted, InProcessStack
 
@@ -149,7 +150,7 @@ def test_no_failure_path_of_the_queue_leaks_the_key(stack: InProcessStack, emitt
 
     def batch(*ids: str, receive_count: int = 1) -> None:
         records = [sqs_record(json.dumps({"parserRunId": i}), receive_count=receive_count) for i in ids]
-        responses.append(queue_function.lambda_handler(sqs_event(*records), stack.context()))
+        responses.append(queue_function.lambda_handler(delivered(stack, sqs_event(*records)), stack.context()))
 
     # When batches run through success, failures, dead-lettering, a key rotation and an unusable secret
     batch("pr_ok", "pr_500", "pr_403", "{bad", receive_count=stack.queues.max_receive_count)
@@ -176,11 +177,18 @@ def test_an_upstream_that_echoes_the_key_does_not_get_it_logged(stack: InProcess
     echo = f"Invalid request, Authorization: Bearer {stack.api_key}"
     stack.extend.inject("pr_echo", Fault.error(400, "INVALID_REQUEST", echo), Fault.error(500, "INTERNAL", echo))
     responses = [
-        queue_function.lambda_handler(sqs_event(sqs_record(json.dumps({"parserRunId": "pr_echo"}))), stack.context())
+        queue_function.lambda_handler(
+            delivered(stack, sqs_event(sqs_record(json.dumps({"parserRunId": "pr_echo"})))), stack.context()
+        )
     ]
     responses.append(
         queue_function.lambda_handler(
-            sqs_event(sqs_record(json.dumps({"parserRunId": "pr_echo"}), receive_count=stack.queues.max_receive_count)),
+            delivered(
+                stack,
+                sqs_event(
+                    sqs_record(json.dumps({"parserRunId": "pr_echo"}), receive_count=stack.queues.max_receive_count)
+                ),
+            ),
             stack.context(),
         )
     )
@@ -232,7 +240,9 @@ def test_a_plain_http_extend_url_off_loopback_is_refused_before_any_request(
 
     # When either trigger runs
     with pytest.raises(ConfigurationError) as caught:
-        queue_function.lambda_handler(sqs_event(sqs_record('{"parserRunId": "pr_x"}')), stack.context())
+        queue_function.lambda_handler(
+            delivered(stack, sqs_event(sqs_record('{"parserRunId": "pr_x"}'))), stack.context()
+        )
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_x"))
 
     # Then the function refuses to run (the SQS batch is retried; the API answers 503), naming the variable only

@@ -32,6 +32,7 @@ from tests.support.api import (
     rest_event,
     signature_headers,
 )
+from tests.support.queue_delivery import delivered
 from tests.support.secret_guard import new_api_key
 from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
 
@@ -81,7 +82,7 @@ def deletes_of(stack: InProcessStack, parser_run_id: str) -> list[Any]:
 
 def consume(stack: InProcessStack, *bodies: dict[str, Any], receive_count: int = 1) -> dict[str, Any]:
     records = [sqs_record(json.dumps(body), receive_count=receive_count) for body in bodies]
-    result: dict[str, Any] = queue_function.lambda_handler(sqs_event(*records), stack.context())
+    result: dict[str, Any] = queue_function.lambda_handler(delivered(stack, sqs_event(*records)), stack.context())
     return result
 
 

@@ -1,10 +1,10 @@
 """API-path helpers: API Gateway events from devstack.events, invocation, signing, and queue reads.
 
 Every API request is a tenant's: an event is signed, by default, with the signing secret of the test's tenant
-(``use_signer``, set by the ``stack`` fixture), as that tenant's client would sign it: its body, or
-``"{METHOD} {path}"`` without one. A test that needs another signature passes its own headers, or ``sign=False``.
-Every response that ``invoke`` returns has been checked against openapi.yaml, so each API test is also a
-contract test.
+(``use_signer``, set by the ``stack`` fixture), as that tenant's client would sign it (signing contract v2):
+``"{METHOD} {path}"``, and after a line feed its body when it has one. A test that needs another signature passes
+its own headers, or ``sign=False``. Every response that ``invoke`` returns has been checked against openapi.yaml, so
+each API test is also a contract test.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def sample_event(name: str, *, sign: bool = True) -> dict[str, Any]:
 
 
 def sign_event(event: dict[str, Any]) -> dict[str, Any]:
-    """``event`` with the test tenant's signature over its body, or over its method and path, in its headers."""
+    """``event`` with the test tenant's signature over its method, path and body, in its headers."""
     body = event.get("body")
     raw = base64.b64decode(body) if body and event.get("isBase64Encoded") else (body or "").encode()
     if event.get("version") == "2.0":
@@ -194,6 +194,13 @@ def new_webhook_secret() -> str:
     return register_secret(f"whsec_{encoded}")
 
 
+def request_payload(method: str, path: str, body: str | bytes | None) -> bytes:
+    """What a tenant signs (signing contract v2, written here apart from the function's own code)."""
+    raw = body if isinstance(body, bytes) else (body or "").encode()
+    request_line = f"{method.upper()} {path}".encode()
+    return request_line + b"\n" + raw if raw else request_line
+
+
 def signature_headers(
     secret: str,
     body: str | bytes | None,
@@ -203,13 +210,11 @@ def signature_headers(
     webhook_id: str | None = None,
     at: datetime | None = None,
 ) -> dict[str, str]:
-    """The three Standard Webhooks headers, made by the standardwebhooks library (an independent signer), over the
-    body, or over ``"{METHOD} {path}"`` for a request without one."""
+    """The three Standard Webhooks headers, made by the standardwebhooks library (an independent signer), over
+    signing contract v2's payload: ``"{METHOD} {path}"``, and for a request with a body, ``"\n"`` and the body."""
     timestamp = at or datetime.now(tz=UTC)
     webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    raw = body if isinstance(body, bytes) else (body or "").encode()
-    if not raw:
-        raw = f"{method.upper()} {path}".encode()
+    raw = request_payload(method, path, body)
     try:
         signature = standardwebhooks.Webhook(secret).sign(webhook_id, timestamp, raw.decode())
     except UnicodeDecodeError:  # the library signs text only: bytes that are not UTF-8 are signed by ours
@@ -274,7 +279,14 @@ class TenantSigner(requests.auth.AuthBase):
 
 
 def hold_in_progress(
-    stack: InProcessStack, tenant: Tenant, key: str, payload: bytes, *, idempotency_key: bool = False
+    stack: InProcessStack,
+    tenant: Tenant,
+    key: str,
+    *,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    idempotency_key: bool = False,
 ) -> None:
     """Record, as Powertools does when a request starts, that this tenant's ``webhook-id`` (or, with
     ``idempotency_key``, its ``Idempotency-Key``) is being served now: what a twin sent meanwhile finds."""
@@ -285,13 +297,15 @@ def hold_in_progress(
 
     assert stack.tables is not None
     layer = DynamoDBPersistenceLayer(table_name=stack.tables.idempotency_table)
-    payload_sha256 = hashlib.sha256(payload).hexdigest()
+    payload_sha256 = hashlib.sha256(request_payload(method, path, body)).hexdigest()
+    request = {"method": method.upper(), "route": path, "payloadSha256": payload_sha256}
     if idempotency_key:
         layer.configure(replay_guard.idempotency_key_config(), key_prefix=replay_guard.IDEMPOTENCY_KEY_PREFIX)
-        data = {"tenantId": tenant.tenant_id, "idempotencyKey": key, "payloadSha256": payload_sha256}
+        data = {"tenantId": tenant.tenant_id, "idempotencyKey": key, **request}
     else:
         layer.configure(replay_guard.replay_config(), key_prefix=replay_guard.KEY_PREFIX)
-        data = replay_guard.replay_record(AuthenticatedRequest(tenant, key, payload_sha256))
+        authenticated = AuthenticatedRequest(tenant, key, method.upper(), path, payload_sha256)
+        data = replay_guard.replay_record(authenticated)
     layer.save_inprogress(data=data, remaining_time_in_millis=60_000)
 
 

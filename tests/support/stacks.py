@@ -25,7 +25,7 @@ from devstack.template import DEFAULT_TEMPLATE, TableSpec, Template
 from opscli.tenants import AddedTenant, TenantAdmin
 from parser_run_deleter.adapters import dynamodb, idempotency_store, wiring
 from parser_run_deleter.adapters.tenant_table import TenantTable
-from parser_run_deleter.logic import ledger, replay_guard, signature_verifier, tenants
+from parser_run_deleter.logic import callbacks, ledger, replay_guard, signature_verifier, tenants
 from tests.support.secret_guard import SECRET_VALUES, new_api_key, register_secret
 
 
@@ -64,6 +64,7 @@ def reset_tenancy() -> None:
         idempotency_store.reset,
         replay_guard.reset,
         ledger.reset,
+        callbacks.reset,
     ):
         reset()
 
@@ -133,8 +134,9 @@ class InProcessStack:
     def register_tenant(self, tenant_id: str, *, ownership: str = "workspace", **definition: Any) -> AddedTenant:
         """Register a tenant as an operator would (``opscli tenants add``); its secret joins the guarded ones."""
         added = self.tenant_admin().add(tenant_id, ownership=ownership, **definition)
-        register_secret(added.signing_secret)
-        register_secret(added.signing_secret.removeprefix("whsec_"))
+        for secret in filter(None, (added.signing_secret, added.callback_signing_secret)):
+            register_secret(secret)
+            register_secret(secret.removeprefix("whsec_"))
         return added
 
     @contextmanager

@@ -20,6 +20,7 @@ import pytest
 from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
+from tests.support.queue_delivery import delivered
 from tests.support.stacks import Emitted, InProcessStack
 
 WS = "ws_test"
@@ -35,16 +36,16 @@ def warm_up(stack: InProcessStack, emitted: Emitted) -> None:
     The measured invocation is then about slow Extend, not about a cold Secrets Manager fetch (covered apart).
     """
     stack.extend.seed(["pr_warm_up"], workspace_id=WS)
-    assert queue_function.lambda_handler(sqs_event(sqs_record(body("pr_warm_up"))), stack.context()) == {
-        "batchItemFailures": []
-    }
+    assert queue_function.lambda_handler(
+        delivered(stack, sqs_event(sqs_record(body("pr_warm_up")))), stack.context()
+    ) == {"batchItemFailures": []}
     stack.extend.reset_stats()
     emitted.read().documents.clear()
 
 
 def run_batch(stack: InProcessStack, ids: list[str], timeout_s: float) -> tuple[dict[str, Any], float]:
     context = stack.context(timeout_s=timeout_s)
-    event = sqs_event(*(sqs_record(body(i), message_id=i) for i in ids))
+    event = delivered(stack, sqs_event(*(sqs_record(body(i), message_id=i) for i in ids)))
     response = queue_function.lambda_handler(event, context)
     return response, context.get_remaining_time_in_millis()
 
@@ -136,7 +137,9 @@ def test_a_stalled_call_is_cut_at_the_deadline_not_at_the_read_timeout(stack: In
     context = stack.context(timeout_s=1.5)
 
     # When the handler runs it
-    response = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_stalled"), message_id="m")), context)
+    response = queue_function.lambda_handler(
+        delivered(stack, sqs_event(sqs_record(body("pr_stalled"), message_id="m"))), context
+    )
     answered_with_ms = context.get_remaining_time_in_millis()
 
     # Then it gave up inside its safety margin and returned the record for redelivery
@@ -150,7 +153,9 @@ def test_a_stalled_call_is_cut_at_the_deadline_not_at_the_read_timeout(stack: In
     while stack.extend.exists("pr_stalled", workspace_id=WS) and time.monotonic() < deadline:
         time.sleep(0.1)
     stack.extend.clear_faults()
-    again = queue_function.lambda_handler(sqs_event(sqs_record(body("pr_stalled"), message_id="m")), stack.context())
+    again = queue_function.lambda_handler(
+        delivered(stack, sqs_event(sqs_record(body("pr_stalled"), message_id="m"))), stack.context()
+    )
     assert again == {"batchItemFailures": []}
     assert emitted.outcome_logs[-1]["outcome"] == "not_found"
 
@@ -197,7 +202,7 @@ def test_a_hanging_secrets_manager_on_a_cold_start_does_not_overrun_the_deadline
 
     def invoke() -> None:
         outcome["response"] = queue_function.lambda_handler(
-            sqs_event(sqs_record(body("pr_cold"), message_id="m")), context
+            delivered(stack, sqs_event(sqs_record(body("pr_cold"), message_id="m"))), context
         )
 
     # When a batch arrives with 3 s left

@@ -4,22 +4,30 @@ The URL's host is resolved here, and the request goes to an address that was che
 resolves to a moment later: every address must be public (not private, loopback, link-local, the metadata
 service's, multicast, reserved or unspecified), unless ``allow_loopback`` (local use) admits loopback ones.
 TLS is verified against the host's name. Redirects are never followed: a 3xx is a failed delivery.
+
+A tenant's endpoint cannot hold the function up or fill its memory: the whole exchange has one wall-clock
+deadline (a watchdog shuts the socket when it passes, however slowly the answer drips), and only the status line
+and headers of the answer are read, never its body.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
-import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 # Resolve a host and port to addresses, as socket.getaddrinfo does (injectable: tests name what a host resolves to).
 Resolver = Callable[[str, int], Sequence[str]]
 USER_AGENT: Final = "extend-parser-run-deleter-callbacks"
+# Connecting may take at most this long, within the delivery's deadline.
+CONNECT_TIMEOUT_S: Final = 2.0
 # Never a callback's target, public or not: the instance metadata services (AWS's, in IPv4 and IPv6).
 _METADATA_ADDRESSES: Final = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 
@@ -86,7 +94,9 @@ def post(
     allow_loopback: bool = False,
     resolver: Resolver = resolve,
 ) -> DeliveryAnswer:
-    """POST ``body`` to ``url`` (after ``checked_target``): the status, or why there is none."""
+    """POST ``body`` to ``url`` (after ``checked_target``), all within ``timeout_s``: the status, or why there is
+    none."""
+    started = time.monotonic()
     scheme, port, address = checked_target(url, allow_loopback=allow_loopback, resolver=resolver)
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -98,29 +108,39 @@ def post(
         "User-Agent": USER_AGENT,
         "Content-Type": "application/json",
     }
-    pool: Any
+    remaining = max(timeout_s - (time.monotonic() - started), 0.01)
+    timeout = min(CONNECT_TIMEOUT_S, remaining)
+    connection: HTTPConnection
     if scheme == "https":
         # Connect to the checked address; the certificate must still name the host.
-        pool = urllib3.HTTPSConnectionPool(
-            address, port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED", maxsize=1
+        connection = HTTPSConnection(
+            address, port, timeout=timeout, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED"
         )
     else:
-        pool = urllib3.HTTPConnectionPool(address, port, maxsize=1)
+        connection = HTTPConnection(address, port, timeout=timeout)
+    watchdog = threading.Timer(remaining, _cut, args=(connection,))
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        response = pool.urlopen(
-            "POST",
-            target,
-            body=body,
-            headers=request_headers,
-            redirect=False,
-            retries=False,
-            timeout=urllib3.Timeout(connect=min(2.0, timeout_s), read=timeout_s),
-            preload_content=True,
-        )
+        connection.request("POST", target, body=body, headers=request_headers, preload_content=False)
+        response = connection.getresponse()  # the status line and headers; the body is never read
+        status = response.status
     except Exception as error:  # only the type: a message can quote the URL
-        return DeliveryAnswer(None, type(error).__name__)
+        late = time.monotonic() - started >= timeout_s
+        return DeliveryAnswer(None, "no answer within the deadline" if late else type(error).__name__)
     finally:
-        pool.close()
-    if 300 <= response.status < 400:
-        return DeliveryAnswer(response.status, "redirects are not followed")
-    return DeliveryAnswer(response.status)
+        watchdog.cancel()
+        connection.close()
+    if 300 <= status < 400:
+        return DeliveryAnswer(status, "redirects are not followed")
+    return DeliveryAnswer(status)
+
+
+def _cut(connection: HTTPConnection) -> None:
+    """Shut the connection's socket: whatever call is waiting on it returns at once, with an error."""
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return  # closed already

@@ -1,4 +1,5 @@
-"""Adapter for SQS: dead-lettering with a reason, and durable enqueueing of deletion requests.
+"""Adapter for SQS: dead-lettering with a reason, durable enqueueing of deletion requests, and confirming that the
+records an invocation was handed are the function's own queue's.
 
 The boto3 client is created on first use, so invocations that never touch SQS never pay for it. boto3 honours
 ``AWS_ENDPOINT_URL``, which is how tests and the local stack reach moto's server.
@@ -19,7 +20,11 @@ from parser_run_deleter.shared.time_budget import Deadline
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        MessageAttributeValueTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
 SQS_BATCH_LIMIT: Final = 10
 MAX_ATTRIBUTE_LENGTH: Final = 1024
@@ -138,3 +143,34 @@ def delay_redelivery(queue_url: str, receipt_handle: str, seconds: int) -> bool:
     except Exception:  # the message comes back after the queue's visibility timeout instead: sooner, not lost
         return False
     return True
+
+
+class ReceiptsUnconfirmed(RuntimeError):
+    """SQS could not be asked about the records' receipt handles now. Carries the error's type only."""
+
+
+def confirm_receipts(queue_url: str, receipt_handles: Mapping[str, str], visibility_timeout_s: int) -> set[str]:
+    """The keys of ``receipt_handles`` whose handle SQS confirms as a message now in flight on ``queue_url``.
+
+    Each handle is confirmed by setting its message's visibility timeout again (``ChangeMessageVisibilityBatch``,
+    ten at a time): SQS refuses a handle it did not issue for this queue. The timeout given is the queue's own, so
+    a confirmed message that is returned comes back as it would have. Raises ``ReceiptsUnconfirmed`` when SQS
+    cannot answer, so that the caller returns the records rather than act on, or refuse, what it could not check.
+    """
+    keys = list(receipt_handles)
+    confirmed: set[str] = set()
+    for start in range(0, len(keys), SQS_BATCH_LIMIT):
+        chunk = keys[start : start + SQS_BATCH_LIMIT]
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+            {"Id": str(index), "ReceiptHandle": receipt_handles[key], "VisibilityTimeout": visibility_timeout_s}
+            for index, key in enumerate(chunk)
+        ]
+        try:
+            response = sqs_client().change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
+        except Exception as error:  # only the type: a message can quote the request
+            raise ReceiptsUnconfirmed(f"cannot confirm the records with SQS: {type(error).__name__}") from None
+        unanswered = [entry for entry in response.get("Failed", []) if not entry.get("SenderFault", False)]
+        if unanswered:
+            raise ReceiptsUnconfirmed(f"SQS could not confirm {len(unanswered)} record(s) now")
+        confirmed.update(chunk[int(entry["Id"])] for entry in response.get("Successful", []))
+    return confirmed

@@ -140,17 +140,18 @@ class _Answer:
         return DeleteOutcome.FAILED
 
     def is_extends_not_found(self) -> bool:
-        """A 404 that demonstrably comes from Extend: its error code ``NOT_FOUND``, or the legacy 2025-04-21 error
-        shape (``"success": false``, no code) together with Extend's request id.
+        """A 404 that demonstrably comes from Extend for this resource: Extend's request id, with its error code
+        ``NOT_FOUND`` or the legacy 2025-04-21 error shape (``"success": false``, no code).
 
-        Proxies, CDNs, WAFs and framework defaults answer 404 too, with ``{}``, ``{"message": "Not Found"}`` or
-        HTML. Taking one of those for "gone" would tell a customer their data is deleted while it may not be.
+        Proxies, CDNs, WAFs and framework defaults answer 404 too, with ``{}``, ``{"message": "Not Found"}``, a
+        copied ``NOT_FOUND`` or HTML. Taking one of those for "gone" would tell a customer their data is deleted
+        while it may not be.
         """
-        if self.status != 404 or self.body is None:
+        if self.status != 404 or self.body is None or not self.request_id:
             return False
         if self.error_code is not None:
             return self.error_code == "NOT_FOUND"
-        return self.body.get("success") is False and bool(self.request_id)
+        return self.body.get("success") is False
 
     def body_kind(self) -> str:
         """What the body was, for a failure reason: Extend's error code, or what stood in its place."""

@@ -13,11 +13,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from parser_run_deleter.adapters import deletion_queue, dynamodb, secret_store, wiring
 from parser_run_deleter.intake.callback_records import handle_callback_event
 from parser_run_deleter.intake.event_shapes import require
-from parser_run_deleter.logic import ledger, tenants
+from parser_run_deleter.logic import callbacks, ledger, tenants
 from parser_run_deleter.logic.deletion import Trigger
 from parser_run_deleter.shared.observability import logger, metrics, trace_handler
 
-snapstart.register(wiring.reset, deletion_queue.reset, secret_store.reset, dynamodb.reset, tenants.reset, ledger.reset)
+snapstart.register(
+    wiring.reset,
+    deletion_queue.reset,
+    secret_store.reset,
+    dynamodb.reset,
+    tenants.reset,
+    ledger.reset,
+    callbacks.reset,
+)
 
 
 @snapstart.resume_gc_after_first_invocation

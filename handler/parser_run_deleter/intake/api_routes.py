@@ -29,7 +29,7 @@ from parser_run_deleter.logic.api_use_cases import (
     read_deletion_request,
     reject_invalid_id,
 )
-from parser_run_deleter.logic.authentication import authenticate, signed_payload
+from parser_run_deleter.logic.authentication import authenticate
 from parser_run_deleter.logic.deletion import Outcome
 from parser_run_deleter.logic.ownership import require_supported_policy
 from parser_run_deleter.logic.replay_guard import StoredResponse, serve_once, serve_once_per_key
@@ -50,6 +50,8 @@ ROUTES: Final = (
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
+# Methods whose requests carry no body: one that does is refused (400) before authentication.
+BODYLESS_METHODS: Final = frozenset({"DELETE", "GET"})
 
 
 class BodyTooLarge(ValueError):
@@ -123,9 +125,15 @@ def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextM
     settings = get_settings()
     request = current_request()
     event = app.current_event
-    payload = signed_payload(request.method, request.route_path, raw_body(event.raw_event))
+    body = raw_body(event.raw_event)
+    if body and request.method.upper() in BODYLESS_METHODS:
+        # Refused before anything is looked up: a body here could only be an attempt to pass off another
+        # request's signed payload (signing contract v1 signed a body alone).
+        raise InvalidRequestBody(f"a {request.method.upper()} request takes no body")
     caller = caller_identity(event.raw_event, settings.tenant_claim)
-    authenticated = authenticate(caller, event.headers, payload, settings)
+    authenticated = authenticate(
+        caller, event.headers, method=request.method, route_path=request.route_path, body=body, settings=settings
+    )
     request.authenticated_as(authenticated.tenant)
     require_supported_policy(authenticated.tenant, settings)
     if settings.idempotency_table_name is None:
@@ -281,7 +289,8 @@ def _item(run: Any) -> dict[str, Any]:
 def _page_size(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise InvalidQuery(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 

@@ -1,5 +1,6 @@
-"""The callback queue's trigger: each record is one completion callback to deliver; one that is not delivered comes
-back in ``batchItemFailures``, after its backoff (the record's visibility is extended before it is returned)."""
+"""The callback queue's trigger: each record that SQS confirms as the callback queue's (``record_source``) is one
+completion callback to deliver; one that is not delivered comes back in ``batchItemFailures``, after its backoff
+(the record's visibility is extended before it is returned)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from parser_run_deleter.adapters.deletion_queue import delay_redelivery
+from parser_run_deleter.intake.record_source import SourceQueue, admission
 from parser_run_deleter.intake.sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
 from parser_run_deleter.logic.callbacks import CallbackMessageInvalid, deliver, parse_callback_message
 from parser_run_deleter.shared.observability import logger, metrics
@@ -43,4 +45,9 @@ def handle_callback_event(event: dict[str, Any], context: LambdaContext) -> dict
                 delay_redelivery(settings.callback_queue_url, record.receipt_handle, delivery.retry_after_s)
             raise RecordNotDone(record.message_id)
 
-    return process_partial_batch(event, record_handler)
+    source = (
+        SourceQueue(settings.callback_queue_url, settings.source_queue_visibility_s)
+        if settings.callback_queue_url
+        else None
+    )
+    return process_partial_batch(event, record_handler, admit=admission(source))

@@ -1,5 +1,6 @@
-"""The SQS trigger: each record of a batch becomes one ``process_message`` call, concurrently within the batch,
-and a record that is not done with comes back in ``batchItemFailures``."""
+"""The SQS trigger: each record of a batch that SQS confirms as the deletion queue's (``record_source``) becomes one
+``process_message`` call, concurrently within the batch, and a record that is not done with comes back in
+``batchItemFailures``."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from parser_run_deleter.adapters.wiring import get_dependencies
+from parser_run_deleter.intake.record_source import SourceQueue, admission
 from parser_run_deleter.intake.sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
 from parser_run_deleter.logic.deletion import Trigger
 from parser_run_deleter.logic.queue_deletion import QueueMessage, process_message
@@ -40,7 +42,11 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
         logger.thread_safe_append_keys(correlation_id=record.message_id)
         try:
             message = QueueMessage(
-                record.message_id, record.body, record.approximate_receive_count, record.deletion_request_id
+                record.message_id,
+                record.body,
+                record.approximate_receive_count,
+                record.deletion_request_id,
+                record.source_message_id,
             )
             if not process_message(message, deps, deadline):
                 raise RecordNotDone(record.message_id)
@@ -53,9 +59,16 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
     # With no time left to answer in anyway, Lambda's timeout is the bound, and the records, all past their
     # deadline, only turn themselves away: they are waited for, so that each is answered and logged.
     hard_stop_s = context.get_remaining_time_in_millis() / 1000 - ANSWER_TIME_S
+    settings = deps.settings
+    source = (
+        SourceQueue(settings.deletion_queue_url, settings.source_queue_visibility_s)
+        if settings.deletion_queue_url
+        else None
+    )
     return process_partial_batch(
         event,
         record_handler,
-        executor=_batch_executor(deps.settings.max_concurrency),
+        executor=_batch_executor(settings.max_concurrency),
         wait_s=hard_stop_s if hard_stop_s > 0 else None,
+        admit=admission(source),
     )

@@ -13,7 +13,7 @@ function reads.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, wait
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,19 +34,29 @@ class SqsRecord:
     # The DeletionRequestId message attribute: the ledger request of a message copied to the DLQ and redriven.
     deletion_request_id: str | None = None
     receipt_handle: str = ""
+    event_source_arn: str = ""
+    # The SourceMessageId message attribute: the message a dead-lettered copy was made from.
+    source_message_id: str | None = None
 
     @classmethod
     def from_event(cls, record: Mapping[str, Any]) -> SqsRecord:
         attributes = record.get("attributes") or {}
-        named = (record.get("messageAttributes") or {}).get("DeletionRequestId") or {}
-        value = named.get("stringValue") if isinstance(named, Mapping) else None
+        message_attributes = record.get("messageAttributes") or {}
         return cls(
             message_id=record["messageId"],
             body=record["body"],
             approximate_receive_count=int(attributes.get("ApproximateReceiveCount") or 1),
-            deletion_request_id=value if isinstance(value, str) else None,
+            deletion_request_id=_string_attribute(message_attributes, "DeletionRequestId"),
             receipt_handle=str(record.get("receiptHandle") or ""),
+            event_source_arn=str(record.get("eventSourceARN") or ""),
+            source_message_id=_string_attribute(message_attributes, "SourceMessageId"),
         )
+
+
+def _string_attribute(attributes: Mapping[str, Any], name: str) -> str | None:
+    named = attributes.get(name) or {}
+    value = named.get("stringValue") if isinstance(named, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def process_partial_batch(
@@ -55,16 +65,31 @@ def process_partial_batch(
     executor: Executor | None = None,
     *,
     wait_s: float | None = None,
+    admit: Callable[[list[SqsRecord]], Mapping[str, bool]] | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Run ``record_handler`` on every record (on ``executor`` when given); the partial batch response.
 
-    With ``executor``, a record still running after ``wait_s`` seconds is answered as a failure, and SQS delivers
-    it again: the batch is answered before Lambda's deadline whatever a downstream call does. Its handler runs on,
-    and whatever it finishes is idempotent to do twice."""
+    ``admit`` is asked once about the whole batch first: a record it does not admit is not handled, and answered as a
+    failure. With ``executor``, a record still running after ``wait_s`` seconds (the admission included) is
+    answered as a failure, and SQS delivers it again: the batch is answered before Lambda's deadline whatever a
+    downstream call does. Its handler runs on, and whatever it finishes is idempotent to do twice."""
     records = [SqsRecord.from_event(record) for record in event["Records"]]
+    # Submitted before the records, so that a pool of one worker still runs it first.
+    admission: Future[Mapping[str, bool]] | None = None
+    if admit is not None and executor is not None:
+        admission = executor.submit(admit, records)
+    admitted_now = admit(records) if admit is not None and executor is None else None
+
+    def admitted(record: SqsRecord) -> bool:
+        if admit is None:
+            return True
+        verdicts = admission.result() if admission is not None else admitted_now or {}
+        return verdicts.get(record.message_id, False)
 
     def succeeded(record: SqsRecord) -> bool:
         try:
+            if not admitted(record):
+                return False
             record_handler(record)
         except RecordNotDone:
             return False

@@ -1,9 +1,11 @@
 """Who is calling: every API request is a tenant's, identified by its API key id (REST) or a JWT claim (HTTP API),
 and proved by a Standard Webhooks signature made with that tenant's own secret. Or it is refused.
 
-What is signed is the body's exact bytes, or, for a request without a body, ``"{METHOD} {route path}"`` (for
-example ``DELETE /parser_runs/pr_123``): so a signature binds the id it authorizes, and any Standard Webhooks
-library can make one. The reasons for a refusal go to the log and a metric, never to the caller.
+What is signed (signing contract v2) is ``"{METHOD} {route path}"``, followed for a request with a body by one line
+feed and the body's exact bytes: ``DELETE /parser_runs/pr_123``, or ``POST /deletions\n{"parserRunIds": [...]}``.
+So a signature binds the method, the route and the body together: it authorizes that one request and no other,
+and any Standard Webhooks library can make one (with that string as the payload). The reasons for a refusal go to
+the log and a metric, never to the caller.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ class CallerIdentity:
 class AuthenticatedRequest:
     tenant: Tenant
     webhook_id: str
-    # What was signed, hashed: the same webhook id with another payload is another request, never a replay.
+    # The request the signature authorizes: its method and route, and what was signed, hashed. The same webhook id
+    # with another method, route or body is another request, never a replay.
+    method: str
+    route_path: str
     payload_sha256: str
 
 
@@ -54,19 +59,33 @@ class AuthenticationUnavailable(RuntimeError):
 
 
 def signing_secret_id(prefix: str, tenant_id: str) -> str:
-    """The Secrets Manager name of a tenant's signing secrets, under the prefix the API function may read."""
+    """The Secrets Manager name of a tenant's request-signing secrets: only the API function may read them."""
     return f"{prefix}/{tenant_id}/signing"
 
 
+def callback_signing_secret_id(prefix: str, tenant_id: str) -> str:
+    """The Secrets Manager name of the secrets that sign a tenant's completion callbacks: a key of their own, which
+    only the callback function may read, so that no callback ever verifies as a request."""
+    return f"{prefix}/{tenant_id}/callback-signing"
+
+
 def signed_payload(method: str, route_path: str, body: bytes) -> bytes:
-    """The body's bytes; for a request without one, ``"{METHOD} {route path}"``."""
-    return body if body else f"{method.upper()} {route_path}".encode()
+    """``"{METHOD} {route path}"``, and for a request with a body, a line feed and the body's bytes."""
+    request_line = f"{method.upper()} {route_path}".encode()
+    return request_line + b"\n" + body if body else request_line
 
 
 def authenticate(
-    identity: CallerIdentity, headers: Mapping[str, str], payload: bytes, settings: Settings
+    identity: CallerIdentity,
+    headers: Mapping[str, str],
+    *,
+    method: str,
+    route_path: str,
+    body: bytes,
+    settings: Settings,
 ) -> AuthenticatedRequest:
-    """The tenant behind the request, whose signature over ``payload`` checks out; or one of the errors above."""
+    """The tenant behind the request, whose signature over the request (``signed_payload``) checks out; or one of
+    the errors above."""
     if settings.tenants_table_name is None or settings.tenant_secret_prefix is None:
         raise ConfigurationError("TENANTS_TABLE_NAME and TENANT_SECRET_PREFIX are required to authenticate callers")
     directory = tenant_directory(settings.tenants_table_name, settings.tenant_cache_s)
@@ -85,10 +104,11 @@ def authenticate(
         raise Forbidden(f"tenant {tenant.tenant_id!r} is disabled", tenant.tenant_id)
     secret_id = signing_secret_id(settings.tenant_secret_prefix, tenant.tenant_id)
     verifier = verifier_for(secret_id, settings.secret_max_age_s)
+    payload = signed_payload(method, route_path, body)
     try:
-        webhook_id = verifier.verify(headers, payload)
+        webhook_id = verifier.verify(headers, payload, secret_version=tenant.secret_version)
     except SignatureRejected as error:
         raise NotAuthenticated(str(error), tenant.tenant_id) from None
     except SigningSecretUnavailable as error:
         raise AuthenticationUnavailable(str(error)) from None
-    return AuthenticatedRequest(tenant, webhook_id, hashlib.sha256(payload).hexdigest())
+    return AuthenticatedRequest(tenant, webhook_id, method.upper(), route_path, hashlib.sha256(payload).hexdigest())

@@ -1,15 +1,18 @@
 """Completion callbacks: telling a tenant that one of its deletion requests has completed.
 
 The callback is a ``POST`` of a ``deletion_request.completed`` event (the request's id, status, counts and a link to
-its status resource), signed with Standard Webhooks using the tenant's own signing secret(s), so the tenant checks
-it with any Standard Webhooks library. Deliveries are at least once: every retry carries the same ``webhook-id``
-(the tenant de-duplicates on it), and a failed one is retried with exponential backoff over hours, then left to
-the callback queue's DLQ. Each attempt's state is recorded on the request, where the status resource shows it.
+its status resource), signed with Standard Webhooks using the tenant's callback-signing secret(s), so the tenant
+checks it with any Standard Webhooks library. That key is the callbacks' alone, never the one the tenant signs its
+requests with: a callback, whoever sees it, can never be replayed as a request. Deliveries are at least once: every
+retry carries the same ``webhook-id`` (the tenant de-duplicates on it), and a failed one is retried with exponential
+backoff over hours, then left to the callback queue's DLQ. Each attempt's state is recorded on the request, where
+the status resource shows it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from typing import Any, Final
 
 from parser_run_deleter.adapters.callback_sender import CallbackRefused, DeliveryAnswer, post
 from parser_run_deleter.adapters.secret_store import SecretUnavailable, fetch_secret_string
-from parser_run_deleter.logic.authentication import signing_secret_id
+from parser_run_deleter.logic.authentication import callback_signing_secret_id
 from parser_run_deleter.logic.ledger import LedgerUnavailable, RequestRecord, ledger
 from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, tenant_directory
 from parser_run_deleter.logic.webhook_signature import (
@@ -107,6 +110,33 @@ def signed_headers(secrets_value: str, message_id: str, body: bytes, now: float 
 Sender = Callable[..., DeliveryAnswer]
 
 
+class _SecretVersions:
+    """The callback-signing secret version each tenant had when this container last read its secret: a newer one in
+    the registry (a rotation) is read afresh, not from the cache."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def is_new(self, tenant_id: str, version: int) -> bool:
+        with self._lock:
+            known = self._read.get(tenant_id)
+            self._read[tenant_id] = version
+        return known is not None and known != version
+
+    def clear(self) -> None:
+        with self._lock:
+            self._read.clear()
+
+
+_versions: Final = _SecretVersions()
+
+
+def reset() -> None:
+    """Forget which secret versions were read (tests, and SnapStart restores, which also drop the secret cache)."""
+    _versions.clear()
+
+
 def deliver(
     message: CallbackMessage, settings: Settings, *, max_attempts: int | None, sender: Sender = post
 ) -> Delivery:
@@ -121,6 +151,15 @@ def deliver(
     except (RegistryUnavailable, LedgerUnavailable) as error:
         logger.warning("cannot read the callback's tenant or request", extra={"reason": str(error)})
         return Delivery(False, backoff_s(message.receive_count), "retrying")
+    if request is not None and request.tenant_id != message.tenant_id:
+        # Only the functions write callback messages, and always with the request's own tenant: one that names
+        # another tenant was forged or corrupted. Nothing is sent, and the request's record is not touched.
+        count(MetricName.RECORD_REFUSED)
+        logger.error(
+            "callback message refused: the request is not this tenant's",
+            extra={"deletion_request_id": message.deletion_request_id, "tenant_id": message.tenant_id},
+        )
+        return Delivery(True, state="refused")
     if request is None or tenant is None or not tenant.active or tenant.callback_url is None:
         # Nobody to tell any more (tenant removed or disabled, callback cleared, request expired): done, and said so.
         _record(records, message, {"state": "cancelled", "reason": "the tenant no longer takes callbacks"})
@@ -159,7 +198,9 @@ def _attempt(  # noqa: PLR0917 - the callback's URL and secret prefix, checked b
     body = json.dumps(completion_event(request, settings.api_base_url), separators=(",", ":")).encode()
     try:
         secrets_value = fetch_secret_string(
-            signing_secret_id(secret_prefix, tenant.tenant_id), max_age_s=settings.secret_max_age_s
+            callback_signing_secret_id(secret_prefix, tenant.tenant_id),
+            max_age_s=settings.secret_max_age_s,
+            force_fetch=_versions.is_new(tenant.tenant_id, tenant.callback_secret_version),
         )
         headers = signed_headers(secrets_value, webhook_id(message), body)
     except (SecretUnavailable, SigningSecretUnavailable) as error:

@@ -60,8 +60,10 @@ def _delete_if_metadata_names(
             attempts=0,
             reason=f"the metadata ownership policy needs EXTEND_API_VERSION {METADATA_API_VERSION}",
         )
+    # A metadata tenant may also have a workspace (an organization-scoped key needs one named on every call).
+    in_workspace = replace(request, workspace_id=tenant.workspace_id) if tenant.workspace_id else request
     try:
-        read = client.read_parser_run(parser_run_id, deadline)
+        read = client.read_parser_run(parser_run_id, deadline, workspace_id=in_workspace.workspace_id)
     except Exception as error:  # as attempt_deletion: anything that stops the read is a retryable failure
         return DeleteResult(parser_run_id, DeleteOutcome.FAILED, 0, retryable=True, reason=type(error).__name__)
     if read.outcome is ReadOutcome.NOT_FOUND:
@@ -72,7 +74,7 @@ def _delete_if_metadata_names(
     if owner != tenant.tenant_id:
         count(MetricName.OWNERSHIP_REFUSED)
         return _from_read(read, DeleteOutcome.NOT_FOUND, not_owned=True)
-    deleted = attempt_deletion(client, request, deadline)
+    deleted = attempt_deletion(client, in_workspace, deadline)
     # Attempts count the deletion's own (retries are the DELETE's); the read's 429s are Extend pressure all the same.
     return replace(deleted, throttled_responses=deleted.throttled_responses + read.throttled_responses)
 
@@ -80,15 +82,18 @@ def _delete_if_metadata_names(
 def _from_read(
     read: ReadResult, outcome: DeleteOutcome, *, reason: str | None = None, not_owned: bool = False
 ) -> DeleteResult:
-    """The deletion's result when the read decided it: no DELETE was sent."""
+    """The deletion's result when the read decided it: no DELETE was sent. A run the read found missing or not the
+    tenant's keeps no trace of Extend's answer (status, request id, error code): the ledger, the receipts and the
+    status resource would otherwise tell one from the other (a 404 and a 200), an oracle for whether an id exists."""
+    settled = outcome is DeleteOutcome.NOT_FOUND
     return DeleteResult(
         read.parser_run_id,
         outcome,
         read.attempts,
-        status_code=read.status_code,
+        status_code=None if settled else read.status_code,
         retryable=outcome is DeleteOutcome.FAILED and read.retryable,
-        extend_request_id=read.extend_request_id,
-        error_code=read.error_code,
+        extend_request_id=None if settled else read.extend_request_id,
+        error_code=None if settled else read.error_code,
         reason=reason,
         throttled_responses=read.throttled_responses,
         not_owned=not_owned,

@@ -50,6 +50,7 @@ class QueueMessage:
     body: str
     receive_count: int = 1
     deletion_request_id: str | None = None  # from the message's attribute, when its body names none
+    source_message_id: str | None = None  # a dead-lettered copy's: the message it was made from
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,9 @@ def process_message(message: QueueMessage, deps: Dependencies, deadline: Deadlin
     request: DeletionRequest | None = None
     try:
         request = parse_deletion_message(message.body)
+        check_redriven_request(request, message)
     except InvalidDeletionRequest as error:
+        request = None
         attempt = _Attempt(None, str(error))
     else:
         attempt = _attempt(request, deps, deadline)
@@ -120,6 +123,23 @@ def process_message(message: QueueMessage, deps: Dependencies, deadline: Deadlin
     )
     done = decision.fate is Fate.CONSUME or dead_letter_message_id is not None
     return done and recorded
+
+
+def check_redriven_request(request: DeletionRequest, message: QueueMessage) -> None:
+    """A redriven copy's ``DeletionRequestId`` attribute must be the request its message belongs to: the one its
+    body names, or, for an operator's message, the one named after the message it was copied from. Anything else
+    would record the run under another request (another tenant's, say): ``InvalidDeletionRequest``."""
+    attribute = message.deletion_request_id
+    if attribute is None:
+        return
+    if request.deletion_request_id is not None:
+        expected = request.deletion_request_id
+    elif message.source_message_id:
+        expected = request_id_for_message(message.source_message_id)
+    else:
+        expected = None
+    if attribute != expected:
+        raise InvalidDeletionRequest("the DeletionRequestId attribute does not name the request of this message")
 
 
 def _ledger_outcome(fate: Fate, outcome: Outcome) -> RunOutcome:
@@ -252,7 +272,8 @@ def _dead_letter(
     attributes: dict[str, str | int | None] = {
         "FailureKind": kind.value,
         "FailureReason": reason,
-        "SourceMessageId": message.message_id,
+        # The message the request is named after: a redriven copy keeps the original's, so it can be checked again.
+        "SourceMessageId": (message.deletion_request_id and message.source_message_id) or message.message_id,
         "ApproximateReceiveCount": message.receive_count,
         # The body is kept as the producer sent it; a redriven copy finds its ledger request here.
         "DeletionRequestId": deletion_request_id,

@@ -3,8 +3,9 @@ is not done again. So is a request with an ``Idempotency-Key``, for 24 hours: a 
 answer (with a fresh signature, so a new ``webhook-id``) gets the first answer and the same deletion request.
 Built on Powertools' idempotency utility with its DynamoDB persistence layer; both kinds share its table.
 
-The key is the tenant and the ``webhook-id``; the payload the signature covered is validated against the first
-one, so the same ``webhook-id`` with another payload is a conflict (422), not a replay. A request still being
+The key is the tenant and the ``webhook-id``; the request's method, route and the hash of what the signature covered
+are validated against the first one's, so the same ``webhook-id`` with another method, route or body is a conflict
+(422), never the first request's answer. A request still being
 served when its twin arrives is 409. A 5xx or 429 answer (Extend, AWS or a limit failing it) is not remembered:
 the client's retry with the same ``webhook-id`` runs again rather than getting the failure back.
 """
@@ -34,6 +35,8 @@ REPLAYED_HEADER: Final = "Idempotent-Replayed"
 KEY_PREFIX: Final = "signed-request"
 IDEMPOTENCY_KEY_PREFIX: Final = "idempotency-key"
 IDEMPOTENCY_KEY_WINDOW_S: Final = 24 * 3600
+# What a replay must repeat exactly: the method, the route and the signed payload.
+VALIDATED_FIELDS: Final = "[method, route, payloadSha256]"
 
 # What is remembered of a response: status, headers and the body as sent.
 StoredResponse = dict[str, Any]
@@ -70,7 +73,7 @@ def replay_config() -> IdempotencyConfig:
     it is remembered."""
     return IdempotencyConfig(
         event_key_jmespath="[tenantId, webhookId]",
-        payload_validation_jmespath="payloadSha256",
+        payload_validation_jmespath=VALIDATED_FIELDS,
         raise_on_no_idempotency_key=True,
         expires_after_seconds=REPLAY_WINDOW_S,
         response_hook=_mark_replayed,
@@ -82,6 +85,14 @@ def replay_record(authenticated: AuthenticatedRequest) -> dict[str, str]:
     return {
         "tenantId": authenticated.tenant.tenant_id,
         "webhookId": authenticated.webhook_id,
+        **_request_fields(authenticated),
+    }
+
+
+def _request_fields(authenticated: AuthenticatedRequest) -> dict[str, str]:
+    return {
+        "method": authenticated.method,
+        "route": authenticated.route_path,
         "payloadSha256": authenticated.payload_sha256,
     }
 
@@ -90,7 +101,7 @@ def idempotency_key_config() -> IdempotencyConfig:
     """A request with an ``Idempotency-Key``: keyed by its tenant and the key, the signed payload must match."""
     return IdempotencyConfig(
         event_key_jmespath="[tenantId, idempotencyKey]",
-        payload_validation_jmespath="payloadSha256",
+        payload_validation_jmespath=VALIDATED_FIELDS,
         raise_on_no_idempotency_key=True,
         expires_after_seconds=IDEMPOTENCY_KEY_WINDOW_S,
         response_hook=_mark_replayed,
@@ -137,7 +148,7 @@ def serve_once_per_key(
     request = {
         "tenantId": authenticated.tenant.tenant_id,
         "idempotencyKey": idempotency_key,
-        "payloadSha256": authenticated.payload_sha256,
+        **_request_fields(authenticated),
     }
     return _once(IDEMPOTENCY_KEY_PREFIX, "Idempotency-Key", request, execute, table_name, lambda_context)
 

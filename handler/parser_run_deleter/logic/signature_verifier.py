@@ -1,9 +1,12 @@
 """Verifies API requests against the Standard Webhooks secret(s) kept in Secrets Manager.
 
-The secret is cached like the Extend key. Its value may hold several space-separated secrets, so that a rotation
-can accept old and new for a while. When no signature matches, the secret is re-read once (at most every
-``REFRESH_INTERVAL_S`` per container), so a rotation is picked up by warm containers without letting unsigned
-traffic hammer Secrets Manager.
+The secret is cached like the Extend key. Its value may hold several secrets, so that a rotation can accept old
+and new for a while. Two things make a warm container re-read it:
+
+- the tenant's registry item names a newer secret version than the one cached (every rotation bumps it): so a
+  rotation that revokes the old secret (``--overlap 0``) takes effect within the tenant cache's time;
+- no signature matches: the secret is re-read once (at most every ``REFRESH_INTERVAL_S`` per container), so a new
+  secret is picked up without letting unsigned traffic hammer Secrets Manager.
 """
 
 from __future__ import annotations
@@ -44,16 +47,25 @@ class WebhookVerifier:
         self._clock = clock
         self._monotonic = monotonic
         self._last_forced: float | None = None
+        self._version_read: int | None = None
         self._lock = threading.Lock()
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> str:
-        """Return the verified ``webhook-id``, or raise ``SignatureRejected`` / ``SigningSecretUnavailable``."""
+    def verify(self, headers: Mapping[str, str], body: bytes, *, secret_version: int = 0) -> str:
+        """Return the verified ``webhook-id``, or raise ``SignatureRejected`` / ``SigningSecretUnavailable``.
+        ``secret_version`` is the registry's: a version other than the one cached is read afresh first."""
         signed = parse_headers(headers, now=self._clock())
-        if matches(signed, body, self._keys(force_fetch=False)):
+        if matches(signed, body, self._keys(force_fetch=self._is_new_version(secret_version))):
             return signed.webhook_id
         if self._may_force_fetch() and matches(signed, body, self._keys(force_fetch=True)):
             return signed.webhook_id
         raise SignatureRejected("no valid signature")
+
+    def _is_new_version(self, secret_version: int) -> bool:
+        """Whether the registry names a version newer than the one this container read (the first read is fresh
+        anyway: nothing was cached before it)."""
+        with self._lock:
+            known, self._version_read = self._version_read, secret_version
+        return known is not None and known != secret_version
 
     def _may_force_fetch(self) -> bool:
         with self._lock:

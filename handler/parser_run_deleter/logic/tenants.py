@@ -77,6 +77,10 @@ class Tenant:
     usage_plan_id: str | None = None
     # Where the tenant is told that a deletion request has completed (a signed POST), if anywhere.
     callback_url: str | None = None
+    # Bumped by every rotation of the tenant's request-signing (or callback-signing) secret: a container whose
+    # cached secret is older reads it again, so a revoked secret stops working within the tenant cache's time.
+    secret_version: int = 0
+    callback_secret_version: int = 0
 
     @property
     def active(self) -> bool:
@@ -96,6 +100,8 @@ class Tenant:
             "maxOutstanding": self.limits.max_outstanding,
             "usagePlanId": self.usage_plan_id,
             "callbackUrl": self.callback_url,
+            "signingSecretVersion": self.secret_version,
+            "callbackSecretVersion": self.callback_secret_version,
         }
 
 
@@ -116,6 +122,8 @@ def new_tenant(
     status: str = TenantStatus.ACTIVE.value,
     usage_plan_id: str | None = None,
     callback_url: str | None = None,
+    secret_version: int = 0,
+    callback_secret_version: int = 0,
 ) -> Tenant:
     """A tenant whose definition holds together: every policy explicit, and what it needs present."""
     validate_tenant_id(tenant_id)
@@ -151,6 +159,8 @@ def new_tenant(
         limits=limits,
         usage_plan_id=usage_plan_id,
         callback_url=callback_url,
+        secret_version=secret_version,
+        callback_secret_version=callback_secret_version,
     )
 
 
@@ -184,6 +194,8 @@ def tenant_from_item(item: Mapping[str, Any]) -> Tenant:
         ),
         usage_plan_id=item.get("usagePlanId"),
         callback_url=item.get("callbackUrl"),
+        secret_version=int(item.get("signingSecretVersion") or 0),
+        callback_secret_version=int(item.get("callbackSecretVersion") or 0),
     )
 
 

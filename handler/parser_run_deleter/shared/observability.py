@@ -73,6 +73,9 @@ class MetricName:
     CALLBACK_DELIVERED: Final = "CompletionCallbackDelivered"
     CALLBACK_FAILED: Final = "CompletionCallbackFailed"
     LEDGER_WRITE_FAILED: Final = "LedgerWriteFailed"
+    # A record that SQS did not deliver from the function's own queue (a direct invoke with an SQS-shaped event),
+    # or a callback message whose request is not its tenant's: refused, nothing done.
+    RECORD_REFUSED: Final = "ForeignRecordRefused"
 
 
 def count(name: str, value: int = 1) -> None:

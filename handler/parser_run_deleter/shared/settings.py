@@ -52,6 +52,9 @@ class Settings:
     api_base_url: str | None = None
     callback_timeout_s: float = 5.0
     callback_allow_loopback: bool = False
+    # The visibility timeout the function's own queue receives messages with: a record's receipt handle is
+    # confirmed with SQS (intake.record_source) by setting it again, so a returned record comes back as it would.
+    source_queue_visibility_s: int = 30
     # The queue holds an intake's messages back this long, so that the intake records their runs before the queue
     # function can settle them (one that still comes first waits: ``logic.ledger.NotYetRecorded``).
     intake_delay_s: int = 2
@@ -116,8 +119,12 @@ def validate_base_url(url: str, name: str = "EXTEND_API_BASE_URL", *, allow_unli
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if not host or parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(f"{name} must be a plain base URL such as {DEFAULT_API_BASE_URL}, got {url!r}")
+    if not host or parts.query or parts.fragment or parts.username or parts.password or parts.path not in ("", "/"):
+        # No path either: Extend's routes hang off the host; under a path, a proxy's or a router's 404 for an
+        # unknown route could be taken for Extend's "not found" while nothing was deleted.
+        raise ConfigurationError(
+            f"{name} must be a plain base URL such as {DEFAULT_API_BASE_URL}, without a path, got {url!r}"
+        )
     if parts.scheme == "http" and is_loopback_host(host):
         return url.rstrip("/")
     if parts.scheme != "https":
@@ -183,6 +190,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         callback_timeout_s=_number(env, "CALLBACK_TIMEOUT_SECONDS", 5.0, minimum=0.5, maximum=30),
         callback_allow_loopback=_flag(env, "CALLBACK_ALLOW_LOOPBACK"),
         intake_delay_s=_integer(env, "INTAKE_DELAY_SECONDS", 2, minimum=0, maximum=900),
+        source_queue_visibility_s=_integer(env, "SOURCE_QUEUE_VISIBILITY_SECONDS", 30, minimum=0, maximum=43_200),
         connect_timeout_s=_number(env, "EXTEND_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
         read_timeout_s=_number(env, "EXTEND_READ_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=60),
         max_attempts=_integer(env, "EXTEND_MAX_ATTEMPTS", 3, minimum=1, maximum=10),

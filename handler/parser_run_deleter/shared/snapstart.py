@@ -53,8 +53,9 @@ def after_restore() -> None:
 
 
 def register(*resets: Reset) -> bool:
-    """Remember the entry point's resets and register ``after_restore`` with Lambda's runtime; False outside it."""
-    _resets[:] = resets
+    """Add the entry point's resets to those ``after_restore`` calls, and register it with Lambda's runtime; False
+    outside it. Registrations compose: importing a second entry point (tests do) adds its resets, never replaces."""
+    _resets.extend(reset for reset in resets if reset not in _resets)
     try:
         from snapshot_restore_py import (  # type: ignore[import-not-found]  # noqa: PLC0415 - Lambda only
             register_after_restore,
