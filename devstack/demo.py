@@ -210,22 +210,27 @@ class Console:
 
 @dataclass(frozen=True)
 class TenantClient:
-    """One tenant's client of the API: its API key, and its signing secret."""
+    """One tenant's client of the API: its API key, its signing secret, and the secret its callbacks are signed with
+    (a key of their own, so that no callback can pass for a request)."""
 
     tenant_id: str
     api_url: str
     api_key: str
     signing_secret: str
+    callback_signing_secret: str
 
     @classmethod
     def of(cls, added: AddedTenant, api_url: str) -> TenantClient:
-        assert added.api_key_value is not None
-        return cls(added.tenant.tenant_id, api_url, added.api_key_value, added.signing_secret)
+        assert added.api_key_value is not None and added.callback_signing_secret is not None
+        return cls(
+            added.tenant.tenant_id, api_url, added.api_key_value, added.signing_secret, added.callback_signing_secret
+        )
 
     def headers(
         self, method: str, path: str, body: bytes = b"", *, secret: str | None = None, api_key: bool = True
     ) -> dict[str, str]:
-        """The API key, and the Standard Webhooks headers signing the body, or ``"{METHOD} {path}"``."""
+        """The API key, and the Standard Webhooks headers signing the request (signing contract v2: its method and
+        path, and its body when it has one)."""
         headers = signature_headers(secret or self.signing_secret, signed_payload(method, path, body))
         if api_key:
             headers["x-api-key"] = self.api_key
@@ -601,7 +606,8 @@ def _callbacks(
         if tenant_id is None or not item["path"].endswith(f"/{tenant_id}"):
             continue
         try:
-            event = standardwebhooks.Webhook(clients[tenant_id].signing_secret).verify(item["body"], item["headers"])
+            secret = clients[tenant_id].callback_signing_secret
+            event = standardwebhooks.Webhook(secret).verify(item["body"], item["headers"])
         except standardwebhooks.WebhookVerificationError:
             continue
         if event["data"]["status"] == ledger["statuses"].get(request_id):

@@ -21,7 +21,7 @@ from devstack.functions import FunctionConfig, FunctionPool
 from devstack.logs import LogSink
 from devstack.sqs_event_source import EventSourceSettings, SqsEventSource
 from devstack.template import LOCAL_ACCOUNT, LOCAL_REGION
-from opscli.tenants import AddedTenant, StageApi, TenantAdmin
+from opscli.tenants import AddedTenant, SecretProtection, StageApi, TenantAdmin
 from parser_run_deleter.adapters.tenant_table import TenantTable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +95,15 @@ class LocalDeployment:
         template = Template.load(self.options.template_path, overrides)
         template.resolver.stack_name = stack
         self.sqs = aws_client("sqs", self.moto_endpoint)
+        # The stack's data key and the roles its tenants' secrets name in their policies (moto keeps the policies
+        # and the key id as given; IAM's verdicts on them are proved offline in tests/infra).
+        self.data_key_arn = str(
+            aws_client("kms", self.moto_endpoint).create_key(Description=stack)["KeyMetadata"]["Arn"]
+        )
+        self.role_arns = {
+            role: f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{stack}-{role}"
+            for role in ("OperatorRole", "ApiFunctionRole", "CallbackFunctionRole", "QueueFunctionRole")
+        }
         self._create_queues(template, stack)
         self._create_tables(template, stack)
         self.apigateway = aws_client("apigateway", self.moto_endpoint)
@@ -222,6 +231,12 @@ class LocalDeployment:
             aws_client("secretsmanager", self.moto_endpoint),
             self.api_function.environment["TENANT_SECRET_PREFIX"],
             self.apigateway,
+            SecretProtection(
+                self.data_key_arn,
+                self.role_arns["OperatorRole"],
+                self.role_arns["ApiFunctionRole"],
+                self.role_arns["CallbackFunctionRole"],
+            ),
         )
 
     def stage_api(self) -> StageApi:
@@ -241,6 +256,9 @@ class LocalDeployment:
     def _config(self, spec: Any, local: dict[str, str] | None = None) -> FunctionConfig:
         environment = dict(spec.environment)
         environment["EXTEND_API_BASE_URL"] = self.extend_base_url
+        if spec.sqs is not None and self.options.visibility_timeout_s is not None:
+            # Local tuning shortens the queues' visibility timeout: the function confirms its records with it.
+            environment["SOURCE_QUEUE_VISIBILITY_SECONDS"] = str(self.options.visibility_timeout_s)
         environment.update(local or {})
         environment.update(self.options.environment_overrides)
         environment.update(self._aws_environment())

@@ -271,6 +271,32 @@ def test_a_crash_between_recording_an_outcome_and_counting_it_is_repaired_by_the
     assert status(request_id).body["counts"] == shown["counts"] and ledger.outstanding(TENANT_ID) == 0
 
 
+def test_a_not_found_receipt_becomes_deleted_when_a_racing_delivery_proves_it(
+    stack: InProcessStack, ledger: Ledger
+) -> None:
+    # Given a queued run, and two deliveries of its message at once: the one that records first met the other's
+    # deletion (Extend answered 404), the other's DELETE was the one Extend answered 200
+    stack.extend.seed(["pr_raced"], workspace_id=WS)
+    request_id = bulk("pr_raced").body["deletionRequestId"]
+    stack.extend.inject("pr_raced", Fault.status(404))
+    assert consume_queue(stack) == {"batchItemFailures": []}
+    first = status(request_id).body
+    assert (first["status"], first["counts"]["not_found"], first["counts"]["deleted"]) == ("completed", 1, 0)
+
+    # When the other delivery's outcome arrives
+    message = {"parserRunId": "pr_raced", "deletionRequestId": request_id, "tenantId": TENANT_ID}
+    stack.sqs().send_message(QueueUrl=stack.queues.queue_url, MessageBody=json.dumps(message))
+    assert consume_queue(stack) == {"batchItemFailures": []}
+
+    # Then the receipt says deleted, and the counts agree: Extend's 200 proves this service deleted it
+    [run] = ledger.all_runs(request_id)
+    assert run.outcome is RunOutcome.DELETED and run.extend_status == 200
+    shown = status(request_id).body
+    assert (shown["counts"]["deleted"], shown["counts"]["not_found"], shown["counts"]["queued"]) == (1, 0, 0)
+    assert shown["status"] == "completed" and ledger.outstanding(TENANT_ID) == 0
+    assert not stack.extend.exists("pr_raced", workspace_id=WS)
+
+
 def test_a_ledger_slower_than_the_margin_still_gets_the_batch_answered_before_lambdas_deadline(
     stack: InProcessStack, ledger: Ledger, moto_endpoint: str, emitted: Emitted
 ) -> None:
@@ -503,22 +529,48 @@ def test_a_message_that_overtakes_its_intake_waits_for_it_and_is_never_overwritt
     request = ledger.begin(TENANT_ID, RequestTrigger.API_BULK, {}, reserve=1, cap=None)
     body = {"parserRunId": "pr_race", "deletionRequestId": request.request_id, "tenantId": TENANT_ID}
 
-    # When the queue function gets the message first
-    first = consume_queue_once(stack, body)
+    # When the queue function gets the message first, and the intake records the run a moment later
+    intake = threading.Timer(0.5, lambda: ledger.take_in(request, [RunRecord("pr_race", RunOutcome.QUEUED)]))
+    intake.start()
+    try:
+        first = consume_queue_once(stack, body)
+    finally:
+        intake.join()
+
+    # Then the deletion it did waited for the intake's record and settled on top of it: deleted, counted once
+    assert first == {"batchItemFailures": []} and not stack.extend.exists("pr_race", workspace_id=WS)
+    shown = status(request.request_id).body
+    assert shown["status"] == "completed" and shown["counts"]["deleted"] == 1 and shown["counts"]["queued"] == 0
+    assert ledger.outstanding(TENANT_ID) == 0
+
+
+def test_a_message_whose_intake_outlasts_the_invocation_returns_and_is_never_overwritten(
+    stack: InProcessStack, ledger: Ledger
+) -> None:
+    # Given a request recorded, its message on the queue, and an intake that does not record the run in time
+    stack.extend.seed(["pr_late_intake"], workspace_id=WS)
+    request = ledger.begin(TENANT_ID, RequestTrigger.API_BULK, {}, reserve=1, cap=None)
+    body = {"parserRunId": "pr_late_intake", "deletionRequestId": request.request_id, "tenantId": TENANT_ID}
+
+    # When the queue function gets the message first, with only a few seconds to wait for it
+    first = consume_queue_once(stack, body, timeout_s=3.0)
 
     # Then it deletes the run but does not record it, and returns the message: the intake's record comes first
-    assert len(first["batchItemFailures"]) == 1 and not stack.extend.exists("pr_race", workspace_id=WS)
+    assert len(first["batchItemFailures"]) == 1 and not stack.extend.exists("pr_late_intake", workspace_id=WS)
     assert list(ledger.all_runs(request.request_id)) == []
     # and once the intake has recorded it, the redelivery settles it on top: nothing is overwritten or counted twice
-    ledger.take_in(request, [RunRecord("pr_race", RunOutcome.QUEUED)])
+    ledger.take_in(request, [RunRecord("pr_late_intake", RunOutcome.QUEUED)])
     assert consume_queue_once(stack, body, receive_count=2) == {"batchItemFailures": []}
     shown = status(request.request_id).body
     assert shown["status"] == "completed" and shown["counts"]["not_found"] == 1 and shown["counts"]["queued"] == 0
     assert ledger.outstanding(TENANT_ID) == 0
 
 
-def consume_queue_once(stack: InProcessStack, body: dict[str, Any], *, receive_count: int = 1) -> dict[str, Any]:
+def consume_queue_once(
+    stack: InProcessStack, body: dict[str, Any], *, receive_count: int = 1, timeout_s: float = 30.0
+) -> dict[str, Any]:
     result: dict[str, Any] = queue_function.lambda_handler(
-        delivered(stack, sqs_event(sqs_record(json.dumps(body), receive_count=receive_count))), stack.context()
+        delivered(stack, sqs_event(sqs_record(json.dumps(body), receive_count=receive_count))),
+        stack.context(timeout_s=timeout_s),
     )
     return result

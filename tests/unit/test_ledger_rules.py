@@ -49,9 +49,11 @@ def test_a_requests_status_follows_from_its_counts(
     assert request_status(counts, started=started) is status
 
 
-def test_final_outcomes_are_final_but_a_dead_letter_can_be_redriven() -> None:
-    for final in (D, N, F, R):
+def test_final_outcomes_are_final_but_a_dead_letter_can_be_redriven_and_not_found_proved_deleted() -> None:
+    for final in (D, F, R):
         assert not any(may_follow(final, after) for after in RunOutcome)
+    # A 404 met by one delivery, and Extend's 200 to a racing one: the run was this service's to delete.
+    assert [after for after in RunOutcome if may_follow(N, after)] == [D]
     assert all(may_follow(None, after) for after in RunOutcome) and all(may_follow(Q, after) for after in RunOutcome)
     assert may_follow(DL, Q) and may_follow(DL, D) and may_follow(DL, N) and not may_follow(DL, R)
 

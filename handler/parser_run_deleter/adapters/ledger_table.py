@@ -368,7 +368,7 @@ class LedgerTable:
         removals: list[str] = []
         deletions: list[str] = []
         condition: str | None = None
-        if marker is not None and after != "queued" and before != "dead_lettered":
+        if marker is not None and after != "queued" and before in (None, "queued"):
             # A settled run is counted once: its marker joins the request's set in the same write, and a write
             # that finds the marker there already changes nothing. That makes a retried count harmless.
             additions.append("settled :marker_set")

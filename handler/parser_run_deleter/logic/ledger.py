@@ -207,9 +207,13 @@ def outstanding_change(before: RunOutcome | None, after: RunOutcome) -> int:
 
 def may_follow(before: RunOutcome | None, after: RunOutcome) -> bool:
     """Whether a run may move from ``before`` (None: not recorded yet) to ``after``. A final outcome is final, but
-    a dead-lettered run may be redriven; a queued run may be recorded queued again (a failed attempt)."""
+    a dead-lettered run may be redriven; a queued run may be recorded queued again (a failed attempt); and a run
+    found missing may turn out deleted: two deliveries of one message raced, the first to answer met the other's
+    deletion (a 404), and Extend's 200 to the other proves this service deleted it."""
     if before is None or before is RunOutcome.QUEUED:
         return True
+    if before is RunOutcome.NOT_FOUND:
+        return after is RunOutcome.DELETED
     return before is RunOutcome.DEAD_LETTERED and after is not RunOutcome.REJECTED
 
 
@@ -237,6 +241,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+def _may_still_change(current: RunOutcome, incoming: RunOutcome) -> bool:
+    """Whether a run found settled as ``current`` is still to move to ``incoming``: a dead-lettered run redriven, or
+    a run found missing that this delivery's deletion proves deleted."""
+    if current is RunOutcome.DEAD_LETTERED:
+        return incoming is not RunOutcome.DEAD_LETTERED
+    return current is RunOutcome.NOT_FOUND and incoming is RunOutcome.DELETED
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +328,7 @@ class Ledger:
             )
             before_value = before.value if before is not None else None
             try:
-                if before is RunOutcome.DEAD_LETTERED:
+                if before in (RunOutcome.DEAD_LETTERED, RunOutcome.NOT_FOUND):
                     self.table.transition(
                         request_id,
                         recorded.to_values(),
@@ -350,7 +362,7 @@ class Ledger:
                         ),
                         request_values=request_values,
                     )
-                    if current is not RunOutcome.DEAD_LETTERED or run.outcome is RunOutcome.DEAD_LETTERED:
+                    if not _may_still_change(current, run.outcome):
                         return Transition(before, current, request_from_values(counted)) if counted else None
                 # The intake records a run after SQS took its message: a fast consumer can get here first, and
                 # writing the run now would be overwritten by the intake's own write. Wait for it, unless the intake

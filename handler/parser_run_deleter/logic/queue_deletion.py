@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Final
 
 from parser_run_deleter.adapters.deletion_queue import QueueSendError, send_to_dead_letter_queue
 from parser_run_deleter.adapters.extend_client import MIN_ATTEMPT_S, DeleteOutcome, DeleteResult
@@ -20,11 +21,14 @@ from parser_run_deleter.adapters.wiring import Dependencies
 from parser_run_deleter.logic.completion import settle
 from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
 from parser_run_deleter.logic.ledger import (
+    Ledger,
     LedgerUnavailable,
     NotYetRecorded,
     RequestRecord,
     RequestTrigger,
     RunOutcome,
+    RunRecord,
+    Transition,
     ledger,
     request_id_for_message,
     run_record,
@@ -192,9 +196,12 @@ def _record(
     records = ledger(settings.ledger_table_name, settings.ledger_retention_days)
     request_id = _with_request_id(request, message).deletion_request_id or ""
     try:
-        transition = records.record_outcome(request_id, run, tenant_id=request.tenant_id, create=create)
+        transition = _record_once_the_intake_has(
+            records, request_id, run, tenant_id=request.tenant_id, create=create, deadline=deadline
+        )
     except NotYetRecorded as error:
-        # Rare (intake messages are sent with a short delay): the message returns, and is recorded next time.
+        # Rare: the intake took longer than its messages' delay and all the time this invocation had to wait for
+        # it. The message returns, and is recorded next time (its deletion, done now, then reads as not found).
         logger.info("outcome waits for its intake", extra={"reason": str(error)})
         return outcome is RunOutcome.QUEUED
     except LedgerUnavailable as error:
@@ -205,6 +212,34 @@ def _record(
         tenant = _tenant_for_callback(request, settings)
         settle(records, request_id, tenant, settings, deadline, counted=transition.request)
     return True
+
+
+def _record_once_the_intake_has(
+    records: Ledger,
+    request_id: str,
+    run: RunRecord,
+    *,
+    tenant_id: str | None,
+    create: RequestRecord | None,
+    deadline: Deadline | None,
+) -> Transition | None:
+    """``record_outcome``, waiting while the intake is still recording the run (``NotYetRecorded``) for as long as
+    the invocation's deadline allows: a deletion done now and recorded now is ``deleted``, where its redelivery
+    would only find it gone. A failed attempt does not wait: its message returns anyway."""
+    waits = iter(_INTAKE_WAITS_S)
+    while True:
+        try:
+            return records.record_outcome(request_id, run, tenant_id=tenant_id, create=create)
+        except NotYetRecorded:
+            wait_s = next(waits, None)
+            if run.outcome is RunOutcome.QUEUED or wait_s is None or deadline is None or deadline.remaining() < wait_s:
+                raise
+            time.sleep(wait_s)
+
+
+# How long to wait, again and again, for an intake still recording a run its message already reached (the intake
+# takes a second or two for a thousand ids; the API function gives up after 20 s).
+_INTAKE_WAITS_S: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0)
 
 
 def _tenant_for_callback(request: DeletionRequest, settings: Settings) -> Tenant | None:
