@@ -10,7 +10,7 @@ interpreter start-up is included for all of them.
 
 from __future__ import annotations
 
-from bench.harness import BenchServices, Result, median, run_child
+from bench.harness import BenchServices, ChildRun, Result, median, run_child
 
 FLOOR_TARGET = 1.25
 PEER_TARGET = 0.6
@@ -19,18 +19,24 @@ PEER_TARGET = 0.6
 def run(services: BenchServices, runs: int) -> list[Result]:
     children = {
         "floor": ("cold_floor.py", services.env()),
-        "ours": ("cold_ours.py", services.env()),
+        "ours": ("cold_ours.py", services.queue_env()),
         "api": ("cold_api.py", services.api_env()),
         "api_floor": ("cold_api_floor.py", services.api_env()),
         "peer": ("cold_peer.py", services.peer_env()),
     }
+
+    def once(script: str, env: dict[str, str]) -> ChildRun:
+        ids = services.new_ids(1)
+        events = services.delivered(ids, 1) if script == "cold_ours.py" else []
+        return run_child(script, env, ids=ids, events=events, consumed=services.consumed)
+
     for script, env in children.values():  # warm the page cache; not counted
-        run_child(script, env, ids=services.new_ids(1))
+        once(script, env)
     times: dict[str, list[float]] = {name: [] for name in children}
     rss: dict[str, list[int]] = {name: [] for name in children}
     for _ in range(runs):
         for name, (script, env) in children.items():
-            child = run_child(script, env, ids=services.new_ids(1))
+            child = once(script, env)
             if child.report["failures"]:
                 raise RuntimeError(f"B1 {name}: the record was not deleted")
             times[name].append(child.wall_s)

@@ -7,6 +7,8 @@ the raw loop), which isolates the per-record cost of parsing, logging and metric
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.harness import BenchServices, Result, median, run_child
 
 DELETES = 2000
@@ -14,18 +16,26 @@ BATCH = 10
 TARGET = 1.5
 
 
+def delivered_batches(services: BenchServices, ids: list[str], batch: int) -> list[dict[str, Any]]:
+    """A warm-up event of the first id, then the rest in batches: each record delivered from the queue, so the
+    handler confirms its receipt handle with SQS (one ChangeMessageVisibilityBatch per ten records) as deployed."""
+    return [*services.delivered(ids[:1], 1), *services.delivered(ids[1:], batch)]
+
+
 def run(services: BenchServices, runs: int) -> list[Result]:
     services.extend.latency_s = 0.0
     variants = {
-        "raw": ("warm_raw.py", services.env(BENCH_API_KEY=services.api_key), ()),
-        "handler": ("warm_ours.py", services.env(), (str(BATCH),)),
-        "handler_sequential": ("warm_ours.py", services.env(EXTEND_MAX_CONCURRENCY="1"), (str(BATCH),)),
+        "raw": ("warm_raw.py", services.env(BENCH_API_KEY=services.api_key)),
+        "handler": ("warm_ours.py", services.queue_env()),
+        "handler_sequential": ("warm_ours.py", services.queue_env(EXTEND_MAX_CONCURRENCY="1")),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     rss: list[int] = []
     for _ in range(max(1, runs // 2)):  # each run is 2,000 requests per variant: fewer repeats suffice
-        for name, (script, env, args) in variants.items():
-            child = run_child(script, env, ids=services.new_ids(DELETES + 1), args=args)
+        for name, (script, env) in variants.items():
+            ids = services.new_ids(DELETES + 1)
+            events = [] if script == "warm_raw.py" else delivered_batches(services, ids, BATCH)
+            child = run_child(script, env, ids=ids, events=events, consumed=services.consumed)
             if child.report["failures"]:
                 raise RuntimeError(f"B2 {name}: {child.report['failures']} deletes failed")
             times[name].append(child.report["elapsed_s"])

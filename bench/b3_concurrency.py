@@ -6,6 +6,7 @@ one 100-record invocation per repeat (an SQS batching window delivers up to 100)
 
 from __future__ import annotations
 
+from bench.b2_warm_overhead import delivered_batches
 from bench.harness import BenchServices, Result, median, run_child
 
 RECORDS = 100
@@ -18,10 +19,12 @@ def run(services: BenchServices, runs: int) -> list[Result]:
     services.extend.latency_s = LATENCY_S
     try:
         ideal = RECORDS * LATENCY_S / CONCURRENCY
-        env = services.env(EXTEND_MAX_CONCURRENCY=str(CONCURRENCY))
+        env = services.queue_env(EXTEND_MAX_CONCURRENCY=str(CONCURRENCY))
         times = []
         for _ in range(runs):
-            child = run_child("warm_ours.py", env, ids=services.new_ids(RECORDS + 1), args=(str(RECORDS),))
+            ids = services.new_ids(RECORDS + 1)
+            events = delivered_batches(services, ids, RECORDS)
+            child = run_child("warm_ours.py", env, ids=ids, events=events, consumed=services.consumed)
             if child.report["failures"]:
                 raise RuntimeError(f"B3: {child.report['failures']} deletes failed")
             times.append(child.report["elapsed_s"])

@@ -24,7 +24,6 @@ import time
 from typing import Any
 
 from bench.harness import HANDLER_DIR, BenchServices, Result
-from devstack.events import sqs_record
 from devstack.functions import FunctionConfig, FunctionPool
 from devstack.logs import LogSink
 from devstack.moto_stack import aws_client
@@ -39,7 +38,16 @@ THROUGHPUT_TARGET = 0.9
 # shared with SQS and the functions: at R=50 it, not the function, sets the pace (DynamoDB takes thousands/s).
 LEDGER_RATE = 20.0
 THROTTLE_TARGET = 0.02
-FUNCTION_VARIABLES = ("AWS_", "EXTEND_", "POWERTOOLS_", "DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT", "LEDGER_")
+FUNCTION_VARIABLES = (
+    "AWS_",
+    "EXTEND_",
+    "POWERTOOLS_",
+    "DEAD_LETTER_QUEUE_URL",
+    "DELETION_QUEUE_URL",
+    "SOURCE_QUEUE_VISIBILITY_SECONDS",
+    "MAX_RECEIVE_COUNT",
+    "LEDGER_",
+)
 
 
 class Feeder:
@@ -95,14 +103,13 @@ def _warm_up(services: BenchServices, pool: FunctionPool, instances: int) -> Non
     """One single-record invocation per instance, all at once (so each instance gets one): their imports,
     secret and first connection happen before the clock starts. Cold starts are B1's subject."""
     warm_ids = services.new_ids(instances, prefix="pr_b4_warm")
-    threads = [
-        threading.Thread(target=pool.invoke, args=({"Records": [sqs_record(f'{{"parserRunId": "{i}"}}')]},))
-        for i in warm_ids
-    ]
+    events = services.delivered(warm_ids, 1)
+    threads = [threading.Thread(target=pool.invoke, args=(event,)) for event in events]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    services.consumed(events)
 
 
 def scenario(
@@ -119,7 +126,7 @@ def scenario(
     queues = services.queues
     sqs = aws_client("sqs", services.endpoint)
     ids = services.new_ids(messages, prefix="pr_b4")
-    env = services.env(
+    env = services.queue_env(
         EXTEND_MAX_REQUESTS_PER_SECOND=f"{per_instance_rps:.4f}",
         DEAD_LETTER_QUEUE_URL=queues.dead_letter_queue_url,
         MAX_RECEIVE_COUNT=str(queues.max_receive_count),

@@ -14,9 +14,10 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,42 @@ class BenchServices:
             )
         return self._api_env
 
+    def queue_env(self, **overrides: str) -> dict[str, str]:
+        """The queue function's environment: its own queue, whose records' receipt handles it confirms."""
+        return self.env(DELETION_QUEUE_URL=self.queues.queue_url, SOURCE_QUEUE_VISIBILITY_SECONDS="30", **overrides)
+
+    def delivered(self, ids: Sequence[str], batch_size: int) -> list[dict[str, Any]]:
+        """SQS events of ``batch_size`` records, one per id, as Lambda's event source hands them over: each message
+        sent to the deletion queue and received (so its receipt handle is one SQS issued), and left in flight."""
+        from devstack.events import record_from_sqs_message  # noqa: PLC0415
+        from devstack.moto_stack import aws_client  # noqa: PLC0415
+
+        sqs = aws_client("sqs", self.endpoint)
+        queue_url, queue_arn = self.queues.queue_url, self.queues.queue_arn
+        records: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 10):
+            chunk = ids[start : start + 10]
+            bodies = {json.dumps({"parserRunId": parser_run_id}) for parser_run_id in chunk}
+            entries = [{"Id": str(n), "MessageBody": body} for n, body in enumerate(sorted(bodies))]
+            sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            while bodies:
+                for message in sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600, AttributeNames=["All"]
+                ).get("Messages", []):
+                    bodies.discard(message["Body"])
+                    records.append(record_from_sqs_message(message, queue_arn))
+        return [{"Records": records[start : start + batch_size]} for start in range(0, len(records), batch_size)]
+
+    def consumed(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Delete the messages behind ``events`` from the queue, as the event source does once they are handled."""
+        from devstack.moto_stack import aws_client  # noqa: PLC0415
+
+        sqs = aws_client("sqs", self.endpoint)
+        handles = [record["receiptHandle"] for event in events for record in event["Records"]]
+        for start in range(0, len(handles), 10):
+            entries = [{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles[start : start + 10])]
+            sqs.delete_message_batch(QueueUrl=self.queues.queue_url, Entries=entries)
+
     def ledger_env(self) -> dict[str, str]:
         """The ledger's table for a queue function: ``api_env``'s."""
         return {"LEDGER_TABLE_NAME": self.api_env()["LEDGER_TABLE_NAME"]}
@@ -201,11 +238,23 @@ class ChildRun:
 
 
 def run_child(
-    script: str, env: Mapping[str, str], *, ids: Sequence[str] = (), args: Sequence[str] = (), timeout: float = 300
+    script: str,
+    env: Mapping[str, str],
+    *,
+    ids: Sequence[str] = (),
+    args: Sequence[str] = (),
+    events: Sequence[Mapping[str, Any]] = (),
+    consumed: Callable[[Sequence[Mapping[str, Any]]], None] | None = None,
+    timeout: float = 300,
 ) -> ChildRun:
-    """Start ``python children/<script>`` and time it from just before the spawn to its report on the pipe."""
+    """Start ``python children/<script>`` and time it from just before the spawn to its report on the pipe. The
+    ``events`` (SQS events made by ``BenchServices.delivered``) reach it in a file named by ``BENCH_EVENTS``."""
     read_fd, write_fd = os.pipe()
     child_env = dict(env, BENCH_FD=str(write_fd), BENCH_IDS=",".join(ids))
+    if events:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+            json.dump(list(events), file)
+        child_env["BENCH_EVENTS"] = file.name
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, str(CHILDREN_DIR / script), *args],
@@ -219,6 +268,10 @@ def run_child(
         line = pipe.readline()
         wall = time.perf_counter() - started
     _, stderr = process.communicate(timeout=timeout)
+    if events:
+        os.unlink(child_env["BENCH_EVENTS"])
+        if consumed is not None:
+            consumed(events)
     if not line:
         raise RuntimeError(f"{script} reported nothing (exit {process.returncode}):\n{stderr.decode()[-3000:]}")
     return ChildRun(wall_s=wall, report=json.loads(line))

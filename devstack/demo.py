@@ -221,7 +221,7 @@ class TenantClient:
 
     @classmethod
     def of(cls, added: AddedTenant, api_url: str) -> TenantClient:
-        assert added.api_key_value is not None and added.callback_signing_secret is not None
+        assert added.api_key_value is not None
         return cls(
             added.tenant.tenant_id, api_url, added.api_key_value, added.signing_secret, added.callback_signing_secret
         )

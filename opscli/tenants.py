@@ -59,8 +59,8 @@ class StageApi:
 class AddedTenant:
     tenant: Tenant
     signing_secret: str
+    callback_signing_secret: str
     api_key_value: str | None = None  # only when the key was created here
-    callback_signing_secret: str | None = None
 
 
 # What only the operator may do to a tenant's secret (besides reading it, which the function using it may too).
@@ -199,7 +199,7 @@ class TenantAdmin:
                     f"tenant {tenant_id!r} or one of its API keys is registered already ({error})"
                 ) from None
             raise
-        return AddedTenant(tenant, secret, api_key_value, callback_secret)
+        return AddedTenant(tenant, secret, callback_secret, api_key_value)
 
     def set_status(self, tenant_id: str, status: TenantStatus) -> Tenant:
         tenant = replace(self.get(tenant_id), status=status)

@@ -1,4 +1,5 @@
-"""What every benchmark child shares: a Lambda context, SQS records, and reporting back to the harness.
+"""What every benchmark child shares: a Lambda context, SQS records (made up for the peer, delivered for the queue
+function), and reporting back to the harness.
 
 Kept to the standard library so that importing it costs a child (nearly) nothing the handler would not pay.
 """
@@ -58,6 +59,13 @@ def event(*parser_run_ids: str) -> dict[str, Any]:
 
 def ids() -> list[str]:
     return os.environ["BENCH_IDS"].split(",")
+
+
+def delivered() -> list[dict[str, Any]]:
+    """The SQS events the harness made from messages it sent and received (``BenchServices.delivered``)."""
+    with open(os.environ["BENCH_EVENTS"]) as file:
+        events: list[dict[str, Any]] = json.load(file)
+    return events
 
 
 def report(**fields: Any) -> None:

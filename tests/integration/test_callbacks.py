@@ -9,7 +9,9 @@ loopback. The DNS cases inject the resolver (what a name resolves to is the inpu
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,11 +22,11 @@ import standardwebhooks
 
 from devstack.events import sqs_event, sqs_record
 from devstack.moto_stack import aws_client
-from parser_run_deleter.adapters.callback_sender import CallbackRefused, checked_target, post
+from parser_run_deleter.adapters.callback_sender import CallbackRefused, DeliveryAnswer, checked_target, post
 from parser_run_deleter.entrypoints import callback_function
 from parser_run_deleter.logic.callbacks import EVENT_TYPE, MAX_BACKOFF_S, backoff_s
 from tests.support.api import TENANT_ID, invoke, rest_event
-from tests.support.stacks import InProcessStack, reset_tenancy
+from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
 
 WS = "ws_test"
 
@@ -294,3 +296,172 @@ def test_the_backoff_doubles_from_a_minute_to_at_most_twelve_hours_over_hours_in
     delays = [backoff_s(n) for n in range(1, 13)]
     assert delays[:3] == [60, 120, 240] and max(delays) == MAX_BACKOFF_S
     assert 24 * 3600 < sum(delays) < 3 * 24 * 3600  # the last retry comes a day or two in: "over hours"
+
+
+# ---------------------------------------------------------------- trust boundaries
+
+
+def test_a_delivered_callback_replayed_against_every_route_is_refused(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    # Given a real callback, as its receiver (or anyone who saw it) holds it: its body and its signed headers
+    stack.extend.seed(["pr_cb_replay", "pr_target"], workspace_id=WS)
+    request_id = invoke(rest_event("DELETE", "/parser_runs/pr_cb_replay")).body["deletionRequestId"]
+    assert deliver_queued(stack, callback_queue) == {"batchItemFailures": []}
+    [delivery] = receiver.received
+    signed = {name: value for name, value in delivery["headers"].items() if name.lower().startswith("webhook-")}
+    body = delivery["body"].decode()
+
+    # When it is sent to the API as a request, on every route, with its body and without one
+    attempts = [
+        ("POST", "/deletions", body),
+        ("DELETE", "/parser_runs/pr_target", None),
+        ("DELETE", "/parser_runs/pr_target", body),
+        ("GET", f"/deletions/{request_id}", None),
+        ("GET", f"/deletions/{request_id}", body),
+    ]
+    answers = [
+        invoke(rest_event(method, path, body=text, headers=dict(signed), sign=False)).status
+        for method, path, text in attempts
+    ]
+
+    # Then each is refused: its signature is the callbacks' key's, never a request's, and a body where none
+    # belongs is refused before that; nothing reached Extend for the target, nothing was queued
+    assert answers == [401, 401, 400, 401, 400]
+    assert stack.extend.exists("pr_target", workspace_id=WS)
+    assert [r.parser_run_id for r in stack.extend.requests] == ["pr_cb_replay"]
+
+
+def test_callbacks_are_signed_with_a_key_of_their_own_never_the_tenants_request_secret(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    stack.extend.seed(["pr_cb_key"], workspace_id=WS)
+    invoke(rest_event("DELETE", "/parser_runs/pr_cb_key"))
+    deliver_queued(stack, callback_queue)
+    [delivery] = receiver.received
+    assert stack.tenant.callback_signing_secret != stack.tenant.signing_secret
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(stack.tenant.signing_secret).verify(delivery["body"], delivery["headers"])
+    standardwebhooks.Webhook(stack.tenant.callback_signing_secret).verify(delivery["body"], delivery["headers"])
+
+
+def test_a_callback_message_naming_another_tenants_request_is_refused_and_sends_nothing(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver, emitted: Emitted
+) -> None:
+    # Given acme's completed request, and a tenant beta whose callback goes to the same kind of endpoint
+    stack.extend.seed(["pr_acme_cb"], workspace_id=WS)
+    request_id = invoke(rest_event("DELETE", "/parser_runs/pr_acme_cb")).body["deletionRequestId"]
+    deliver_queued(stack, callback_queue)
+    receiver.received.clear()
+    stack.register_tenant("beta", api_key_ids=("b2c3d4e5f6",), workspace_id="ws_beta")
+    stack.tenant_admin().set_callback("beta", receiver.url + "/beta")
+
+    # When a callback message names acme's request with beta as its tenant
+    forged = json.dumps({"deletionRequestId": request_id, "tenantId": "beta", "sequence": 9})
+    aws_client("sqs", stack.endpoint).send_message(QueueUrl=callback_queue, MessageBody=forged)
+    result = deliver_queued(stack, callback_queue)
+
+    # Then nobody is told anything, acme's record is untouched, and the refusal is counted
+    assert result == {"batchItemFailures": []} and receiver.received == []
+    assert status_of(request_id)["callback"]["state"] == "delivered"
+    assert emitted.metric_totals()["ForeignRecordRefused"] == 1
+
+
+def test_an_sqs_shaped_event_handed_to_the_callback_function_directly_sends_nothing(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver, emitted: Emitted
+) -> None:
+    # Given acme's completed request, whose callback was delivered
+    stack.extend.seed(["pr_direct_cb"], workspace_id=WS)
+    request_id = invoke(rest_event("DELETE", "/parser_runs/pr_direct_cb")).body["deletionRequestId"]
+    deliver_queued(stack, callback_queue)
+    receiver.received.clear()
+
+    # When someone allowed lambda:InvokeFunction hands the function a callback record SQS never delivered
+    arn = aws_client("sqs", stack.endpoint).get_queue_attributes(QueueUrl=callback_queue, AttributeNames=["QueueArn"])
+    body = json.dumps({"deletionRequestId": request_id, "tenantId": TENANT_ID, "sequence": 2})
+    record = sqs_record(body, message_id="m-forged", queue_arn=arn["Attributes"]["QueueArn"])
+    result = callback_function.lambda_handler(sqs_event(record), stack.context())
+
+    # Then nothing is sent, the record is refused (returned, and counted), and the request's record is untouched
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-forged"}]}
+    assert receiver.received == []
+    assert status_of(request_id)["callback"]["state"] == "delivered"
+    assert emitted.metric_totals()["ForeignRecordRefused"] == 1
+
+
+class MisbehavingEndpoint:
+    """A tenant's endpoint on a raw socket, answering in a way meant to hold a sender up or fill its memory: a status
+    line and headers dripped a byte at a time (``drip``), or a 200 with a body of 200 MB (``huge``)."""
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.bytes_sent = 0
+        self.done = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hooks"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self._server.accept()
+        with connection:
+            connection.recv(65536)
+            try:
+                if self.behaviour == "drip":
+                    # about 20 s for the headers: long past any sane deadline, short enough to end on its own
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Padding: " + b"x" * 60 + b"\r\n\r\n":
+                        connection.sendall(bytes([byte]))
+                        self.bytes_sent += 1
+                        time.sleep(0.25)
+                else:
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 209715200\r\n\r\n")
+                    chunk = b"\0" * 65536
+                    while self.bytes_sent < 209_715_200:
+                        connection.sendall(chunk)
+                        self.bytes_sent += len(chunk)
+            except OSError:  # the sender hung up
+                pass
+        self.done.set()
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_a_dripping_endpoint_is_a_failed_delivery_at_the_deadline_not_a_hung_function() -> None:
+    endpoint = MisbehavingEndpoint("drip")
+    try:
+        answer = post(endpoint.url, b"{}", {}, timeout_s=1.0, allow_loopback=True)
+        # cut at the deadline, long before the endpoint finished its status line: not delivered
+        assert answer == DeliveryAnswer(None, "no answer within the deadline")
+        assert endpoint.done.wait(30) and endpoint.bytes_sent < 20
+    finally:
+        endpoint.close()
+
+
+def test_a_huge_answer_is_never_read_only_its_status() -> None:
+    endpoint = MisbehavingEndpoint("huge")
+    try:
+        answer = post(endpoint.url, b"{}", {}, timeout_s=5.0, allow_loopback=True)
+        assert answer == DeliveryAnswer(200)
+        # the sender hung up after the headers: the endpoint could push no more than the sockets' buffers hold
+        assert endpoint.done.wait(30) and endpoint.bytes_sent < 16 * 1024 * 1024
+    finally:
+        endpoint.close()
+
+
+def test_a_dripping_tenant_endpoint_is_retried_with_backoff_never_a_function_error(
+    stack: InProcessStack, callback_queue: str
+) -> None:
+    endpoint = MisbehavingEndpoint("drip")
+    try:
+        stack.tenant_admin().set_callback(TENANT_ID, endpoint.url)
+        stack.set_env(CALLBACK_TIMEOUT_SECONDS="1")
+        reset_tenancy()
+        stack.extend.seed(["pr_drip"], workspace_id=WS)
+        request_id = invoke(rest_event("DELETE", "/parser_runs/pr_drip")).body["deletionRequestId"]
+        result = deliver_queued(stack, callback_queue)
+        assert len(result["batchItemFailures"]) == 1  # returned, to come back after its backoff
+        callback = status_of(request_id)["callback"]
+        assert callback["state"] == "retrying" and callback["lastError"] == "no answer within the deadline"
+    finally:
+        endpoint.close()

@@ -196,8 +196,18 @@ def test_html_404_is_a_failure(extend: ExtendEmulator, key: str) -> None:
         (Fault.json(404, {"success": False, "error": "Parser run not found"}), "JSON without Extend's error code"),
         (Fault.json(404, {"code": "NOT_FOUND_ROUTE", "message": "no route"}), "NOT_FOUND_ROUTE"),
         (Fault.non_json(404), "a non-JSON body (text/html)"),
+        # Extend's own envelope, copied by a proxy or a route-level 404 behind a path: no request id of Extend's
+        (Fault.json(404, {"code": "NOT_FOUND", "message": "Not found."}), "NOT_FOUND"),
     ],
-    ids=["empty-object", "message-only", "framework-default", "legacy-shape-without-request-id", "other-code", "html"],
+    ids=[
+        "empty-object",
+        "message-only",
+        "framework-default",
+        "legacy-shape-without-request-id",
+        "other-code",
+        "html",
+        "not-found-code-without-request-id",
+    ],
 )
 def test_a_404_that_is_not_demonstrably_extends_is_a_permanent_failure_not_a_deletion(
     extend: ExtendEmulator, key: str, fault: Fault, body_kind: str
@@ -216,10 +226,10 @@ def test_a_404_that_is_not_demonstrably_extends_is_a_permanent_failure_not_a_del
 @pytest.mark.parametrize(
     "fault",
     [
-        Fault.json(404, {"code": "NOT_FOUND", "message": "Parser run not found."}),
+        Fault.json(404, {"code": "NOT_FOUND", "message": "Parser run not found."}, with_request_id=True),
         Fault.json(404, {"success": False, "error": "Parser run not found"}, with_request_id=True),
     ],
-    ids=["not-found-code-even-without-request-id", "legacy-shape-with-extends-request-id"],
+    ids=["not-found-code-with-extends-request-id", "legacy-shape-with-extends-request-id"],
 )
 def test_a_404_from_extend_is_not_found(extend: ExtendEmulator, key: str, fault: Fault) -> None:
     extend.inject("pr_gone", fault)

@@ -120,3 +120,33 @@ def test_any_bytes_as_a_base64_bulk_body_get_a_4xx_or_202(stack: InProcessStack,
     assert answer.status == 202 or 400 <= answer.status < 500
     for message in sqs_bodies_now(stack):
         assert is_valid(message["parserRunId"])
+
+
+query_keys = st.one_of(st.sampled_from(["limit", "nextToken", "include", "x"]), st.text(max_size=12))
+query_values = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(["\u00b2", "\u0661", "\uff11", "1" * 40, "0", "-1", "1e3", "1001", "", "%", "==", "dr_x"]),
+)
+queries = st.dictionaries(query_keys, query_values, max_size=4)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(["delete", "bulk", "status", "status-of-another"]), query=queries)
+def test_no_query_string_on_any_route_yields_a_5xx(stack: InProcessStack, route: str, query: dict[str, str]) -> None:
+    # Given a request of the tenant's own, and anything a client can put in the query string of any route
+    stack.extend.seed(["pr_query"], workspace_id=WS)
+    request_id = invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_q1"]}')).body["deletionRequestId"]
+    path, body = {
+        "delete": ("/parser_runs/pr_query", None),
+        "bulk": ("/deletions", '{"parserRunIds": ["pr_q2"]}'),
+        "status": (f"/deletions/{request_id}", None),
+        "status-of-another": ("/deletions/dr_0000000000000000000000000a", None),
+    }[route]
+    event = rest_event("POST" if route == "bulk" else "DELETE" if route == "delete" else "GET", path, body=body)
+    event["queryStringParameters"] = dict(query) or None
+    event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} or None
+    note(f"{route} {query!r}")
+
+    # When it is served (invoke also checks the answer against openapi.yaml), then it is never a 5xx
+    answer = invoke(event)
+    assert 200 <= answer.status < 500, (answer.status, answer.body)

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import pytest
 from devstack.moto_stack import QueuePair, aws_client, create_queues
 from opscli import enqueue as enqueue_module
 from opscli.cli import main
+from tests.support.aws_fault_proxy import AwsFaultProxy
+from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,6 +106,9 @@ def test_csv_column_is_deduplicated_and_carries_audit_fields(
     assert status == 2 and err == "error: column 'id' is not in the CSV header: customer, parser_run_id\n"
 
 
+REFUSED = (400, "com.amazonaws.sqs#InvalidParameterValue", "refused by the test's proxy")
+
+
 def test_an_interrupted_enqueue_resumes_from_its_checkpoint_without_double_queueing(
     moto_endpoint: str, queues: QueuePair, tmp_path: Path
 ) -> None:
@@ -126,28 +130,31 @@ def test_an_interrupted_enqueue_resumes_from_its_checkpoint_without_double_queue
         "--threads",
         "1",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    first = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with AwsFaultProxy(moto_endpoint) as proxy:
+        # the fifth batch is held at SQS's door: the CLI is caught mid-way, however fast the machine
+        gate = proxy.hold("SendMessageBatch", after=4)
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "AWS_ENDPOINT_URL": proxy.url}
+        first = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
 
-    # When it is interrupted (Ctrl-C) part-way
-    deadline = time.monotonic() + 60
-    while not (checkpoint.exists() and len(checkpoint.read_text().splitlines()) > 30):
-        assert first.poll() is None, "the CLI finished before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    first.send_signal(signal.SIGINT)
-    _, first_err = first.communicate(timeout=30)
+        # When it is interrupted (Ctrl-C) part-way, with four batches sent and the fifth in flight, which SQS then
+        # refuses (as every later one): nothing more is sent, however soon the CLI notices the interrupt
+        wait_until(lambda: proxy.calls["SendMessageBatch"] == 5, timeout_s=60)
+        first.send_signal(signal.SIGINT)
+        gate.refuse(REFUSED)
+        _, first_err = first.communicate(timeout=30)
     assert first.returncode == 130
     assert "rerun with --checkpoint" in first_err
     done_before = len(checkpoint.read_text().splitlines()) - 1
-    assert 0 < done_before < len(ids)
+    assert done_before == 40  # the four batches SQS took, and none of the refused one
 
     # and run again with the same checkpoint
     second = subprocess.run(
         [*command[:-2], "--threads", "4"],
         check=False,
         cwd=REPO_ROOT,
-        env=env,
+        env={**env, "AWS_ENDPOINT_URL": moto_endpoint},
         capture_output=True,
         text=True,
         timeout=120,

@@ -38,7 +38,7 @@ def run(*argv: str) -> tuple[int, str, str]:
     status = main(list(argv), out=out, err=err)
     for line in out.getvalue().splitlines():  # whatever it printed is a secret from now on
         if line.startswith("{"):
-            for name in ("signingSecret", "apiKey"):
+            for name in ("signingSecret", "callbackSigningSecret", "apiKey"):
                 if isinstance(json.loads(line).get(name), str):
                     register_secret(json.loads(line)[name])
     return status, out.getvalue(), err.getvalue()
@@ -223,6 +223,50 @@ def test_a_share_not_below_the_stages_is_refused_and_nothing_is_made(
     assert status == 2 and "below the stage's" in err
     assert aws_client("apigateway", moto_endpoint).get_usage_plans()["items"] == plans_before
     assert run_json("tenants", "list", "--stack-name", stack_name) == []
+
+
+def test_an_explicit_flag_wins_over_the_stack_and_the_stack_over_the_environment_and_a_conflict_is_an_error(
+    moto_endpoint: str, deployed: tuple[str, str, Tables], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack_name, _, tables = deployed
+    run_json("tenants", "add", "on-the-stack", "--ownership", "unrestricted", "--api-key-id", "s1t2a3c4k5",
+             "--stack-name", stack_name)  # fmt: skip
+    other = create_tables(moto_endpoint)
+
+    # An environment variable naming another registry than the stack's: an error naming both, nothing done
+    monkeypatch.setenv("TENANTS_TABLE_NAME", other.tenants_table)
+    status, _, err = run("tenants", "list", "--stack-name", stack_name)
+    assert status == 2
+    assert tables.tenants_table in err and other.tenants_table in err and "TENANTS_TABLE_NAME" in err
+
+    # An explicit flag chooses, whatever the stack says
+    assert run_json("tenants", "list", "--stack-name", stack_name, "--table", other.tenants_table) == []
+    # and with the variable agreeing with the stack, the stack's registry is used
+    monkeypatch.setenv("TENANTS_TABLE_NAME", tables.tenants_table)
+    assert [t["tenantId"] for t in run_json("tenants", "list", "--stack-name", stack_name)] == ["on-the-stack"]
+
+
+def test_a_rotation_with_no_overlap_leaves_only_the_new_secret(moto_endpoint: str, registry: Tables) -> None:
+    run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
+    rotated = run_json("tenants", "rotate-secret", "acme", "--overlap", "0")
+    register_secret(rotated["signingSecret"])
+    [only] = signing_secrets(stored_secret(moto_endpoint, registry, "acme"))
+    assert only.secret == rotated["signingSecret"] and only.not_after is None
+    # and the registry's secret version moved, so that warm functions read it again
+    item = TenantTable(registry.tenants_table, aws_client("dynamodb", moto_endpoint)).tenant("acme")
+    assert item is not None and int(item["signingSecretVersion"]) == 1
+
+
+def test_add_prints_a_callback_signing_secret_apart_from_the_request_signing_one(
+    moto_endpoint: str, registry: Tables
+) -> None:
+    added = run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
+    register_secret(added["callbackSigningSecret"])
+    assert added["callbackSigningSecret"].startswith("whsec_")
+    assert added["callbackSigningSecret"] != added["signingSecret"]
+    name = f"{registry.secret_prefix}/acme/callback-signing"
+    stored = aws_client("secretsmanager", moto_endpoint).get_secret_value(SecretId=name)["SecretString"]
+    assert [entry.secret for entry in signing_secrets(stored)] == [added["callbackSigningSecret"]]
 
 
 # ---------------------------------------------------------------- the ledger's side: usage and receipts

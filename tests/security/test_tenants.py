@@ -188,7 +188,7 @@ def test_a_signature_for_another_method_or_path_does_not_authorize_this_one(
 ) -> None:
     # Given a bodyless signed request captured by an attacker
     stack.extend.seed(["pr_target", "pr_other"], workspace_id=WS)
-    headers = signature_headers(stack.tenant.signing_secret, f"{signed_method} {signed_path}".encode())
+    headers = signature_headers(stack.tenant.signing_secret, None, method=signed_method, path=signed_path)
 
     # When its signature is sent with another request line
     event = rest_event("DELETE", "/parser_runs/pr_target", headers=headers, sign=False)
@@ -200,7 +200,7 @@ def test_a_signature_for_another_method_or_path_does_not_authorize_this_one(
 
 def test_the_signature_of_a_bodyless_request_covers_its_method_and_route_path(stack: InProcessStack) -> None:
     stack.extend.seed(["pr_route"], workspace_id=WS)
-    headers = signature_headers(stack.tenant.signing_secret, b"DELETE /parser_runs/pr_route")
+    headers = signature_headers(stack.tenant.signing_secret, None, method="DELETE", path="/parser_runs/pr_route")
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_route", headers=headers, sign=False))
     assert answer.status == 200
 

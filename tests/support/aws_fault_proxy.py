@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,6 +48,22 @@ def forward(handler: BaseHTTPRequestHandler, upstream: tuple[str, int], body: by
 
 
 @dataclass
+class Gate:
+    """Calls held after the first ``after``: let through once ``open``, or answered with a fault once ``refuse``."""
+
+    after: int
+    opened: threading.Event = field(default_factory=threading.Event)
+    refusal: tuple[int, str, str] | None = None
+
+    def open(self) -> None:
+        self.opened.set()
+
+    def refuse(self, fault: tuple[int, str, str]) -> None:
+        self.refusal = fault
+        self.opened.set()
+
+
+@dataclass
 class _Plan:
     status: int
     error_type: str
@@ -63,6 +79,7 @@ class AwsFaultProxy:
         self._lock = threading.Lock()
         self._plans: dict[str, _Plan] = {}
         self._stalls: dict[str, float] = {}
+        self._holds: dict[str, Gate] = {}
         self.calls: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         proxy = self
@@ -81,6 +98,11 @@ class AwsFaultProxy:
                 fault = proxy._take(operation)
                 with proxy._lock:
                     stall_s = proxy._stalls.get(operation, 0.0)
+                    hold = proxy._holds.get(operation)
+                if hold is not None and proxy.calls[operation] > hold.after:
+                    hold.opened.wait()
+                    if hold.refusal is not None:
+                        fault = _Plan(*hold.refusal, remaining=None)
                 if stall_s:
                     time.sleep(stall_s)
                 if fault is not None:
@@ -131,10 +153,21 @@ class AwsFaultProxy:
         with self._lock:
             self._stalls[operation] = seconds
 
+    def hold(self, operation: str, *, after: int) -> Gate:
+        """Hold every call of ``operation`` after the first ``after`` until the returned gate is opened or refuses:
+        the caller is then caught mid-way, for as long as the test needs, whatever the machine's speed."""
+        gate = Gate(after)
+        with self._lock:
+            self._holds[operation] = gate
+        return gate
+
     def heal(self) -> None:
         with self._lock:
             self._plans.clear()
             self._stalls.clear()
+            for gate in self._holds.values():
+                gate.opened.set()
+            self._holds.clear()
 
     @property
     def url(self) -> str:
@@ -146,5 +179,6 @@ class AwsFaultProxy:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.heal()
         self._server.shutdown()
         self._server.server_close()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import b4_rate_efficiency, b5_footprint
+from bench.b2_warm_overhead import delivered_batches
 from bench.harness import WORKSPACE, BenchServices, run_child
 from devstack.extend_emulator import ExtendEmulator
 
@@ -21,18 +22,21 @@ def bench_stack(moto_endpoint: str) -> Iterator[BenchServices]:
 
 @pytest.mark.parametrize("script", ["cold_floor.py", "cold_ours.py", "cold_peer.py"])
 def test_each_cold_start_child_deletes_its_record(bench_stack: BenchServices, script: str) -> None:
-    env = bench_stack.peer_env() if script == "cold_peer.py" else bench_stack.env()
+    env = {"cold_peer.py": bench_stack.peer_env(), "cold_ours.py": bench_stack.queue_env()}.get(script)
     [parser_run_id] = bench_stack.new_ids(1)
-    child = run_child(script, env, ids=[parser_run_id])
+    events = bench_stack.delivered([parser_run_id], 1) if script == "cold_ours.py" else []
+    child = run_child(script, env or bench_stack.env(), ids=[parser_run_id], events=events)
     assert child.report["failures"] == 0
     assert not bench_stack.extend.exists(parser_run_id, workspace_id=WORKSPACE)
     assert child.report["rss_kb"] > 0
 
 
-@pytest.mark.parametrize(("script", "args"), [("warm_ours.py", ("10",)), ("warm_raw.py", ())])
+@pytest.mark.parametrize(("script", "args"), [("warm_ours.py", ()), ("warm_raw.py", ())])
 def test_warm_children_delete_every_record(bench_stack: BenchServices, script: str, args: tuple[str, ...]) -> None:
     ids = bench_stack.new_ids(26)
-    child = run_child(script, bench_stack.env(BENCH_API_KEY=bench_stack.api_key), ids=ids, args=args)
+    events = delivered_batches(bench_stack, ids, 10) if script == "warm_ours.py" else []
+    env = bench_stack.queue_env(BENCH_API_KEY=bench_stack.api_key)
+    child = run_child(script, env, ids=ids, args=args, events=events, consumed=bench_stack.consumed)
     assert child.report["failures"] == 0
     assert not [i for i in ids if bench_stack.extend.exists(i, workspace_id=WORKSPACE)]
     assert sorted((r.parser_run_id for r in bench_stack.extend.requests), key=str) == sorted(ids)

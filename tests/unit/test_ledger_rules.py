@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from parser_run_deleter.adapters.ledger_table import settled_marker
+from parser_run_deleter.adapters.ledger_table import legacy_settled_marker, settled_marker
 from parser_run_deleter.logic.ledger import (
     EXPIRED_REASON,
     QUEUE_RETENTION_S,
@@ -85,6 +85,8 @@ def test_queued_runs_past_the_queues_retention_read_as_failed_expired() -> None:
     assert young.shown_counts()["queued"] == 2 and shown_run(RunRecord("pr_1", Q), young).outcome is Q
 
 
-def test_a_settled_marker_is_short_fixed_and_distinct() -> None:
+def test_a_settled_marker_is_fixed_size_distinct_and_carries_128_bits() -> None:
     markers = {settled_marker(f"pr_{n}" * 40) for n in range(1000)}
-    assert len(markers) == 1000 and {len(m) for m in markers} == {10}
+    # 22 base64url characters: 132 bits of room, 128 of them the run id's SHA-256 (no crafted collision is feasible)
+    assert len(markers) == 1000 and {len(m) for m in markers} == {22}
+    assert {len(legacy_settled_marker(f"pr_{n}")) for n in range(10)} == {10}  # the old kind, still honoured

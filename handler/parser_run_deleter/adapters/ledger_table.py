@@ -66,9 +66,22 @@ def counter(outcome: str) -> str:
     return "n_" + outcome
 
 
+# Requests recorded since markers have 128 bits say so: a marker of the old kind is looked for only in older ones.
+MARKER_VERSION: Final = 2
+
+
 def settled_marker(parser_run_id: str) -> str:
-    """A short, fixed-size stand-in for a run id in its request's set of counted runs (ids can be 255 long)."""
-    # 50 bits: two runs of one request (at most 1,000) share a marker with a chance of about 1 in 2 billion.
+    """A fixed-size stand-in for a run id in its request's set of counted runs (ids can be 255 long): 128 bits of
+    its SHA-256, so that no one can craft two run ids that share one (and have the second's count skipped)."""
+    digest = hashlib.sha256(parser_run_id.encode()).digest()[:16]
+    # base64url: 22 characters, where base32 would take 26 (the request item, rewritten on each count, carries one
+    # per settled run). Strings, like the old markers, so that both kinds can share an older request's set.
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def legacy_settled_marker(parser_run_id: str) -> str:
+    """The 50-bit marker of requests recorded before ``MARKER_VERSION`` 2: still honoured in those requests, so
+    that a run counted under it before an upgrade is not counted again after it."""
     digest = hashlib.sha256(parser_run_id.encode()).digest()[:7]
     return base64.b32encode(digest).decode().rstrip("=").lower()[:10]
 
@@ -101,6 +114,7 @@ class LedgerTable:
             **values,
             "gsi1pk": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION,
             "gsi1sk": f"{values['createdAt']}#{request_id}",
+            "markerVersion": MARKER_VERSION,
             "expiresAt": self._expires_at(),
         }
 
@@ -374,7 +388,13 @@ class LedgerTable:
             additions.append("settled :marker_set")
             values[":marker_set"] = {"SS": [marker]}
             values[":marker"] = {"S": marker}
-            condition = "NOT contains(settled, :marker)"
+            values[":legacy_marker"] = {"S": legacy_settled_marker(str(run_id))}
+            values[":marker_version"] = {"N": str(MARKER_VERSION)}
+            names["#markerVersion"] = "markerVersion"
+            condition = (
+                "NOT contains(settled, :marker) "
+                "AND (#markerVersion = :marker_version OR NOT contains(settled, :legacy_marker))"
+            )
         if before == "dead_lettered":  # a redrive reopens a completed request: it will complete (and tell) again
             removals.append("completedAt")
             if after == "queued" and marker is not None:  # and the run may be counted again once it settles
