@@ -80,7 +80,7 @@ def test_extends_published_deployments_are_accepted_as_they_are(host: str) -> No
 
 
 @pytest.mark.parametrize(
-    "url", ["https://x.io", "https://api.extend.ai.evil.com", "https://evil.com/api.extend.ai", "https://extend.ai"]
+    "url", ["https://x.io", "https://api.extend.ai.evil.com", "https://evil-api.extend.ai.com", "https://extend.ai"]
 )
 def test_any_other_https_host_needs_the_loudly_named_override(url: str) -> None:
     # Given a base URL that would send the Extend key to a host that is not Extend's
