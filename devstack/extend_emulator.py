@@ -65,7 +65,9 @@ _STATUS_CODES: dict[int, tuple[str, str]] = {
     504: ("GATEWAY_TIMEOUT", "Gateway timeout. Please retry."),
 }
 
-FaultKind = Literal["status", "error", "rate_limited", "reset", "answer_lost", "latency", "stall", "non_json", "json"]
+FaultKind = Literal[
+    "status", "error", "rate_limited", "reset", "answer_lost", "latency", "stall", "non_json", "json", "redirect"
+]
 
 
 def _default_retryable(status: int) -> bool:
@@ -94,6 +96,7 @@ class Fault:
     seconds: float = 0.0
     document: str | None = None  # the JSON body of a ``json`` fault
     with_request_id: bool = True
+    location: str | None = None  # where a ``redirect`` points
 
     @classmethod
     def status(cls, http_status: int) -> Fault:
@@ -152,10 +155,17 @@ class Fault:
         framework default) answers: by default without Extend's ``x-extend-request-id`` header."""
         return cls("json", http_status=http_status, document=json.dumps(document), with_request_id=with_request_id)
 
+    @classmethod
+    def redirect(cls, http_status: int = 302, location: str = "https://elsewhere.example/parser_runs") -> Fault:
+        """A 3xx with a ``Location`` header and no JSON body, as a misconfigured proxy or a moved host answers."""
+        if not 300 <= http_status <= 399:
+            raise ValueError(f"a redirect's status must be 3xx, got {http_status}")
+        return cls("redirect", http_status=http_status, location=location)
+
     @property
     def name(self) -> str:
         """A short label, used in ``RecordedRequest.fault``: ``status:503``, ``reset``, ``stall`` ..."""
-        if self.kind in ("status", "non_json", "json"):
+        if self.kind in ("status", "non_json", "json", "redirect"):
             return f"{self.kind}:{self.http_status}"
         if self.kind == "error":
             return f"error:{self.http_status}:{self.code}"
@@ -193,6 +203,7 @@ class _Reply:
     request_id: str | None
     content_type: str = "application/json"
     retry_after: str | None = None
+    location: str | None = None
 
 
 @dataclass
@@ -304,6 +315,8 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append(f"x-extend-request-id: {reply.request_id}")
         if reply.retry_after is not None:
             lines.append(f"Retry-After: {reply.retry_after}")
+        if reply.location is not None:
+            lines.append(f"Location: {reply.location}")
         if self.close_connection:
             lines.append("Connection: close")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body
@@ -391,7 +404,7 @@ class ExtendEmulator:
         self._keys: dict[str, _Key] = {}
         self._runs: dict[str, set[str]] = {}
         self._metadata: dict[tuple[str, str], dict[str, Any]] = {}  # (workspace, run) -> custom metadata
-        self._scripts: dict[str, deque[Fault]] = {}
+        self._scripts: dict[tuple[str, str], deque[Fault]] = {}  # (method, run id) -> faults
         self._random_probability = 0.0
         self._random_faults: tuple[Fault, ...] = ()
         self._random_rng = random.Random(seed)
@@ -536,14 +549,28 @@ class ExtendEmulator:
         with self._lock:
             return parser_run_id in self._runs.get(workspace_id, ())
 
-    def inject(self, parser_run_id: str, *faults: Fault) -> None:
-        """Append faults to the id's script: each DELETE of that id consumes the next one."""
+    def inject(self, parser_run_id: str, *faults: Fault, method: str = "DELETE") -> None:
+        """Append faults to the id's script for ``method``: each request of that method and id consumes the next
+        one (a ``GET`` has a script of its own, so the read before a deletion can fail apart from the DELETE)."""
         with self._lock:
-            self._scripts.setdefault(parser_run_id, deque()).extend(faults)
+            self._scripts.setdefault((method.upper(), parser_run_id), deque()).extend(faults)
 
-    def pending_faults(self, parser_run_id: str) -> list[Fault]:
+    def pending_faults(self, parser_run_id: str, method: str = "DELETE") -> list[Fault]:
         with self._lock:
-            return list(self._scripts.get(parser_run_id, ()))
+            return list(self._scripts.get((method.upper(), parser_run_id), ()))
+
+    def refuse_connections(self) -> None:
+        """Close the listening socket, keeping its port: every new connection is refused (ECONNREFUSED), as by a
+        host that is down, until ``accept_connections``. The request never left the caller: nothing can be done."""
+        if self._server is None:
+            return
+        port = self._server.server_port
+        self.stop()
+        self._port = port
+
+    def accept_connections(self) -> None:
+        """Listen again, on the same port, after ``refuse_connections``."""
+        self.start()
 
     def inject_random(self, probability: float, faults: Sequence[Fault], seed: int = 0) -> None:
         """Chaos: each DELETE without a scripted fault gets ``faults[i]`` with this probability.
@@ -637,7 +664,7 @@ class ExtendEmulator:
         ctx.workspace = self._workspace(ctx, key)
         run_id = self._route(ctx)
         self._rate_limit(ctx)
-        fault = self._next_fault(run_id) if ctx.method == "DELETE" else None
+        fault = self._next_fault(ctx.method, run_id)
         if fault is not None:
             if fault.kind == "reset":
                 return None, "reset"
@@ -719,14 +746,16 @@ class ExtendEmulator:
                 answer.reply = _with_retry_after(answer.reply, str(max(1, math.ceil(wait))))
             raise answer
 
-    def _next_fault(self, run_id: str) -> Fault | None:
+    def _next_fault(self, method: str, run_id: str) -> Fault | None:
         with self._lock:
-            script = self._scripts.get(run_id)
+            script = self._scripts.get((method, run_id))
             if script:
                 fault = script.popleft()
                 if not script:
-                    del self._scripts[run_id]
+                    del self._scripts[(method, run_id)]
                 return fault
+            if method != "DELETE":
+                return None  # random faults are the deletions' alone
             if self._random_probability > 0 and self._random_rng.random() < self._random_probability:
                 return self._random_rng.choice(self._random_faults)
         return None
@@ -770,6 +799,8 @@ class ExtendEmulator:
         if fault.kind == "json":
             assert fault.document is not None
             return _Reply(status, fault.document.encode(), request_id if fault.with_request_id else None)
+        if fault.kind == "redirect":
+            return _Reply(status, b"", None, content_type="text/plain", location=fault.location)
         default_code, default_message = _code_for(status)
         if fault.kind == "error":
             retryable = bool(fault.retryable)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -19,13 +20,19 @@ from typing import Any
 
 import pytest
 import standardwebhooks
+import trustme
 
 from devstack.events import sqs_event, sqs_record
 from devstack.moto_stack import aws_client
 from parser_run_deleter.adapters.callback_sender import CallbackRefused, DeliveryAnswer, checked_target, post
-from parser_run_deleter.entrypoints import callback_function
+from parser_run_deleter.adapters.ledger_table import LedgerTable
+from parser_run_deleter.entrypoints import callback_function, queue_function
 from parser_run_deleter.logic.callbacks import EVENT_TYPE, MAX_BACKOFF_S, backoff_s
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.tenants import TenantStatus
 from tests.support.api import TENANT_ID, invoke, rest_event
+from tests.support.queue_delivery import received_records
+from tests.support.secret_guard import register_secret
 from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
 
 WS = "ws_test"
@@ -186,17 +193,36 @@ def test_the_last_failed_attempt_is_recorded_as_failed(
     assert callback["state"] == "failed" and callback["lastStatus"] == 500
 
 
+@pytest.mark.parametrize("change", ["cleared its callback URL", "disabled", "removed"])
 def test_a_tenant_that_no_longer_takes_callbacks_is_not_called(
-    stack: InProcessStack, callback_queue: str, receiver: Receiver
+    stack: InProcessStack, callback_queue: str, receiver: Receiver, change: str
 ) -> None:
+    # Given a completed request whose callback is queued, and then the tenant changed
     stack.extend.seed(["pr_gone"], workspace_id=WS)
     request_id = invoke(rest_event("DELETE", "/parser_runs/pr_gone")).body["deletionRequestId"]
-    stack.tenant_admin().set_callback(TENANT_ID, None)
+    admin = stack.tenant_admin()
+    if change == "cleared its callback URL":
+        admin.set_callback(TENANT_ID, None)
+    elif change == "disabled":
+        admin.set_status(TENANT_ID, TenantStatus.DISABLED)
+    else:
+        admin.remove(TENANT_ID)
     stack.set_env(TENANT_CACHE_SECONDS="0")
     reset_tenancy()
+
+    # When the callback function takes the message, then nobody is called, and the record says why
     assert deliver_queued(stack, callback_queue) == {"batchItemFailures": []}
     assert receiver.received == []
-    assert status_of(request_id)["callback"]["state"] == "cancelled"
+    assert status_of_in_ledger(stack, request_id)["state"] == "cancelled"
+
+
+def status_of_in_ledger(stack: InProcessStack, request_id: str) -> dict[str, Any]:
+    """The request's callback state, read from the ledger (its tenant may be gone, and the API with it)."""
+    assert stack.tables is not None
+    table = LedgerTable(stack.tables.ledger_table, retention_days=1, client=aws_client("dynamodb", stack.endpoint))
+    request = Ledger(table).request(request_id)
+    assert request is not None and request.callback is not None
+    return dict(request.callback)
 
 
 def test_a_bulk_request_is_told_once_when_its_last_run_settles(
@@ -205,11 +231,20 @@ def test_a_bulk_request_is_told_once_when_its_last_run_settles(
     from tests.integration.test_ledger import consume_queue
 
     stack.extend.seed(["pr_b1", "pr_b2"], workspace_id=WS)
-    request_id = invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_b1", "pr_b2", "pr_b3"]}')).body[
-        "deletionRequestId"
-    ]
+    body = '{"parserRunIds": ["pr_b1", "pr_b2", "pr_b3"]}'
+    request_id = invoke(rest_event("POST", "/deletions", body=body)).body["deletionRequestId"]
     sqs = aws_client("sqs", stack.endpoint)
     assert sqs.receive_message(QueueUrl=callback_queue, WaitTimeSeconds=0).get("Messages", []) == []  # not yet
+
+    # When one of its three runs settles, the request is not complete: nothing is told, nothing is queued
+    [first] = sqs.receive_message(QueueUrl=stack.queues.queue_url, MaxNumberOfMessages=1)["Messages"]
+    one = queue_function.lambda_handler(sqs_event(*received_records([first], stack.queues.queue_arn)), stack.context())
+    assert one == {"batchItemFailures": []}
+    sqs.delete_message(QueueUrl=stack.queues.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    assert sqs.receive_message(QueueUrl=callback_queue, WaitTimeSeconds=0).get("Messages", []) == []
+    assert status_of(request_id)["status"] == "in_progress" and "callback" not in status_of(request_id)
+
+    # and once the last one settles, it is told once, with the final counts
     assert consume_queue(stack) == {"batchItemFailures": []}
     assert deliver_queued(stack, callback_queue) == {"batchItemFailures": []}
     [delivery] = receiver.received
@@ -256,6 +291,57 @@ def test_a_public_address_is_called_and_the_request_goes_to_the_checked_address(
     assert checked_target("https://hooks.example.com:8443/x", allow_loopback=False, resolver=resolver) == (
         "https", 8443, "93.184.216.34",
     )  # fmt: skip
+
+
+@pytest.fixture
+def tls_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A tenant's https endpoint on loopback, with a certificate for ``hooks.tenant.test`` from a test CA that the
+    process trusts (``SSL_CERT_FILE``). The name resolves nowhere: only the address the sender checked reaches it."""
+    authority = trustme.CA()
+    certificate = authority.issue_cert("hooks.tenant.test")
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append({"host": self.headers.get("Host"), "body": body})
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(context)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    with authority.cert_pem.tempfile() as ca_file:
+        monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+        try:
+            yield f"https://hooks.tenant.test:{server.server_address[1]}/deletions", received
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_callback_goes_over_tls_to_the_checked_address_with_the_hosts_name(
+    tls_receiver: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, received = tls_receiver
+    answer = post(url, b'{"a": 1}', {}, timeout_s=5, allow_loopback=True, resolver=lambda host, port: ["127.0.0.1"])
+    # delivered over TLS (the certificate verified for the host's name), to the address that was checked
+    assert answer == DeliveryAnswer(204)
+    assert [(item["host"], item["body"]) for item in received] == [(url.split("/")[2], b'{"a": 1}')]
+
+
+def test_a_certificate_for_another_name_is_a_failed_delivery(tls_receiver: tuple[str, list[dict[str, Any]]]) -> None:
+    url, received = tls_receiver
+    elsewhere = url.replace("hooks.tenant.test", "other.tenant.test")
+    answer = post(elsewhere, b"{}", {}, timeout_s=5, allow_loopback=True, resolver=lambda host, port: ["127.0.0.1"])
+    assert answer.status is None and answer.error is not None and received == []
 
 
 @pytest.mark.parametrize(
@@ -465,3 +551,32 @@ def test_a_dripping_tenant_endpoint_is_retried_with_backoff_never_a_function_err
         assert callback["state"] == "retrying" and callback["lastError"] == "no answer within the deadline"
     finally:
         endpoint.close()
+
+
+def test_a_callback_is_signed_by_each_current_secret_and_never_by_an_expired_one(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    admin = stack.tenant_admin()
+    old = stack.tenant.callback_signing_secret
+    stack.set_env(TENANT_CACHE_SECONDS="0")  # each delivery reads the tenant, and its secret version, afresh
+    # Given a rotation still in its overlap, then one whose overlap ended an hour ago
+    during = admin.rotate_secret(TENANT_ID, overlap_s=3600, callbacks=True)
+    register_secret(during)
+    stack.extend.seed(["pr_cb_1", "pr_cb_2"], workspace_id=WS)
+    invoke(rest_event("DELETE", "/parser_runs/pr_cb_1"))
+    deliver_queued(stack, callback_queue)
+    after = admin.rotate_secret(TENANT_ID, overlap_s=3600, callbacks=True, now=int(time.time()) - 3601)
+    register_secret(after)
+    invoke(rest_event("DELETE", "/parser_runs/pr_cb_2"))
+    deliver_queued(stack, callback_queue)
+
+    first, second = receiver.received
+    # during the overlap: one signature per current secret, so a receiver holding either verifies it
+    assert len(first["headers"]["webhook-signature"].split()) == 2
+    for secret in (old, during):
+        standardwebhooks.Webhook(secret).verify(first["body"], first["headers"])
+    # after it: the expired secret signs nothing any more
+    assert len(second["headers"]["webhook-signature"].split()) == 1
+    standardwebhooks.Webhook(after).verify(second["body"], second["headers"])
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(during).verify(second["body"], second["headers"])

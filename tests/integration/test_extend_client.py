@@ -264,14 +264,15 @@ def test_read_timeout_is_retryable_and_bounded_by_the_deadline(extend: ExtendEmu
     extend.seed(["pr_stall"], workspace_id=WORKSPACE)
     extend.inject("pr_stall", Fault.stall(3.0))
     client = make_client(extend, StaticCredentials(key), read_timeout_s=5.0)
-    started = time.monotonic()
     deadline = Deadline.after(1.0)
     result = client.delete_parser_run("pr_stall", deadline)
     assert result.outcome is DeleteOutcome.FAILED
     assert result.retryable is True
     assert result.status_code is None
-    # The attempt's timeout was cut to the remaining budget, so the call returned at the deadline, not after 3 s.
-    assert time.monotonic() - started < 3.0
+    # The attempt's timeout was cut to the remaining budget: the call returned while Extend was still stalling (the
+    # emulator had not answered yet), and it did not start another attempt it could not finish.
+    assert (result.attempts, extend.stats()) == (1, {})
+    assert result.reason == "out of time after 1 attempt(s) (last: connection error: ReadTimeoutError)"
 
 
 def test_connection_refused_is_retryable(key: str) -> None:
@@ -356,3 +357,77 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("nan") is None
     assert parse_retry_after(formatdate(1000.0 + 7, usegmt=True), now=lambda: 1000.0) == pytest.approx(7)
+
+
+# ---------------------------------------------------------------- answers that must never read as done
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_a_permanent_failure_never_a_deletion(extend: ExtendEmulator, key: str, status: int) -> None:
+    # Given a run that exists, and something answering its DELETE with a redirect (a moved host, a proxy)
+    extend.seed(["pr_moved"], workspace_id=WORKSPACE)
+    extend.inject("pr_moved", Fault.redirect(status))
+    # When it is deleted, then the redirect is not followed, and nothing says the run is gone
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_moved", Deadline.after(10))
+    assert (result.outcome, result.status_code, result.retryable) == (DeleteOutcome.FAILED, status, False)
+    assert [request.path for request in extend.requests] == ["/parser_runs/pr_moved"]
+    assert extend.exists("pr_moved", workspace_id=WORKSPACE)
+
+
+def test_a_refused_connection_then_a_404_is_not_found_not_deleted_on_retry(extend: ExtendEmulator, key: str) -> None:
+    # Given Extend refusing connections (down), then back up before the retry, and the run already gone
+    base_url = extend.base_url
+    extend.refuse_connections()
+    retried: list[float] = []
+
+    def back_up_then_sleep(seconds: float) -> None:
+        retried.append(seconds)
+        extend.accept_connections()
+
+    settings = Settings(extend_api_key_secret_id="unused", extend_api_base_url=base_url, backoff_base_s=0.01)
+    client = ExtendClient(
+        settings,
+        StaticCredentials(key),
+        AdaptiveRateLimiter(1000),
+        pool=urllib3.PoolManager(),
+        sleep=back_up_then_sleep,
+    )
+
+    # When it is deleted
+    result = client.delete_parser_run("pr_never_existed", Deadline.after(10))
+
+    # Then the refused attempt cannot have done anything: the 404 is "not found", never "deleted, confirmed"
+    assert retried and result.attempts == 2
+    assert (result.outcome, result.answer_lost_before, result.reason) == (DeleteOutcome.NOT_FOUND, False, None)
+
+
+def test_a_reset_after_the_request_left_then_a_404_is_deleted_confirmed_on_retry(
+    extend: ExtendEmulator, key: str
+) -> None:
+    # the contrast: an answer lost after the request reached Extend may have been Extend's deletion
+    extend.seed(["pr_lost"], workspace_id=WORKSPACE)
+    extend.inject("pr_lost", Fault.answer_lost())
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_lost", Deadline.after(10))
+    assert (result.outcome, result.answer_lost_before) == (DeleteOutcome.NOT_FOUND, True)
+
+
+@pytest.mark.parametrize(
+    "document", [{}, {"message": "Not Found"}, {"success": True}, {"code": "NOT_FOUND_ROUTE"}], ids=str
+)
+def test_a_404_with_extends_request_id_but_not_its_envelope_is_a_failure(
+    extend: ExtendEmulator, key: str, document: dict[str, object]
+) -> None:
+    extend.seed(["pr_odd"], workspace_id=WORKSPACE)
+    extend.inject("pr_odd", Fault.json(404, document, with_request_id=True))
+    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_odd", Deadline.after(10))
+    assert result.outcome is DeleteOutcome.FAILED and extend.exists("pr_odd", workspace_id=WORKSPACE)
+
+
+def test_a_read_of_a_run_can_fail_apart_from_its_delete(extend: ExtendEmulator, key: str) -> None:
+    # the emulator faults a GET on its own script: the ownership read can be failed while the DELETE would work
+    extend.seed(["pr_read"], workspace_id=WORKSPACE)
+    extend.inject("pr_read", Fault.status(500), Fault.status(500), Fault.status(500), method="GET")
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    read = client.read_parser_run("pr_read", Deadline.after(10))
+    assert (read.outcome.value, read.status_code, read.retryable) == ("failed", 500, True)
+    assert client.delete_parser_run("pr_read", Deadline.after(10)).outcome is DeleteOutcome.DELETED

@@ -430,6 +430,20 @@ def test_a_bulk_request_beyond_the_cap_gets_429_with_the_numbers(stack: InProces
     assert len(queued_messages(stack)) == 2  # nothing of the refused request was queued
 
 
+def test_the_cap_is_reached_exactly_and_never_passed_by_a_first_request(stack: InProcessStack, ledger: Ledger) -> None:
+    stack.tenant_admin().set_limits(TENANT_ID, max_outstanding=3)
+    reset_tenancy()
+    # A first request bigger than the cap, on a tenant with nothing outstanding yet, is refused whole
+    first = bulk("pr_x1", "pr_x2", "pr_x3", "pr_x4")
+    assert first.status == 429 and (first.body["outstanding"], first.body["requested"]) == (0, 4)
+    assert queued_messages(stack) == [] and ledger.outstanding(TENANT_ID) == 0
+    # exactly the cap fits
+    assert bulk("pr_e1", "pr_e2", "pr_e3").status == 202 and ledger.outstanding(TENANT_ID) == 3
+    # and one more does not
+    over = bulk("pr_e4")
+    assert over.status == 429 and (over.body["outstanding"], over.body["cap"], over.body["requested"]) == (3, 3, 1)
+
+
 def test_the_cap_holds_under_concurrent_requests(stack: InProcessStack, ledger: Ledger) -> None:
     # Given 12 requests of 3 runs each racing for a cap of 10
     accepted: list[str] = []
@@ -515,10 +529,25 @@ def test_a_malformed_idempotency_key_gets_400(stack: InProcessStack, key: str) -
     assert queued_messages(stack) == []
 
 
-def test_an_idempotency_key_is_remembered_for_24_hours() -> None:
-    from parser_run_deleter.logic.replay_guard import idempotency_key_config
+def test_an_idempotency_key_is_remembered_for_24_hours(stack: InProcessStack) -> None:
+    # Given a bulk request sent with an Idempotency-Key
+    sent_at = time.time()
+    body = '{"parserRunIds": ["pr_24h"]}'
+    first = invoke(rest_event("POST", "/deletions", body=body, headers={"Idempotency-Key": "erasure-24h"}))
+    assert first.status == 202
 
-    assert idempotency_key_config().expires_after_seconds == 24 * 3600
+    # Then the replay store keeps it a day: its record expires 24 hours after it was made, not sooner
+    expirations = replay_expirations(stack, "idempotency-key")
+    assert len(expirations) == 1 and 24 * 3600 - 5 <= expirations[0] - sent_at <= 24 * 3600 + 60
+
+
+def replay_expirations(stack: InProcessStack, key_prefix: str) -> list[float]:
+    """When each of the replay store's records of this kind expires (Powertools' ``expiration``, Unix seconds)."""
+    from devstack.moto_stack import aws_client
+
+    assert stack.tables is not None
+    items = aws_client("dynamodb", stack.endpoint).scan(TableName=stack.tables.idempotency_table)["Items"]
+    return [float(item["expiration"]["N"]) for item in items if item["id"]["S"].startswith(key_prefix)]
 
 
 def test_a_message_that_overtakes_its_intake_waits_for_it_and_is_never_overwritten(

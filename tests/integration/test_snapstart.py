@@ -64,10 +64,38 @@ def test_a_key_rotated_while_the_snapshot_slept_is_used_without_a_401(stack: InP
     assert [request.status for request in stack.extend.requests] == [200, 200]
 
 
-def test_after_restore_is_harmless_before_anything_was_built() -> None:
+def test_after_restore_runs_every_entry_points_resets_once_each_and_before_anything_was_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the three entry points imported in one process, in any order (the tests do), and nothing built yet
+    from parser_run_deleter.entrypoints import api_function, callback_function  # noqa: F401
+
     wiring.reset()
+    calls: list[str] = []
+    registered = list(snapstart._resets)
+
+    def counted(reset: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            calls.append(name_of(reset))
+            reset()
+
+        return run
+
+    monkeypatch.setattr(snapstart, "_resets", [counted(reset) for reset in registered])
+
+    # When Lambda restores a snapshot, twice
     snapstart.after_restore()
     snapstart.after_restore()
+
+    # Then every reset any entry point registered ran, once per restore, without failing on what was never built
+    names = {name_of(reset) for reset in registered}
+    assert len(calls) == 2 * len(registered) and set(calls) == names
+    assert {"parser_run_deleter.logic.callbacks.reset", "parser_run_deleter.logic.replay_guard.reset"} <= names
+    assert len(names) == len(registered)  # each registered once: importing another entry point adds, never repeats
+
+
+def name_of(reset: Callable[[], None]) -> str:
+    return f"{reset.__module__}.{reset.__name__}"
 
 
 def test_hooks_register_only_inside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:

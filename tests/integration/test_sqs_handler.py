@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from devstack.events import record_from_sqs_message, sqs_event, sqs_record
@@ -233,7 +232,6 @@ def test_through_a_real_queue_failures_redrive_to_the_dlq(stack: InProcessStack)
         for message in messages:
             if message["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=stack.queues.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        time.sleep(0.05)
 
     # Then the good one is gone and the stuck one sits in the DLQ after maxReceiveCount receives
     assert not stack.extend.exists("pr_fine", workspace_id=WS)

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from devstack.events import sqs_event, sqs_record
+from devstack.extend_emulator import Fault
 from devstack.moto_stack import rotate_secret
 from opscli.tenants import AddedTenant
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.intake.api_errors import FORBIDDEN_MESSAGE, UNAUTHENTICATED_MESSAGE
-from parser_run_deleter.logic import signature_verifier
+from parser_run_deleter.logic import signature_verifier, tenants
 from parser_run_deleter.logic.tenants import TenantStatus
 from tests.support.api import (
     API_KEY_ID,
@@ -32,6 +34,7 @@ from tests.support.api import (
     rest_event,
     signature_headers,
 )
+from tests.support.clock import ManualClock
 from tests.support.queue_delivery import delivered
 from tests.support.secret_guard import new_api_key
 from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
@@ -46,13 +49,29 @@ GLOBEX_KEY_ID = "g1l2o3b4e5"
 # ---------------------------------------------------------------- helpers
 
 
+# The organization key's own default workspace: no tenant's. A call that fails to name its tenant's workspace
+# lands here, finds nothing, and the test sees it (with a default equal to the tenant's, it would pass unnoticed).
+KEY_DEFAULT_WS = "ws_key_default"
+
+
 def use_org_key(stack: InProcessStack) -> None:
-    """An organization-scoped Extend key, as the workspace policy needs: each call names its workspace."""
+    """An organization-scoped Extend key, as the workspace policy needs: each call names its workspace, and the
+    key's default workspace is none of the tenants'."""
     org_key = new_api_key()
     stack.extend.add_key(org_key, org_scoped=True)
-    rotate_secret(stack.endpoint, stack.secret_arn, json.dumps({"apiKey": org_key, "workspaceId": WS}))
+    rotate_secret(stack.endpoint, stack.secret_arn, json.dumps({"apiKey": org_key, "workspaceId": KEY_DEFAULT_WS}))
     stack.api_key = org_key
     parameters.clear_caches()
+
+
+@pytest.fixture(autouse=True)
+def organization_key(stack: InProcessStack) -> None:
+    """Every test here runs on the organization key, as the workspace policy is deployed."""
+    use_org_key(stack)
+
+
+def workspaces_named(stack: InProcessStack, parser_run_id: str) -> set[str | None]:
+    return {request.headers.get("x-extend-workspace-id") for request in stack.extend.requests_for(parser_run_id)}
 
 
 def signed_as(
@@ -131,31 +150,60 @@ def test_an_http_api_caller_is_the_tenant_its_jwt_claim_names_and_nothing_else(s
 
 
 def test_a_disabled_tenant_is_locked_out_once_its_cache_entry_expires(stack: InProcessStack, emitted: Emitted) -> None:
-    # Given a warm container that has served the tenant, with a one-second tenant cache
-    stack.set_env(TENANT_CACHE_SECONDS="1")
+    # Given a warm container that has served the tenant, with a 30-second tenant cache on a clock the test moves
+    stack.set_env(TENANT_CACHE_SECONDS="30")
     reset_tenancy()
-    stack.extend.seed(["pr_d1", "pr_d2", "pr_d3"], workspace_id=WS)
+    assert stack.tables is not None
+    clock = ManualClock()
+    tenants.tenant_directory(stack.tables.tenants_table, 30.0).clock = clock  # the directory the function uses
+    stack.extend.seed(["pr_d1", "pr_d2", "pr_d3", "pr_d4"], workspace_id=WS)
     assert invoke(rest_event("DELETE", "/parser_runs/pr_d1")).status == 200
 
-    # When an operator disables it, and the cache entry has expired
+    # When an operator disables it: within the cache's time the container still knows it as it was
     stack.tenant_admin().set_status(TENANT_ID, TenantStatus.DISABLED)
-    time.sleep(1.1)
+    clock.advance(29)
+    assert invoke(rest_event("DELETE", "/parser_runs/pr_d2")).status == 200
 
-    # Then its requests are refused, signed or not, and nothing reaches Extend
+    # Then once the entry has expired, its requests are refused, signed or not, and nothing reaches Extend
+    clock.advance(2)
     stack.extend.reset_stats()
-    assert_refused(invoke(rest_event("DELETE", "/parser_runs/pr_d2")), 403, stack)
+    assert_refused(invoke(rest_event("DELETE", "/parser_runs/pr_d3")), 403, stack)
     assert "disabled" in [log for log in emitted.read().logs if log["message"] == "caller refused"][-1]["reason"]
-    # and enabling it lets it in again
+    # and enabling it lets it in again, as soon as the refusal's entry expires in turn
     stack.tenant_admin().set_status(TENANT_ID, TenantStatus.ACTIVE)
-    time.sleep(1.1)
-    assert invoke(rest_event("DELETE", "/parser_runs/pr_d3")).status == 200
+    clock.advance(31)
+    assert invoke(rest_event("DELETE", "/parser_runs/pr_d4")).status == 200
+
+
+def test_a_key_the_tenant_no_longer_has_is_refused_even_if_its_mapping_lingers(stack: InProcessStack) -> None:
+    # Given acme's registry item without its key (removed from it), while the key's own mapping item lingers
+    from parser_run_deleter.adapters.tenant_table import TenantTable
+
+    stack.set_env(TENANT_CACHE_SECONDS="0")
+    assert stack.tables is not None
+    table = TenantTable(stack.tables.tenants_table, stack.tenant_admin().table.client)
+    item = table.tenant(TENANT_ID)
+    assert item is not None and table.tenant_id_for_api_key(API_KEY_ID) == TENANT_ID
+    table.save(
+        TENANT_ID, {**{k: v for k, v in item.items() if k not in ("pk", "tenantId")}, "apiKeyIds": []}, create=False
+    )
+    assert table.tenant_id_for_api_key(API_KEY_ID) == TENANT_ID  # the stale mapping
+
+    # When a request comes with that key, then it is refused: a key must still be one of its tenant's
+    assert_refused(invoke(rest_event("DELETE", "/parser_runs/pr_1")), 403, stack)
 
 
 def test_a_removed_tenant_is_refused_and_its_secret_is_gone(stack: InProcessStack) -> None:
     stack.set_env(TENANT_CACHE_SECONDS="0")
     reset_tenancy()
-    stack.tenant_admin().remove(TENANT_ID)
+    admin = stack.tenant_admin()
+    admin.remove(TENANT_ID)
     assert_refused(invoke(rest_event("DELETE", "/parser_runs/pr_1")), 403, stack)
+    # its secrets are gone at once, both of them, and so is its key's mapping: nothing of it authenticates anyone
+    for secret_id in (admin.secret_id(TENANT_ID), admin.callback_secret_id(TENANT_ID)):
+        with pytest.raises(admin.secrets.exceptions.ResourceNotFoundException):
+            admin.secrets.describe_secret(SecretId=secret_id)
+    assert admin.table.tenant(TENANT_ID) is None and admin.table.tenant_id_for_api_key(API_KEY_ID) is None
 
 
 # ---------------------------------------------------------------- the signature, the tenant's own
@@ -261,6 +309,38 @@ def test_the_same_webhook_id_with_another_payload_gets_422(stack: InProcessStack
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_second", headers={"webhook-id": "msg_reused"}))
     assert answer.status == 422 and "webhook-id was used for another request" in answer.body["message"]
     assert deletes_of(stack, "pr_second") == [] and stack.extend.exists("pr_second", workspace_id=WS)
+
+
+def test_a_signed_request_is_remembered_for_as_long_as_its_signature_could_verify(stack: InProcessStack) -> None:
+    # Given a signed request dated as far ahead as a signature may be (5 minutes): it verifies until 5 minutes
+    # after that date, so for nearly 10 minutes from now
+    from parser_run_deleter.logic.webhook_signature import TOLERANCE_S
+    from tests.integration.test_ledger import replay_expirations
+
+    stack.extend.seed(["pr_window"], workspace_id=WS)
+    signed_at = datetime.fromtimestamp(time.time() + TOLERANCE_S - 5, tz=UTC)
+    headers = signature_headers(
+        stack.tenant.signing_secret, None, method="DELETE", path="/parser_runs/pr_window", at=signed_at
+    )
+    assert invoke(rest_event("DELETE", "/parser_runs/pr_window", headers=headers, sign=False)).status == 200
+
+    # Then its replay record outlives the last moment its signature verifies: a replay always finds it
+    [expires_at] = replay_expirations(stack, "signed-request")
+    assert expires_at >= signed_at.timestamp() + TOLERANCE_S
+
+
+def test_a_5xx_the_route_answers_without_raising_is_not_remembered(stack: InProcessStack) -> None:
+    # Given a DELETE that Extend refuses for good: the route answers 502 itself (no exception on the way)
+    stack.extend.seed(["pr_refused"], workspace_id=WS)
+    stack.extend.inject("pr_refused", Fault.error(403, "FORBIDDEN", "no"), Fault.error(403, "FORBIDDEN", "no"))
+    event = rest_event("DELETE", "/parser_runs/pr_refused")
+    first = invoke(event)
+    assert first.status == 502
+
+    # When the client sends the same signed request again, then it runs again: nothing of the failure was kept
+    again = invoke(json.loads(json.dumps(event)))
+    assert again.status == 502 and "idempotent-replayed" not in again.headers
+    assert len(deletes_of(stack, "pr_refused")) == 2
 
 
 def test_two_tenants_may_use_the_same_webhook_id(stack: InProcessStack) -> None:
@@ -373,12 +453,13 @@ def test_the_api_queues_each_tenants_messages_in_its_own_message_group(stack: In
 
 @pytest.fixture
 def globex(stack: InProcessStack) -> AddedTenant:
-    """A metadata tenant sharing acme's workspace, with runs of its own and of another customer's."""
+    """A metadata tenant without a workspace of its own (its calls go to the key's), with runs of its own and of
+    another customer's there."""
     stack.set_env(EXTEND_API_VERSION=METADATA_API)
     tenant = stack.register_tenant("globex", ownership="metadata", metadata_key="tenant", api_key_ids=(GLOBEX_KEY_ID,))
-    stack.extend.seed(["pr_gx_1", "pr_gx_2"], workspace_id=WS, metadata={"tenant": "globex"})
-    stack.extend.seed(["pr_in_1", "pr_in_2"], workspace_id=WS, metadata={"tenant": "initech"})
-    stack.extend.seed(["pr_untagged"], workspace_id=WS)
+    stack.extend.seed(["pr_gx_1", "pr_gx_2"], workspace_id=KEY_DEFAULT_WS, metadata={"tenant": "globex"})
+    stack.extend.seed(["pr_in_1", "pr_in_2"], workspace_id=KEY_DEFAULT_WS, metadata={"tenant": "initech"})
+    stack.extend.seed(["pr_untagged"], workspace_id=KEY_DEFAULT_WS)
     return tenant
 
 
@@ -389,13 +470,15 @@ def test_a_metadata_tenant_deletes_only_runs_its_metadata_names_and_sends_no_del
         run: invoke(signed_as(globex, "DELETE", f"/parser_runs/{run}", api_key_id=GLOBEX_KEY_ID))
         for run in ("pr_gx_1", "pr_in_1", "pr_untagged", "pr_nowhere")
     }
-    assert answers["pr_gx_1"].status == 200 and not stack.extend.exists("pr_gx_1", workspace_id=WS)
+    assert answers["pr_gx_1"].status == 200 and not stack.extend.exists("pr_gx_1", workspace_id=KEY_DEFAULT_WS)
     for run in ("pr_in_1", "pr_untagged", "pr_nowhere"):
         assert (answers[run].status, accepted(answers[run])) == (404, not_found_body(run)), run
     # The proof from Extend's side: each run was read, and only globex's was deleted
     assert {r.parser_run_id for r in stack.extend.requests if r.method == "GET"} == set(answers)
     assert [r.parser_run_id for r in stack.extend.requests if r.method == "DELETE"] == ["pr_gx_1"]
-    assert stack.extend.exists("pr_in_1", workspace_id=WS) and stack.extend.exists("pr_untagged", workspace_id=WS)
+    assert stack.extend.exists("pr_in_1", workspace_id=KEY_DEFAULT_WS) and stack.extend.exists(
+        "pr_untagged", workspace_id=KEY_DEFAULT_WS
+    )
     assert emitted.metric_totals()["OwnershipRefused"] == 2  # the other customer's and the untagged run
 
 
@@ -409,14 +492,36 @@ def test_the_queue_path_applies_the_metadata_policy_too(
     outcomes = {log["parser_run_id"]: log for log in emitted.read().outcome_logs if log["trigger"] == "sqs"}
     assert outcomes["pr_gx_2"]["outcome"] == "deleted" and outcomes["pr_in_2"]["outcome"] == "not_found"
     assert outcomes["pr_in_2"]["tenant_id"] == "globex" and outcomes["pr_in_2"]["ownership"] == "metadata"
-    assert deletes_of(stack, "pr_in_2") == [] and stack.extend.exists("pr_in_2", workspace_id=WS)
+    assert deletes_of(stack, "pr_in_2") == [] and stack.extend.exists("pr_in_2", workspace_id=KEY_DEFAULT_WS)
+
+
+def test_a_failed_ownership_read_is_a_failure_to_retry_never_not_found(
+    stack: InProcessStack, globex: AddedTenant, emitted: Emitted
+) -> None:
+    # Given globex's own run, whose read Extend keeps failing (500s) while its DELETE would work
+    stack.extend.inject("pr_gx_1", *[Fault.status(500)] * 30, method="GET")
+
+    # When globex deletes it on the API, and its bulk request reaches the queue function
+    answer = invoke(signed_as(globex, "DELETE", "/parser_runs/pr_gx_1", api_key_id=GLOBEX_KEY_ID))
+    body = json.dumps({"parserRunIds": ["pr_gx_1"]})
+    assert invoke(signed_as(globex, "POST", "/deletions", api_key_id=GLOBEX_KEY_ID, body=body)).status == 202
+    messages = queued_messages(stack)  # the DELETE's fallback and the bulk request's
+    response = consume(stack, *messages)
+
+    # Then it is never answered "not found" (the customer would be told its data is gone): the API queues it, the
+    # queue function returns it for another try, and no DELETE was sent while its owner was unknown
+    assert answer.status == 202 and answer.body["status"] == "queued"
+    assert len(messages) == 2 and len(response["batchItemFailures"]) == 2
+    assert deletes_of(stack, "pr_gx_1") == [] and stack.extend.exists("pr_gx_1", workspace_id=KEY_DEFAULT_WS)
+    failed = [log for log in emitted.outcome_logs if log["parser_run_id"] == "pr_gx_1" and log["trigger"] == "sqs"]
+    assert failed[-1]["outcome"] == "failed" and "reading the run's metadata failed" in failed[-1]["reason"]
 
 
 def test_an_unrestricted_tenant_reaches_any_run_and_says_so_in_every_outcome(
     stack: InProcessStack, emitted: Emitted
 ) -> None:
     office = stack.register_tenant("backoffice", ownership="unrestricted", api_key_ids=("o1f2f3i4c5",))
-    stack.extend.seed(["pr_any"], workspace_id=WS)
+    stack.extend.seed(["pr_any"], workspace_id=KEY_DEFAULT_WS)
     answer = invoke(signed_as(office, "DELETE", "/parser_runs/pr_any", api_key_id="o1f2f3i4c5"))
     assert answer.status == 200
     [outcome] = emitted.read().outcome_logs

@@ -12,7 +12,6 @@ import contextlib
 import json
 import socket
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
 from tests.support.queue_delivery import delivered
 from tests.support.stacks import Emitted, InProcessStack
+from tests.support.waiting import wait_until
 
 WS = "ws_test"
 
@@ -149,9 +149,7 @@ def test_a_stalled_call_is_cut_at_the_deadline_not_at_the_read_timeout(stack: In
     assert line["outcome"] == "failed" and line["retryable"] is True
     assert line["attempts"] == 1 and "out of time" in line["reason"]
     # and the redelivery is safe: Extend finished the deletion after all, and a second delete is a not_found
-    deadline = time.monotonic() + 10
-    while stack.extend.exists("pr_stalled", workspace_id=WS) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not stack.extend.exists("pr_stalled", workspace_id=WS), timeout_s=10)
     stack.extend.clear_faults()
     again = queue_function.lambda_handler(
         delivered(stack, sqs_event(sqs_record(body("pr_stalled"), message_id="m"))), stack.context()

@@ -66,9 +66,8 @@ def test_only_queued_runs_are_outstanding() -> None:
 def test_request_ids_are_well_formed_unique_and_sort_by_creation() -> None:
     ids = [new_request_id() for _ in range(200)]
     assert all(is_request_id(i) for i in ids) and len(set(ids)) == 200
-    earlier = new_request_id()
-    time.sleep(0.002)
-    assert earlier < new_request_id()
+    earlier = new_request_id(now=1_800_000_000.000)
+    assert earlier < new_request_id(now=1_800_000_000.001)  # a millisecond later sorts after, whatever its randomness
     # an operator's message is recorded under the same request on every delivery, and only that message's
     assert request_id_for_message("m-1") == request_id_for_message("m-1") != request_id_for_message("m-2")
     assert is_request_id(request_id_for_message("m-1"))

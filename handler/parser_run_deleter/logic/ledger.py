@@ -65,9 +65,11 @@ class RequestTrigger(StrEnum):
     QUEUE = "queue"  # a message that came without a request: an operator's, recorded when it is consumed
 
 
-def new_request_id() -> str:
-    """``dr_`` and 26 base32 characters: a millisecond timestamp, so ids sort by creation, then 80 random bits."""
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+def new_request_id(now: float | None = None) -> str:
+    """``dr_`` and 26 base32 characters: a millisecond timestamp (``now``, Unix seconds; default the clock), so ids
+    sort by creation, then 80 random bits."""
+    moment = time.time() if now is None else now
+    value = (int(moment * 1000) << 80) | secrets.randbits(80)
     return REQUEST_ID_PREFIX + "".join(_ID_ALPHABET[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 

@@ -209,13 +209,14 @@ class TenantDirectory:
     def __init__(self, table: TenantTable, *, max_age_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._table = table
         self._max_age_s = max_age_s
-        self._clock = clock
+        # What "now" is for the cache's ages: a test sets its own, to age entries without waiting.
+        self.clock = clock
         self._lock = threading.Lock()
         self._by_tenant: dict[str, tuple[Tenant | None, float]] = {}
         self._by_key: dict[str, tuple[str | None, float]] = {}
 
     def by_api_key_id(self, api_key_id: str) -> Tenant | None:
-        now = self._clock()
+        now = self.clock()
         with self._lock:
             cached = self._by_key.get(api_key_id)
         if cached is not None and now - cached[1] < self._max_age_s:
@@ -231,7 +232,7 @@ class TenantDirectory:
         return tenant if tenant is not None and api_key_id in tenant.api_key_ids else None
 
     def by_tenant_id(self, tenant_id: str) -> Tenant | None:
-        now = self._clock()
+        now = self.clock()
         with self._lock:
             cached = self._by_tenant.get(tenant_id)
         if cached is not None and now - cached[1] < self._max_age_s:
