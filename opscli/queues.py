@@ -19,6 +19,8 @@ FAILURE_ATTRIBUTES = (
     "ExtendStatusCode",
     "ExtendRequestId",
 )
+# What a redriven copy keeps of them: the message its request is named after, checked against its DeletionRequestId.
+KEPT_ON_REDRIVE = frozenset({"SourceMessageId"})
 NO_REASON = "moved by SQS redrive: no reason recorded (the function errored, timed out or could not dead-letter)"
 
 
@@ -224,7 +226,7 @@ def redrive_loop(sqs: Any, dlq_url: str, queue_url: str, *, limit: int | None = 
             kept = {
                 name: value
                 for name, value in message.get("MessageAttributes", {}).items()
-                if name not in FAILURE_ATTRIBUTES
+                if name not in FAILURE_ATTRIBUTES or name in KEPT_ON_REDRIVE
             }
             if kept:
                 entry["MessageAttributes"] = kept

@@ -12,6 +12,7 @@ and its own usage plan (rate, burst, daily quota), below the stage's limits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, replace
@@ -268,6 +269,36 @@ class TenantAdmin:
             bumped = replace(tenant, secret_version=tenant.secret_version + 1)
         self.table.save(tenant_id, bumped.to_values(), create=False)
         return secret
+
+    def rotate_api_key(self, tenant_id: str) -> tuple[Tenant, str]:
+        """A new API key for the tenant, in its usage plan, in place of the one this tool made (a leaked key): the
+        old key stops working at once. The new key's value is returned, to be shown once."""
+        tenant = self.get(tenant_id)
+        if self.apigateway is None or tenant.usage_plan_id is None:
+            raise TenantError(
+                f"tenant {tenant_id!r} has no API key made by this tool (--create-api-key): rotate its key where it "
+                "was made, then register the new key id"
+            )
+        key = self.apigateway.create_api_key(name=f"tenant-{tenant_id}", enabled=True, tags={"tenant": tenant_id})
+        new_id, value = str(key["id"]), str(key["value"])
+        try:
+            self.apigateway.create_usage_plan_key(usagePlanId=tenant.usage_plan_id, keyId=new_id, keyType="API_KEY")
+            rotated_tenant = replace(tenant, api_key_ids=(new_id,))
+            self.table.save(
+                tenant_id,
+                rotated_tenant.to_values(),
+                create=False,
+                add_api_key_ids=(new_id,),
+                remove_api_key_ids=tenant.api_key_ids,
+            )
+        except Exception:
+            self.apigateway.delete_api_key(apiKey=new_id)  # nothing half-made stays behind
+            raise
+        for old_id in tenant.api_key_ids:
+            with contextlib.suppress(ClientError):  # already gone: the registry no longer names it anyway
+                self.apigateway.delete_usage_plan_key(usagePlanId=tenant.usage_plan_id, keyId=old_id)
+                self.apigateway.delete_api_key(apiKey=old_id)
+        return rotated_tenant, value
 
     def remove(self, tenant_id: str) -> Tenant:
         """The tenant, its key mappings and its secrets. Its API Gateway key, when this tool created it, is deleted

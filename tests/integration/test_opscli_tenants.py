@@ -75,7 +75,7 @@ def test_add_registers_the_tenant_and_prints_its_signing_secret_once(moto_endpoi
 def test_the_text_output_tells_the_operator_the_secret_is_shown_once(registry: Tables) -> None:
     status, out, err = run("tenants", "add", "beta", "--api-key-id", "b1c2d3e4f5", "--ownership", "unrestricted")
     assert status == 0
-    secret_line = next(line for line in out.splitlines() if line.startswith("signing secret"))
+    secret_line = next(line for line in out.splitlines() if line.startswith("signingSecret "))
     register_secret(secret_line.split()[-1])
     assert "shown once" in err
 
@@ -145,7 +145,10 @@ def test_rotate_secret_prints_the_new_one_and_keeps_the_old_one_for_the_overlap(
 
 def test_remove_deletes_the_tenant_its_key_mapping_and_its_secret(moto_endpoint: str, registry: Tables) -> None:
     run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
-    assert run_json("tenants", "remove", "acme")["removed"]["tenantId"] == "acme"
+    # without a terminal to confirm at, and without --yes, nothing is removed
+    status, _, err = run("tenants", "remove", "acme")
+    assert status == 2 and "--yes" in err and [t["tenantId"] for t in run_json("tenants", "list")] == ["acme"]
+    assert run_json("tenants", "remove", "acme", "--yes")["removed"]["tenantId"] == "acme"
     assert run_json("tenants", "list") == []
     table = TenantTable(registry.tenants_table, aws_client("dynamodb", moto_endpoint))
     assert table.tenant("acme") is None and table.tenant_id_for_api_key("k1a2b3c4d5") is None
@@ -207,7 +210,7 @@ def test_create_api_key_makes_the_tenants_own_key_and_usage_plan_below_the_stage
     assert [k["id"] for k in apigateway.get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [added["apiKeyId"]]
 
     # and removing the tenant removes what was made for it
-    run_json("tenants", "remove", "acme", "--stack-name", stack_name)
+    run_json("tenants", "remove", "acme", "--yes", "--stack-name", stack_name)
     assert added["usagePlanId"] not in [p["id"] for p in apigateway.get_usage_plans()["items"]]
     with pytest.raises(apigateway.exceptions.NotFoundException):
         apigateway.get_api_key(apiKey=added["apiKeyId"])
