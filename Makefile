@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt constraints-dev.txt layers/dependencies/requirements.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt constraints-dev.txt layers/dependencies/requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -15,12 +15,12 @@ help: ## list the targets
 
 venv: $(STAMP) ## create .venv from the pinned requirements (every target does this first)
 
-$(STAMP): requirements-dev.txt constraints-dev.txt layers/dependencies/requirements.txt
+$(STAMP): requirements-dev.txt constraints-dev.txt layers/dependencies/requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@# The function's package (handler/ is the Lambda zip root) on the venv's path, for opscli, devstack and bench.
-	@$(BIN)/python -c 'import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()["purelib"], "parser-run-deleter.pth").write_text(str(pathlib.Path("handler").resolve()) + "\n")'
+	@# The CLI (.venv/bin/extend-deleter) and the function's package, editable: devstack and bench import it too.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	@rm -f $(VENV)/.installed-* && touch $@
 
 test: venv lint typecheck security infra pytest ## the gate CI runs: every check and every test, with coverage

@@ -5,7 +5,7 @@ becomes a proxy event (``devstack.events``) and the function's result becomes th
 get the template's 404 gateway response, a missing or wrong ``x-api-key`` gets 403 ``{"message": "Forbidden"}``
 (``ApiKeyRequired``), a function error 502 ``Internal server error``, a timeout 504. An API key is valid, as in API
 Gateway, when it is enabled and in a usage plan of this API's stage: ``UsagePlanKeys`` reads them from moto's
-API Gateway, where ``opscli tenants add --create-api-key`` puts them.
+API Gateway, where ``extend-deleter tenants add --create-api-key`` puts them.
 
 Not emulated: usage-plan throttling and quotas.
 """

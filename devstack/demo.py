@@ -3,7 +3,7 @@
 It starts moto's server (the secrets, the deletion queue and its DLQ, the tenant and replay tables as
 ``template.yaml`` declares them), the Extend emulator (seeded, with faults injected, an organization-scoped key),
 and the local deployment (``devstack.local_deployment``: both functions, the SQS event source and the API
-Gateway front). It registers two tenants as an operator would (``opscli tenants add --create-api-key``):
+Gateway front). It registers two tenants as an operator would (``extend-deleter tenants add --create-api-key``):
 
 - ``acme``, ownership ``workspace``: its runs live in its own Extend workspace;
 - ``globex``, ownership ``metadata``: its runs share a workspace with another customer's, told apart by a
@@ -403,7 +403,7 @@ def _print_stack(
         + ", ".join(f"{k}={v}" for k, v in LOCAL_ENVIRONMENT.items())
     )
     console.line(f"  function logs {log_file}")
-    console.line("  tenants (opscli tenants add --create-api-key):")
+    console.line("  tenants (extend-deleter tenants add --create-api-key):")
     for tenant in stack.tenant_admin().list():
         where = f"workspace {tenant.workspace_id}" if tenant.workspace_id else f"metadata[{tenant.metadata_key!r}]"
         console.line(
@@ -789,7 +789,7 @@ def serve(args: argparse.Namespace, console: Console) -> int:
             console.line("The local stack is up. Ctrl-C stops it.")
             _print_stack(console, stack, emulator, endpoint, log_file)
             console.line()
-            console.line("Each tenant's credentials (shown once, as `opscli tenants add` prints them):")
+            console.line("Each tenant's credentials (shown once, as `extend-deleter tenants add` prints them):")
             for client in clients.values():
                 console.line(
                     f"  {client.tenant_id:<7} x-api-key {client.api_key}   signing secret {client.signing_secret}"
@@ -815,11 +815,11 @@ def serve(args: argparse.Namespace, console: Console) -> int:
                 f" TENANTS_TABLE_NAME={environment['TENANTS_TABLE_NAME']}"
                 f" TENANT_SECRET_PREFIX={environment['TENANT_SECRET_PREFIX']}"
             )
-            console.line("  .venv/bin/python -m opscli tenants list")
-            console.line("  .venv/bin/python -m opscli tenants disable globex")
-            console.line(f"  printf '%s\\n' {' '.join(plan.acme_runs[4:7])} | .venv/bin/python -m opscli enqueue -")
-            console.line("  .venv/bin/python -m opscli status")
-            console.line("  .venv/bin/python -m opscli dlq")
+            console.line("  .venv/bin/extend-deleter tenants list")
+            console.line("  .venv/bin/extend-deleter tenants disable globex")
+            console.line(f"  printf '%s\\n' {' '.join(plan.acme_runs[4:7])} | .venv/bin/extend-deleter enqueue -")
+            console.line("  .venv/bin/extend-deleter status")
+            console.line("  .venv/bin/extend-deleter dlq")
             console.line()
             console.line("Outcomes as they happen:")
             stop = threading.Event()

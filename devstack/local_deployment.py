@@ -249,8 +249,8 @@ class LocalDeployment:
         )
 
     def register_tenant(self, tenant_id: str, **definition: Any) -> AddedTenant:
-        """A tenant with its own API key, usage plan and signing secret, as ``opscli tenants add --create-api-key``
-        makes one."""
+        """A tenant with its own API key, usage plan and signing secret, as
+        ``extend-deleter tenants add --create-api-key`` makes one."""
         return self.tenant_admin().add(tenant_id, stage=self.stage_api(), **definition)
 
     def _config(self, spec: Any, local: dict[str, str] | None = None) -> FunctionConfig:

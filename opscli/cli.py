@@ -1,4 +1,4 @@
-"""``extend-deleter``: the operator's command line (also ``python -m opscli``).
+"""``extend-deleter``: the operator's command line (also ``extend-deleter``).
 
 Command groups, each in its own module under ``opscli/commands/``: the queue (``enqueue``, ``status``, ``dlq``,
 ``redrive``), ``tenants`` and ``receipts``, and ``smoke``. Every command takes the global options (``--stack-name``,

@@ -99,7 +99,7 @@ def read_ids(stream: TextIO, column: str | None = None) -> ParsedInput:
 class Checkpoint:
     """An append-only file of acknowledged ids, bound to one queue URL by its first line."""
 
-    HEADER = "# opscli enqueue checkpoint v1 queue="
+    HEADER = "# extend-deleter enqueue checkpoint v1 queue="
 
     def __init__(self, path: Path, queue_url: str) -> None:
         self.path = path

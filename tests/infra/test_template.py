@@ -836,7 +836,7 @@ def test_nothing_invokes_a_function_except_this_api_and_the_queue(cfn: Cfn) -> N
 
 def test_the_stack_ships_no_shared_key_or_plan_each_tenant_gets_its_own(cfn: Cfn) -> None:
     # A key and usage plan shared by every caller would let one tenant take everyone's share: each tenant's are
-    # made by `opscli tenants add --create-api-key`, below the stage's limits, which the outputs publish for it.
+    # made by `extend-deleter tenants add --create-api-key`, below the stage's limits, which the outputs publish for it.
     for kind in ("AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlanKey"):
         assert cfn.of_type(kind) == {}, kind
     outputs = cfn.doc["Outputs"]
@@ -1135,7 +1135,7 @@ def test_outputs_say_what_the_stack_exposes(cfn: Cfn) -> None:
     assert all(output.get("Description") for output in outputs.values())
     assert outputs["DeletionQueueUrl"]["Value"] == {"Ref": "DeletionQueue"}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
-    assert outputs["LedgerTableName"]["Value"] == {"Ref": "LedgerTable"}  # opscli receipts reads it
+    assert outputs["LedgerTableName"]["Value"] == {"Ref": "LedgerTable"}  # extend-deleter receipts reads it
     assert outputs["CallbackDeadLetterQueueUrl"]["Value"] == {"Ref": "CallbackDeadLetterQueue"}
 
 

@@ -1,5 +1,5 @@
-"""``opscli tenants`` against moto's server: add (with and without creating the tenant's API key and usage plan),
-list, show, disable, enable, rotate-secret and remove, as scripts call them (``--json``)."""
+"""``extend-deleter tenants`` against moto's server: add (with and without creating the tenant's API key and usage
+plan), list, show, disable, enable, rotate-secret and remove, as scripts call them (``--json``)."""
 
 from __future__ import annotations
 

@@ -132,7 +132,8 @@ class InProcessStack:
         )
 
     def register_tenant(self, tenant_id: str, *, ownership: str = "workspace", **definition: Any) -> AddedTenant:
-        """Register a tenant as an operator would (``opscli tenants add``); its secret joins the guarded ones."""
+        """Register a tenant as an operator would (``extend-deleter tenants add``); its secrets join the guarded
+        ones."""
         added = self.tenant_admin().add(tenant_id, ownership=ownership, **definition)
         for secret in (added.signing_secret, added.callback_signing_secret):
             register_secret(secret)

@@ -2,7 +2,7 @@
 worker process of the local Lambda runtime, the queue function polling moto's queue, and the Extend emulator.
 
 Every request here travels as HTTP. The docs' curl + openssl signing recipe is run as written; the operator
-commands are run as an operator runs them (``python -m opscli tenants ...``, in their own process).
+commands are run as an operator runs them (``extend-deleter tenants ...``, in their own process).
 """
 
 from __future__ import annotations

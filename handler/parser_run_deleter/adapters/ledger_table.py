@@ -318,7 +318,7 @@ class LedgerTable:
         if outstanding_delta and tenant_id:
             try:
                 self.client.update_item(**self._usage_update(tenant_id, outstanding_delta))
-            except Exception as error:  # counted, but not released: `opscli tenants recount` repairs it
+            except Exception as error:  # counted, but not released: `extend-deleter tenants recount` repairs it
                 raise _unavailable("update the tenant's outstanding runs", error) from None
         return from_item(counted)
 

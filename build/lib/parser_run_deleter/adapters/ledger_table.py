@@ -1,0 +1,575 @@
+"""Adapter for the ledger, one DynamoDB table (single-table design, keys ``pk`` and ``sk``):
+
+- ``REQ#<request id>`` / ``REQUEST``: a deletion request (tenant, trigger, times, audit fields, one ``n_<outcome>``
+  counter per outcome, callback state); in the ``byTenant`` index under ``TENANT#<id>`` (or ``OPERATOR``) and
+  ``<createdAt>#<request id>``, for receipts;
+- ``REQ#<request id>`` / ``RUN#<parser run id>``: one parser run of it (outcome, times, attempts, Extend's status
+  and request id, the reason for a failure);
+- ``TENANT#<id>`` / ``USAGE``: the tenant's outstanding (queued) runs, kept under its cap by conditional writes.
+
+Items go in and out as plain values; what they mean is ``logic.ledger``'s business. A run's outcome and its
+request's counters change in one transaction, so they always agree. Every item expires ``retention_days`` after
+it was written (``expiresAt``, the table's TTL attribute).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from parser_run_deleter.adapters.dynamodb import cancellation_codes, dynamodb_client, from_item, to_item, to_value
+from parser_run_deleter.shared.timestamps import now_iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+REQUEST_SK: Final = "REQUEST"
+USAGE_SK: Final = "USAGE"
+RUN_PREFIX: Final = "RUN#"
+BY_TENANT_INDEX: Final = "byTenant"
+OPERATOR_PARTITION: Final = "OPERATOR"
+BATCH_WRITE_LIMIT: Final = 25
+# Fields of a run that accumulate rather than being replaced.
+_ADDED_RUN_FIELDS: Final = ("attempts", "redrives")
+
+
+class LedgerUnavailable(RuntimeError):
+    """The ledger could not be read or written. Carries the error's type only: nothing was recorded."""
+
+
+class OverCap(Exception):
+    """Taking the request in would put the tenant over its cap of outstanding runs."""
+
+    def __init__(self, outstanding: int, cap: int, requested: int) -> None:
+        super().__init__(f"{outstanding} runs outstanding, cap {cap}, {requested} more requested")
+        self.outstanding, self.cap, self.requested = outstanding, cap, requested
+
+
+class RunChanged(Exception):
+    """The run was not in the outcome the transition expected (another delivery moved it first)."""
+
+
+def _request_pk(request_id: str) -> str:
+    return "REQ#" + request_id
+
+
+def _tenant_pk(tenant_id: str) -> str:
+    return "TENANT#" + tenant_id
+
+
+def counter(outcome: str) -> str:
+    return "n_" + outcome
+
+
+# Requests recorded since markers have 128 bits say so: a marker of the old kind is looked for only in older ones.
+MARKER_VERSION: Final = 2
+
+
+def settled_marker(parser_run_id: str) -> str:
+    """A fixed-size stand-in for a run id in its request's set of counted runs (ids can be 255 long): 128 bits of
+    its SHA-256, so that no one can craft two run ids that share one (and have the second's count skipped)."""
+    digest = hashlib.sha256(parser_run_id.encode()).digest()[:16]
+    # base64url: 22 characters, where base32 would take 26 (the request item, rewritten on each count, carries one
+    # per settled run). Strings, like the old markers, so that both kinds can share an older request's set.
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def legacy_settled_marker(parser_run_id: str) -> str:
+    """The 50-bit marker of requests recorded before ``MARKER_VERSION`` 2: still honoured in those requests, so
+    that a run counted under it before an upgrade is not counted again after it."""
+    digest = hashlib.sha256(parser_run_id.encode()).digest()[:7]
+    return base64.b32encode(digest).decode().rstrip("=").lower()[:10]
+
+
+def _unavailable(what: str, error: Exception) -> LedgerUnavailable:
+    # botocore's messages can quote the request: only the error's type, or a transaction's reasons, is kept.
+    codes = cancellation_codes(error)
+    detail = ", ".join(code or "None" for code in codes) if codes else type(error).__name__
+    return LedgerUnavailable(f"cannot {what}: {detail}")
+
+
+class LedgerTable:
+    def __init__(self, table_name: str, *, retention_days: int, client: DynamoDBClient | None = None) -> None:
+        self.table_name = table_name
+        self.retention_s = retention_days * 86_400
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client if self._client is not None else dynamodb_client()
+
+    def _expires_at(self) -> int:
+        return int(time.time()) + self.retention_s
+
+    def _request_item(self, request_id: str, tenant_id: str | None, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "pk": _request_pk(request_id),
+            "sk": REQUEST_SK,
+            "requestId": request_id,
+            **values,
+            "gsi1pk": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION,
+            "gsi1sk": f"{values['createdAt']}#{request_id}",
+            "markerVersion": MARKER_VERSION,
+            "expiresAt": self._expires_at(),
+        }
+
+    def _run_item(self, request_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "pk": _request_pk(request_id),
+            "sk": RUN_PREFIX + str(values["parserRunId"]),
+            **values,
+            "expiresAt": self._expires_at(),
+        }
+
+    def _usage_update(self, tenant_id: str, delta: int, cap: int | None = None) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _tenant_pk(tenant_id)}, "sk": {"S": USAGE_SK}},
+            "UpdateExpression": "ADD outstanding :delta",
+            "ExpressionAttributeValues": {":delta": {"N": str(delta)}},
+        }
+        if cap is not None:
+            # DynamoDB cannot add in a condition: "outstanding + delta <= cap" is "outstanding <= cap - delta".
+            update["ConditionExpression"] = "attribute_not_exists(outstanding) OR outstanding <= :room"
+            update["ExpressionAttributeValues"][":room"] = {"N": str(cap - delta)}
+        return update
+
+    def _transact(self, writes: list[dict[str, Any]]) -> None:
+        items: list[TransactWriteItemTypeDef] = writes  # type: ignore[assignment]  # dicts built to that shape
+        self.client.transact_write_items(TransactItems=items)
+
+    # ---------------------------------------------------------------- intake
+
+    def begin(
+        self, request_id: str, tenant_id: str | None, values: Mapping[str, Any], *, reserve: int = 0, cap: int | None
+    ) -> None:
+        """Record a request before any of its runs is queued; with ``reserve``, first count that many runs as the
+        tenant's outstanding ones, refusing (``OverCap``) to go over ``cap``.
+
+        Two single-item writes, not a transaction: every intake of a tenant touches its usage item, and concurrent
+        transactions on one item cancel each other. The reservation comes first and is given back if the request
+        cannot be recorded; a crash between them leaves a reservation that ``tenants recount`` repairs."""
+        if cap is not None and reserve > cap:
+            raise OverCap(self.outstanding(tenant_id or ""), cap, reserve)
+        holder = tenant_id if reserve and tenant_id else None  # whose outstanding runs this request reserves
+        if holder is not None:
+            try:
+                self.client.update_item(**self._usage_update(holder, reserve, cap))
+            except self.client.exceptions.ConditionalCheckFailedException:
+                raise OverCap(self.outstanding(holder), cap or 0, reserve) from None
+            except Exception as error:
+                raise _unavailable("reserve the tenant's outstanding runs", error) from None
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_item(self._request_item(request_id, tenant_id, values)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except Exception as error:
+            if holder is not None:
+                with contextlib.suppress(Exception):  # best effort: recount repairs what this misses
+                    self.client.update_item(**self._usage_update(holder, -reserve))
+            raise _unavailable("record the request", error) from None
+
+    def record_intake(
+        self,
+        request_id: str,
+        runs: Sequence[Mapping[str, Any]],
+        counts: Mapping[str, int],
+        *,
+        tenant_id: str | None,
+        released: int = 0,
+    ) -> None:
+        """The runs a request took in and its counters; ``released`` runs reserved by ``begin`` but not queued go
+        back to the tenant."""
+        puts = [{"PutRequest": {"Item": to_item(self._run_item(request_id, run))}} for run in runs]
+        try:
+            for start in range(0, len(puts), BATCH_WRITE_LIMIT):
+                self._batch_write(puts[start : start + BATCH_WRITE_LIMIT])
+            added = {outcome: n for outcome, n in counts.items() if n}
+            if added:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                    UpdateExpression="SET updatedAt = :now ADD "
+                    + ", ".join(f"{counter(outcome)} :{outcome}" for outcome in added),
+                    ExpressionAttributeValues={
+                        ":now": {"S": now_iso()},
+                        **{f":{outcome}": {"N": str(n)} for outcome, n in added.items()},
+                    },
+                )
+            if released and tenant_id:
+                self.client.update_item(**self._usage_update(tenant_id, -released))
+        except LedgerUnavailable:
+            raise
+        except Exception as error:
+            raise _unavailable("record the request's runs", error) from None
+
+    def _batch_write(self, puts: list[dict[str, Any]], tries: int = 6) -> None:
+        pending: dict[str, Any] = {self.table_name: puts}
+        for attempt in range(tries):
+            unprocessed = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            if not unprocessed:
+                return
+            pending = dict(unprocessed)
+            time.sleep(min(0.05 * 2**attempt, 0.8))  # DynamoDB throttled part of the batch: back off, then resend
+        raise LedgerUnavailable("cannot record the request's runs: writes still unprocessed after retries")
+
+    def record_single(
+        self, request_id: str, tenant_id: str | None, values: Mapping[str, Any], run: Mapping[str, Any]
+    ) -> None:
+        """A request of one run whose outcome is known (the synchronous path): its run, then the request."""
+        # The run first: a request is never shown without its run. A crash between the two leaves a run no request
+        # names (it expires with its TTL), and the caller unanswered.
+        request = self._request_item(request_id, tenant_id, values)
+        if run["outcome"] != "queued":
+            request["settled"] = {settled_marker(str(run["parserRunId"]))}
+        try:
+            self.client.put_item(TableName=self.table_name, Item=to_item(self._run_item(request_id, run)))
+            self.client.put_item(
+                TableName=self.table_name, Item=to_item(request), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except Exception as error:
+            raise _unavailable("record the deletion", error) from None
+
+    # ---------------------------------------------------------------- outcomes
+
+    def transition(
+        self,
+        request_id: str,
+        run: Mapping[str, Any],
+        before: str | None,
+        *,
+        tenant_id: str | None,
+        outstanding_delta: int,
+        request_values: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Move a run from ``before`` (None: not recorded yet) to ``run["outcome"]``, with its request's counters
+        and the tenant's outstanding count, in one transaction. ``RunChanged`` when the run was not in ``before``.
+        ``request_values`` records the request too, field by field, where it is not recorded yet."""
+        after = str(run["outcome"])
+        writes = [
+            {"Update": self._run_update(request_id, run, before)},
+            {"Update": self._counters_update(request_id, before, after, request_values, str(run["parserRunId"]))},
+        ]
+        if outstanding_delta and tenant_id:
+            writes.append({"Update": self._usage_update(tenant_id, outstanding_delta)})
+        try:
+            self._transact(writes)
+        except Exception as error:
+            if cancellation_codes(error)[:1] == ["ConditionalCheckFailed"]:
+                raise RunChanged(f"the run is no longer {before or 'unrecorded'}") from None
+            raise _unavailable("record the outcome", error) from None
+
+    def settle(
+        self,
+        request_id: str,
+        run: Mapping[str, Any],
+        before: str | None,
+        *,
+        tenant_id: str | None,
+        outstanding_delta: int,
+        request_values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Move a run from ``before`` (QUEUED, or None: not recorded yet) to ``run["outcome"]``, then count it in its
+        request and the tenant's outstanding runs: three writes, no transaction (one item each, so each is atomic,
+        and cheap). ``RunChanged`` when the run was not in ``before``. The request as counted, or None when it had
+        been counted already. A crash between the writes is repaired by ``count`` on the message's redelivery."""
+        try:
+            self.client.update_item(**self._run_update(request_id, run, before))
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise RunChanged(f"the run is no longer {before or 'unrecorded'}") from None
+        except Exception as error:
+            raise _unavailable("record the outcome", error) from None
+        return self.count(
+            request_id,
+            run,
+            before,
+            tenant_id=tenant_id,
+            outstanding_delta=outstanding_delta,
+            request_values=request_values,
+        )
+
+    def count(
+        self,
+        request_id: str,
+        run: Mapping[str, Any],
+        before: str | None,
+        *,
+        tenant_id: str | None,
+        outstanding_delta: int,
+        request_values: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Count a run's move in its request's counters (once: see ``_counters_update``), then in the tenant's
+        outstanding runs; the request as counted, or None when it had been counted already."""
+        update = self._counters_update(request_id, before, str(run["outcome"]), request_values, str(run["parserRunId"]))
+        update["ReturnValues"] = "ALL_NEW"
+        try:
+            counted = self.client.update_item(**update).get("Attributes", {})
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        except Exception as error:
+            raise _unavailable("count the outcome", error) from None
+        if outstanding_delta and tenant_id:
+            try:
+                self.client.update_item(**self._usage_update(tenant_id, outstanding_delta))
+            except Exception as error:  # counted, but not released: `extend-deleter tenants recount` repairs it
+                raise _unavailable("update the tenant's outstanding runs", error) from None
+        return from_item(counted)
+
+    def _run_update(self, request_id: str, run: Mapping[str, Any], before: str | None) -> dict[str, Any]:
+        replaced = {name: value for name, value in run.items() if value is not None and name not in _ADDED_RUN_FIELDS}
+        added = {name: run[name] for name in _ADDED_RUN_FIELDS if run.get(name)}
+        names = {f"#{name}": name for name in (*replaced, *added, "expiresAt")}
+        values: dict[str, Any] = {f":{name}": to_value(value) for name, value in {**replaced, **added}.items()}
+        values[":expiresAt"] = {"N": str(self._expires_at())}
+        expression = "SET " + ", ".join([f"#{n} = :{n}" for n in replaced] + ["#expiresAt = :expiresAt"])
+        if added:
+            expression += " ADD " + ", ".join(f"#{n} :{n}" for n in added)
+        if before is None:
+            condition = "attribute_not_exists(#outcome)"
+        else:
+            condition = "#outcome = :before"
+            values[":before"] = {"S": before}
+        return {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": RUN_PREFIX + str(run["parserRunId"])}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _counters_update(
+        self,
+        request_id: str,
+        before: str | None,
+        after: str,
+        request_values: Mapping[str, Any] | None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {":now": {"S": now_iso()}, ":one": {"N": "1"}}
+        names: dict[str, str] = {"#updatedAt": "updatedAt"}
+        # Every transition counts, a failed attempt too: a request with any is no longer just "accepted".
+        additions: list[str] = ["transitions :one"]
+        if before != after:
+            additions.append(f"{counter(after)} :plus")
+            values[":plus"] = {"N": "1"}
+            if before is not None:
+                additions.append(f"{counter(before)} :minus")
+                values[":minus"] = {"N": "-1"}
+        assignments = ["#updatedAt = :now"]
+        if request_values is not None and after != "queued":
+            # A request recorded on its run's first sight has that one run: settled, the request is complete, in this
+            # same write (no completion write needed; it has no tenant to tell).
+            names["#completedAt"] = "completedAt"
+            assignments.append("#completedAt = if_not_exists(#completedAt, :now)")
+        if request_values is not None:  # recorded on first sight: each field only where it is not there yet
+            tenant_id = request_values.get("tenantId")
+            created = self._request_item(request_id, tenant_id, request_values)
+            for name, value in created.items():
+                if name in ("pk", "sk", "updatedAt") or value is None:
+                    continue
+                names[f"#{name}"] = name
+                values[f":c_{name}"] = to_value(value)
+                assignments.append(f"#{name} = if_not_exists(#{name}, :c_{name})")
+        marker = settled_marker(str(run_id)) if run_id is not None else None
+        removals: list[str] = []
+        deletions: list[str] = []
+        condition: str | None = None
+        if marker is not None and after != "queued" and before in (None, "queued"):
+            # A settled run is counted once: its marker joins the request's set in the same write, and a write
+            # that finds the marker there already changes nothing. That makes a retried count harmless.
+            additions.append("settled :marker_set")
+            values[":marker_set"] = {"SS": [marker]}
+            values[":marker"] = {"S": marker}
+            values[":legacy_marker"] = {"S": legacy_settled_marker(str(run_id))}
+            values[":marker_version"] = {"N": str(MARKER_VERSION)}
+            names["#markerVersion"] = "markerVersion"
+            condition = (
+                "NOT contains(settled, :marker) "
+                "AND (#markerVersion = :marker_version OR NOT contains(settled, :legacy_marker))"
+            )
+        if before == "dead_lettered":  # a redrive reopens a completed request: it will complete (and tell) again
+            removals.append("completedAt")
+            if after == "queued" and marker is not None:  # and the run may be counted again once it settles
+                deletions.append("settled :marker_set")
+                values[":marker_set"] = {"SS": [marker]}
+        expression = "SET " + ", ".join(assignments) + " ADD " + ", ".join(additions)
+        if removals:
+            expression += " REMOVE " + ", ".join(removals)
+        if deletions:
+            expression += " DELETE " + ", ".join(deletions)
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if condition is not None:
+            update["ConditionExpression"] = condition
+        return update
+
+    def complete(self, request_id: str, completed_at: str, callback: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Mark the request completed if none of its runs is queued and it is not marked yet, in one conditional
+        write; the request as it now is, or None when it was not this call that completed it."""
+        values: dict[str, Any] = {":at": {"S": completed_at}, ":zero": {"N": "0"}, ":one": {"N": "1"}}
+        expression = "SET completedAt = :at ADD completions :one"
+        if callback is not None:
+            expression = "SET completedAt = :at, callback = :callback ADD completions :one"
+            values[":callback"] = to_value(dict(callback))
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(completedAt) "
+                "AND (attribute_not_exists(n_queued) OR n_queued = :zero)",
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        except Exception as error:
+            raise _unavailable("complete the request", error) from None
+        return from_item(response.get("Attributes", {}))
+
+    def set_callback(self, request_id: str, callback: Mapping[str, Any]) -> None:
+        """Record the completion callback's delivery state on the request."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                UpdateExpression="SET callback = :callback",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":callback": to_value(dict(callback))},
+            )
+        except Exception as error:
+            raise _unavailable("record the callback", error) from None
+
+    def current_outcome(self, request_id: str, parser_run_id: str) -> str | None:
+        try:
+            found = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": RUN_PREFIX + parser_run_id}},
+                ConsistentRead=True,
+                ProjectionExpression="outcome",
+            ).get("Item")
+        except Exception as error:
+            raise _unavailable("read the run", error) from None
+        return str(from_item(found)["outcome"]) if found and "outcome" in found else None
+
+    # ---------------------------------------------------------------- reading
+
+    def request(self, request_id: str) -> dict[str, Any] | None:
+        try:
+            found = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        except Exception as error:
+            raise _unavailable("read the request", error) from None
+        return from_item(found) if found else None
+
+    def runs(self, request_id: str, *, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Up to ``limit`` of the request's runs in id order, starting after the run id ``after``; and whether
+        there may be more."""
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :run)",
+            "ExpressionAttributeValues": {":pk": {"S": _request_pk(request_id)}, ":run": {"S": RUN_PREFIX}},
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if after is not None:
+            arguments["ExclusiveStartKey"] = {"pk": {"S": _request_pk(request_id)}, "sk": {"S": RUN_PREFIX + after}}
+        try:
+            response = self.client.query(**arguments)
+        except Exception as error:
+            raise _unavailable("read the request's runs", error) from None
+        return [from_item(item) for item in response.get("Items", [])], "LastEvaluatedKey" in response
+
+    def outstanding(self, tenant_id: str) -> int:
+        try:
+            found = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _tenant_pk(tenant_id)}, "sk": {"S": USAGE_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        except Exception as error:
+            raise _unavailable("read the tenant's usage", error) from None
+        return int(from_item(found).get("outstanding", 0)) if found else 0
+
+    def set_outstanding(self, tenant_id: str, value: int) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_item({"pk": _tenant_pk(tenant_id), "sk": USAGE_SK, "outstanding": value}),
+            )
+        except Exception as error:
+            raise _unavailable("set the tenant's usage", error) from None
+
+    def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[dict[str, Any]]:
+        """A tenant's requests (None: operators') made at ``since`` or later, oldest first."""
+        values: dict[str, Any] = {":tenant": {"S": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION}}
+        condition = "gsi1pk = :tenant"
+        if since:  # DynamoDB refuses an empty key value
+            condition += " AND gsi1sk >= :since"
+            values[":since"] = {"S": since}
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            IndexName=BY_TENANT_INDEX,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
+        try:
+            for page in pages:
+                for item in page.get("Items", []):
+                    yield from_item(item)
+        except Exception as error:
+            raise _unavailable("read the tenant's requests", error) from None
+
+    def all_runs(self, request_id: str) -> Iterator[dict[str, Any]]:
+        after: str | None = None
+        while True:
+            runs, more = self.runs(request_id, limit=500, after=after)
+            yield from runs
+            if not more or not runs:
+                return
+            after = str(runs[-1]["parserRunId"])
+
+    def update_request(
+        self,
+        request_id: str,
+        assignments: Mapping[str, Any],
+        *,
+        condition: str | None = None,
+        condition_values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Set fields of a request; False when ``condition`` did not hold (nothing was changed)."""
+        names = {f"#{name}": name for name in assignments}
+        values = {f":{name}": to_value(value) for name, value in assignments.items()}
+        values.update({name: to_value(value) for name, value in (condition_values or {}).items()})
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+            "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in assignments),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if condition:
+            arguments["ConditionExpression"] = condition
+        try:
+            self.client.update_item(**arguments)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        except Exception as error:
+            raise _unavailable("update the request", error) from None
+        return True

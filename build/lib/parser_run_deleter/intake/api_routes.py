@@ -1,0 +1,308 @@
+"""The API's routes and the check every request passes first, declared once on a Powertools ``Router``.
+
+Every request is a tenant's: the middleware authenticates it (``logic.authentication``) and serves it once
+(``logic.replay_guard``), before any route runs. Routes stay thin: they read the request, call one use case in
+``logic.api_use_cases`` on the tenant's behalf, record the outcome, and shape the answer. Errors are raised, and
+``api_errors`` turns each into its response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, Final
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+
+from parser_run_deleter.adapters.wiring import get_dependencies
+from parser_run_deleter.intake.api_audit import caller_identity, current_request
+from parser_run_deleter.logic.api_use_cases import (
+    BulkResult,
+    InvalidRequestBody,
+    RequestPage,
+    delete_now_or_enqueue,
+    enqueue_bulk,
+    parse_bulk_body,
+    read_deletion_request,
+    reject_invalid_id,
+)
+from parser_run_deleter.logic.authentication import authenticate
+from parser_run_deleter.logic.deletion import Outcome
+from parser_run_deleter.logic.ownership import require_supported_policy
+from parser_run_deleter.logic.replay_guard import StoredResponse, serve_once, serve_once_per_key
+from parser_run_deleter.logic.tenants import Tenant
+from parser_run_deleter.shared.settings import ConfigurationError, get_settings
+from parser_run_deleter.shared.time_budget import Deadline
+
+# 1,000 ids of 255 characters in JSON is about 260 KB; anything much larger is not a request we serve.
+MAX_BODY_BYTES: Final = 512 * 1024
+
+# (method, rule) of every route, in Powertools' rule syntax; tests compare it with openapi.yaml.
+ROUTES: Final = (
+    ("DELETE", "/parser_runs/<parser_run_id>"),
+    ("POST", "/deletions"),
+    ("GET", "/deletions/<deletion_request_id>"),
+)
+# A page of the status resource's items: 100 unless the caller asks for between 1 and 1,000.
+DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 1000
+MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
+# Methods whose requests carry no body: one that does is refused (400) before authentication.
+BODYLESS_METHODS: Final = frozenset({"DELETE", "GET"})
+
+
+class BodyTooLarge(ValueError):
+    """The request body exceeds ``MAX_BODY_BYTES``."""
+
+
+class UnsupportedMediaType(ValueError):
+    """The body is declared as something other than JSON."""
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or a ``+json`` type such as ``application/merge-patch+json``, parameters aside."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+def _location(request_id: str) -> dict[str, str]:
+    return {"Location": f"/deletions/{request_id}"}
+
+
+class InvalidQuery(ValueError):
+    """A query parameter is not what the route accepts; the message says which, and is safe to return."""
+
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
+
+
+# ---- Authentication: every request, matched route or not, passes here first.
+
+
+def raw_body(event: dict[str, Any]) -> bytes:
+    """The body's bytes exactly as the client sent them (API Gateway base64-encodes binary bodies)."""
+    body = event.get("body")
+    if not isinstance(body, str):
+        return b""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequestBody("the body is flagged as base64 but is not valid base64") from None
+    return body.encode()
+
+
+def _stored(response: Response[Any]) -> StoredResponse:
+    """A response as the replay guard remembers it: JSON-serialisable, the body as it would be sent."""
+    body = response.body
+    # Serialised as Powertools serialises a JSON body, so that a replay is the first response byte for byte.
+    text = (
+        body.decode()
+        if isinstance(body, bytes)
+        else body
+        if isinstance(body, str)
+        else json.dumps(body, separators=(",", ":"))
+    )
+    headers = {name: value if isinstance(value, str) else ", ".join(value) for name, value in response.headers.items()}
+    return {"status": response.status_code, "headers": headers, "body": text}
+
+
+def _from_stored(stored: StoredResponse) -> Response[Any]:
+    return Response(status_code=int(stored["status"]), body=stored["body"], headers=dict(stored["headers"]))
+
+
+def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """No request gets past here without a tenant and that tenant's signature; a replayed one gets the first
+    response back without running again."""
+    settings = get_settings()
+    request = current_request()
+    event = app.current_event
+    body = raw_body(event.raw_event)
+    if body and request.method.upper() in BODYLESS_METHODS:
+        # Refused before anything is looked up: a body here could only be an attempt to pass off another
+        # request's signed payload (signing contract v1 signed a body alone).
+        raise InvalidRequestBody(f"a {request.method.upper()} request takes no body")
+    caller = caller_identity(event.raw_event, settings.tenant_claim)
+    authenticated = authenticate(
+        caller, event.headers, method=request.method, route_path=request.route_path, body=body, settings=settings
+    )
+    request.authenticated_as(authenticated.tenant)
+    require_supported_policy(authenticated.tenant, settings)
+    if settings.idempotency_table_name is None:
+        raise ConfigurationError("IDEMPOTENCY_TABLE_NAME is required to refuse replayed requests")
+    table_name = settings.idempotency_table_name
+    idempotency_key = _idempotency_key(event.headers or {}) if request.method.upper() != "GET" else None
+
+    def execute() -> StoredResponse:
+        if idempotency_key is None:
+            return _stored(next_middleware(app))
+        return serve_once_per_key(
+            authenticated,
+            idempotency_key,
+            lambda: _stored(next_middleware(app)),
+            table_name=table_name,
+            lambda_context=app.lambda_context,
+        )
+
+    stored = serve_once(authenticated, execute, table_name=table_name, lambda_context=app.lambda_context)
+    return _from_stored(stored)
+
+
+def _idempotency_key(headers: dict[str, str]) -> str | None:
+    """The ``Idempotency-Key`` header: up to 255 printable ASCII characters, or none."""
+    value = next((v for name, v in headers.items() if name.lower() == "idempotency-key"), None)
+    if value is None:
+        return None
+    if not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= c <= "~" for c in value):
+        raise InvalidRequestBody(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"
+        )
+    return value
+
+
+router.use([_authenticate_and_serve_once])
+
+
+def _tenant() -> Tenant:
+    tenant = current_request().tenant
+    if tenant is None:  # the middleware runs first, so a route never meets this
+        raise ConfigurationError("a route ran without an authenticated tenant")
+    return tenant
+
+
+# ---- Routes
+
+
+@router.delete("/parser_runs/<parser_run_id>")
+def delete_parser_run(parser_run_id: str) -> Response[Any]:
+    """Delete now; on any other outcome queue it (202); 503 when even that fails."""
+    request = current_request()
+    request.name_ids([parser_run_id])
+    parser_run_id = reject_invalid_id(parser_run_id, request.audit)
+    deps = get_dependencies()
+    settings = deps.settings
+    invocation_deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
+    result = delete_now_or_enqueue(
+        parser_run_id,
+        tenant=_tenant(),
+        client=deps.extend_client,
+        settings=settings,
+        deadline=invocation_deadline.capped(settings.api_sync_budget_s),
+        invocation_deadline=invocation_deadline,
+        audit=request.audit,
+    )
+    request.finish(result.outcome.value)
+    body: dict[str, Any] = {
+        "parserRunId": parser_run_id,
+        "status": result.outcome.value,
+        "deletionRequestId": result.request.request_id,
+    }
+    if result.outcome is Outcome.FAILED:
+        # Extend refused the deletion for good: retrying, now or from the queue, would meet the same answer.
+        body["reason"] = result.reason or "Extend refused the deletion"
+    status = {Outcome.DELETED: 200, Outcome.NOT_FOUND: 404, Outcome.FAILED: 502}.get(result.outcome, 202)
+    return json_response(status, body, _location(result.request.request_id))
+
+
+@router.post("/deletions")
+def create_deletions() -> Response[Any]:
+    """Queue up to 1,000 ids; 202 with what was queued and what was rejected, and why."""
+    headers = {name.lower(): value for name, value in (router.current_event.headers or {}).items()}
+    if not is_json_media_type(headers.get("content-type")):
+        raise UnsupportedMediaType("the body must be sent as Content-Type: application/json")
+    body = raw_body(router.current_event.raw_event)
+    if len(body) > MAX_BODY_BYTES:
+        raise BodyTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes, got {len(body)}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestBody("the body must be UTF-8 JSON") from None
+    values = parse_bulk_body(text)
+    request = current_request()
+    request.name_ids(values)
+    settings = get_settings()
+    deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
+    result: BulkResult = enqueue_bulk(
+        values, tenant=_tenant(), settings=settings, audit=request.audit, deadline=deadline
+    )
+    request.finish(Outcome.QUEUED.value if not result.rejected else "partially_queued" if result.queued else "rejected")
+    return json_response(
+        202,
+        {
+            "deletionRequestId": result.request.request_id,
+            "status": result.request.status().value,
+            "queued": len(result.queued),
+            "rejected": [{"parserRunId": item.parser_run_id, "reason": item.reason} for item in result.rejected],
+        },
+        _location(result.request.request_id),
+    )
+
+
+@router.get("/deletions/<deletion_request_id>")
+def get_deletion_request(deletion_request_id: str) -> Response[Any]:
+    """The request's status, its counts, and a page of its runs: the tenant's own requests only."""
+    request = current_request()
+    parameters = router.current_event.query_string_parameters or {}
+    limit = _page_size(parameters.get("limit"))
+    after = _token_value(parameters.get("nextToken"))
+    page: RequestPage = read_deletion_request(
+        deletion_request_id, tenant=_tenant(), settings=get_settings(), limit=limit, after=after
+    )
+    request.finish("read")
+    record = page.request
+    body: dict[str, Any] = {
+        "deletionRequestId": record.request_id,
+        "status": record.status().value,
+        "createdAt": record.created_at,
+        "updatedAt": record.updated_at or record.created_at,
+        "counts": record.shown_counts(),
+        "items": [_item(run) for run in page.runs],
+    }
+    if page.next_after is not None:
+        body["nextToken"] = base64.urlsafe_b64encode(page.next_after.encode()).decode().rstrip("=")
+    if record.callback:
+        body["callback"] = dict(record.callback)
+    return json_response(200, body)
+
+
+def _item(run: Any) -> dict[str, Any]:
+    item = {
+        "parserRunId": run.parser_run_id,
+        "outcome": run.outcome.value,
+        "completedAt": run.completed_at,
+        "extendRequestId": run.extend_request_id,
+        "attempts": run.attempts,
+    }
+    if run.reason:
+        item["reason"] = run.reason
+    return item
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise InvalidQuery(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return int(raw)
+
+
+def _token_value(token: str | None) -> str | None:
+    """The run id a ``nextToken`` continues after; a token this API did not issue is refused."""
+    if token is None:
+        return None
+    try:
+        value = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, ValueError):
+        raise InvalidQuery("nextToken is not one this API issued") from None
+    if not value or len(value) > 300 or not value.isprintable():
+        raise InvalidQuery("nextToken is not one this API issued")
+    return value

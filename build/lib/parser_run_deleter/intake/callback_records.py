@@ -1,0 +1,53 @@
+"""The callback queue's trigger: each record that SQS confirms as the callback queue's (``record_source``) is one
+completion callback to deliver; one that is not delivered comes back in ``batchItemFailures``, after its backoff
+(the record's visibility is extended before it is returned)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from parser_run_deleter.adapters.deletion_queue import delay_redelivery
+from parser_run_deleter.intake.record_source import SourceQueue, admission
+from parser_run_deleter.intake.sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
+from parser_run_deleter.logic.callbacks import CallbackMessageInvalid, deliver, parse_callback_message
+from parser_run_deleter.shared.observability import logger, metrics
+from parser_run_deleter.shared.settings import get_settings
+
+TRIGGER = "callback"
+
+
+def handle_callback_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    metrics.add_dimension(name="trigger", value=TRIGGER)
+
+    def record_handler(record: SqsRecord) -> None:
+        logger.append_keys(correlation_id=record.message_id)
+        try:
+            message = parse_callback_message(record.body, record.approximate_receive_count)
+        except CallbackMessageInvalid as error:
+            # Not one of ours: there is no request or tenant to tell, and the DLQ would hold it for nothing.
+            logger.error("callback message dropped", extra={"reason": str(error)})
+            return
+        delivery = deliver(message, settings, max_attempts=settings.max_receive_count)
+        logger.info(
+            "completion callback",
+            extra={
+                "deletion_request_id": message.deletion_request_id,
+                "tenant_id": message.tenant_id,
+                "state": delivery.state,
+                "attempt": message.receive_count,
+            },
+        )
+        if not delivery.done:
+            if settings.callback_queue_url and record.receipt_handle:
+                delay_redelivery(settings.callback_queue_url, record.receipt_handle, delivery.retry_after_s)
+            raise RecordNotDone(record.message_id)
+
+    source = (
+        SourceQueue(settings.callback_queue_url, settings.source_queue_visibility_s)
+        if settings.callback_queue_url
+        else None
+    )
+    return process_partial_batch(event, record_handler, admit=admission(source))

@@ -1,0 +1,383 @@
+"""The API's use cases: a synchronous delete with a durable fallback, bulk intake onto the deletion queue, and
+reading a deletion request back. Each accepted call is a deletion request in the ledger.
+
+Nothing is acknowledged that is not recorded: a request is recorded before anything of it is queued, its runs once
+SQS holds them, and a synchronous outcome before it is answered. When the ledger or the queue fails, the caller
+is told to retry (``LedgerUnavailable`` / ``QueueUnavailable``: 503).
+
+Nothing here knows about HTTP or API Gateway events: ``intake.api_routes`` turns requests into these calls, and
+``intake.api_errors`` turns the exceptions below into responses. Every id ends in exactly one outcome line and
+metric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+from parser_run_deleter.adapters.deletion_queue import enqueue_messages
+from parser_run_deleter.adapters.extend_client import DeleteOutcome, DeleteResult, ExtendClient
+from parser_run_deleter.logic.completion import settle
+from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
+from parser_run_deleter.logic.ledger import (
+    Ledger,
+    LedgerUnavailable,
+    RequestRecord,
+    RequestTrigger,
+    RunOutcome,
+    RunRecord,
+    ledger,
+    run_record,
+    shown_run,
+)
+from parser_run_deleter.logic.ownership import delete_owned
+from parser_run_deleter.logic.queue_messages import MAX_AUDIT_VALUE_LENGTH, DeletionRequest
+from parser_run_deleter.logic.tenants import Tenant
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, is_request_id, validate_parser_run_id
+from parser_run_deleter.shared.settings import ConfigurationError, Settings
+from parser_run_deleter.shared.time_budget import Deadline
+
+MAX_BULK_IDS: Final = 1000
+# What an invalid value may cost in a response or a log line: enough to recognise it, never an echo of megabytes.
+MAX_ECHO_LENGTH: Final = 64
+NOT_QUEUED_REASON: Final = "could not be queued: the deletion queue did not accept it; retry later"
+
+
+class InvalidRequestBody(ValueError):
+    """The body is not what the route accepts. The message is precise and safe to return to the caller."""
+
+
+class QueueUnavailable(RuntimeError):
+    """Nothing could be put on the deletion queue (not configured, or SQS refused). The caller should retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAudit:
+    """Who asked, as API Gateway saw it: carried into log lines and queue messages."""
+
+    request_id: str | None = None
+    caller_api_key_id: str | None = None
+    webhook_id: str | None = None
+    source_ip: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        """The audit fields under the names queue messages use (``queue_messages.AUDIT_FIELDS``), bounded in length."""
+        named = {
+            "requestId": self.request_id,
+            "callerApiKeyId": self.caller_api_key_id,
+            "webhookId": self.webhook_id,
+            "sourceIp": self.source_ip,
+        }
+        return {name: value[:MAX_AUDIT_VALUE_LENGTH] for name, value in named.items() if value}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    parser_run_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    request: RequestRecord
+    queued: tuple[str, ...]
+    rejected: tuple[Rejection, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class SingleResult:
+    """What became of a synchronous DELETE: its outcome, the request that records it, and why when it failed."""
+
+    outcome: Outcome
+    request: RequestRecord
+    reason: str | None = None
+
+
+def ledger_of(settings: Settings) -> Ledger:
+    if settings.ledger_table_name is None:
+        raise ConfigurationError("LEDGER_TABLE_NAME is required: no deletion is acknowledged without a record")
+    return ledger(settings.ledger_table_name, settings.ledger_retention_days)
+
+
+def echo(value: object) -> str:
+    """A bounded rendering of a value the caller sent, for responses and logs: never an echo of megabytes."""
+    if isinstance(value, dict | list):
+        text = f"<{_json_type(value)}>"
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value)
+    return text if len(text) <= MAX_ECHO_LENGTH else text[: MAX_ECHO_LENGTH - 1] + "…"
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def reject_invalid_id(value: object, audit: RequestAudit) -> str:
+    """Validate one id; on failure report it as ``invalid`` and raise ``InvalidParserRunId`` with the reason."""
+    started = time.perf_counter()
+    try:
+        return validate_parser_run_id(value)
+    except InvalidParserRunId as error:
+        report_outcome(
+            Outcome.INVALID,
+            trigger=Trigger.API,
+            parser_run_id=None,
+            duration_ms=_elapsed_ms(started),
+            reason=str(error),
+            audit=audit.fields(),
+            rejected_value=echo(value),
+        )
+        raise
+
+
+def delete_now_or_enqueue(
+    parser_run_id: str,
+    *,
+    tenant: Tenant,
+    client: ExtendClient,
+    settings: Settings,
+    deadline: Deadline,
+    invocation_deadline: Deadline,
+    audit: RequestAudit,
+) -> SingleResult:
+    """Delete within ``deadline``; on a failure worth retrying, put the request on the queue. A permanent failure
+    (Extend refused the request for good) is answered at once, not queued.
+
+    The enqueue may use what is left of ``invocation_deadline`` (Lambda's own, less the margin). Returns the outcome
+    (``DELETED``, ``NOT_FOUND``, ``QUEUED`` or ``FAILED``) and its deletion request; raises ``LedgerUnavailable``
+    when it cannot be recorded, ``QueueUnavailable`` when the fallback cannot be queued.
+    """
+    started = time.perf_counter()
+    records = ledger_of(settings)
+    request = DeletionRequest(parser_run_id=parser_run_id, audit=audit.fields(), tenant_id=tenant.tenant_id)
+    result = delete_owned(client, settings, tenant, request, deadline)
+    if result.outcome is not DeleteOutcome.FAILED or not _worth_queueing(result):
+        outcome = Outcome(result.outcome.value)
+        run = run_record(parser_run_id, RunOutcome(outcome.value), result)
+        recorded = records.record_single(tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), run)
+        settle(records, recorded.request_id, tenant, settings, invocation_deadline)
+        report_outcome(
+            outcome,
+            duration_ms=_elapsed_ms(started),
+            result=result,
+            reason=result.reason if outcome is Outcome.FAILED else None,
+            ownership=tenant.ownership.value,
+            deletion_request_id=recorded.request_id,
+            trigger=Trigger.API,
+            parser_run_id=parser_run_id,
+            audit=audit.fields(),
+        )
+        return SingleResult(outcome, recorded, run.reason if outcome is Outcome.FAILED else None)
+
+    # Worth retrying: recorded first, then queued, then its run recorded as queued.
+    pending = records.begin(tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), reserve=1)
+    queued_request = replace(request, deletion_request_id=pending.request_id)
+    queued = _enqueue(settings, tenant, {parser_run_id: queued_request.to_message_body()}, invocation_deadline)
+    if not queued:
+        _record_not_queued(records, pending, [parser_run_id], result)
+        report_outcome(
+            Outcome.FAILED,
+            duration_ms=_elapsed_ms(started),
+            result=result,
+            reason=f"{result.reason}; and {NOT_QUEUED_REASON}",
+            ownership=tenant.ownership.value,
+            deletion_request_id=pending.request_id,
+            trigger=Trigger.API,
+            parser_run_id=parser_run_id,
+            audit=audit.fields(),
+        )
+        raise QueueUnavailable("the deletion could not be done now nor queued")
+    recorded = records.take_in(pending, [run_record(parser_run_id, RunOutcome.QUEUED, result, result.reason)])
+    report_outcome(
+        Outcome.QUEUED,
+        duration_ms=_elapsed_ms(started),
+        result=result,
+        reason=result.reason,
+        ownership=tenant.ownership.value,
+        deletion_request_id=recorded.request_id,
+        trigger=Trigger.API,
+        parser_run_id=parser_run_id,
+        audit=audit.fields(),
+    )
+    return SingleResult(Outcome.QUEUED, recorded)
+
+
+# Extend refusing this service's key (401) or its organisation's usage (402) is ours to fix, not the caller's:
+# the deletion waits on the queue for the fix instead of failing.
+_OPERATOR_FIXABLE_STATUSES: Final = frozenset({401, 402})
+
+
+def _worth_queueing(result: DeleteResult) -> bool:
+    return result.retryable or result.status_code in _OPERATOR_FIXABLE_STATUSES
+
+
+def _record_not_queued(
+    records: Ledger, request: RequestRecord, parser_run_ids: Sequence[str], result: DeleteResult | None = None
+) -> None:
+    """Best effort, on the way to a 503: what could not be queued is recorded as rejected, and its reservation
+    released. The caller was not acknowledged, so a failure here loses nothing."""
+    runs = [
+        run_record(parser_run_id, RunOutcome.REJECTED, result, NOT_QUEUED_REASON) for parser_run_id in parser_run_ids
+    ]
+    with contextlib.suppress(LedgerUnavailable):
+        records.take_in(request, runs, released=len(runs))
+
+
+def parse_bulk_body(body: str | None) -> list[Any]:
+    """``{"parserRunIds": [...]}`` with 1 to ``MAX_BULK_IDS`` entries; the entries themselves are not checked."""
+    if body is None or not body.strip():
+        raise InvalidRequestBody('the body must be JSON {"parserRunIds": [...]}; it is empty')
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise InvalidRequestBody(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidRequestBody("the body is not valid JSON: nested too deeply") from None
+    if not isinstance(document, dict):
+        raise InvalidRequestBody(
+            f'the body must be a JSON object {{"parserRunIds": [...]}}, got {_json_type(document)}'
+        )
+    if "parserRunIds" not in document:
+        raise InvalidRequestBody("the body has no 'parserRunIds'")
+    unknown = sorted(name for name in document if name != "parserRunIds")
+    if unknown:
+        raise InvalidRequestBody(f"unknown field(s): {', '.join(echo(name) for name in unknown[:5])}")
+    ids = document["parserRunIds"]
+    if not isinstance(ids, list):
+        raise InvalidRequestBody(f"'parserRunIds' must be an array, got {_json_type(ids)}")
+    if not ids:
+        raise InvalidRequestBody("'parserRunIds' must hold at least 1 id")
+    if len(ids) > MAX_BULK_IDS:
+        raise InvalidRequestBody(f"'parserRunIds' must hold at most {MAX_BULK_IDS} ids, got {len(ids)}")
+    return ids
+
+
+def _json_type(value: object) -> str:
+    names: Mapping[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def enqueue_bulk(
+    values: Sequence[object], *, tenant: Tenant, settings: Settings, audit: RequestAudit, deadline: Deadline
+) -> BulkResult:
+    """Validate each value, record the request, queue the distinct valid ids, and account for every one of them.
+
+    Raises ``OverCap`` when the tenant's outstanding runs would pass its cap, ``LedgerUnavailable`` when the request
+    cannot be recorded, and ``QueueUnavailable`` when there were valid ids and none of them could be queued.
+    """
+    started = time.perf_counter()
+    records = ledger_of(settings)
+    rejected: list[Rejection] = []
+    valid: list[str] = []
+    audit_fields = audit.fields()
+    for value in values:
+        if isinstance(value, str) and value in valid:
+            continue  # a duplicate: first seen wins
+        try:
+            valid.append(reject_invalid_id(value, audit))
+        except InvalidParserRunId as error:
+            rejected.append(Rejection(echo(value), str(error)))
+    pending = records.begin(
+        tenant.tenant_id,
+        RequestTrigger.API_BULK,
+        audit_fields,
+        reserve=len(valid),
+        cap=tenant.limits.max_outstanding if valid else None,
+    )
+    bodies = {
+        parser_run_id: DeletionRequest(
+            parser_run_id=parser_run_id,
+            audit=audit_fields,
+            tenant_id=tenant.tenant_id,
+            deletion_request_id=pending.request_id,
+        ).to_message_body()
+        for parser_run_id in valid
+    }
+    acknowledged = set(_enqueue(settings, tenant, bodies, deadline)) if bodies else set()
+    duration_ms = _elapsed_ms(started)
+    not_queued = [parser_run_id for parser_run_id in valid if parser_run_id not in acknowledged]
+    if valid and not acknowledged:
+        _record_not_queued(records, pending, not_queued)
+        for parser_run_id in valid:
+            report_outcome(
+                Outcome.FAILED,
+                trigger=Trigger.API,
+                parser_run_id=parser_run_id,
+                duration_ms=duration_ms,
+                reason=NOT_QUEUED_REASON,
+                audit=audit_fields,
+                deletion_request_id=pending.request_id,
+            )
+        raise QueueUnavailable("none of the ids could be queued")
+    rejected += [Rejection(parser_run_id, NOT_QUEUED_REASON) for parser_run_id in not_queued]
+    runs = [run_record(parser_run_id, RunOutcome.QUEUED) for parser_run_id in valid if parser_run_id in acknowledged]
+    runs += _rejected_runs(rejected)
+    recorded = records.take_in(pending, runs, released=len(not_queued))
+    if not acknowledged:  # nothing to wait for: every entry was rejected
+        settle(records, recorded.request_id, tenant, settings, deadline)
+    for parser_run_id in valid:  # in request order, so the log reads like the request
+        queued = parser_run_id in acknowledged
+        report_outcome(
+            Outcome.QUEUED if queued else Outcome.FAILED,
+            trigger=Trigger.API,
+            parser_run_id=parser_run_id,
+            duration_ms=duration_ms,
+            reason=None if queued else NOT_QUEUED_REASON,
+            audit=audit_fields,
+            deletion_request_id=recorded.request_id,
+        )
+    queued_ids = tuple(parser_run_id for parser_run_id in valid if parser_run_id in acknowledged)
+    return BulkResult(request=recorded, queued=queued_ids, rejected=tuple(rejected))
+
+
+def _rejected_runs(rejected: Sequence[Rejection]) -> list[RunRecord]:
+    """The ledger's record of each rejection; one per distinct value as shown (two values may show alike)."""
+    seen: dict[str, RunRecord] = {}
+    for item in rejected:
+        seen.setdefault(item.parser_run_id, run_record(item.parser_run_id, RunOutcome.REJECTED, reason=item.reason))
+    return list(seen.values())
+
+
+def _enqueue(settings: Settings, tenant: Tenant, bodies: Mapping[str, str], deadline: Deadline) -> tuple[str, ...]:
+    """The keys of ``bodies`` SQS acknowledged; none when no queue is configured. The tenant is the message group,
+    so that SQS fair queues keep one tenant's backlog from delaying the others'."""
+    if settings.deletion_queue_url is None:
+        return ()
+    return enqueue_messages(
+        settings.deletion_queue_url,
+        bodies,
+        deadline=deadline,
+        message_group_id=tenant.tenant_id,
+        delay_s=settings.intake_delay_s,
+    ).queued
+
+
+class DeletionRequestNotFound(LookupError):
+    """No such deletion request for this tenant: it does not exist, or it is another tenant's (the same answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPage:
+    request: RequestRecord
+    runs: tuple[RunRecord, ...]
+    next_after: str | None  # the run id to continue after, None at the end
+
+
+def read_deletion_request(
+    request_id: str, *, tenant: Tenant, settings: Settings, limit: int, after: str | None
+) -> RequestPage:
+    """The tenant's request and a page of its runs, as the status resource shows them."""
+    if not is_request_id(request_id):
+        raise DeletionRequestNotFound(request_id)
+    records = ledger_of(settings)
+    request = records.request(request_id)
+    if request is None or request.tenant_id != tenant.tenant_id:
+        raise DeletionRequestNotFound(request_id)
+    runs, next_after = records.runs(request_id, limit=limit, after=after)
+    return RequestPage(request, tuple(shown_run(run, request) for run in runs), next_after)

@@ -1,0 +1,68 @@
+"""When a deletion request settles: it is marked completed, once, and a tenant with a callback URL is queued a
+completion callback (``logic.callbacks`` delivers it).
+
+Called after every outcome that can settle a request. The conditional write in ``Ledger.complete_if_settled``
+lets exactly one caller complete a request, so a callback is queued once per completion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from parser_run_deleter.adapters.deletion_queue import SQS_CALL_WORST_CASE_S, enqueue_messages
+from parser_run_deleter.logic.ledger import Ledger, LedgerUnavailable, RequestRecord, RunOutcome
+from parser_run_deleter.logic.tenants import Tenant
+from parser_run_deleter.shared.observability import MetricName, count, logger
+from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.time_budget import Deadline
+
+
+def settle(
+    ledger: Ledger,
+    request_id: str,
+    tenant: Tenant | None,
+    settings: Settings,
+    deadline: Deadline | None = None,
+    *,
+    counted: RequestRecord | None = None,
+) -> RequestRecord | None:
+    """Complete the request if nothing of it is queued any more, and queue the tenant's completion callback. The
+    completed request, or None (not settled yet, or completed by another caller). ``counted`` is the request as
+    the outcome's own write returned it: with runs still queued, there is nothing to try. Never raises for the
+    callback: the outcome it follows is recorded already."""
+    if counted is not None and (counted.counts.get(RunOutcome.QUEUED, 0) > 0 or counted.completed_at is not None):
+        return None
+    queue_url = settings.callback_queue_url
+    wants_callback = tenant is not None and tenant.callback_url is not None and queue_url is not None
+    try:
+        completed = ledger.complete_if_settled(request_id, with_callback=wants_callback)
+    except LedgerUnavailable as error:
+        # The outcome is recorded; the request reads as completed from its counts. Only its completion time (and a
+        # callback) waits for the next outcome of this request, or is missed if there is none.
+        logger.warning("cannot mark the request completed", extra={"reason": str(error)})
+        return None
+    if completed is None:
+        return None
+    count(MetricName.REQUEST_COMPLETED)
+    if not wants_callback or tenant is None or queue_url is None:
+        return completed
+    queue_callback(ledger, completed, tenant, queue_url, deadline or Deadline.after(SQS_CALL_WORST_CASE_S + 1))
+    return completed
+
+
+def queue_callback(ledger: Ledger, request: RequestRecord, tenant: Tenant, queue_url: str, deadline: Deadline) -> None:
+    body = json.dumps(
+        {"deletionRequestId": request.request_id, "tenantId": tenant.tenant_id, "sequence": request.completions},
+        separators=(",", ":"),
+    )
+    queued = enqueue_messages(
+        queue_url,
+        {request.request_id: body},
+        deadline=deadline,
+        message_group_id=tenant.tenant_id,
+    ).queued
+    if not queued:
+        logger.error("cannot queue the completion callback", extra={"deletion_request_id": request.request_id})
+        with contextlib.suppress(LedgerUnavailable):
+            ledger.set_callback(request.request_id, {"state": "not_sent", "reason": "the callback queue refused it"})

@@ -1,0 +1,1 @@
+"""What every layer uses: settings, observability, time budgets, pacing and the cold-start hooks."""
