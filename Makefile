@@ -32,7 +32,7 @@ lint: venv ## ruff check and ruff format --check on every Python file
 typecheck: venv ## mypy --strict on handler/, devstack/, opscli/, bench/ and tools/; on tests/ a little relaxed (pyproject)
 	$(BIN)/mypy handler devstack opscli bench tests tools
 
-pytest: venv ## every test tier, with coverage of handler/ (needs `make infra` first for tests/infra)
+pytest: venv node ## every test tier, with coverage of handler/ (needs `make infra` first for tests/infra)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 unit: venv ## the unit tier: no servers, seconds in all (the edit-test loop)
@@ -44,7 +44,7 @@ integration: venv ## the integration tier: the handler against moto's server and
 security-tests: venv ## the security tier: secret hygiene and hardening, end to end
 	$(BIN)/python -m pytest tests/security $(PYTEST_ARGS)
 
-system: venv build ## the system tier: the local stack, chaos, deadlines, the built artifact
+system: venv node build ## the system tier: the local stack, chaos, deadlines, the built artifact
 	$(BIN)/python -m pytest tests/system $(PYTEST_ARGS)
 
 run: venv ## run the whole system locally against embedded servers, with a scripted demo (ARGS=--serve to stay up)
@@ -63,13 +63,22 @@ SAM_VENV := .tools/sam
 CHECKOV_VENV := .tools/checkov
 SAM_STAMP := $(SAM_VENV)/.installed-$(shell cksum < tools/sam-requirements.txt | cut -d' ' -f1)
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < tools/checkov-requirements.txt | cut -d' ' -f1)
+NODE_VENV := .tools/node
+NODE_STAMP := $(NODE_VENV)/.installed-$(shell cksum < tools/node-requirements.txt | cut -d' ' -f1)
 # sam validate and the translator need a region name to expand ${AWS::Region}; nothing is contacted.
 INFRA_ENV := AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} AWS_REGION=$${AWS_REGION:-us-east-1}
 CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-download --quiet --compact
 
-.PHONY: tools infra validate checkov build infra-test
+.PHONY: tools node infra validate checkov build infra-test
 
-tools: $(SAM_STAMP) $(CHECKOV_STAMP) ## the SAM CLI, cfn-lint and checkov, each in its own venv under .tools/
+tools: $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP) ## the SAM CLI, cfn-lint, checkov and Node, each in its own venv under .tools/
+
+node: $(NODE_STAMP) ## Node (from PyPI) in .tools/node, for the tests that run JavaScript
+
+$(NODE_STAMP): tools/node-requirements.txt
+	@test -x $(NODE_VENV)/bin/python || $(PYTHON) -m venv $(NODE_VENV)
+	$(NODE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/node-requirements.txt
+	@rm -f $(NODE_VENV)/.installed-* && touch $@
 
 $(SAM_STAMP): tools/sam-requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
