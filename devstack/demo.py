@@ -1,9 +1,11 @@
 """``make run``: the whole system on loopback, no AWS account, then a scripted demo and a summary that adds up.
 
-It starts moto's server (the secrets, the deletion queue and its DLQ, the tenant and replay tables as
-``template.yaml`` declares them), the Extend emulator (seeded, with faults injected, an organization-scoped key),
-and the local deployment (``devstack.local_deployment``: both functions, the SQS event source and the API
-Gateway front). It registers two tenants as an operator would (``extend-deleter tenants add --create-api-key``):
+It starts moto's server (the secrets, the queues and their DLQs, the tables as ``template.yaml`` declares them),
+the Extend emulator (seeded, with faults injected, an organization-scoped key), and the local deployment
+(``devstack.local_deployment``: the three functions, API, queue and callback, behind the API Gateway front and
+their SQS event sources), and publishes its outputs as a stack in moto (``devstack.stack_outputs``), so that
+``extend-deleter --stack-name`` finds it. It registers two tenants as an operator would
+(``extend-deleter tenants add --create-api-key``):
 
 - ``acme``, ownership ``workspace``: its runs live in its own Extend workspace;
 - ``globex``, ownership ``metadata``: its runs share a workspace with another customer's, told apart by a
@@ -16,11 +18,14 @@ Then each tenant calls the API over real HTTP, every request signed with its own
 2. a bulk ``POST /deletions`` each: acme's few hundred ids, some absent, some invalid, some with injected faults
    (500s, 429 with ``Retry-After``, a connection reset, a few permanent 403s); both with the other's runs mixed in;
 3. two malformed messages a buggy producer put straight on the queue;
-4. the queue draining through the queue function, with a live progress line;
-5. a summary per tenant: deleted / not found / rejected / in the DLQ / still queued, checked against the
+4. the queue draining through the queue function, with a live progress line (which says when it is waiting for
+   SQS to redeliver a message returned for a retry);
+5. each tenant following its deletion requests to their end, and the completion callbacks verified;
+6. a summary per tenant: deleted / not found / rejected / in the DLQ / still queued, checked against the
    emulator's state; the other customers' runs left in place; the EMF metric totals; and the time taken.
 
-``--serve`` keeps the stack up and prints each tenant's key, secret and ready-to-paste commands instead.
+``--serve`` keeps the stack up and prints each tenant's key, secret and ready-to-paste commands instead, with the
+runs of a customer not yet registered (``newco``) for the walk-through in docs/local-stack.md.
 Local tuning (printed at start): a short visibility timeout and a high per-instance Extend rate, so retries
 and redrives happen in seconds; everything else is the template's.
 """
@@ -49,9 +54,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from devstack.extend_emulator import ExtendEmulator, Fault
-from devstack.local_deployment import REPO_ROOT, LocalDeployment, LocalDeploymentOptions
+from devstack.local_deployment import OPERATOR_PRINCIPAL, REPO_ROOT, LocalDeployment, LocalDeploymentOptions
 from devstack.logs import LogSink
 from devstack.moto_stack import REGION, moto_server
+from devstack.stack_outputs import publish_outputs, stack_name
 from opscli.tenants import AddedTenant
 from parser_run_deleter.logic.authentication import signed_payload
 from parser_run_deleter.logic.webhook_signature import signature_headers
@@ -73,6 +79,11 @@ GLOBEX_RUNS = 12
 OTHER_CUSTOMER_RUNS = 4
 CROSS_TENANT_IDS = 3  # of the other tenant's runs, mixed into each bulk request
 SIGNING_RECIPE = REPO_ROOT / "docs" / "tenancy.md"
+# A customer that is not a tenant yet, with runs of its own in its own workspace: docs/local-stack.md's walk-through
+# registers it. Fixed ids, so that the walk-through can name them as written.
+WALKTHROUGH_TENANT = "newco"
+WALKTHROUGH_WORKSPACE = "ws_newco"
+WALKTHROUGH_RUNS = tuple(f"parser_run_newco_{n}" for n in (1, 2, 3))
 
 
 def _quiet_moto() -> None:
@@ -169,6 +180,16 @@ def make_plan(size: int, seed: int = 7) -> Plan:
     return plan
 
 
+# What each injected fault makes the emulator do, and what becomes of the run: the rows of step 2's table.
+FAULT_EFFECTS = {
+    "500 then ok": "two 500s, then deleted: retried within one invocation",
+    "500 x4 (SQS retry)": "four 500s, one more than an invocation tries: returned, redelivered by SQS, deleted",
+    "429 Retry-After 1": "one 429 with Retry-After: 1, then deleted: the function waits as told",
+    "connection reset": "one connection reset, then deleted: retried within one invocation",
+    "403 permanent": "403 every time: returned until its last receive, then dead-lettered as permanent",
+}
+
+
 def fault_script(label: str) -> list[Fault]:
     return {
         "500 then ok": [Fault.status(500)] * 2,
@@ -199,11 +220,12 @@ class Console:
         self.stream.write(text + "\n")
         self.stream.flush()
 
-    def progress(self, text: str, final: bool = False) -> None:
+    def progress(self, text: str, final: bool = False, news: bool = False) -> None:
+        """Redraw the line on a terminal; elsewhere print it every 2 s, and at once when it has ``news``."""
         if self.tty:
             self.stream.write("\r\033[K" + text + ("\n" if final else ""))
             self.stream.flush()
-        elif final or time.monotonic() - self._last_plain >= 2.0:
+        elif final or news or time.monotonic() - self._last_plain >= 2.0:
             self._last_plain = time.monotonic()
             self.line(text)
 
@@ -306,6 +328,7 @@ def running_stack(
         stack = LocalDeployment(endpoint, emulator.base_url, extend_key, sink, options)
         try:
             stack.start()
+            publish_outputs(stack)  # extend-deleter --stack-name finds it, as it finds a deployed stack
             acme = stack.register_tenant("acme", ownership="workspace", workspace_id=ACME_WORKSPACE)
             globex = stack.register_tenant("globex", ownership="metadata", metadata_key=METADATA_KEY)
             clients = {added.tenant.tenant_id: TenantClient.of(added, stack.api_url) for added in (acme, globex)}
@@ -336,18 +359,24 @@ def drain(stack: LocalDeployment, sink: LogSink, console: Console, *, expected: 
     """Wait until the queue is empty and nothing is in flight; a live line shows the queue and the outcomes."""
     started = time.monotonic()
     quiet_since: float | None = None
+    redelivery = RedeliveryWait(stack)
+    last_note = ""
     while True:
         depths = stack.queue_depths()
         logs = [doc for doc in sink.outcome_logs() if doc.get("trigger") == "sqs"]
         outcomes = Counter(doc["outcome"] for doc in logs)
         parked = sum(1 for doc in logs if doc["outcome"] == "failed" and doc.get("dead_letter_message_id"))
         done = outcomes["deleted"] + outcomes["not_found"] + outcomes["invalid"] + parked
+        note = redelivery.note(depths)
         console.progress(
             f"  draining  queue {depths['visible'] + depths['delayed']:>4} waiting {depths['in_flight']:>4} in flight"
             f"  DLQ {depths['dead_letter']:>2}"
             f"  | deleted {outcomes['deleted']:>4}  not found {outcomes['not_found']:>3}  invalid {outcomes['invalid']}"
             f"  failed attempts {outcomes['failed']:>3}  | {done}/{expected}  {time.monotonic() - started:5.1f} s"
+            + note,
+            news=bool(note) and note != last_note,
         )
+        last_note = note
         idle = depths["visible"] == depths["in_flight"] == depths["delayed"] == 0
         if idle:
             quiet_since = quiet_since or time.monotonic()
@@ -363,13 +392,44 @@ def drain(stack: LocalDeployment, sink: LogSink, console: Console, *, expected: 
         time.sleep(0.25)
 
 
+class RedeliveryWait:
+    """Tells the drain's reader what a pause is: messages in flight with none visible or delayed and no batch at
+    work were returned for a retry, and SQS delivers them again only when their visibility timeout ends. A batch
+    the event source has just received is in flight too, for up to its batching window before it is invoked: the
+    note waits that long (and a second) before it names a redelivery."""
+
+    def __init__(self, stack: LocalDeployment) -> None:
+        self.stack = stack
+        self.visibility_s = stack.visibility_timeout_s
+        source = stack.queue_function.sqs
+        self.settle_s = (source.batching_window_s if source is not None else 0.0) + 1.0
+        self._since: float | None = None
+
+    def note(self, depths: dict[str, int]) -> str:
+        working = self.stack.queue_pool.busy if self.stack.queue_pool is not None else 0
+        if not depths["in_flight"] or depths["visible"] or depths["delayed"] or working:
+            self._since = None
+            return ""
+        self._since = self._since or time.monotonic()
+        if time.monotonic() - self._since < self.settle_s:
+            return ""
+        count = depths["in_flight"]
+        return (
+            f"  | waiting for SQS to redeliver {count} message{'' if count == 1 else 's'} returned for a retry, "
+            f"after the {self.visibility_s} s visibility timeout"
+        )
+
+
 def run_demo(args: argparse.Namespace, console: Console) -> int:
     started = time.monotonic()
     plan = make_plan(args.size)
     log_file = Path(tempfile.mkstemp(prefix="extend-deleter-functions-", suffix=".log")[1])
     with log_file.open("w", encoding="utf-8") as raw:
         sink = LogSink(raw)
-        console.line("Starting the local stack: moto (secrets, queues, tables), Extend emulator, both functions ...")
+        console.line(
+            "Starting the local stack: moto (secrets, queues, tables), the Extend emulator, and the three functions "
+            "(API, queue, callback) ..."
+        )
         with running_stack(_options(args), sink, plan) as (stack, emulator, endpoint, clients):
             _print_stack(console, stack, emulator, endpoint, log_file)
             summary = _script(args, console, stack=stack, emulator=emulator, sink=sink, plan=plan, clients=clients)
@@ -391,11 +451,10 @@ def _print_stack(
     console.line(f"  API Gateway  {stack.api_url}  (each tenant: its own x-api-key, its own signing secret)")
     console.line(f"  moto         {endpoint}")
     console.line(f"  Extend       {emulator.base_url}  (organization-scoped key)")
-    console.line(
-        f"  {stack.queue_function.logical_id}: BatchSize {source.batch_size}, window {source.batching_window_s:g} s, "
-        f"MaximumConcurrency {stack.queue_pool.max_instances}, Timeout {stack.queue_function.timeout_s:g} s; "
-        f"maxReceiveCount {stack.max_receive_count}"
-    )
+    console.line(f"  stack        {stack_name(stack)}  (its outputs in moto: extend-deleter --stack-name finds it)")
+    console.line("  functions, from template.yaml:")
+    for line in _function_lines(stack):
+        console.line(f"    {line}")
     console.line(
         f"  local tuning: visibility timeout {stack.visibility_timeout_s} s, "
         + ", ".join(f"{k}={v}" for k, v in {**LOCAL_PARAMETERS, **stack.options.parameter_overrides}.items())
@@ -411,6 +470,32 @@ def _print_stack(
             f"API key {', '.join(tenant.api_key_ids)}, usage plan {tenant.limits.rate_limit:g}/s burst "
             f"{tenant.limits.burst_limit}, {tenant.limits.daily_quota}/day"
         )
+
+
+def _function_lines(stack: LocalDeployment) -> list[str]:
+    """One line per function of the template: what triggers it, and the settings the local runtime applies."""
+    api = stack.api_function
+    routes = ", ".join(f"{route.method.upper()} {route.path}" for route in api.api_routes)
+    api_instances = stack.api_pool.max_instances if stack.api_pool else 0
+    lines = [
+        f"{api.logical_id:<17} API Gateway /{stack.stage}: {routes}; {api_instances} instances, "
+        f"Timeout {api.timeout_s:g} s"
+    ]
+    for spec in stack.template.sqs_functions():
+        assert spec.sqs is not None
+        pool = (
+            stack.queue_pool
+            if spec.logical_id == stack.queue_function.logical_id
+            else stack.other_pools.get(spec.logical_id)
+        )
+        source = spec.sqs
+        redrive = stack.redrive_targets.get(source.queue_logical_id)
+        lines.append(
+            f"{spec.logical_id:<17} SQS {source.queue_logical_id}: BatchSize {source.batch_size}, window "
+            f"{source.batching_window_s:g} s, MaximumConcurrency {pool.max_instances if pool else '-'}, Timeout "
+            f"{spec.timeout_s:g} s" + (f"; maxReceiveCount {redrive[1]}, then {redrive[0]}" if redrive else "")
+        )
+    return lines
 
 
 def _show(console: Console, label: str, reply: HttpReply, note: str = "") -> None:
@@ -501,6 +586,17 @@ def _bulk(console: Console, client: TenantClient, ids: list[str]) -> dict[str, A
     return {"requested": len(ids), "queued": queued, "rejected": len(rejected), "requests": request_ids}
 
 
+def _fault_table(plan: Plan) -> list[str]:
+    """The faults injected on acme's runs: one row per kind, with how many runs have it and what it does."""
+    counts = Counter(plan.faults.values())
+    width = max(len(label) for label in FAULT_EFFECTS)
+    rows = [f"{'fault injected':<{width}}  {'runs':>4}  what the Extend emulator does, and what becomes of the run"]
+    rows += [
+        f"{label:<{width}}  {counts[label]:>4}  {effect}" for label, effect in FAULT_EFFECTS.items() if counts[label]
+    ]
+    return rows
+
+
 def _script(
     args: argparse.Namespace,
     console: Console,
@@ -518,12 +614,13 @@ def _script(
     console.line()
     acme_requested = [*plan.acme_bulk, *INVALID_BULK_IDS]
     random.Random(3).shuffle(acme_requested)
-    fault_counts = ", ".join(f"{label} {count}" for label, count in Counter(plan.faults.values()).items())
     console.line(
         f"2. Signed POST /deletions: acme {len(acme_requested)} ids ({len(plan.acme_absent) - 1} absent, "
-        f"{len(INVALID_BULK_IDS)} invalid, {CROSS_TENANT_IDS} of globex's; faults injected: {fault_counts}); "
+        f"{len(INVALID_BULK_IDS)} invalid, {CROSS_TENANT_IDS} of globex's, faults injected on some of its runs); "
         f"globex {len(plan.globex_bulk)} ids ({CROSS_TENANT_IDS} of acme's, {CROSS_TENANT_IDS} of {OTHER_CUSTOMER}'s)"
     )
+    for line in _fault_table(plan):
+        console.line(f"   {line}")
     summary["bulk"] = {
         "acme": _bulk(console, clients["acme"], acme_requested),
         "globex": _bulk(console, clients["globex"], plan.globex_bulk),
@@ -804,22 +901,32 @@ def serve(args: argparse.Namespace, console: Console) -> int:
             path = f"/parser_runs/{plan.acme_runs[1]}"
             console.line(f'  curl -s -X DELETE -H "x-api-key: $KEY" $(sign_request DELETE {path}) "$API{path}"')
             console.line()
-            console.line("Operator CLI against this stack (another terminal):")
+            emulator.seed(list(WALKTHROUGH_RUNS), workspace_id=WALKTHROUGH_WORKSPACE)
             console.line(
-                f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-                f"AWS_DEFAULT_REGION={REGION}"
+                "Operator CLI against this stack, in another terminal with extend-deleter on its PATH "
+                "(source .venv/bin/activate): paste this line, then the commands below or docs/local-stack.md's "
+                "walk-through"
             )
-            environment = stack.api_function.environment
+            # moto takes any key; its id names the caller, here the operator role, as on AWS with --role-arn.
             console.line(
-                f"  export DELETION_QUEUE_URL={stack.queue_url} DEAD_LETTER_QUEUE_URL={stack.dead_letter_queue_url}"
-                f" TENANTS_TABLE_NAME={environment['TENANTS_TABLE_NAME']}"
-                f" TENANT_SECRET_PREFIX={environment['TENANT_SECRET_PREFIX']}"
+                f"  export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={OPERATOR_PRINCIPAL} "
+                f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={REGION} "
+                f"STACK={stack_name(stack)} API={stack.api_url}"
             )
-            console.line("  .venv/bin/extend-deleter tenants list")
-            console.line("  .venv/bin/extend-deleter tenants disable globex")
-            console.line(f"  printf '%s\\n' {' '.join(plan.acme_runs[4:7])} | .venv/bin/extend-deleter enqueue -")
-            console.line("  .venv/bin/extend-deleter status")
-            console.line("  .venv/bin/extend-deleter dlq")
+            cli = 'extend-deleter --stack-name "$STACK"'
+            for command in (
+                f"{cli} tenants list",
+                f"{cli} tenants disable globex",
+                f"printf '%s\\n' {' '.join(plan.acme_runs[4:7])} | {cli} enqueue -",
+                f"{cli} status",
+                f"{cli} dlq",
+                f"{cli} smoke",
+            ):
+                console.line(f"  {command}")
+            console.line(
+                f"  Not a tenant yet: {WALKTHROUGH_TENANT}, its runs {', '.join(WALKTHROUGH_RUNS)} in workspace "
+                f"{WALKTHROUGH_WORKSPACE} (the walk-through registers it)"
+            )
             console.line()
             console.line("Outcomes as they happen:")
             stop = threading.Event()

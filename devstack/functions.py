@@ -217,6 +217,12 @@ class FunctionPool:
             self.stats["errors"] += int(not result.ok)
         return result
 
+    @property
+    def busy(self) -> int:
+        """Instances running an invocation now (the demo tells a batch at work from one waiting to be redelivered)."""
+        with self._condition:
+            return self._busy
+
     def prewarm(self, count: int) -> None:
         """Start ``count`` instances now (their init runs before any event), like provisioned concurrency."""
         with self._condition:

@@ -25,6 +25,11 @@ from opscli.tenants import AddedTenant, SecretProtection, StageApi, TenantAdmin
 from parser_run_deleter.adapters.tenant_table import TenantTable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Each principal signs its calls with its own access key id, its role's logical id (moto takes any key), so that a
+# log of moto's traffic (devstack.aws_call_log) tells who made each call: each function and its event source as
+# its role, tenants as the operator role. What deploys the stack, and the harness watching it, keep moto_stack's
+# "testing" key.
+OPERATOR_PRINCIPAL = "OperatorRole"
 
 
 @dataclass
@@ -74,10 +79,17 @@ class LocalDeployment:
         self.other_pools: dict[str, FunctionPool] = {}
         self.other_sources: dict[str, SqsEventSource] = {}
 
-    def _aws_environment(self) -> dict[str, str]:
+    def _aws_environment(self, principal: str) -> dict[str, str]:
         from devstack.moto_stack import LOCAL_AWS_ENV  # noqa: PLC0415
 
-        return {**LOCAL_AWS_ENV, "AWS_ENDPOINT_URL": self.moto_endpoint}
+        return {**LOCAL_AWS_ENV, "AWS_ACCESS_KEY_ID": principal, "AWS_ENDPOINT_URL": self.moto_endpoint}
+
+    def role_of(self, function_logical_id: str) -> str:
+        """The logical id of the role a function of the template runs as (its ``Role: !GetAtt X.Arn``)."""
+        role = self.template.resources[function_logical_id].get("Properties", {}).get("Role")
+        if isinstance(role, dict) and "Fn::GetAtt" in role:
+            return str(role["Fn::GetAtt"][0])
+        return f"{function_logical_id}Role"
 
     def start(self) -> LocalDeployment:
         from devstack.moto_stack import aws_client, put_secret  # noqa: PLC0415 - boto3 only when a stack starts
@@ -171,7 +183,8 @@ class LocalDeployment:
             report_batch_item_failures=sqs.report_batch_item_failures,
             wait_time_s=self.options.sqs_wait_time_s,
         )
-        return SqsEventSource(pool, settings, aws_client("sqs", self.moto_endpoint))
+        # Lambda polls a queue with the function's role.
+        return SqsEventSource(pool, settings, aws_client("sqs", self.moto_endpoint, self.role_of(pool.config.name)))
 
     def _create_queues(self, template: Any, stack: str) -> None:
         specs = template.queues()
@@ -227,10 +240,12 @@ class LocalDeployment:
         from devstack.moto_stack import aws_client  # noqa: PLC0415
 
         return TenantAdmin(
-            TenantTable(self.table_names["TenantsTable"], aws_client("dynamodb", self.moto_endpoint)),
-            aws_client("secretsmanager", self.moto_endpoint),
+            TenantTable(
+                self.table_names["TenantsTable"], aws_client("dynamodb", self.moto_endpoint, OPERATOR_PRINCIPAL)
+            ),
+            aws_client("secretsmanager", self.moto_endpoint, OPERATOR_PRINCIPAL),
             self.api_function.environment["TENANT_SECRET_PREFIX"],
-            self.apigateway,
+            aws_client("apigateway", self.moto_endpoint, OPERATOR_PRINCIPAL),
             SecretProtection(
                 self.data_key_arn,
                 self.role_arns["OperatorRole"],
@@ -261,7 +276,7 @@ class LocalDeployment:
             environment["SOURCE_QUEUE_VISIBILITY_SECONDS"] = str(self.options.visibility_timeout_s)
         environment.update(local or {})
         environment.update(self.options.environment_overrides)
-        environment.update(self._aws_environment())
+        environment.update(self._aws_environment(self.role_of(spec.logical_id)))
         return FunctionConfig(
             name=spec.logical_id,
             handler=spec.handler,

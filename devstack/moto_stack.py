@@ -11,12 +11,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
+
+from devstack import aws_call_log
 
 REGION = "us-east-1"
 # moto accepts any credentials; these keep boto3 from looking for real ones.
@@ -69,7 +72,10 @@ class _DynamoDBOneAtATime:
 
 class _LocalMotoServer(ThreadedMotoServer):
     def _server_entry(self) -> None:
-        app = _DynamoDBOneAtATime(DomainDispatcherApplication(create_backend_app))
+        app: Callable[..., Iterable[bytes]] = _DynamoDBOneAtATime(DomainDispatcherApplication(create_backend_app))
+        call_log = os.environ.get(aws_call_log.ENVIRONMENT_VARIABLE)
+        if call_log:  # every call, who made it and on what, for tests/iam
+            app = aws_call_log.AwsCallLog(app, Path(call_log))
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
@@ -117,13 +123,14 @@ def moto_server_process() -> Iterator[str]:
             process.terminate()
 
 
-def aws_client(service: str, endpoint_url: str) -> Any:
+def aws_client(service: str, endpoint_url: str, access_key_id: str = "testing") -> Any:
+    """A client of moto's server; ``access_key_id`` says who signs (the local stack gives each principal its own)."""
     factory: Any = boto3.client  # the service name is a plain str here, not one of the stubs' literals
     return factory(
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
-        aws_access_key_id="testing",
+        aws_access_key_id=access_key_id,
         aws_secret_access_key="testing",
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from parser_run_deleter.logic.callbacks import retry_after_s
 from parser_run_deleter.shared.observability import MetricName
 from parser_run_deleter.shared.settings import load_settings
 from tests.support.template import ROOT, Cfn
@@ -101,3 +102,35 @@ def test_every_test_the_docs_cite_exists() -> None:
         elif name and not re.search(rf"^(async )?def {name}\(", source.read_text(encoding="utf-8"), re.MULTILINE):
             missing.append(f"{path}::{name}")
     assert missing == []
+
+
+def minutes(text: str) -> int:
+    """``"1 h 03 min"``, ``"64 min"``, ``"11 h 45 min (capped)"`` or ``"none"`` in minutes (none is 0)."""
+    if text.startswith("none"):
+        return 0
+    match = re.match(r"(?:(\d+) h)?\s*(?:(\d+) min)?", text)
+    assert match and any(match.groups()), text
+    hours, mins = (int(group or 0) for group in match.groups())
+    return hours * 60 + mins
+
+
+def test_the_callback_backoff_table_is_the_schedule_the_function_keeps(cfn: Cfn) -> None:
+    # Given the table docs/ledger.md shows, and the attempts the template allows (the callback queue's
+    # maxReceiveCount, which the function gets as MAX_RECEIVE_COUNT)
+    table = section("ledger.md", "Completion callbacks")
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in table.splitlines()
+        if re.match(r"^\| \d+ \|", line)
+    ]
+    attempts = cfn.props("CallbackQueue")["RedrivePolicy"]["maxReceiveCount"]
+
+    # Then it has one row per attempt, each wait is the function's, and each next attempt adds them up
+    assert [int(row[0]) for row in rows] == list(range(1, attempts + 1))
+    waited = 0
+    for attempt, wait, next_attempt in rows:
+        expected_s = retry_after_s(int(attempt), attempts)
+        assert minutes(wait) * 60 == expected_s, (attempt, wait)
+        waited += expected_s
+        if expected_s:
+            assert minutes(next_attempt) * 60 == waited, (attempt, next_attempt)

@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 
+from devstack.template import Resolver
+from parser_run_deleter.logic.callbacks import IN_FLIGHT_ALLOWANCE_S, retry_after_s
 from parser_run_deleter.logic.ledger import RunOutcome
+from parser_run_deleter.shared.observability import MetricName
 from parser_run_deleter.shared.settings import ConfigurationError, load_settings
 from tests.support.template import EVENTS, ROOT, Cfn
 
@@ -324,8 +327,8 @@ def test_environment_variables_are_the_ones_the_code_reads(cfn: Cfn) -> None:
     assert "DELETION_QUEUE_URL" not in env(cfn, CALLBACK_FUNCTION)
     assert "DEAD_LETTER_QUEUE_URL" not in env(cfn, CALLBACK_FUNCTION)  # the redrive policy parks undelivered ones
     assert "WEBHOOK_SIGNING_SECRET_ID" not in env(cfn, API_FUNCTION)  # the one global secret is gone
-    # The callback's status link points at this stack's API.
-    assert "${DeletionApi}" in env(cfn, CALLBACK_FUNCTION)["API_BASE_URL"]["Fn::Sub"]
+    # The callback's status link points at this stack's API, at the URL the stack publishes as ApiUrl.
+    assert env(cfn, CALLBACK_FUNCTION)["API_BASE_URL"] == cfn.doc["Outputs"]["ApiUrl"]["Value"]
     for function in FUNCTIONS:
         variables = env(cfn, function)
         assert variables["TENANTS_TABLE_NAME"] == {"Ref": "TenantsTable"}  # all reload tenants
@@ -391,6 +394,17 @@ def test_callbacks_are_parked_in_their_own_dlq_after_the_receives_the_function_c
         cfn.props("CallbackDeadLetterQueue")["MessageRetentionPeriod"]
         > cfn.props("CallbackQueue")["MessageRetentionPeriod"]
     )
+
+
+def test_the_callback_backoff_fits_sqss_twelve_hours_with_the_templates_timeouts(cfn: Cfn) -> None:
+    # A record's backoff is set after up to the queue's visibility timeout (a late invoke) and the function's
+    # timeout (the attempt): the backoff's allowance for that time must cover both, or SQS refuses the backoff.
+    in_flight = cfn.props("CallbackQueue")["VisibilityTimeout"] + cfn.props(CALLBACK_FUNCTION)["Timeout"]
+    assert in_flight <= IN_FLIGHT_ALLOWANCE_S
+    # and the queue keeps a message past its last attempt, so that SQS's redrive, not expiry, ends it
+    attempts = cfn.props("CallbackQueue")["RedrivePolicy"]["maxReceiveCount"]
+    span = sum(retry_after_s(n, attempts) for n in range(1, attempts + 1))
+    assert span + attempts * in_flight < cfn.props("CallbackQueue")["MessageRetentionPeriod"]
 
 
 def test_both_queues_keep_messages_14_days_and_a_backlog_alarms_long_before(cfn: Cfn) -> None:
@@ -621,11 +635,10 @@ def test_queue_function_may_read_the_key_poll_its_queue_record_outcomes_and_dead
         # Each outcome, in one transaction: the run, its request's counters, the tenant's outstanding count.
         # No PutItem, DeleteItem or Query: the API records requests, and only TTL removes them.
         "dynamodb:UpdateItem": [LEDGER],
-        "dynamodb:ConditionCheckItem": [LEDGER],
+        # What the event source mapping needs; the queues' URLs come from the environment, never GetQueueUrl.
         "sqs:ChangeMessageVisibility": [queue],
         "sqs:DeleteMessage": [queue],
-        "sqs:GetQueueAttributes": [queue, dlq],
-        "sqs:GetQueueUrl": [queue, dlq],
+        "sqs:GetQueueAttributes": [queue],
         "sqs:ReceiveMessage": [queue],
         # Dead-letters with a reason, and queues the callback of the request its outcome completes.
         "sqs:SendMessage": [dlq, CALLBACKS],
@@ -650,13 +663,10 @@ def test_api_function_may_read_its_secrets_and_tenants_record_requests_and_enque
         "dynamodb:PutItem": [LEDGER, replays],
         "dynamodb:UpdateItem": [LEDGER, replays],
         "dynamodb:BatchWriteItem": [LEDGER],
-        "dynamodb:ConditionCheckItem": [LEDGER],
         "dynamodb:Query": [LEDGER],
         "dynamodb:DeleteItem": [replays],
         # A request completed at once queues its callback; what it cannot finish goes to the deletion queue.
         "sqs:SendMessage": [CALLBACKS, queue],
-        "sqs:GetQueueAttributes": [queue],
-        "sqs:GetQueueUrl": [queue],
     }
 
 
@@ -672,15 +682,14 @@ def test_callback_function_may_poll_its_queue_read_tenants_and_their_secrets_and
         "sqs:DeleteMessage": [CALLBACKS],
         "sqs:ChangeMessageVisibility": [CALLBACKS],
         "sqs:GetQueueAttributes": [CALLBACKS],
-        "sqs:GetQueueUrl": [CALLBACKS],
         # Signs with the tenant's callback-signing secret; never reads the Extend key (it calls tenants, not Extend)
         # nor the secrets tenants sign their requests with.
         "secretsmanager:GetSecretValue": [(TENANT_CALLBACK_SECRETS, None)],
         # The tenant's callback URL from the registry; the request it reports on, and the delivery's state on it.
         "dynamodb:GetItem": [TENANTS, LEDGER],
         "dynamodb:UpdateItem": [LEDGER],
+        # Receives from its encrypted queue; sends nothing, so it never encrypts.
         "kms:Decrypt": [DATA_KEY],
-        "kms:GenerateDataKey": [DATA_KEY],
     }
 
 
@@ -861,9 +870,11 @@ def test_tables_are_encrypted_with_the_stacks_key_and_billed_on_demand(cfn: Cfn,
 
 def test_the_registry_survives_mistakes_and_replay_records_expire(cfn: Cfn) -> None:
     registry = cfn.resources["TenantsTable"]
-    assert registry["DeletionPolicy"] == "Retain" and registry["UpdateReplacePolicy"] == "Retain"
+    # Kept when the stack is deleted or the table replaced, but not left behind by a failed first deploy: without
+    # deletion protection, which would stop CloudFormation removing it on that rollback.
+    assert registry["DeletionPolicy"] == "RetainExceptOnCreate" and registry["UpdateReplacePolicy"] == "Retain"
     assert registry["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert registry["Properties"]["DeletionProtectionEnabled"] is True
+    assert "DeletionProtectionEnabled" not in registry["Properties"]
     replays = cfn.props("IdempotencyTable")
     # Powertools' idempotency layer: partition key "id", expiry in "expiration"
     assert replays["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
@@ -872,11 +883,12 @@ def test_the_registry_survives_mistakes_and_replay_records_expire(cfn: Cfn) -> N
 
 def test_the_ledger_is_kept_as_audit_evidence_and_expires_by_its_retention(cfn: Cfn) -> None:
     ledger = cfn.resources["LedgerTable"]
-    # The evidence that a customer's deletion happened: survives a stack deletion, a replacement, a mistake.
-    assert ledger["DeletionPolicy"] == "Retain" and ledger["UpdateReplacePolicy"] == "Retain"
+    # The evidence that a customer's deletion happened: survives a stack deletion, a replacement, and a table
+    # deleted by mistake (point-in-time recovery keeps a system backup of it); a failed first deploy removes it.
+    assert ledger["DeletionPolicy"] == "RetainExceptOnCreate" and ledger["UpdateReplacePolicy"] == "Retain"
     props = ledger["Properties"]
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    assert props["DeletionProtectionEnabled"] is True
+    assert "DeletionProtectionEnabled" not in props
     # Single table (pk, sk); the byTenant index (gsi1pk, gsi1sk) serves a tenant's receipts, whole items.
     assert props["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"},
@@ -915,6 +927,28 @@ def test_the_ledger_is_kept_as_audit_evidence_and_expires_by_its_retention(cfn: 
     adapter = (ROOT / "handler" / "parser_run_deleter" / "adapters" / "ledger_table.py").read_text(encoding="utf-8")
     for name in ("pk", "sk", "gsi1pk", "gsi1sk", "expiresAt", "byTenant"):
         assert f'"{name}"' in adapter, name
+
+
+def test_a_failed_first_deploy_leaves_nothing_behind_and_a_deleted_stack_keeps_its_data(cfn: Cfn) -> None:
+    # Retain is meant for a stack that existed: on the rollback of a failed first deploy, nothing was stored yet.
+    retained = {
+        name: resource["DeletionPolicy"]
+        for name, resource in cfn.resources.items()
+        if resource.get("DeletionPolicy", "Delete") != "Delete" and resource["Type"] != "AWS::Lambda::Version"
+    }
+    assert retained == {
+        "DataKey": "RetainExceptOnCreate",
+        "TenantsTable": "RetainExceptOnCreate",
+        "LedgerTable": "RetainExceptOnCreate",
+        # the account-wide setting made during that deploy would point at a deleted role: kept even then
+        "ApiGatewayCloudWatchLogsRole": "Retain",
+    }
+    # UpdateReplacePolicy has no RetainExceptOnCreate, and needs none: only an existing resource is replaced.
+    for name in retained:
+        assert cfn.resources[name]["UpdateReplacePolicy"] == "Retain", name
+    # and nothing could stop that rollback from deleting them
+    for table in cfn.of_type("AWS::DynamoDB::Table").values():
+        assert not table["Properties"].get("DeletionProtectionEnabled")
 
 
 def test_ledger_retention_takes_the_whole_days_the_functions_accept(cfn: Cfn) -> None:
@@ -982,20 +1016,50 @@ def test_dlq_depth_alarms_fire_on_the_first_message(cfn: Cfn) -> None:
         assert (alarm["Namespace"], alarm["Statistic"]) == ("AWS/SQS", "Maximum"), queue
         assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold"), queue
         assert alarm["EvaluationPeriods"] == 1, queue
+        # SQS stops publishing a queue's metrics after six hours without activity, messages or not: silence keeps
+        # the last state (ALARM while messages wait), where notBreaching would read it as an empty queue.
+        assert alarm["TreatMissingData"] == "ignore", queue
 
 
 @pytest.mark.parametrize(
-    ("metric", "threshold_parameter", "triggers"),
+    ("queue", "function"), [("DeletionQueue", QUEUE_FUNCTION), ("CallbackQueue", CALLBACK_FUNCTION)]
+)
+def test_each_source_queue_alarms_when_its_oldest_message_waits_an_hour(cfn: Cfn, queue: str, function: str) -> None:
+    [alarm] = [
+        alarm
+        for alarm in alarms_on(cfn, "ApproximateAgeOfOldestMessage")
+        if alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+    ]
+    assert (alarm["Namespace"], alarm["Statistic"]) == ("AWS/SQS", "Maximum")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (3600, "GreaterThanThreshold")
+    # Polled all the time by its event source mapping, the queue stays active: no data means no message.
+    assert cfn.function_behind(event_source_mapping(cfn, queue)["FunctionName"]) == function
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_the_callback_age_alarm_is_not_set_off_by_retries_in_backoff(cfn: Cfn) -> None:
+    # SQS leaves a message received more than three times out of ApproximateAgeOfOldestMessage: by the 4th
+    # attempt a callback must be younger than the alarm's threshold, or a tenant's failing endpoint would page.
+    attempts = int(env(cfn, CALLBACK_FUNCTION)["MAX_RECEIVE_COUNT"])
+    before_fourth_attempt = sum(retry_after_s(n, attempts) for n in range(1, 4))
+    [alarm] = [a for a in alarms_on(cfn, "ApproximateAgeOfOldestMessage") if "CallbackQueue" in json.dumps(a)]
+    assert before_fourth_attempt + 3 * cfn.props(CALLBACK_FUNCTION)["Timeout"] < alarm["Threshold"]
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold", "triggers"),
     [
-        ("ParserRunDeletionFailed", "DeletionFailureAlarmThreshold", {"sqs", "api"}),
-        ("WebhookSignatureRejected", "WebhookRejectionAlarmThreshold", {"api"}),
+        ("ParserRunDeletionFailed", {"Ref": "DeletionFailureAlarmThreshold"}, {"sqs", "api"}),
+        ("WebhookSignatureRejected", {"Ref": "WebhookRejectionAlarmThreshold"}, {"api"}),
+        # only the queue function counts it (the API answers 503 instead): the first one alarms
+        ("LedgerWriteFailed", 0, {"sqs"}),
     ],
 )
 def test_outcome_metric_alarms_read_what_the_functions_emit(
-    cfn: Cfn, metric: str, threshold_parameter: str, triggers: set[str]
+    cfn: Cfn, metric: str, threshold: Any, triggers: set[str]
 ) -> None:
     [alarm] = alarms_on(cfn, metric)
-    assert alarm["Threshold"] == {"Ref": threshold_parameter}
+    assert alarm["Threshold"] == threshold
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     namespace = cfn.find_in_map(env(cfn, QUEUE_FUNCTION)["POWERTOOLS_METRICS_NAMESPACE"])
     service = cfn.find_in_map(env(cfn, QUEUE_FUNCTION)["POWERTOOLS_SERVICE_NAME"])
@@ -1010,16 +1074,29 @@ def test_outcome_metric_alarms_read_what_the_functions_emit(
     assert seen_triggers == triggers
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
-def test_function_error_and_throttle_alarms(cfn: Cfn, function: str, metric: str) -> None:
+def test_one_alarm_per_lambda_metric_watches_all_three_functions(cfn: Cfn, metric: str) -> None:
+    # Written once per metric (metric math over the functions), not once per function.
+    [alarm] = alarms_on(cfn, metric)
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
     watched = [
-        alarm
-        for alarm in alarms_on(cfn, metric)
-        if alarm["Namespace"] == "AWS/Lambda"
-        and alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+        query["MetricStat"]["Metric"]["Dimensions"]
+        for query in queries.values()
+        if "MetricStat" in query and query["MetricStat"]["Metric"]["Namespace"] == "AWS/Lambda"
     ]
-    assert len(watched) == 1
+    assert sorted(json.dumps(dimensions) for dimensions in watched) == sorted(
+        json.dumps([{"Name": "FunctionName", "Value": {"Ref": function}}]) for function in FUNCTIONS
+    )
+    for query in queries.values():
+        if "MetricStat" in query:
+            assert query["MetricStat"]["Metric"]["MetricName"] == metric
+            assert (query["MetricStat"]["Stat"], query["ReturnData"]) == ("Sum", False)
+    # the one series returned adds all three, each read as 0 when a function had no invocations
+    [returned] = [query for query in queries.values() if query.get("ReturnData")]
+    expression = returned["Expression"]
+    for query_id in queries.keys() - {returned["Id"]}:
+        assert f"FILL({query_id}, 0)" in expression
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
 def test_api_5xx_alarm_watches_this_apis_stage(cfn: Cfn) -> None:
@@ -1030,33 +1107,59 @@ def test_api_5xx_alarm_watches_this_apis_stage(cfn: Cfn) -> None:
 
 def test_every_alarm_notifies_the_topic_when_an_email_is_given(cfn: Cfn) -> None:
     alarms = cfn.of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) >= 8
+    assert len(alarms) >= 10
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == {
             "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
         }, name
-        assert alarm["Properties"]["TreatMissingData"] == "notBreaching", name
+        assert alarm["Properties"]["OKActions"] == alarm["Properties"]["AlarmActions"], name
+        # no data is OK, but for the DLQs, whose silence says nothing (test_dlq_depth_alarms_fire_on_the_first_message)
+        expected = "ignore" if name.endswith("DeadLetterQueueNotEmptyAlarm") else "notBreaching"
+        assert alarm["Properties"]["TreatMissingData"] == expected, name
     _, subscription = cfn.one_of_type("AWS::SNS::Subscription")
     assert subscription == {"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}, "TopicArn": {"Ref": "AlarmTopic"}}
     assert cfn.resources["AlarmTopic"]["Condition"] == "HasAlarmEmail"
 
 
-def test_dashboard_shows_the_outcome_metrics(cfn: Cfn) -> None:
+def dashboard_widgets(cfn: Cfn) -> list[dict[str, Any]]:
+    """The dashboard's widgets, its ${...} placeholders kept as text (valid JSON once they are filled in)."""
     template, _ = cfn.props("Dashboard")["DashboardBody"]["Fn::Sub"]
-    for metric in (
-        "ParserRunDeleted",
-        "ParserRunNotFound",
-        "ParserRunDeletionFailed",
-        "InvalidDeletionRequest",
-        "ParserRunDeletionQueued",
-        "ExtendThrottled",
-        "ExtendRetry",
-        "WebhookSignatureRejected",
-    ):
-        assert f'"{metric}"' in template, metric
-    # Valid JSON once the ${...} placeholders are filled in.
-    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", template))["widgets"]
-    assert len(widgets) >= 4
+    widgets: list[dict[str, Any]] = json.loads(template)["widgets"]
+    return widgets
+
+
+def test_dashboard_shows_every_metric_the_functions_emit_callbacks_ledger_and_tenancy_among_them(cfn: Cfn) -> None:
+    emitted = {value for name, value in vars(MetricName).items() if name.isupper()}
+    shown: dict[str, set[str]] = {}
+    for widget in dashboard_widgets(cfn):
+        for line in widget["properties"]["metrics"]:
+            if line[0] == "${Namespace}":
+                dimensions = dict(zip(line[2::2], line[3::2], strict=False))
+                # the dimensions EMF gives every metric: another set would draw nothing
+                assert set(dimensions) == {"service", "trigger"} and dimensions["service"] == "${Service}", line
+                assert dimensions["trigger"] in {"sqs", "api", "callback"}, line
+                shown.setdefault(line[1], set()).add(dimensions["trigger"])
+    assert set(shown) == emitted
+    assert shown["CompletionCallbackDelivered"] == shown["CompletionCallbackFailed"] == {"callback"}
+    assert shown["LedgerWriteFailed"] == {"sqs"}
+
+
+def test_dashboard_shows_every_queue_and_the_per_tenant_outcomes(cfn: Cfn) -> None:
+    body = json.dumps(dashboard_widgets(cfn))
+    for queue in ALL_QUEUES:
+        assert f"${{{queue}.QueueName}}" in body, queue
+    assert '"ApproximateAgeOfOldestMessage", "QueueName", "${CallbackQueue.QueueName}"' in body
+    # EnablePerTenantMetrics' metric, by its filters' namespace and dimensions
+    [search] = [
+        line[0]["expression"]
+        for widget in dashboard_widgets(cfn)
+        for line in widget["properties"]["metrics"]
+        if isinstance(line[0], dict)
+    ]
+    [metric_filter] = cfn.props("QueueOutcomesByTenant")["MetricTransformations"]
+    dimensions = sorted(dimension["Key"] for dimension in metric_filter["Dimensions"])
+    assert f"{{${{Namespace}},{','.join(dimensions)}}}" in search
+    assert f'MetricName="{metric_filter["MetricName"]}"' in search
 
 
 # ---------------------------------------------------------------- parameters and outputs
@@ -1112,6 +1215,23 @@ def test_parameters_feeding_integer_properties_take_whole_numbers_only(raw_templ
     assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
 
 
+def test_the_logs_are_not_called_the_audit_trail_the_ledger_is_the_audit_record(cfn: Cfn, template_text: str) -> None:
+    # The log groups go with the stack (named after it, so a retained one would block the next stack of that
+    # name): they are operational records. The deletions' audit record is the ledger, which is retained.
+    assert "audit trail" not in template_text.lower()
+    assert "ledger" in cfn.doc["Parameters"]["LogRetentionDays"]["Description"].lower()
+    assert "audit" in cfn.doc["Parameters"]["LedgerRetentionDays"]["Description"].lower()
+    for name, log_group in cfn.of_type("AWS::Logs::LogGroup").items():
+        assert log_group.get("DeletionPolicy", "Delete") == "Delete", name
+
+
+def test_no_comment_counts_two_functions(template_text: str) -> None:
+    # There are three (API, queue, callback): "both functions" is left over from when there were two.
+    assert len(FUNCTIONS) == 3
+    assert not re.search(r"\bboth (functions|of the functions)\b", template_text, re.IGNORECASE)
+    assert not re.search(r"\btwo functions\b", template_text, re.IGNORECASE)
+
+
 def test_api_gateway_account_logging_is_off_unless_asked_for(cfn: Cfn) -> None:
     # The CloudWatch role of API Gateway is one setting for the whole account and region.
     assert cfn.parameter_default("ConfigureApiGatewayAccountLogging") == "false"
@@ -1130,6 +1250,7 @@ def test_outputs_say_what_the_stack_exposes(cfn: Cfn) -> None:
         "ApiFunctionName",
         "QueueFunctionName",
         "LedgerTableName",
+        "CallbackQueueUrl",
         "CallbackDeadLetterQueueUrl",
     } <= set(outputs)
     assert all(output.get("Description") for output in outputs.values())
@@ -1137,6 +1258,70 @@ def test_outputs_say_what_the_stack_exposes(cfn: Cfn) -> None:
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": "DeadLetterQueue"}
     assert outputs["LedgerTableName"]["Value"] == {"Ref": "LedgerTable"}  # extend-deleter receipts reads it
     assert outputs["CallbackDeadLetterQueueUrl"]["Value"] == {"Ref": "CallbackDeadLetterQueue"}
+    # extend-deleter redrive --callbacks moves parked callbacks from that DLQ back to this queue
+    assert outputs["CallbackQueueUrl"]["Value"] == {"Ref": "CallbackQueue"}
+
+
+def test_every_parameter_is_in_exactly_one_parameter_group(raw_template: dict[str, Any]) -> None:
+    groups = raw_template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    grouped = [name for group in groups for name in group["Parameters"]]
+    assert sorted(grouped) == sorted(raw_template["Parameters"])
+    assert all(group["Label"]["default"] for group in groups)
+
+
+def test_the_waf_rate_parameter_takes_exactly_what_a_rate_based_rule_accepts(cfn: Cfn) -> None:
+    # WAF's Limit: a whole number from 10 to 2,000,000,000 requests per evaluation window.
+    pattern = cfn.doc["Parameters"]["WafRateLimitPerFiveMinutes"]["AllowedPattern"]
+    for accepted in ("10", "99", "100", "1000", "999999999", "1000000000", "1999999999", "2000000000"):
+        assert re.fullmatch(pattern, accepted), accepted
+    for refused in ("9", "0", "010", "2000000001", "2999999999", "10000000000", "1e9", "1000.5"):
+        assert not re.fullmatch(pattern, refused), refused
+    assert re.fullmatch(pattern, cfn.parameter_default("WafRateLimitPerFiveMinutes"))
+
+
+def custom_domain_rule_holds(raw_template: dict[str, Any], domain: str, certificate: str) -> bool:
+    """Every assertion of every rule, evaluated for these two parameter values."""
+    values = {"CustomDomainName": domain, "CustomDomainCertificateArn": certificate}
+    resolver = Resolver(raw_template, {**values, "ExtendApiKeySecretArn": "x"})
+    return all(
+        resolver.resolve(assertion["Assert"])
+        for rule in raw_template["Rules"].values()
+        if "RuleCondition" not in rule or resolver.resolve(rule["RuleCondition"])
+        for assertion in rule["Assertions"]
+    )
+
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:000000000000:certificate/abc"
+
+
+def test_a_custom_domain_and_its_certificate_are_given_together_or_not_at_all(raw_template: dict[str, Any]) -> None:
+    assert custom_domain_rule_holds(raw_template, "", "")
+    assert custom_domain_rule_holds(raw_template, "deletions.example.com", CERTIFICATE)
+    # a domain without its certificate would fail half-way through the deploy; a certificate alone does nothing
+    assert not custom_domain_rule_holds(raw_template, "deletions.example.com", "")
+    assert not custom_domain_rule_holds(raw_template, "", CERTIFICATE)
+
+
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [("deletions.example.com", "https://deletions.example.com"), ("", "https://local-api.execute-api.")],
+)
+def test_with_a_custom_domain_the_api_url_and_the_status_links_name_it(
+    raw_template: dict[str, Any], cfn: Cfn, domain: str, expected: str
+) -> None:
+    # DisableExecuteApiEndpoint turns the execute-api URL off once there is a domain: nothing may still name it.
+    resolver = Resolver(
+        raw_template, {"CustomDomainName": domain, "ExtendApiKeySecretArn": "x"}, refs={"DeletionApi": "local-api"}
+    )
+    api_url = resolver.resolve(raw_template["Outputs"]["ApiUrl"]["Value"])
+    status_link_base = resolver.resolve(raw_template["Resources"][CALLBACK_FUNCTION]["Properties"]["Environment"])
+    assert api_url.startswith(expected)
+    assert status_link_base["Variables"]["API_BASE_URL"] == api_url
+    custom_domain_url = cfn.doc["Outputs"]["CustomDomainUrl"]
+    assert custom_domain_url["Condition"] == "HasCustomDomain"
+    assert resolver.resolve(custom_domain_url["Value"]) == f"https://{domain}"
+    # mapped at the domain's root: its URL has no stage path
+    assert "BasePath" not in cfn.props("CustomDomainMapping")
 
 
 # ---------------------------------------------------------------- the source template, samconfig, events

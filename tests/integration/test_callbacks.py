@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,9 +25,10 @@ import trustme
 from devstack.events import sqs_event, sqs_record
 from devstack.moto_stack import aws_client
 from parser_run_deleter.adapters.callback_sender import CallbackRefused, DeliveryAnswer, checked_target, post
+from parser_run_deleter.adapters.deletion_queue import delay_redelivery
 from parser_run_deleter.adapters.ledger_table import LedgerTable
 from parser_run_deleter.entrypoints import callback_function, queue_function
-from parser_run_deleter.logic.callbacks import EVENT_TYPE, MAX_BACKOFF_S, backoff_s
+from parser_run_deleter.logic.callbacks import EVENT_TYPE, IN_FLIGHT_ALLOWANCE_S, MAX_BACKOFF_S, retry_after_s
 from parser_run_deleter.logic.ledger import Ledger
 from parser_run_deleter.logic.tenants import TenantStatus
 from tests.support.api import TENANT_ID, invoke, rest_event
@@ -46,6 +47,7 @@ class Receiver:
     received: list[dict[str, Any]] = field(default_factory=list)
     location: str | None = None
     url: str = ""
+    on_request: Callable[[], None] | None = None  # runs before each answer
 
 
 @pytest.fixture
@@ -59,6 +61,8 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             state.received.append({"path": self.path, "headers": dict(self.headers.items()), "body": body})
+            if state.on_request is not None:
+                state.on_request()
             status = state.statuses.pop(0) if state.statuses else 204
             self.send_response(status)
             if state.location and 300 <= status < 400:
@@ -378,10 +382,98 @@ def test_plain_http_even_in_local_mode_goes_only_to_loopback() -> None:
         checked_target("http://hooks.example.com/x", allow_loopback=True, resolver=lambda host, port: ["93.184.216.34"])
 
 
-def test_the_backoff_doubles_from_a_minute_to_at_most_twelve_hours_over_hours_in_all() -> None:
-    delays = [backoff_s(n) for n in range(1, 13)]
-    assert delays[:3] == [60, 120, 240] and max(delays) == MAX_BACKOFF_S
-    assert 24 * 3600 < sum(delays) < 3 * 24 * 3600  # the last retry comes a day or two in: "over hours"
+SQS_VISIBILITY_LIMIT_S = 12 * 3600  # counted from the receive: ChangeMessageVisibility does not restart it
+CALLBACK_ATTEMPTS = 12  # the callback queue's maxReceiveCount in template.yaml
+
+
+def test_the_backoff_doubles_from_a_minute_and_stays_inside_sqss_twelve_hours_from_the_receive() -> None:
+    waits = [retry_after_s(attempt, CALLBACK_ATTEMPTS) for attempt in range(1, CALLBACK_ATTEMPTS + 1)]
+    # 1, 2, 4 ... 512 minutes, then 11 h 45 min: each wait, plus the time the record was already in flight, stays
+    # inside the 12 hours SQS allows from the receive (a 12-hour wait would be refused, and come back in minutes)
+    assert waits[:10] == [60 * 2**n for n in range(10)]
+    assert waits[10] == MAX_BACKOFF_S == 11 * 3600 + 45 * 60
+    assert all(wait + IN_FLIGHT_ALLOWANCE_S <= SQS_VISIBILITY_LIMIT_S for wait in waits)
+    # and the last attempt is not held back: SQS's redrive parks it at its next receive
+    assert waits[11] == 0
+    # so the 12th and last attempt comes 28 h 48 min after the first (docs/ledger.md's table)
+    assert sum(waits) == 28 * 3600 + 48 * 60
+
+
+def test_sqs_takes_the_longest_backoff_on_a_received_message_and_refuses_twelve_hours(
+    stack: InProcessStack, callback_queue: str
+) -> None:
+    # Given a message just received (moto, like SQS, refuses a visibility reaching past 12 hours)
+    sqs = aws_client("sqs", stack.endpoint)
+    sqs.send_message(QueueUrl=callback_queue, MessageBody="{}")
+    [message] = sqs.receive_message(QueueUrl=callback_queue, VisibilityTimeout=30)["Messages"]
+
+    # When its visibility is set to 12 hours, and then to the longest backoff
+    twelve_hours = delay_redelivery(callback_queue, message["ReceiptHandle"], SQS_VISIBILITY_LIMIT_S)
+    longest_backoff = delay_redelivery(callback_queue, message["ReceiptHandle"], MAX_BACKOFF_S)
+
+    # Then only the backoff is taken, and the message stays hidden
+    assert (twelve_hours, longest_backoff) == (False, True)
+    assert sqs.receive_message(QueueUrl=callback_queue, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+def test_the_attempt_that_waits_longest_is_delayed_by_sqs_not_returned_in_minutes(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver, emitted: Emitted
+) -> None:
+    # Given an endpoint that fails, and a callback on its 11th attempt of 12 (the one with the longest backoff);
+    # records are confirmed with no visibility here, so that only the backoff can keep it hidden
+    receiver.statuses = [503]
+    stack.set_env(MAX_RECEIVE_COUNT=str(CALLBACK_ATTEMPTS), SOURCE_QUEUE_VISIBILITY_SECONDS="0")
+    stack.extend.seed(["pr_late"], workspace_id=WS)
+    request_id = invoke(rest_event("DELETE", "/parser_runs/pr_late")).body["deletionRequestId"]
+
+    # When it fails again
+    result = deliver_queued(stack, callback_queue, receive_count=11)
+
+    # Then it is returned, SQS took its backoff (no "cannot delay" warning), and it is hidden
+    assert len(result["batchItemFailures"]) == 1
+    warnings = [log for log in emitted.logs if log.get("message") == "cannot delay the callback's next attempt"]
+    assert warnings == []
+    assert status_of(request_id)["callback"]["state"] == "retrying"
+    sqs = aws_client("sqs", stack.endpoint)
+    assert sqs.receive_message(QueueUrl=callback_queue, WaitTimeSeconds=0).get("Messages", []) == []
+
+
+def test_a_delay_sqs_refuses_is_logged_and_the_callback_is_returned_all_the_same(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver, emitted: Emitted
+) -> None:
+    # Given an endpoint that fails, and whose message is deleted from the queue while the attempt is under way, so
+    # that SQS refuses the delay that follows
+    receiver.statuses = [503]
+    sqs = aws_client("sqs", stack.endpoint)
+    receiver.on_request = lambda: sqs.delete_message(QueueUrl=callback_queue, ReceiptHandle=HANDLES[0])
+    stack.extend.seed(["pr_refused"], workspace_id=WS)
+    invoke(rest_event("DELETE", "/parser_runs/pr_refused"))
+
+    # When the delivery fails
+    result = deliver_queued(stack, callback_queue)
+
+    # Then the record is returned, and the refused delay is said, with the backoff it asked for
+    assert len(result["batchItemFailures"]) == 1
+    [warning] = [log for log in emitted.logs if log.get("message") == "cannot delay the callback's next attempt"]
+    assert warning["retry_after_s"] == 60
+
+
+def test_after_the_last_attempt_the_callback_is_not_held_back_so_sqs_parks_it_at_once(
+    stack: InProcessStack, callback_queue: str, receiver: Receiver
+) -> None:
+    # Given an endpoint that fails, and a callback on its last attempt (MAX_RECEIVE_COUNT is 3 here)
+    receiver.statuses = [500]
+    stack.extend.seed(["pr_parked"], workspace_id=WS)
+    invoke(rest_event("DELETE", "/parser_runs/pr_parked"))
+
+    # When it fails
+    result = deliver_queued(stack, callback_queue, receive_count=3)
+
+    # Then it is visible again at once: SQS's redrive moves it to the callback DLQ at the next receive, not a
+    # backoff later
+    assert len(result["batchItemFailures"]) == 1
+    sqs = aws_client("sqs", stack.endpoint)
+    assert len(sqs.receive_message(QueueUrl=callback_queue, WaitTimeSeconds=0).get("Messages", [])) == 1
 
 
 # ---------------------------------------------------------------- trust boundaries

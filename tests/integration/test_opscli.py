@@ -133,14 +133,17 @@ def test_an_interrupted_enqueue_resumes_from_its_checkpoint_without_double_queue
     with AwsFaultProxy(moto_endpoint) as proxy:
         # the fifth batch is held at SQS's door: the CLI is caught mid-way, however fast the machine
         gate = proxy.hold("SendMessageBatch", after=4)
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "AWS_ENDPOINT_URL": proxy.url}
+        # the function's package from this tree's handler/ (as the Lambda zip has it), whatever is installed
+        search_path = os.pathsep.join([str(REPO_ROOT / "handler"), str(REPO_ROOT)])
+        env = {**os.environ, "PYTHONPATH": search_path, "AWS_ENDPOINT_URL": proxy.url}
         first = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
         # When it is interrupted (Ctrl-C) part-way, with four batches sent and the fifth in flight, which SQS then
         # refuses (as every later one): nothing more is sent, however soon the CLI notices the interrupt
-        wait_until(lambda: proxy.calls["SendMessageBatch"] == 5, timeout_s=60)
+        wait_until(lambda: proxy.calls["SendMessageBatch"] == 5 or first.poll() is not None, timeout_s=60)
+        assert first.poll() is None, first.communicate()[1]
         first.send_signal(signal.SIGINT)
         gate.refuse(REFUSED)
         _, first_err = first.communicate(timeout=30)
@@ -342,3 +345,33 @@ def test_redrive_prefers_the_move_task_and_falls_back_where_it_is_missing(
     assert status == 0, err
     assert err.startswith("StartMessageMoveTask unavailable")
     assert out.startswith("moved 1 messages")
+
+
+def test_redrive_callbacks_moves_the_callback_dlq_back_to_the_callback_queue_and_leaves_the_deletion_queues(
+    moto_endpoint: str, queues: QueuePair
+) -> None:
+    # Given a stack whose outputs name its callback queue and callback DLQ, with a parked callback
+    callbacks = create_queues(moto_endpoint, max_receive_count=12)
+    outputs = {
+        "DeletionQueueUrl": queues.queue_url,
+        "DeadLetterQueueUrl": queues.dead_letter_queue_url,
+        "CallbackQueueUrl": callbacks.queue_url,
+        "CallbackDeadLetterQueueUrl": callbacks.dead_letter_queue_url,
+    }
+    document = {"Resources": {}, "Outputs": {key: {"Value": value} for key, value in outputs.items()}}
+    stack_name = f"callbacks-{Path(callbacks.queue_url).name}"
+    aws_client("cloudformation", moto_endpoint).create_stack(StackName=stack_name, TemplateBody=json.dumps(document))
+    dead_letter(moto_endpoint, callbacks.dead_letter_queue_url, '{"deletionRequestId": "dr_parked"}')
+    dead_letter(moto_endpoint, queues.dead_letter_queue_url, '{"parserRunId": "pr_stays"}')
+
+    # When the callback DLQ is redriven
+    status, out, err = run("redrive", "--callbacks", "--method", "loop", "--stack-name", stack_name, "--json")
+
+    # Then the parked callback is back on the callback queue, and the deletion DLQ is untouched
+    assert status == 0, err
+    assert json.loads(out)["moved"] == 1
+    sqs = aws_client("sqs", moto_endpoint)
+    [moved] = sqs.receive_message(QueueUrl=callbacks.queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(moved["Body"]) == {"deletionRequestId": "dr_parked"}
+    depth = sqs.get_queue_attributes(QueueUrl=queues.dead_letter_queue_url, AttributeNames=["All"])["Attributes"]
+    assert depth["ApproximateNumberOfMessages"] == "1"

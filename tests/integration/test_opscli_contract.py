@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import uuid
 
 import pytest
 
@@ -59,9 +60,10 @@ def test_a_stack_that_does_not_exist_is_bad_input(moto_endpoint: str) -> None:
 
 def test_role_arn_makes_every_call_as_the_assumed_operator_role(moto_endpoint: str) -> None:
     iam = aws_client("iam", moto_endpoint)
-    role_arn = iam.create_role(RoleName="operator", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    role_name = f"operator-{uuid.uuid4().hex[:8]}"  # IAM is account-wide: one role of its own per run
+    role_arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
     args = argparse.Namespace(profile=None, region="us-east-1", role_arn=role_arn, stack_name=None)
     identity = Context(args, io.StringIO(), io.StringIO()).client("sts").get_caller_identity()
-    assert ":assumed-role/operator/extend-deleter-cli" in identity["Arn"]
+    assert f":assumed-role/{role_name}/extend-deleter-cli" in identity["Arn"]
     plain = Context(argparse.Namespace(**{**vars(args), "role_arn": None}), io.StringIO(), io.StringIO())
     assert "assumed-role" not in plain.client("sts").get_caller_identity()["Arn"]

@@ -216,6 +216,36 @@ def test_create_api_key_makes_the_tenants_own_key_and_usage_plan_below_the_stage
         apigateway.get_api_key(apiKey=added["apiKeyId"])
 
 
+def test_rotate_api_key_replaces_a_leaked_key_in_the_tenants_plan_and_the_old_one_stops_at_once(
+    moto_endpoint: str, deployed: tuple[str, str, Tables]
+) -> None:
+    stack_name, _, tables = deployed
+    added = run_json("tenants", "add", "acme", "--ownership", "unrestricted", "--create-api-key",
+                     "--stack-name", stack_name)  # fmt: skip
+
+    rotated = run_json("tenants", "rotate-api-key", "acme", "--stack-name", stack_name)
+
+    # Then the new key is the tenant's, in its own plan, and shown once; the old key no longer exists
+    apigateway = aws_client("apigateway", moto_endpoint)
+    assert rotated["apiKeyId"] != added["apiKeyId"] and rotated["apiKeyIds"] == [rotated["apiKeyId"]]
+    assert apigateway.get_api_key(apiKey=rotated["apiKeyId"], includeValue=True)["value"] == rotated["apiKey"]
+    plan_keys = apigateway.get_usage_plan_keys(usagePlanId=added["usagePlanId"])["items"]
+    assert [key["id"] for key in plan_keys] == [rotated["apiKeyId"]]
+    with pytest.raises(apigateway.exceptions.NotFoundException):
+        apigateway.get_api_key(apiKey=added["apiKeyId"])
+    # and the registry maps only the new key to the tenant
+    table = TenantTable(tables.tenants_table, aws_client("dynamodb", moto_endpoint))
+    assert table.tenant_id_for_api_key(rotated["apiKeyId"]) == "acme"
+    assert table.tenant_id_for_api_key(added["apiKeyId"]) is None
+
+
+def test_rotate_api_key_refuses_a_key_the_cli_did_not_make(registry: Tables) -> None:
+    run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted")
+    status, _, err = run("tenants", "rotate-api-key", "acme")
+    assert status == 2 and err.count("\n") == 1 and "--create-api-key" in err
+    assert run_json("tenants", "show", "acme")["apiKeyIds"] == ["k1a2b3c4d5"]
+
+
 def test_a_share_not_below_the_stages_is_refused_and_nothing_is_made(
     moto_endpoint: str, deployed: tuple[str, str, Tables]
 ) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 from devstack.moto_stack import aws_client
 from parser_run_deleter.logic.ledger import request_id_for_message
+from tests.support.queue_delivery import delivered
 from tests.support.secret_guard import SECRET_VALUES
 from tests.support.stacks import InProcessStack
 from tests.support.template import EVENTS, ROOT, BuiltArtifacts, Cfn
@@ -132,9 +133,12 @@ def test_layer_holds_the_pinned_runtime_dependencies_and_nothing_native_to_this_
 def test_built_queue_function_deletes_a_parser_run_from_the_sample_sqs_event(
     cfn: Cfn, built: BuiltArtifacts, stack: InProcessStack, tmp_path: Path
 ) -> None:
-    # Given the run named in events/sqs_receive_message.json exists in Extend
-    event_path = EVENTS / "sqs_receive_message.json"
-    [record] = json.loads(event_path.read_text(encoding="utf-8"))["Records"]
+    # Given the run named in events/sqs_receive_message.json exists in Extend, and the sample delivered from the
+    # deletion queue (the function acts only on records whose receipt handle SQS issued for its queue)
+    sample = json.loads((EVENTS / "sqs_receive_message.json").read_text(encoding="utf-8"))
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(delivered(stack, sample)), encoding="utf-8")
+    [record] = sample["Records"]
     parser_run_id = json.loads(record["body"])["parserRunId"]
     stack.extend.seed([parser_run_id], workspace_id=stack.workspace_id)
     # and a process that sees only the built function, its layer and the template's environment
@@ -169,7 +173,7 @@ def test_built_queue_function_deletes_a_parser_run_from_the_sample_sqs_event(
 
     # Then the message is consumed and the run is gone, after exactly one DELETE
     outcome = json.loads(result_path.read_text(encoding="utf-8"))
-    assert outcome["result"] == {"batchItemFailures": []}
+    assert outcome["result"] == {"batchItemFailures": []}, output[-3000:]
     assert not stack.extend.exists(parser_run_id, workspace_id=stack.workspace_id)
     deletes = [request for request in stack.extend.requests_for(parser_run_id) if request.method == "DELETE"]
     assert [(request.path, request.status) for request in deletes] == [(f"/parser_runs/{parser_run_id}", 200)]

@@ -88,6 +88,15 @@ def test_the_demo_accounts_for_every_id(tmp_path: Path) -> None:
     assert metrics["ExtendThrottled"] >= summary["faults"]["429 Retry-After 1"]
     assert metrics["OwnershipRefused"] == 4  # globex: the other customer's run singly, and three in bulk
     assert metrics["SignedRequestReplayed"] == 1
+    # and its output names the template's three functions, and lists the injected faults as a table: a row per
+    # kind, with its count
+    functions = re.findall(r"^    (\w+Function)  +(?:API Gateway|SQS) ", result.stdout, re.MULTILINE)
+    assert sorted(functions) == ["ApiFunction", "CallbackFunction", "QueueFunction"]
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.strip().startswith("fault injected "))
+    rows = [re.fullmatch(r"   (\S.*?) {2,}(\d+)  (\S.*)", line) for line in lines[header + 1 :]]
+    table = [row for row in rows[: next(i for i, row in enumerate(rows) if row is None)] if row is not None]
+    assert {row.group(1): int(row.group(2)) for row in table} == summary["faults"]
     # and the Extend key it generated never appeared in its output or in the functions' logs
     named = re.search(r"function logs (\S+)", result.stdout)
     assert named, "the demo did not name its function log file"

@@ -135,7 +135,8 @@ def _send_chunk(
 
 
 def delay_redelivery(queue_url: str, receipt_handle: str, seconds: int) -> bool:
-    """Have SQS deliver a returned message again only after ``seconds`` (its backoff); False if SQS refused."""
+    """Have SQS deliver a returned message again only after ``seconds`` (its backoff); False if SQS refused, as it
+    does a visibility reaching past 12 hours from the receive (the caller's backoff stays inside that)."""
     try:
         sqs_client().change_message_visibility(
             QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(seconds, 43_200))

@@ -41,8 +41,16 @@ def handle_callback_event(event: dict[str, Any], context: LambdaContext) -> dict
             },
         )
         if not delivery.done:
-            if settings.callback_queue_url and record.receipt_handle:
-                delay_redelivery(settings.callback_queue_url, record.receipt_handle, delivery.retry_after_s)
+            if (
+                settings.callback_queue_url
+                and record.receipt_handle
+                and not delay_redelivery(settings.callback_queue_url, record.receipt_handle, delivery.retry_after_s)
+            ):
+                # Not lost: it comes back after the queue's visibility timeout, sooner than its backoff.
+                logger.warning(
+                    "cannot delay the callback's next attempt",
+                    extra={"deletion_request_id": message.deletion_request_id, "retry_after_s": delivery.retry_after_s},
+                )
             raise RecordNotDone(record.message_id)
 
     source = (

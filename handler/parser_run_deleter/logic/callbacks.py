@@ -37,7 +37,13 @@ from parser_run_deleter.shared.timestamps import now_iso
 
 EVENT_TYPE: Final = "deletion_request.completed"
 FIRST_BACKOFF_S: Final = 60
-MAX_BACKOFF_S: Final = 12 * 3600  # SQS's longest visibility timeout
+# SQS refuses a visibility that reaches past 12 hours from the receive: ChangeMessageVisibility does not restart that
+# clock. When a backoff is set, the record has been in flight for up to the callback queue's visibility timeout (the
+# poller may invoke late) plus the attempt (the function's timeout): 3.5 minutes in the template, which tests/infra
+# keeps inside this allowance. The longest backoff is the rest of the 12 hours.
+SQS_VISIBILITY_LIMIT_S: Final = 12 * 3600
+IN_FLIGHT_ALLOWANCE_S: Final = 15 * 60
+MAX_BACKOFF_S: Final = SQS_VISIBILITY_LIMIT_S - IN_FLIGHT_ALLOWANCE_S
 
 
 class CallbackMessageInvalid(ValueError):
@@ -77,8 +83,17 @@ def webhook_id(message: CallbackMessage) -> str:
 
 
 def backoff_s(receive_count: int) -> int:
-    """1, 2, 4 ... minutes after each failed attempt, at most 12 hours: about 40 hours over 12 attempts."""
+    """1, 2, 4 ... minutes after each failed attempt, at most 11 h 45 min (``MAX_BACKOFF_S``): with 12 attempts, the
+    last comes about 28 h 48 min after the first (docs/ledger.md has the table)."""
     return int(min(FIRST_BACKOFF_S * 2 ** max(receive_count - 1, 0), MAX_BACKOFF_S))
+
+
+def retry_after_s(receive_count: int, max_attempts: int | None) -> int:
+    """How long a record that was not delivered stays hidden: its backoff, or nothing after the last attempt, so that
+    SQS's redrive parks it in the callback DLQ at once rather than a backoff later."""
+    if max_attempts is not None and receive_count >= max_attempts:
+        return 0
+    return backoff_s(receive_count)
 
 
 def completion_event(request: RequestRecord, api_base_url: str | None) -> dict[str, Any]:
@@ -150,7 +165,7 @@ def deliver(
         request = records.request(message.deletion_request_id)
     except (RegistryUnavailable, LedgerUnavailable) as error:
         logger.warning("cannot read the callback's tenant or request", extra={"reason": str(error)})
-        return Delivery(False, backoff_s(message.receive_count), "retrying")
+        return Delivery(False, retry_after_s(message.receive_count, max_attempts), "retrying")
     if request is not None and request.tenant_id != message.tenant_id:
         # Only the functions write callback messages, and always with the request's own tenant: one that names
         # another tenant was forged or corrupted. Nothing is sent, and the request's record is not touched.
@@ -183,7 +198,7 @@ def deliver(
     )
     _record(records, message, {"state": state, "lastError": answer.error, **attempt})
     # On the last attempt the message is returned all the same: SQS's redrive moves it to the callback DLQ.
-    return Delivery(False, backoff_s(message.receive_count), state)
+    return Delivery(False, retry_after_s(message.receive_count, max_attempts), state)
 
 
 def _attempt(  # noqa: PLR0917 - the callback's URL and secret prefix, checked by the caller, ride along
