@@ -25,9 +25,10 @@ $(STAMP): requirements-dev.txt constraints-dev.txt layers/dependencies/requireme
 
 test: venv lint typecheck security infra pytest ## the gate CI runs: every check and every test, with coverage
 
-lint: venv ## ruff check and ruff format --check on every Python file
+lint: venv ## ruff check and ruff format --check on every Python file; the layers' import contract (pyproject)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: venv ## mypy --strict on handler/, devstack/, opscli/, bench/ and tools/; on tests/ a little relaxed (pyproject)
 	$(BIN)/mypy handler devstack opscli bench tests tools

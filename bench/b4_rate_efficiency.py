@@ -5,11 +5,12 @@ The emulator enforces R requests/s (one token bucket, a one-second burst, 429 wi
 ``MaximumConcurrency`` = N pollers, batches of 10, each invoking one of N warm worker processes running the queue
 function's entry point.
 
-* **shares right, ledger off**: ``EXTEND_MAX_REQUESTS_PER_SECOND`` = 0.95 R / N, the capacity rule in
-  docs/operations.md. Targets: throughput >= 0.9 R, 429s <= 2 % of requests, nothing lost.
-* **R = 20/s, shares right, ledger on**: the same, with every outcome recorded in the ledger (moto's DynamoDB) as
-  deployed, at a rate moto's DynamoDB can carry beside everything else on two cores. Same targets.
-* **R = 50/s, ledger on** (informational): where moto, not the function, sets the pace.
+Every outcome is recorded in the ledger (moto's DynamoDB), as deployed: the queue function has no mode without it.
+
+* **R = 20/s, shares right**: ``EXTEND_MAX_REQUESTS_PER_SECOND`` = 0.95 R / N, the capacity rule in
+  docs/operations.md, at a rate moto's DynamoDB can carry beside everything else on two cores. Targets:
+  throughput >= 0.9 R, 429s <= 2 % of requests, nothing lost.
+* **R = 50/s, shares right** (informational): where moto, not the function, may set the pace.
 * **over-committed** (informational): each instance set to 1.5 R / N, so the fleet asks for 1.5 R. Shows
   that AIMD (halve on a 429, honour ``Retry-After``, add back slowly) converges near R instead of collapsing.
 
@@ -34,20 +35,10 @@ RATE = 50.0
 INSTANCES = 4
 SHARE = 0.95
 THROUGHPUT_TARGET = 0.9
-# With the ledger on, each deletion adds two or three DynamoDB writes. moto serves about 100 writes/s on two cores,
-# shared with SQS and the functions: at R=50 it, not the function, sets the pace (DynamoDB takes thousands/s).
+# Each deletion adds DynamoDB writes for its ledger record. moto serves about 100 writes/s on two cores, shared
+# with SQS and the functions: at R=50 it, not the function, may set the pace (DynamoDB takes thousands/s).
 LEDGER_RATE = 20.0
 THROTTLE_TARGET = 0.02
-FUNCTION_VARIABLES = (
-    "AWS_",
-    "EXTEND_",
-    "POWERTOOLS_",
-    "DEAD_LETTER_QUEUE_URL",
-    "DELETION_QUEUE_URL",
-    "SOURCE_QUEUE_VISIBILITY_SECONDS",
-    "MAX_RECEIVE_COUNT",
-    "LEDGER_",
-)
 
 
 class Feeder:
@@ -120,18 +111,13 @@ def scenario(
     instances: int = INSTANCES,
     messages: int = MESSAGES,
     timeout_s: float = 240,
-    ledger: bool = True,
 ) -> dict[str, Any]:
     """Run ``messages`` deletions through the event source with ``instances`` instances; what happened."""
     queues = services.queues
     sqs = aws_client("sqs", services.endpoint)
     ids = services.new_ids(messages, prefix="pr_b4")
-    env = services.queue_env(
-        EXTEND_MAX_REQUESTS_PER_SECOND=f"{per_instance_rps:.4f}",
-        DEAD_LETTER_QUEUE_URL=queues.dead_letter_queue_url,
-        MAX_RECEIVE_COUNT=str(queues.max_receive_count),
-        EXTEND_MAX_ATTEMPTS="5",
-        **(services.ledger_env() if ledger else {}),
+    variables = services.queue_variables(
+        EXTEND_MAX_REQUESTS_PER_SECOND=f"{per_instance_rps:.4f}", EXTEND_MAX_ATTEMPTS="5"
     )
     config = FunctionConfig(
         name="QueueFunction",
@@ -139,7 +125,7 @@ def scenario(
         code_uri=HANDLER_DIR,
         timeout_s=60,
         memory_mb=256,
-        environment={key: value for key, value in env.items() if key.startswith(FUNCTION_VARIABLES)},
+        environment={key: value for key, value in variables.items() if not key.startswith("BENCH_")},
     )
     pool = FunctionPool(config, LogSink(), max_instances=instances)
     pool.prewarm(instances)
@@ -190,15 +176,14 @@ def scenario(
 def run(services: BenchServices, runs: int) -> list[Result]:
     scenarios = []
     for label, arguments, is_target in (
-        ("shares right (0.95 R / N each), ledger off", {"ledger": False}, True),
-        (f"R={LEDGER_RATE:g}/s, shares right, ledger on", {"rate": LEDGER_RATE, "ledger": True}, True),
-        ("shares right, ledger on (moto's DynamoDB bound)", {"ledger": True}, False),
-        ("over-committed (1.5 R / N each), ledger off", {"ledger": False, "over": True}, False),
+        (f"R={LEDGER_RATE:g}/s, shares right (0.95 R / N each)", {"rate": LEDGER_RATE}, True),
+        ("shares right (moto's DynamoDB may bound it)", {}, False),
+        (f"R={LEDGER_RATE:g}/s, over-committed (1.5 R / N each)", {"rate": LEDGER_RATE, "over": True}, False),
     ):
         rate = float(arguments.get("rate", RATE))
         share = 1.5 if arguments.get("over") else SHARE
         services._queues = None  # a fresh queue pair for each scenario
-        outcome = scenario(services, share * rate / INSTANCES, rate=rate, ledger=bool(arguments["ledger"]))
+        outcome = scenario(services, share * rate / INSTANCES, rate=rate)
         scenarios.append((label, outcome, is_target, rate))
     results = []
     for label, outcome, is_target, rate in scenarios:

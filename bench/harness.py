@@ -80,6 +80,7 @@ class BenchServices:
         self.secret_arn = put_secret(moto_endpoint, self.api_key)
         self._queues: QueuePair | None = None
         self._api_env: dict[str, str] | None = None
+        self._stack_env: dict[str, str] | None = None
 
     @property
     def queues(self) -> QueuePair:
@@ -87,10 +88,10 @@ class BenchServices:
             self._queues = create_queues(self.endpoint, visibility_timeout_s=30)
         return self._queues
 
-    def api_env(self) -> dict[str, str]:
-        """The API function's environment: the template's tables (tenants, replay store, ledger) and one registered
-        tenant, whose key id and signing secret the child signs with. Made once."""
-        if self._api_env is None:
+    def stack_env(self) -> dict[str, str]:
+        """What every function of the stack is given, as the template gives it: the tables (tenants, replay store,
+        ledger) and the callback queue. Made once."""
+        if self._stack_env is None:
             from devstack.moto_stack import aws_client  # noqa: PLC0415
             from devstack.template import DEFAULT_TEMPLATE, Template  # noqa: PLC0415
             from opscli.tenants import TenantAdmin  # noqa: PLC0415
@@ -106,20 +107,42 @@ class BenchServices:
                 TenantTable(names["TenantsTable"], dynamodb), aws_client("secretsmanager", self.endpoint), prefix
             )
             added = admin.add("bench", ownership="workspace", workspace_id=WORKSPACE, api_key_ids=("benchkey01",))
-            self._api_env = self.env(
-                TENANTS_TABLE_NAME=names["TenantsTable"],
-                IDEMPOTENCY_TABLE_NAME=names["IdempotencyTable"],
-                LEDGER_TABLE_NAME=names["LedgerTable"],
-                TENANT_SECRET_PREFIX=prefix,
-                DELETION_QUEUE_URL=self.queues.queue_url,
-                BENCH_API_KEY_ID="benchkey01",
-                BENCH_SIGNING_SECRET=added.signing_secret,
+            callbacks = aws_client("sqs", self.endpoint).create_queue(
+                QueueName=f"bench-callbacks-{uuid.uuid4().hex[:6]}"
             )
+            self._stack_env = {
+                "TENANTS_TABLE_NAME": names["TenantsTable"],
+                "IDEMPOTENCY_TABLE_NAME": names["IdempotencyTable"],
+                "LEDGER_TABLE_NAME": names["LedgerTable"],
+                "TENANT_SECRET_PREFIX": prefix,
+                "CALLBACK_QUEUE_URL": callbacks["QueueUrl"],
+                "BENCH_API_KEY_ID": "benchkey01",
+                "BENCH_SIGNING_SECRET": added.signing_secret,
+            }
+        return self._stack_env
+
+    def api_env(self) -> dict[str, str]:
+        """The API function's environment, with one registered tenant whose key id and signing secret the child
+        signs with."""
+        if self._api_env is None:
+            self._api_env = self.env(**self.stack_env(), DELETION_QUEUE_URL=self.queues.queue_url)
         return self._api_env
 
     def queue_env(self, **overrides: str) -> dict[str, str]:
-        """The queue function's environment: its own queue, whose records' receipt handles it confirms."""
-        return self.env(DELETION_QUEUE_URL=self.queues.queue_url, SOURCE_QUEUE_VISIBILITY_SECONDS="30", **overrides)
+        """A child script's environment for the queue function (see ``queue_variables``)."""
+        return self.env(**self.queue_variables(**overrides))
+
+    def queue_variables(self, **overrides: str) -> dict[str, str]:
+        """The queue function's variables, as the template gives them: its own queue (whose records' receipt
+        handles it confirms), its DLQ, the registry and the ledger (every outcome is recorded, as in production)."""
+        variables = {
+            **self.stack_env(),
+            "DELETION_QUEUE_URL": self.queues.queue_url,
+            "DEAD_LETTER_QUEUE_URL": self.queues.dead_letter_queue_url,
+            "MAX_RECEIVE_COUNT": str(self.queues.max_receive_count),
+            "SOURCE_QUEUE_VISIBILITY_SECONDS": "30",
+        }
+        return self.function_variables(**(variables | overrides))
 
     def delivered(self, ids: Sequence[str], batch_size: int) -> list[dict[str, Any]]:
         """SQS events of ``batch_size`` records, one per id, as Lambda's event source hands them over: each message
@@ -153,26 +176,27 @@ class BenchServices:
             entries = [{"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(handles[start : start + 10])]
             sqs.delete_message_batch(QueueUrl=self.queues.queue_url, Entries=entries)
 
-    def ledger_env(self) -> dict[str, str]:
-        """The ledger's table for a queue function: ``api_env``'s."""
-        return {"LEDGER_TABLE_NAME": self.api_env()["LEDGER_TABLE_NAME"]}
-
     def new_ids(self, count: int, prefix: str = "pr_bench") -> list[str]:
         ids = [f"{prefix}_{uuid.uuid4().hex[:12]}" for _ in range(count)]
         self.extend.seed(ids, workspace_id=WORKSPACE)
         return ids
 
     def env(self, **overrides: str) -> dict[str, str]:
-        """The environment of a function instance: the template's variables pointed at the local servers."""
+        """The environment of a child script: this process's, with the function's variables and import path."""
         env = {
             key: value
             for key, value in os.environ.items()
             if not key.startswith(("EXTEND_", "POWERTOOLS_", "AWS_", "BENCH_", "_X_AMZN", "LAMBDA_"))
         }
-        env.update(LOCAL_AWS_ENV)
-        env.update(
+        env.update(PYTHONPATH=str(HANDLER_DIR))
+        env.update(self.function_variables(**overrides))
+        return env
+
+    def function_variables(self, **overrides: str) -> dict[str, str]:
+        """The template's variables of a function instance, pointed at the local servers, and nothing else."""
+        variables = dict(LOCAL_AWS_ENV)
+        variables.update(
             AWS_ENDPOINT_URL=self.endpoint,
-            PYTHONPATH=str(HANDLER_DIR),
             POWERTOOLS_SERVICE_NAME="parser-run-deleter",
             POWERTOOLS_METRICS_NAMESPACE="ExtendParserRunDeleter",
             POWERTOOLS_TRACE_DISABLED="true",
@@ -182,8 +206,8 @@ class BenchServices:
             EXTEND_API_VERSION="2025-04-21",
             EXTEND_MAX_REQUESTS_PER_SECOND="10000",  # the settings maximum: pacing stays out of the way
         )
-        env.update(overrides)
-        return env
+        variables.update(overrides)
+        return variables
 
     def peer_env(self) -> dict[str, str]:
         """The peer as deployed with Active tracing: Tracer on, X-Ray SDK patching, a sampled trace header."""

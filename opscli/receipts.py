@@ -9,7 +9,8 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from parser_run_deleter.logic.ledger import Ledger, RequestRecord, RunRecord
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import RequestRecord, RunRecord
 
 COLUMNS = (
     "tenantId",

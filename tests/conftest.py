@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,13 +20,12 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 from aws_lambda_powertools.utilities import parameters
 
 from devstack.extend_emulator import ExtendEmulator
-from devstack.moto_stack import apply_local_aws_env, create_queues, moto_server, put_secret
+from devstack.moto_stack import apply_local_aws_env, aws_client, create_queues, moto_server, put_secret
 from devstack.template import parse_cfn_yaml
-from parser_run_deleter.adapters import deletion_queue, wiring
 from parser_run_deleter.shared import observability
 from tests.support.api import API_KEY_ID, TENANT_CLAIM, TENANT_ID, Signing, use_signer
 from tests.support.secret_guard import new_api_key
-from tests.support.stacks import Emitted, InProcessStack, create_tables, reset_tenancy
+from tests.support.stacks import Emitted, InProcessStack, create_tables, reset_functions
 from tests.support.template import TEMPLATE, BuiltArtifacts, Cfn, load_built, load_transformed
 
 pytest_plugins = ["tests.support.secret_guard"]
@@ -68,6 +68,7 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
     secret_arn = put_secret(moto_endpoint, api_key)
     queues = create_queues(moto_endpoint)
     tables = create_tables(moto_endpoint)
+    callback_queue = aws_client("sqs", moto_endpoint).create_queue(QueueName=f"callbacks-{uuid.uuid4().hex[:8]}")
     stack = InProcessStack(moto_endpoint, extend, api_key, secret_arn, queues, monkeypatch, tables=tables)
     stack.set_env(
         TENANTS_TABLE_NAME=tables.tenants_table,
@@ -81,6 +82,7 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
         EXTEND_API_VERSION="2025-04-21",
         DEAD_LETTER_QUEUE_URL=queues.dead_letter_queue_url,
         DELETION_QUEUE_URL=queues.queue_url,
+        CALLBACK_QUEUE_URL=callback_queue["QueueUrl"],
         MAX_RECEIVE_COUNT=str(queues.max_receive_count),
         EXTEND_BACKOFF_BASE_SECONDS="0.01",
         EXTEND_BACKOFF_CAP_SECONDS="0.05",
@@ -88,8 +90,7 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
         DEADLINE_SAFETY_MARGIN_SECONDS="0.5",
     )
     parameters.clear_caches()
-    deletion_queue.reset()
-    reset_tenancy()
+    reset_functions()
     observability.metrics.clear_metrics()
     # The test's tenant, as an operator registers one: it owns the runs of the stack's workspace.
     stack.tenant = stack.register_tenant(TENANT_ID, api_key_ids=(API_KEY_ID,), workspace_id=stack.workspace_id)
@@ -97,8 +98,7 @@ def stack(moto_endpoint: str, extend: ExtendEmulator, monkeypatch: pytest.Monkey
     yield stack
     use_signer(None)
     parameters.clear_caches()
-    reset_tenancy()
-    wiring.reset()
+    reset_functions()
 
 
 @pytest.fixture

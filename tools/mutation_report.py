@@ -24,7 +24,7 @@ NOT_RUN: Final = {None, 2, 34}
 
 def module_name(meta: Path, root: Path) -> str:
     relative = meta.relative_to(root).with_suffix("").with_suffix("")
-    parts = relative.parts[1:] if relative.parts[0] == "handler" else relative.parts
+    parts = relative.parts[1:] if relative.parts[0] in ("handler", "src") else relative.parts
     return ".".join(parts).removeprefix("parser_run_deleter.")
 
 

@@ -1,6 +1,6 @@
 """Expand template.yaml with the SAM translator, offline, into plain CloudFormation JSON.
 
-Runs inside the .tools/sam venv (``make infra``); tests/infra/test_template.py then asserts the template's
+Runs inside the .tools/sam venv (``make infra``); tests/infra/test_template_*.py then assert the template's
 semantics on the output without needing the translator in the app venv. Usage:
 
     .tools/sam/bin/python tools/transform_template.py template.yaml .aws-sam/transformed.json

@@ -15,9 +15,10 @@ from opscli import receipts as receipts_module
 from opscli import tenants as tenants_module
 from opscli.commands.queue import non_negative_int, positive_float, positive_int
 from opscli.context import EXIT_BAD_INPUT, EXIT_INCOMPLETE, EXIT_OK, CliError, Context
-from parser_run_deleter.adapters.ledger_table import LedgerTable, LedgerUnavailable
+from parser_run_deleter.adapters.ledger_table import LedgerTable
 from parser_run_deleter.adapters.tenant_table import TenantTable, TenantTableUnavailable
 from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import LedgerUnavailable
 from parser_run_deleter.logic.tenants import InvalidTenant, Tenant, TenantLimits, TenantStatus
 from parser_run_deleter.shared.timestamps import iso, parse_iso
 

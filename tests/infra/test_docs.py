@@ -5,9 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from parser_run_deleter.logic.callbacks import retry_after_s
 from parser_run_deleter.shared.observability import MetricName
-from parser_run_deleter.shared.settings import load_settings
+from parser_run_deleter.shared.settings import (
+    ConfigurationError,
+    load_api_settings,
+    load_callback_settings,
+    load_queue_settings,
+)
 from tests.support.template import ROOT, Cfn
 
 DOCS = ROOT / "docs"
@@ -21,11 +28,31 @@ def section(doc: str, title: str) -> str:
     return text[start : end if end != -1 else None]
 
 
-def documented_variables() -> set[str]:
-    """The variable names in the first column of the environment variable table in docs/configuration.md."""
+def configuration_table() -> dict[str, tuple[set[str], bool]]:
+    """docs/configuration.md's environment variables: each name, the functions that read it, and whether it is
+    required."""
     table = section("configuration.md", "Environment variables")
-    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
-    return {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cell)}
+    rows: dict[str, tuple[set[str], bool]] = {}
+    for line in table.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.split("|")[1:-1]]
+        functions = {name.strip() for name in cells[1].split(",")}
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0]):
+            rows[name] = (functions, cells[-1] == "required")
+    return rows
+
+
+def documented_variables() -> set[str]:
+    return set(configuration_table())
+
+
+# Each function's settings loader, by its name in the table and its logical id in the template.
+LOADERS: dict[str, tuple[str, Any]] = {
+    "api": ("ApiFunction", load_api_settings),
+    "queue": ("QueueFunction", load_queue_settings),
+    "callback": ("CallbackFunction", load_callback_settings),
+}
 
 
 class RecordingEnvironment(dict[str, str]):
@@ -50,16 +77,45 @@ def template_variables(cfn: Cfn) -> set[str]:
     return {name for function in functions for name in cfn.props(function)["Environment"]["Variables"]}
 
 
-def test_every_variable_the_settings_read_is_in_the_configuration_table() -> None:
-    # Given an environment that records what is read from it
-    env = RecordingEnvironment({"EXTEND_API_KEY_SECRET_ID": "extend/api-key", "MAX_RECEIVE_COUNT": "5"})
+def sample_environment(function: str, table: dict[str, tuple[set[str], bool]]) -> dict[str, str]:
+    """A value for each variable the table says ``function`` requires, that its loader accepts."""
+    values = {"TENANT_SECRET_PREFIX": "stack/tenants", "MAX_RECEIVE_COUNT": "5"}
+    return {
+        name: values.get(name, f"https://sqs.example/{name.lower()}")
+        for name, (functions, required) in table.items()
+        if required and function in functions
+    }
 
-    # When the settings are loaded from it
-    load_settings(env)
 
-    # Then every variable they read has a row in docs/configuration.md
-    assert len(env.asked) > 10
-    assert env.asked - documented_variables() == set()
+@pytest.mark.parametrize("function", sorted(LOADERS))
+def test_each_function_reads_exactly_the_variables_the_configuration_table_gives_it(function: str) -> None:
+    # Given the table, and an environment that records what is read from it
+    table = configuration_table()
+    env = RecordingEnvironment(sample_environment(function, table))
+
+    # When the function's settings are loaded from it
+    LOADERS[function][1](env)
+
+    # Then what they read is exactly what the table's functions column gives this function (Powertools reads its own)
+    given = {name for name, (functions, _) in table.items() if function in functions}
+    assert env.asked == {name for name in given if not name.startswith("POWERTOOLS_")}
+    # and each variable the table marks required is required: without it, the function does not start
+    for name in sample_environment(function, table):
+        partial = {key: value for key, value in sample_environment(function, table).items() if key != name}
+        with pytest.raises(ConfigurationError, match=name):
+            LOADERS[function][1](partial)
+
+
+@pytest.mark.parametrize("function", sorted(LOADERS))
+def test_the_template_gives_each_function_its_own_variables_and_no_others(cfn: Cfn, function: str) -> None:
+    table = configuration_table()
+    logical_id = LOADERS[function][0]
+    variables = set(cfn.props(logical_id)["Environment"]["Variables"])
+    given = {name for name, (functions, _) in table.items() if function in functions}
+    required = {name for name, (functions, needed) in table.items() if function in functions and needed}
+    # Every variable the function requires is set, and nothing it does not read
+    assert required <= variables
+    assert variables - given == set()
 
 
 def test_every_variable_the_template_sets_is_in_the_configuration_table(cfn: Cfn) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from devstack.lambda_context import LocalLambdaContext
-from parser_run_deleter.adapters import deletion_queue
 from tests.support.api import (
     API_KEY_ID,
     SOURCE_IP,
@@ -235,10 +234,9 @@ def test_a_base64_encoded_body_is_decoded(stack: InProcessStack) -> None:
 def sqs_faults(stack: InProcessStack) -> Iterator[SqsFaultProxy]:
     """SQS reached through the fault proxy: moto itself rejects the entries the test marks."""
     with SqsFaultProxy(stack.endpoint) as proxy:
-        stack.set_env(AWS_ENDPOINT_URL=proxy.endpoint)
-        deletion_queue.reset()
+        stack.set_env(AWS_ENDPOINT_URL=proxy.endpoint)  # the functions start afresh, with clients to the proxy
         yield proxy
-    deletion_queue.reset()
+    stack.set_env(AWS_ENDPOINT_URL=stack.endpoint)
 
 
 def test_entries_sqs_keeps_rejecting_are_reported_rejected_not_queued(

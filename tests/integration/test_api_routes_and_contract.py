@@ -10,10 +10,11 @@ import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from devstack.extend_emulator import Fault
+from parser_run_deleter.entrypoints import api_function
 from parser_run_deleter.intake import api_gateway, api_routes
 from tests.support.api import hold_in_progress, http_event, invoke, queued_messages, rest_event
 from tests.support.openapi_contract import operations, spec
-from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
+from tests.support.stacks import Emitted, InProcessStack, reset_functions
 
 EventFactory = Callable[..., dict[str, Any]]
 BOTH_SHAPES = pytest.mark.parametrize("make_event", [rest_event, http_event], ids=["rest-v1", "http-v2"])
@@ -72,7 +73,7 @@ def _refused_for_good(stack: InProcessStack) -> None:
 
 def _at_the_cap(stack: InProcessStack) -> None:
     stack.tenant_admin().set_limits(stack.tenant.tenant.tenant_id, max_outstanding=1)
-    reset_tenancy()
+    reset_functions()
     assert invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_first"]}')).status == 202
 
 
@@ -203,7 +204,7 @@ def test_an_unexpected_error_is_a_json_500_without_details(
     monkeypatch.setattr(api_routes, "enqueue_bulk", broken)
     context = cast("LambdaContext", stack.context())  # the local stand-in has the same attributes
     response = api_gateway.handle_api_event(
-        rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}'), context
+        rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}'), context, api_function.root.services
     )
     assert response["statusCode"] == 500
     assert "boom" not in response["body"]

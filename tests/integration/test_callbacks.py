@@ -24,17 +24,18 @@ import trustme
 
 from devstack.events import sqs_event, sqs_record
 from devstack.moto_stack import aws_client
-from parser_run_deleter.adapters.callback_sender import CallbackRefused, DeliveryAnswer, checked_target, post
-from parser_run_deleter.adapters.deletion_queue import delay_redelivery
+from parser_run_deleter.adapters.callback_sender import checked_target, post
 from parser_run_deleter.adapters.ledger_table import LedgerTable
+from parser_run_deleter.adapters.sqs_queues import SqsQueue
 from parser_run_deleter.entrypoints import callback_function, queue_function
 from parser_run_deleter.logic.callbacks import EVENT_TYPE, IN_FLIGHT_ALLOWANCE_S, MAX_BACKOFF_S, retry_after_s
 from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ports import CallbackRefused, DeliveryAnswer
 from parser_run_deleter.logic.tenants import TenantStatus
 from tests.support.api import TENANT_ID, invoke, rest_event
 from tests.support.queue_delivery import received_records
 from tests.support.secret_guard import register_secret
-from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
+from tests.support.stacks import Emitted, InProcessStack, reset_functions
 
 WS = "ws_test"
 
@@ -88,7 +89,7 @@ def callback_queue(stack: InProcessStack, receiver: Receiver) -> str:
     stack.tenant_admin().set_callback(TENANT_ID, receiver.url)
     stack.set_env(CALLBACK_QUEUE_URL=url, CALLBACK_ALLOW_LOOPBACK="true", MAX_RECEIVE_COUNT="3",
                   API_BASE_URL="https://api.example.test/v1")  # fmt: skip
-    reset_tenancy()
+    reset_functions()
     return url
 
 
@@ -212,7 +213,7 @@ def test_a_tenant_that_no_longer_takes_callbacks_is_not_called(
     else:
         admin.remove(TENANT_ID)
     stack.set_env(TENANT_CACHE_SECONDS="0")
-    reset_tenancy()
+    reset_functions()
 
     # When the callback function takes the message, then nobody is called, and the record says why
     assert deliver_queued(stack, callback_queue) == {"batchItemFailures": []}
@@ -408,8 +409,9 @@ def test_sqs_takes_the_longest_backoff_on_a_received_message_and_refuses_twelve_
     [message] = sqs.receive_message(QueueUrl=callback_queue, VisibilityTimeout=30)["Messages"]
 
     # When its visibility is set to 12 hours, and then to the longest backoff
-    twelve_hours = delay_redelivery(callback_queue, message["ReceiptHandle"], SQS_VISIBILITY_LIMIT_S)
-    longest_backoff = delay_redelivery(callback_queue, message["ReceiptHandle"], MAX_BACKOFF_S)
+    queue = SqsQueue(callback_queue, lambda: sqs)
+    twelve_hours = queue.delay_redelivery(message["ReceiptHandle"], SQS_VISIBILITY_LIMIT_S)
+    longest_backoff = queue.delay_redelivery(message["ReceiptHandle"], MAX_BACKOFF_S)
 
     # Then only the backoff is taken, and the message stays hidden
     assert (twelve_hours, longest_backoff) == (False, True)
@@ -634,7 +636,7 @@ def test_a_dripping_tenant_endpoint_is_retried_with_backoff_never_a_function_err
     try:
         stack.tenant_admin().set_callback(TENANT_ID, endpoint.url)
         stack.set_env(CALLBACK_TIMEOUT_SECONDS="1")
-        reset_tenancy()
+        reset_functions()
         stack.extend.seed(["pr_drip"], workspace_id=WS)
         request_id = invoke(rest_event("DELETE", "/parser_runs/pr_drip")).body["deletionRequestId"]
         result = deliver_queued(stack, callback_queue)

@@ -10,11 +10,14 @@ import urllib3
 
 from devstack.extend_emulator import ExtendEmulator, Fault
 from devstack.moto_stack import put_secret, rotate_secret
-from parser_run_deleter.adapters.extend_client import USER_AGENT, DeleteOutcome, ExtendClient, parse_retry_after
+from parser_run_deleter.adapters.aws_clients import AwsClients
+from parser_run_deleter.adapters.extend_client import USER_AGENT, ExtendClient, parse_retry_after
 from parser_run_deleter.adapters.extend_credentials import ExtendCredentials, SecretCredentialsProvider
+from parser_run_deleter.adapters.secret_store import SecretsManagerSource
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
 from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
-from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.settings import ExtendSettings
 from parser_run_deleter.shared.time_budget import Deadline
 from tests.support.secret_guard import new_api_key
 
@@ -48,7 +51,7 @@ def make_client(
         "read_timeout_s": 2.0,
     }
     options.update(overrides)
-    settings = Settings(**options)  # type: ignore[arg-type]
+    settings = ExtendSettings(**options)  # type: ignore[arg-type]
     recorded = sleeps if sleeps is not None else []
 
     def sleep(seconds: float) -> None:
@@ -69,7 +72,7 @@ def test_deletes_with_the_documented_headers(extend: ExtendEmulator, key: str) -
     extend.seed(["parser_run_1"], workspace_id=WORKSPACE)
     client = make_client(extend, StaticCredentials(key))
     result = client.delete_parser_run("parser_run_1", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.DELETED
+    assert result.outcome is Outcome.DELETED
     assert (result.status_code, result.attempts) == (200, 1)
     assert result.extend_request_id and result.extend_request_id.startswith("req_")
     assert not extend.exists("parser_run_1", workspace_id=WORKSPACE)
@@ -86,22 +89,22 @@ def test_new_api_version_uses_parse_runs(extend: ExtendEmulator, key: str) -> No
     extend.seed(["pr_2"], workspace_id=WORKSPACE)
     client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
     result = client.delete_parser_run("pr_2", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.DELETED
+    assert result.outcome is Outcome.DELETED
     assert extend.requests[-1].path == "/parse_runs/pr_2"
     assert extend.requests[-1].headers["x-extend-api-version"] == "2026-02-09"
 
 
 def test_missing_run_is_not_found_without_retry(extend: ExtendEmulator, key: str) -> None:
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_absent", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.NOT_FOUND
+    assert result.outcome is Outcome.NOT_FOUND
     assert (result.status_code, result.attempts, result.error_code) == (404, 1, "NOT_FOUND")
 
 
 def test_a_second_delete_is_not_found(extend: ExtendEmulator, key: str) -> None:
     extend.seed(["pr_twice"], workspace_id=WORKSPACE)
     client = make_client(extend, StaticCredentials(key))
-    assert client.delete_parser_run("pr_twice", Deadline.after(10)).outcome is DeleteOutcome.DELETED
-    assert client.delete_parser_run("pr_twice", Deadline.after(10)).outcome is DeleteOutcome.NOT_FOUND
+    assert client.delete_parser_run("pr_twice", Deadline.after(10)).outcome is Outcome.DELETED
+    assert client.delete_parser_run("pr_twice", Deadline.after(10)).outcome is Outcome.NOT_FOUND
 
 
 def test_workspace_header_comes_from_message_then_secret_then_settings(extend: ExtendEmulator) -> None:
@@ -109,11 +112,11 @@ def test_workspace_header_comes_from_message_then_secret_then_settings(extend: E
     extend.add_key(org_key, org_scoped=True)
     extend.seed(["pr_a", "pr_b", "pr_c"], workspace_id="ws_org")
     from_settings = make_client(extend, StaticCredentials(org_key), extend_workspace_id="ws_org")
-    assert from_settings.delete_parser_run("pr_a", Deadline.after(10)).outcome is DeleteOutcome.DELETED
+    assert from_settings.delete_parser_run("pr_a", Deadline.after(10)).outcome is Outcome.DELETED
     from_secret = make_client(extend, StaticCredentials(org_key, workspace_id="ws_org"), extend_workspace_id="ws_x")
-    assert from_secret.delete_parser_run("pr_b", Deadline.after(10)).outcome is DeleteOutcome.DELETED
+    assert from_secret.delete_parser_run("pr_b", Deadline.after(10)).outcome is Outcome.DELETED
     result = from_secret.delete_parser_run("pr_c", Deadline.after(10), workspace_id="ws_org")
-    assert result.outcome is DeleteOutcome.DELETED
+    assert result.outcome is Outcome.DELETED
     assert [r.headers["x-extend-workspace-id"] for r in extend.requests] == ["ws_org"] * 3
 
 
@@ -121,7 +124,7 @@ def test_org_key_without_workspace_fails_permanently(extend: ExtendEmulator) -> 
     org_key = new_api_key()
     extend.add_key(org_key, org_scoped=True)
     result = make_client(extend, StaticCredentials(org_key)).delete_parser_run("pr_1", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.FAILED
+    assert result.outcome is Outcome.FAILED
     assert (result.status_code, result.retryable, result.attempts) == (400, False, 1)
     assert result.error_code == "INVALID_REQUEST"
 
@@ -135,7 +138,7 @@ def test_transient_faults_are_retried_until_success(extend: ExtendEmulator, key:
     extend.seed(["pr_flaky"], workspace_id=WORKSPACE)
     extend.inject("pr_flaky", fault, fault)
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_flaky", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.DELETED
+    assert result.outcome is Outcome.DELETED
     assert result.attempts == 3
     assert result.retries == 2
 
@@ -145,7 +148,7 @@ def test_retries_are_bounded(extend: ExtendEmulator, key: str) -> None:
     extend.inject("pr_down", *[Fault.status(500)] * 5)
     client = make_client(extend, StaticCredentials(key), max_attempts=2)
     result = client.delete_parser_run("pr_down", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.FAILED
+    assert result.outcome is Outcome.FAILED
     assert (result.attempts, result.status_code, result.retryable) == (2, 500, True)
     assert result.reason and "gave up after 2 attempts" in result.reason
     assert extend.exists("pr_down", workspace_id=WORKSPACE)
@@ -156,7 +159,7 @@ def test_other_client_errors_are_permanent_and_not_retried(extend: ExtendEmulato
     extend.inject("pr_bad", Fault.status(status))
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_bad", Deadline.after(10))
     assert (result.outcome, result.attempts, result.retryable, result.status_code) == (
-        DeleteOutcome.FAILED,
+        Outcome.FAILED,
         1,
         False,
         status,
@@ -167,7 +170,7 @@ def test_retryable_flag_in_the_body_wins_over_the_status(extend: ExtendEmulator,
     extend.seed(["pr_r"], workspace_id=WORKSPACE)
     extend.inject("pr_r", Fault.error(409, "CONFLICT", retryable=True))
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_r", Deadline.after(10))
-    assert (result.outcome, result.attempts) == (DeleteOutcome.DELETED, 2)
+    assert (result.outcome, result.attempts) == (Outcome.DELETED, 2)
 
 
 def test_removed_endpoint_is_a_failure_not_a_silent_not_found(extend: ExtendEmulator, key: str) -> None:
@@ -175,14 +178,14 @@ def test_removed_endpoint_is_a_failure_not_a_silent_not_found(extend: ExtendEmul
     extend.seed(["pr_keep"], workspace_id=WORKSPACE)
     extend.inject("pr_keep", Fault.error(404, "ENDPOINT_REMOVED"))
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_keep", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.FAILED
+    assert result.outcome is Outcome.FAILED
     assert result.error_code == "ENDPOINT_REMOVED"
 
 
 def test_html_404_is_a_failure(extend: ExtendEmulator, key: str) -> None:
     extend.inject("pr_html", Fault.non_json(404))
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_html", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.FAILED
+    assert result.outcome is Outcome.FAILED
     assert result.retryable is False
 
 
@@ -218,7 +221,7 @@ def test_a_404_that_is_not_demonstrably_extends_is_a_permanent_failure_not_a_del
     # When it is deleted
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_proxy", Deadline.after(10))
     # Then the customer is never told it is gone: a permanent failure, whose reason names the status and the body
-    assert (result.outcome, result.retryable, result.attempts) == (DeleteOutcome.FAILED, False, 1)
+    assert (result.outcome, result.retryable, result.attempts) == (Outcome.FAILED, False, 1)
     assert result.reason is not None and result.reason.startswith(f"Extend answered 404 {body_kind}")
     assert extend.exists("pr_proxy", workspace_id=WORKSPACE)
 
@@ -234,7 +237,7 @@ def test_a_404_that_is_not_demonstrably_extends_is_a_permanent_failure_not_a_del
 def test_a_404_from_extend_is_not_found(extend: ExtendEmulator, key: str, fault: Fault) -> None:
     extend.inject("pr_gone", fault)
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_gone", Deadline.after(10))
-    assert (result.outcome, result.attempts) == (DeleteOutcome.NOT_FOUND, 1)
+    assert (result.outcome, result.attempts) == (Outcome.NOT_FOUND, 1)
 
 
 def test_retry_after_is_honoured_and_throttles_are_counted(extend: ExtendEmulator, key: str) -> None:
@@ -242,7 +245,7 @@ def test_retry_after_is_honoured_and_throttles_are_counted(extend: ExtendEmulato
     extend.inject("pr_429", Fault.rate_limited(retry_after=2))
     sleeps: list[float] = []
     result = make_client(extend, StaticCredentials(key), sleeps=sleeps).delete_parser_run("pr_429", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.DELETED
+    assert result.outcome is Outcome.DELETED
     assert result.throttled_responses == 1
     assert sum(sleeps) >= 2.0
 
@@ -253,7 +256,7 @@ def test_retry_after_past_the_deadline_gives_up_without_sleeping(extend: ExtendE
     sleeps: list[float] = []
     client = make_client(extend, StaticCredentials(key), sleeps=sleeps)
     result = client.delete_parser_run("pr_late", Deadline.after(3))
-    assert result.outcome is DeleteOutcome.FAILED
+    assert result.outcome is Outcome.FAILED
     assert result.retryable is True
     assert result.reason and "out of time" in result.reason
     assert sleeps == []
@@ -266,7 +269,7 @@ def test_read_timeout_is_retryable_and_bounded_by_the_deadline(extend: ExtendEmu
     client = make_client(extend, StaticCredentials(key), read_timeout_s=5.0)
     deadline = Deadline.after(1.0)
     result = client.delete_parser_run("pr_stall", deadline)
-    assert result.outcome is DeleteOutcome.FAILED
+    assert result.outcome is Outcome.FAILED
     assert result.retryable is True
     assert result.status_code is None
     # The attempt's timeout was cut to the remaining budget: the call returned while Extend was still stalling (the
@@ -281,7 +284,7 @@ def test_connection_refused_is_retryable(key: str) -> None:
     client = make_client(extend, StaticCredentials(key), extend_api_base_url=base_url, max_attempts=2)
     result = client.delete_parser_run("pr_1", Deadline.after(5))
     assert (result.outcome, result.retryable, result.attempts, result.status_code) == (
-        DeleteOutcome.FAILED,
+        Outcome.FAILED,
         True,
         2,
         None,
@@ -296,7 +299,7 @@ def test_a_401_refreshes_the_key_once_and_retries(extend: ExtendEmulator, key: s
     extend.seed(["pr_rot"], workspace_id=WORKSPACE)
     credentials = StaticCredentials(old_key, key)
     result = make_client(extend, credentials).delete_parser_run("pr_rot", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.DELETED
+    assert result.outcome is Outcome.DELETED
     assert credentials.refreshes == 1
     assert [r.status for r in extend.requests] == [401, 200]
 
@@ -306,7 +309,7 @@ def test_a_401_with_no_new_key_fails_permanently(extend: ExtendEmulator) -> None
     credentials = StaticCredentials(bad)
     result = make_client(extend, credentials).delete_parser_run("pr_1", Deadline.after(10))
     assert (result.outcome, result.status_code, result.retryable, result.attempts) == (
-        DeleteOutcome.FAILED,
+        Outcome.FAILED,
         401,
         False,
         1,
@@ -319,7 +322,8 @@ def test_secret_rotation_through_secrets_manager(moto_endpoint: str, extend: Ext
 
     parameters.clear_caches()
     secret_arn = put_secret(moto_endpoint, f'{{"apiKey": "{key}", "workspaceId": "{WORKSPACE}"}}')
-    provider = SecretCredentialsProvider(secret_arn, max_age_s=300)
+    secrets = SecretsManagerSource(AwsClients().secretsmanager, max_age_s=300)
+    provider = SecretCredentialsProvider(secrets, secret_arn, max_age_s=300)
     assert provider.current(Deadline.after(10)) == ExtendCredentials(key, WORKSPACE)
     new_key = new_api_key()
     extend.add_key(new_key, workspace_id=WORKSPACE)
@@ -327,7 +331,7 @@ def test_secret_rotation_through_secrets_manager(moto_endpoint: str, extend: Ext
     extend.revoke_key(key)
     extend.seed(["pr_s"], workspace_id=WORKSPACE)
     client = make_client(extend, provider)  # type: ignore[arg-type]
-    assert client.delete_parser_run("pr_s", Deadline.after(10)).outcome is DeleteOutcome.DELETED
+    assert client.delete_parser_run("pr_s", Deadline.after(10)).outcome is Outcome.DELETED
     assert provider.current(Deadline.after(10)) == ExtendCredentials(new_key)
 
 
@@ -337,7 +341,7 @@ def test_keep_alive_connections_are_reused(extend: ExtendEmulator, key: str) -> 
     client = make_client(extend, StaticCredentials(key))
     client._pool = pool
     for i in range(5):
-        assert client.delete_parser_run(f"pr_{i}", Deadline.after(5)).outcome is DeleteOutcome.DELETED
+        assert client.delete_parser_run(f"pr_{i}", Deadline.after(5)).outcome is Outcome.DELETED
     connection_pool = pool.connection_from_url(extend.base_url)
     assert connection_pool.num_connections == 1
 
@@ -369,7 +373,7 @@ def test_a_redirect_is_a_permanent_failure_never_a_deletion(extend: ExtendEmulat
     extend.inject("pr_moved", Fault.redirect(status))
     # When it is deleted, then the redirect is not followed, and nothing says the run is gone
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_moved", Deadline.after(10))
-    assert (result.outcome, result.status_code, result.retryable) == (DeleteOutcome.FAILED, status, False)
+    assert (result.outcome, result.status_code, result.retryable) == (Outcome.FAILED, status, False)
     assert [request.path for request in extend.requests] == ["/parser_runs/pr_moved"]
     assert extend.exists("pr_moved", workspace_id=WORKSPACE)
 
@@ -384,7 +388,7 @@ def test_a_refused_connection_then_a_404_is_not_found_not_deleted_on_retry(exten
         retried.append(seconds)
         extend.accept_connections()
 
-    settings = Settings(extend_api_key_secret_id="unused", extend_api_base_url=base_url, backoff_base_s=0.01)
+    settings = ExtendSettings(extend_api_key_secret_id="unused", extend_api_base_url=base_url, backoff_base_s=0.01)
     client = ExtendClient(
         settings,
         StaticCredentials(key),
@@ -398,7 +402,7 @@ def test_a_refused_connection_then_a_404_is_not_found_not_deleted_on_retry(exten
 
     # Then the refused attempt cannot have done anything: the 404 is "not found", never "deleted, confirmed"
     assert retried and result.attempts == 2
-    assert (result.outcome, result.answer_lost_before, result.reason) == (DeleteOutcome.NOT_FOUND, False, None)
+    assert (result.outcome, result.answer_lost_before, result.reason) == (Outcome.NOT_FOUND, False, None)
 
 
 def test_a_reset_after_the_request_left_then_a_404_is_deleted_confirmed_on_retry(
@@ -408,7 +412,7 @@ def test_a_reset_after_the_request_left_then_a_404_is_deleted_confirmed_on_retry
     extend.seed(["pr_lost"], workspace_id=WORKSPACE)
     extend.inject("pr_lost", Fault.answer_lost())
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_lost", Deadline.after(10))
-    assert (result.outcome, result.answer_lost_before) == (DeleteOutcome.NOT_FOUND, True)
+    assert (result.outcome, result.answer_lost_before) == (Outcome.NOT_FOUND, True)
 
 
 @pytest.mark.parametrize(
@@ -420,7 +424,7 @@ def test_a_404_with_extends_request_id_but_not_its_envelope_is_a_failure(
     extend.seed(["pr_odd"], workspace_id=WORKSPACE)
     extend.inject("pr_odd", Fault.json(404, document, with_request_id=True))
     result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_odd", Deadline.after(10))
-    assert result.outcome is DeleteOutcome.FAILED and extend.exists("pr_odd", workspace_id=WORKSPACE)
+    assert result.outcome is Outcome.FAILED and extend.exists("pr_odd", workspace_id=WORKSPACE)
 
 
 def test_a_read_of_a_run_can_fail_apart_from_its_delete(extend: ExtendEmulator, key: str) -> None:
@@ -430,4 +434,4 @@ def test_a_read_of_a_run_can_fail_apart_from_its_delete(extend: ExtendEmulator, 
     client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
     read = client.read_parser_run("pr_read", Deadline.after(10))
     assert (read.outcome.value, read.status_code, read.retryable) == ("failed", 500, True)
-    assert client.delete_parser_run("pr_read", Deadline.after(10)).outcome is DeleteOutcome.DELETED
+    assert client.delete_parser_run("pr_read", Deadline.after(10)).outcome is Outcome.DELETED

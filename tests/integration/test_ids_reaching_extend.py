@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from devstack.extend_emulator import ExtendEmulator
-from parser_run_deleter.adapters.extend_client import DeleteOutcome
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
 from parser_run_deleter.shared.time_budget import Deadline
 from tests.support.extend_ids import WORKSPACE, any_ids, client_for, is_valid
@@ -50,5 +50,5 @@ def test_what_the_emulator_receives_is_the_id_itself_or_nothing(
     prefix = "/parse_runs/" if version == "2026-02-09" else "/parser_runs/"
     assert request.path == prefix + parser_run_id
     assert request.parser_run_id == parser_run_id
-    assert result.outcome is DeleteOutcome.DELETED
+    assert result.outcome is Outcome.DELETED
     assert not live_emulator.exists(parser_run_id, workspace_id=WORKSPACE)

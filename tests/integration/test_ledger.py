@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,20 +18,21 @@ from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.adapters.ledger_table import LedgerTable
 from parser_run_deleter.entrypoints import queue_function
-from parser_run_deleter.logic.ledger import (
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import (
     EXPIRED_REASON,
     QUEUE_RETENTION_S,
-    Ledger,
     OverCap,
+    RequestRecord,
     RequestTrigger,
-    RunOutcome,
     RunRecord,
 )
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.shared.timestamps import iso
 from tests.support.api import TENANT_ID, Answer, hold_in_progress, invoke, queued_messages, rest_event
 from tests.support.aws_fault_proxy import THROTTLED, UNAVAILABLE, AwsFaultProxy
 from tests.support.queue_delivery import after_the_visibility_timeout, delivered, received_records
-from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
+from tests.support.stacks import Emitted, InProcessStack, reset_functions
 from tests.support.waiting import wait_until
 
 WS = "ws_test"
@@ -192,7 +194,7 @@ def test_the_runs_of_a_large_request_come_in_pages(stack: InProcessStack) -> Non
 
 def test_a_ledger_outage_is_a_503_and_nothing_is_queued(stack: InProcessStack) -> None:
     stack.set_env(LEDGER_TABLE_NAME="no-such-table")
-    reset_tenancy()
+    reset_functions()
     answer = bulk("pr_x1", "pr_x2")
     assert answer.status == 503 and answer.headers["retry-after"]
     assert queued_messages(stack) == []
@@ -206,8 +208,8 @@ def test_a_queue_that_refuses_leaves_no_queued_run_in_the_ledger(stack: InProces
     # Then the ledger holds the request with its runs rejected, never queued, and nothing reserved
     [request] = list(ledger.requests_of(TENANT_ID))
     runs = list(ledger.all_runs(request.request_id))
-    assert {run.outcome for run in runs} == {RunOutcome.REJECTED}
-    assert request.counts.get(RunOutcome.QUEUED, 0) == 0 and ledger.outstanding(TENANT_ID) == 0
+    assert {run.outcome for run in runs} == {Outcome.REJECTED}
+    assert request.counts.get(Outcome.QUEUED, 0) == 0 and ledger.outstanding(TENANT_ID) == 0
 
 
 def test_a_crash_between_the_record_and_the_queue_acknowledges_nothing_and_a_recount_repairs_the_cap(
@@ -254,7 +256,7 @@ def test_a_crash_between_recording_an_outcome_and_counting_it_is_repaired_by_the
         proxy.fail("UpdateItem", UNAVAILABLE, after=1)  # the run's write passes, the count (and its retries) not
         first = consume_queue(stack)
     assert len(first["batchItemFailures"]) == 1
-    assert [run.outcome for run in ledger.all_runs(request_id)] == [RunOutcome.DELETED]
+    assert [run.outcome for run in ledger.all_runs(request_id)] == [Outcome.DELETED]
     assert status(request_id).body["counts"]["queued"] == 1  # written, not yet counted
 
     # When the message comes back (and Extend now answers 404), its delivery counts the earlier outcome, once
@@ -290,7 +292,7 @@ def test_a_not_found_receipt_becomes_deleted_when_a_racing_delivery_proves_it(
 
     # Then the receipt says deleted, and the counts agree: Extend's 200 proves this service deleted it
     [run] = ledger.all_runs(request_id)
-    assert run.outcome is RunOutcome.DELETED and run.extend_status == 200
+    assert run.outcome is Outcome.DELETED and run.extend_status == 200
     shown = status(request_id).body
     assert (shown["counts"]["deleted"], shown["counts"]["not_found"], shown["counts"]["queued"]) == (1, 0, 0)
     assert shown["status"] == "completed" and ledger.outstanding(TENANT_ID) == 0
@@ -323,14 +325,15 @@ def test_a_ledger_slower_than_the_margin_still_gets_the_batch_answered_before_la
         assert failed == {m["MessageId"] for m in messages}
         proxy.heal()
         after_the_visibility_timeout(stack.sqs(), stack.queues.queue_url, messages, failed)
-        # and the records it let go finish on their own (and are logged) once the ledger answers
+        # and the records it let go finish on their own (and are logged) once the ledger answers, their batch's
+        # counts too (written once for the batch, after its records)
         assert all(not stack.extend.exists(parser_run_id, workspace_id=WS) for parser_run_id in ids)
         wait_until(
             lambda: (
                 sorted(line["parser_run_id"] for line in emitted.outcome_logs if line["outcome"] == "deleted") == ids
             )
         )
-        assert ledger.outstanding(TENANT_ID) == 0
+        wait_until(lambda: ledger.outstanding(TENANT_ID) == 0)
     # and their redelivery, which finds the runs gone, changes nothing: each is counted once, as deleted
     assert consume_queue(stack, receive_count=2) == {"batchItemFailures": []}
     shown = status(request_id).body
@@ -351,6 +354,45 @@ def test_throttled_ledger_writes_are_retried_and_nothing_is_lost(
         assert proxy.faults["UpdateItem"] == 2
         shown = status(answer.body["deletionRequestId"])
     assert shown.body["status"] == "completed" and shown.body["counts"]["deleted"] == 2
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        "PutItem",  # the replay guard's record of the signed request
+        "TransactWriteItems",  # the run and its request, recorded together
+    ],
+)
+def test_a_synchronous_delete_whose_write_landed_but_whose_answer_was_lost_is_served_once(
+    stack: InProcessStack, moto_endpoint: str, operation: str
+) -> None:
+    # Given a DynamoDB write that is carried out, but whose answer is lost, so that botocore sends it again
+    stack.extend.seed(["pr_lost_answer"], workspace_id=WS)
+    with AwsFaultProxy(moto_endpoint) as proxy, stack.aws_through(proxy.url):
+        proxy.lose_answers(operation)
+        # When a tenant deletes a run
+        answer = invoke(rest_event("DELETE", "/parser_runs/pr_lost_answer"))
+        assert proxy.faults[operation] == 1
+    # Then its retry, meeting its own write, is not taken for a twin request (409) or a failure (503)
+    assert answer.status == 200, answer.body
+    assert not stack.extend.exists("pr_lost_answer", workspace_id=WS)
+    shown = status(answer.body["deletionRequestId"])
+    assert shown.body["status"] == "completed" and shown.body["counts"]["deleted"] == 1
+
+
+def test_a_bulk_request_whose_record_landed_but_whose_answer_was_lost_is_accepted_once(
+    stack: InProcessStack, ledger: Ledger, moto_endpoint: str
+) -> None:
+    stack.extend.seed(["pr_lost_1", "pr_lost_2"], workspace_id=WS)
+    with AwsFaultProxy(moto_endpoint) as proxy, stack.aws_through(proxy.url):
+        proxy.lose_answers("PutItem", after=1)  # the replay guard's put goes through; the request's is lost
+        answer = bulk("pr_lost_1", "pr_lost_2")
+        assert proxy.faults["PutItem"] == 1
+    assert answer.status == 202, answer.body
+    assert consume_queue(stack) == {"batchItemFailures": []}
+    shown = status(answer.body["deletionRequestId"])
+    assert shown.body["status"] == "completed" and shown.body["counts"]["deleted"] == 2
+    assert ledger.outstanding(TENANT_ID) == 0  # reserved once, released once
 
 
 # ---------------------------------------------------------------- dead letters, redrives and expiry
@@ -395,10 +437,9 @@ def test_runs_still_queued_past_the_queues_retention_show_as_failed_expired(
     # Given a request recorded 15 days ago, whose message the queue has dropped since
     request_id = "dr_01000000000000000000000000"
     created = iso(time.time() - QUEUE_RETENTION_S - 86_400)
-    values = {"tenantId": TENANT_ID, "trigger": "api_bulk", "createdAt": created, "updatedAt": created}
-    ledger.table.begin(request_id, TENANT_ID, values, cap=None)
-    queued = [RunRecord("pr_old", RunOutcome.QUEUED).to_values()]
-    ledger.table.record_intake(request_id, queued, {"queued": 1}, tenant_id=None)
+    request = RequestRecord(request_id, TENANT_ID, RequestTrigger.API_BULK, created, updated_at=created)
+    ledger.store.begin(request)
+    ledger.store.record_intake(replace(request, tenant_id=None), [RunRecord("pr_old", Outcome.QUEUED)])
     # Then it reads as finished, its run failed, expired
     shown = status(request_id)
     assert shown.body["status"] == "completed_with_failures"
@@ -414,7 +455,7 @@ def test_an_operators_message_is_recorded_under_a_request_of_its_own(stack: InPr
     assert consume_queue(stack) == {"batchItemFailures": []}
     [request] = list(ledger.requests_of(None))
     assert request.trigger is RequestTrigger.QUEUE and request.audit == {"requestedBy": "ops"}
-    assert [run.outcome for run in ledger.all_runs(request.request_id)] == [RunOutcome.DELETED]
+    assert [run.outcome for run in ledger.all_runs(request.request_id)] == [Outcome.DELETED]
 
 
 # ---------------------------------------------------------------- the cap
@@ -422,7 +463,7 @@ def test_an_operators_message_is_recorded_under_a_request_of_its_own(stack: InPr
 
 def test_a_bulk_request_beyond_the_cap_gets_429_with_the_numbers(stack: InProcessStack) -> None:
     stack.tenant_admin().set_limits(TENANT_ID, max_outstanding=3)
-    reset_tenancy()
+    reset_functions()
     assert bulk("pr_c1", "pr_c2").status == 202
     over = bulk("pr_c3", "pr_c4")
     assert over.status == 429 and over.headers["retry-after"]
@@ -432,7 +473,7 @@ def test_a_bulk_request_beyond_the_cap_gets_429_with_the_numbers(stack: InProces
 
 def test_the_cap_is_reached_exactly_and_never_passed_by_a_first_request(stack: InProcessStack, ledger: Ledger) -> None:
     stack.tenant_admin().set_limits(TENANT_ID, max_outstanding=3)
-    reset_tenancy()
+    reset_functions()
     # A first request bigger than the cap, on a tenant with nothing outstanding yet, is refused whole
     first = bulk("pr_x1", "pr_x2", "pr_x3", "pr_x4")
     assert first.status == 429 and (first.body["outstanding"], first.body["requested"]) == (0, 4)
@@ -559,7 +600,7 @@ def test_a_message_that_overtakes_its_intake_waits_for_it_and_is_never_overwritt
     body = {"parserRunId": "pr_race", "deletionRequestId": request.request_id, "tenantId": TENANT_ID}
 
     # When the queue function gets the message first, and the intake records the run a moment later
-    intake = threading.Timer(0.5, lambda: ledger.take_in(request, [RunRecord("pr_race", RunOutcome.QUEUED)]))
+    intake = threading.Timer(0.5, lambda: ledger.take_in(request, [RunRecord("pr_race", Outcome.QUEUED)]))
     intake.start()
     try:
         first = consume_queue_once(stack, body)
@@ -588,7 +629,7 @@ def test_a_message_whose_intake_outlasts_the_invocation_returns_and_is_never_ove
     assert len(first["batchItemFailures"]) == 1 and not stack.extend.exists("pr_late_intake", workspace_id=WS)
     assert list(ledger.all_runs(request.request_id)) == []
     # and once the intake has recorded it, the redelivery settles it on top: nothing is overwritten or counted twice
-    ledger.take_in(request, [RunRecord("pr_late_intake", RunOutcome.QUEUED)])
+    ledger.take_in(request, [RunRecord("pr_late_intake", Outcome.QUEUED)])
     assert consume_queue_once(stack, body, receive_count=2) == {"batchItemFailures": []}
     shown = status(request.request_id).body
     assert shown["status"] == "completed" and shown["counts"]["not_found"] == 1 and shown["counts"]["queued"] == 0

@@ -26,7 +26,7 @@ def test_the_ledger_calls_of_each_path(stack: InProcessStack, moto_endpoint: str
         invoke(rest_event("DELETE", "/parser_runs/pr_cost_warm"))  # the tenant and its secret cached
         proxy.calls.clear()
 
-        # A synchronous delete: the run and its request (2 puts), and marking the request completed (1 update)
+        # A synchronous delete: the run and its request, completed, in one transaction
         assert invoke(rest_event("DELETE", "/parser_runs/pr_cost_sync")).status == 200
         sync = counted(proxy)
         proxy.calls.clear()
@@ -37,16 +37,21 @@ def test_the_ledger_calls_of_each_path(stack: InProcessStack, moto_endpoint: str
         bulk = counted(proxy)
         proxy.calls.clear()
 
-        # Its 30 deletions through the queue function (3 batches of 10)
+        # Its 30 deletions through the queue function (3 batches of 10): each run's outcome, then once per batch its
+        # request's counters and its tenant's outstanding runs
         for _ in range(3):
             assert consume_queue(stack) == {"batchItemFailures": []}
         queue = counted(proxy)
 
-    # the replay store's calls (a PutItem and an UpdateItem per API request, Powertools') are not the ledger's
-    assert sync == Counter({"PutItem": 2 + 1, "UpdateItem": 1 + 1})
+    # A warm synchronous delete makes 3 DynamoDB calls in all: the replay guard's two (a PutItem and an UpdateItem
+    # per API request, Powertools') and the ledger's one
+    assert sync == Counter({"PutItem": 1, "UpdateItem": 1, "TransactWriteItems": 1})
+    assert sum(sync.values()) == 3
     assert bulk == Counter({"PutItem": 1 + 1, "UpdateItem": 2 + 1, "BatchWriteItem": 2})
-    # per deletion: the run, its count, the tenant's outstanding runs; and once per request, its completion
-    assert queue == Counter({"UpdateItem": 30 * 3 + 1})
+    # a batch of n runs of one request: n + 2 writes (the runs, the request's counters, the tenant's outstanding
+    # runs); once per request, its completion; and once per container, the tenant's registry read (its workers
+    # share it)
+    assert queue == Counter({"UpdateItem": 3 * (10 + 2) + 1, "GetItem": 1})
 
 
 def test_a_batch_out_of_time_writes_nothing_past_its_deadline(stack: InProcessStack, moto_endpoint: str) -> None:

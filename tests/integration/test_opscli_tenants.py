@@ -15,7 +15,9 @@ from devstack.moto_stack import aws_client
 from opscli.cli import main
 from parser_run_deleter.adapters.ledger_table import LedgerTable
 from parser_run_deleter.adapters.tenant_table import TenantTable
-from parser_run_deleter.logic.ledger import Ledger, RequestTrigger, RunOutcome, RunRecord
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import RequestTrigger, RunRecord
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.logic.webhook_signature import parse_signing_secrets, signing_secrets
 from parser_run_deleter.shared.timestamps import now_iso
 from tests.support.secret_guard import register_secret
@@ -309,12 +311,12 @@ def _ledger(moto_endpoint: str, tables: Tables) -> Ledger:
     return Ledger(LedgerTable(tables.ledger_table, retention_days=400, client=aws_client("dynamodb", moto_endpoint)))
 
 
-def _request(ledger: Ledger, tenant_id: str | None, outcomes: dict[str, RunOutcome]) -> str:
+def _request(ledger: Ledger, tenant_id: str | None, outcomes: dict[str, Outcome]) -> str:
     """A bulk request taken in, whose runs then reached ``outcomes``, recorded as the functions record them."""
     request = ledger.begin(tenant_id, RequestTrigger.API_BULK, {"callerApiKeyId": "k1a2b3c4d5"}, reserve=len(outcomes))
-    ledger.take_in(request, [RunRecord(run_id, RunOutcome.QUEUED) for run_id in outcomes])
+    ledger.take_in(request, [RunRecord(run_id, Outcome.QUEUED) for run_id in outcomes])
     for run_id, outcome in outcomes.items():
-        if outcome is not RunOutcome.QUEUED:
+        if outcome is not Outcome.QUEUED:
             run = RunRecord(
                 run_id,
                 outcome,
@@ -334,7 +336,7 @@ def test_show_gives_the_tenants_outstanding_runs_its_cap_and_its_oldest_work(
     run_json("tenants", "add", "acme", "--api-key-id", "k1a2b3c4d5", "--ownership", "unrestricted",
              "--max-outstanding", "50")  # fmt: skip
     ledger = _ledger(moto_endpoint, registry)
-    _request(ledger, "acme", {"pr_1": RunOutcome.DELETED, "pr_2": RunOutcome.QUEUED, "pr_3": RunOutcome.QUEUED})
+    _request(ledger, "acme", {"pr_1": Outcome.DELETED, "pr_2": Outcome.QUEUED, "pr_3": Outcome.QUEUED})
     shown = run_json("tenants", "show", "acme")
     assert (shown["outstanding"], shown["maxOutstanding"]) == (2, 50)
     assert shown["oldestOutstandingSince"].endswith("Z") and 0 <= shown["oldestOutstandingAgeSeconds"] < 600
@@ -349,9 +351,9 @@ def test_receipts_stream_every_run_of_the_tenants_requests_as_jsonl_or_csv(
 ) -> None:
     monkeypatch.setenv("LEDGER_TABLE_NAME", registry.ledger_table)
     ledger = _ledger(moto_endpoint, registry)
-    first = _request(ledger, "acme", {"pr_a": RunOutcome.DELETED, "pr_b": RunOutcome.NOT_FOUND})
-    second = _request(ledger, "acme", {"pr_c": RunOutcome.DELETED})
-    _request(ledger, "other", {"pr_z": RunOutcome.DELETED})
+    first = _request(ledger, "acme", {"pr_a": Outcome.DELETED, "pr_b": Outcome.NOT_FOUND})
+    second = _request(ledger, "acme", {"pr_c": Outcome.DELETED})
+    _request(ledger, "other", {"pr_z": Outcome.DELETED})
 
     status, out, err = run("receipts", "--tenant", "acme")
     assert status == 0 and "2 requests, 3 runs" in err

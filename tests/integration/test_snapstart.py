@@ -12,8 +12,8 @@ import pytest
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 
 from devstack.events import sqs_event, sqs_record
-from parser_run_deleter.adapters import deletion_queue, extend_client, wiring
-from parser_run_deleter.entrypoints import queue_function
+from parser_run_deleter.adapters.extend_client import ExtendClient
+from parser_run_deleter.entrypoints import api_function, callback_function, queue_function
 from parser_run_deleter.shared import snapstart
 from tests.support.queue_delivery import delivered
 from tests.support.stacks import InProcessStack
@@ -31,22 +31,24 @@ def test_after_restore_drops_connections_cached_secret_and_schedule(stack: InPro
     assert queue_function.lambda_handler(delivered(stack, sqs_event(sqs_record(body("pr_warm")))), stack.context()) == {
         "batchItemFailures": []
     }
-    deletion_queue.sqs_client()
-    before = wiring.get_dependencies()
-    before.rate_limiter.on_throttled(retry_after_s=30)
-    assert len(extend_client.HTTP_POOL.pools) >= 1
+    before = queue_function.root.services().services
+    client = before.extend
+    assert isinstance(client, ExtendClient)
+    client._rate_limiter.on_throttled(retry_after_s=30)
+    assert len(client._pool.pools) >= 1
     assert "secrets" in DEFAULT_PROVIDERS
+    assert queue_function.root.clients._clients  # the SQS and DynamoDB clients, built
 
     # When Lambda restores the snapshot
     snapstart.after_restore()
 
     # Then all of it is gone, and what the next invocation builds is fresh
-    assert len(extend_client.HTTP_POOL.pools) == 0
+    assert len(client._pool.pools) == 0
     assert "secrets" not in DEFAULT_PROVIDERS
-    assert deletion_queue._cached_sqs_client.cache_info().currsize == 0
-    assert before.rate_limiter.rate == before.rate_limiter.max_rate
-    assert before.rate_limiter.reserve(max_wait_s=0) == 0.0
-    assert wiring.get_dependencies() is not before
+    assert queue_function.root.clients._clients == {}
+    assert client._rate_limiter.rate == client._rate_limiter.max_rate
+    assert client._rate_limiter.reserve(max_wait_s=0) == 0.0
+    assert queue_function.root.services().services is not before
 
 
 def test_a_key_rotated_while_the_snapshot_slept_is_used_without_a_401(stack: InProcessStack) -> None:
@@ -68,9 +70,8 @@ def test_after_restore_runs_every_entry_points_resets_once_each_and_before_anyth
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given the three entry points imported in one process, in any order (the tests do), and nothing built yet
-    from parser_run_deleter.entrypoints import api_function, callback_function  # noqa: F401
-
-    wiring.reset()
+    for function in (api_function, queue_function, callback_function):
+        function.root.reset()
     calls: list[str] = []
     registered = list(snapstart._resets)
 
@@ -90,12 +91,14 @@ def test_after_restore_runs_every_entry_points_resets_once_each_and_before_anyth
     # Then every reset any entry point registered ran, once per restore, without failing on what was never built
     names = {name_of(reset) for reset in registered}
     assert len(calls) == 2 * len(registered) and set(calls) == names
-    assert {"parser_run_deleter.logic.callbacks.reset", "parser_run_deleter.logic.replay_guard.reset"} <= names
+    roots = {id(function.root) for function in (api_function, queue_function, callback_function)}
+    assert {id(reset.__self__) for reset in registered if hasattr(reset, "__self__")} >= roots
     assert len(names) == len(registered)  # each registered once: importing another entry point adds, never repeats
 
 
 def name_of(reset: Callable[[], None]) -> str:
-    return f"{reset.__module__}.{reset.__name__}"
+    owner = getattr(reset, "__self__", None)
+    return f"{reset.__module__}.{reset.__qualname__}@{id(owner)}"
 
 
 def test_hooks_register_only_inside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:

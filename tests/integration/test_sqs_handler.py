@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from devstack.events import record_from_sqs_message, sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from parser_run_deleter.entrypoints import queue_function
+from parser_run_deleter.shared.settings import ConfigurationError
 from tests.support.queue_delivery import delivered
 from tests.support.stacks import Emitted, InProcessStack
 
@@ -112,13 +115,15 @@ def test_failure_on_the_last_receive_is_dead_lettered_with_its_reason(stack: InP
     assert line["outcome"] == "failed" and line["dead_letter_message_id"] == dead["MessageId"]
 
 
-def test_without_a_dlq_malformed_messages_are_returned_not_dropped(stack: InProcessStack, emitted: Emitted) -> None:
+def test_without_a_dlq_the_function_does_not_start_and_drops_nothing(stack: InProcessStack, emitted: Emitted) -> None:
+    # Given a queue function whose DLQ is not configured, and a malformed message it could only dead-letter
     stack.set_env(DEAD_LETTER_QUEUE_URL=None)
-    response = queue_function.lambda_handler(
-        delivered(stack, sqs_event(sqs_record("{oops", message_id="m-1"))), stack.context()
-    )
-    assert failures(response) == {"m-1"}
-    assert emitted.outcome_logs[0]["reason"] == "message body is not valid JSON"
+    event = delivered(stack, sqs_event(sqs_record("{oops", message_id="m-1")))
+    # When it is invoked, then it refuses to start, naming the variable: the whole batch returns to SQS, unread
+    with pytest.raises(ConfigurationError, match="DEAD_LETTER_QUEUE_URL"):
+        queue_function.lambda_handler(event, stack.context())
+    assert emitted.outcome_logs == []
+    assert stack.dead_letters() == []
 
 
 def test_when_dead_lettering_fails_the_message_is_returned(stack: InProcessStack, emitted: Emitted) -> None:

@@ -19,13 +19,12 @@ from devstack.extend_emulator import Fault
 from devstack.moto_stack import rotate_secret
 from parser_run_deleter.adapters.extend_credentials import CredentialsError, ExtendCredentials, parse_secret_value
 from parser_run_deleter.entrypoints import queue_function
-from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.logic.webhook_signature import SigningSecretUnavailable, parse_signing_secrets
 from parser_run_deleter.shared.settings import ConfigurationError
 from tests.support.api import Signing, invoke, rest_event
 from tests.support.queue_delivery import delivered
 from tests.support.secret_guard import new_api_key, register_secret
-from tests.support.stacks import Emitted, InProcessStack
+from tests.support.stacks import Emitted, InProcessStack, reset_functions
 
 WS = "ws_test"
 
@@ -218,7 +217,7 @@ def test_no_answer_of_the_api_leaks_the_key_or_the_signing_secret(
     # When each is answered, and once more with the tenant's signing secret unreadable
     responses += [invoke(event).__dict__ for event in cases]
     stack.set_env(TENANT_SECRET_PREFIX="no-such-prefix")
-    signature_verifier.reset()
+    reset_functions()
     responses.append(invoke(rest_event("DELETE", "/parser_runs/pr_api_ok")).__dict__)
 
     # Then no answer, log line, metric or queued message holds either secret

@@ -18,9 +18,8 @@ from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
 from devstack.moto_stack import rotate_secret
 from opscli.tenants import AddedTenant
-from parser_run_deleter.entrypoints import queue_function
+from parser_run_deleter.entrypoints import api_function, queue_function
 from parser_run_deleter.intake.api_errors import FORBIDDEN_MESSAGE, UNAUTHENTICATED_MESSAGE
-from parser_run_deleter.logic import signature_verifier, tenants
 from parser_run_deleter.logic.tenants import TenantStatus
 from tests.support.api import (
     API_KEY_ID,
@@ -37,7 +36,7 @@ from tests.support.api import (
 from tests.support.clock import ManualClock
 from tests.support.queue_delivery import delivered
 from tests.support.secret_guard import new_api_key
-from tests.support.stacks import Emitted, InProcessStack, reset_tenancy
+from tests.support.stacks import Emitted, InProcessStack, reset_functions
 
 WS = "ws_test"  # acme's workspace (the stack fixture's tenant)
 OTHER_WS = "ws_beta"
@@ -152,10 +151,10 @@ def test_an_http_api_caller_is_the_tenant_its_jwt_claim_names_and_nothing_else(s
 def test_a_disabled_tenant_is_locked_out_once_its_cache_entry_expires(stack: InProcessStack, emitted: Emitted) -> None:
     # Given a warm container that has served the tenant, with a 30-second tenant cache on a clock the test moves
     stack.set_env(TENANT_CACHE_SECONDS="30")
-    reset_tenancy()
+    reset_functions()
     assert stack.tables is not None
     clock = ManualClock()
-    tenants.tenant_directory(stack.tables.tenants_table, 30.0).clock = clock  # the directory the function uses
+    api_function.root.services().authenticator.tenants.clock = clock  # the directory the function uses
     stack.extend.seed(["pr_d1", "pr_d2", "pr_d3", "pr_d4"], workspace_id=WS)
     assert invoke(rest_event("DELETE", "/parser_runs/pr_d1")).status == 200
 
@@ -195,7 +194,7 @@ def test_a_key_the_tenant_no_longer_has_is_refused_even_if_its_mapping_lingers(s
 
 def test_a_removed_tenant_is_refused_and_its_secret_is_gone(stack: InProcessStack) -> None:
     stack.set_env(TENANT_CACHE_SECONDS="0")
-    reset_tenancy()
+    reset_functions()
     admin = stack.tenant_admin()
     admin.remove(TENANT_ID)
     assert_refused(invoke(rest_event("DELETE", "/parser_runs/pr_1")), 403, stack)
@@ -259,16 +258,14 @@ def test_a_rotation_keeps_the_old_secret_for_its_overlap_then_only_the_new_one(s
 
     # During the overlap, both secrets verify (a fresh container reads the rotated value)
     new = admin.rotate_secret(TENANT_ID, overlap_s=3600)
-    signature_verifier.reset()
-    parameters.clear_caches()
+    reset_functions()
     for n, secret in enumerate((old, new)):
         path = f"/parser_runs/pr_rot_{n}"
         assert invoke(signed_as(stack.tenant, "DELETE", path, api_key_id=API_KEY_ID, secret=secret)).status == 200
 
     # Once it is over, the old one is refused and the new one still verifies
     newest = admin.rotate_secret(TENANT_ID, overlap_s=3600, now=int(time.time()) - 3601)
-    signature_verifier.reset()
-    parameters.clear_caches()
+    reset_functions()
     for secret, status in ((new, 401), (newest, 200)):
         answer = invoke(
             signed_as(stack.tenant, "DELETE", "/parser_runs/pr_rot_2", api_key_id=API_KEY_ID, secret=secret)
@@ -377,7 +374,7 @@ def test_a_failure_is_not_remembered_so_a_retry_runs_again(stack: InProcessStack
 
 def test_a_registry_outage_is_a_503_with_retry_after_never_an_unauthenticated_pass(stack: InProcessStack) -> None:
     stack.set_env(TENANTS_TABLE_NAME="no-such-table")
-    reset_tenancy()
+    reset_functions()
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_1"))
     assert answer.status == 503 and answer.headers["retry-after"]
     assert stack.extend.requests == []
@@ -385,7 +382,7 @@ def test_a_registry_outage_is_a_503_with_retry_after_never_an_unauthenticated_pa
 
 def test_an_unreachable_replay_table_is_a_503_and_nothing_runs(stack: InProcessStack) -> None:
     stack.set_env(IDEMPOTENCY_TABLE_NAME="no-such-table")
-    reset_tenancy()
+    reset_functions()
     stack.extend.seed(["pr_kept"], workspace_id=WS)
     answer = invoke(rest_event("DELETE", "/parser_runs/pr_kept"))
     assert answer.status == 503 and answer.headers["retry-after"]
@@ -549,7 +546,7 @@ def test_a_message_for_an_unknown_or_disabled_tenant_is_dead_lettered_with_that_
 
 def test_a_registry_outage_on_the_queue_path_retries_the_message(stack: InProcessStack) -> None:
     stack.set_env(TENANTS_TABLE_NAME="no-such-table")
-    reset_tenancy()
+    reset_functions()
     result = consume(stack, {"parserRunId": "pr_wait", "tenantId": TENANT_ID})
     assert len(result["batchItemFailures"]) == 1
     assert stack.dead_letters() == [] and stack.extend.requests == []

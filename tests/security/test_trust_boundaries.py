@@ -17,11 +17,12 @@ from devstack.extend_emulator import Fault
 from opscli.tenants import AddedTenant, SecretProtection, TenantAdmin
 from parser_run_deleter.adapters.ledger_table import LedgerTable
 from parser_run_deleter.entrypoints import queue_function
-from parser_run_deleter.logic.ledger import Ledger, request_id_for_message
-from parser_run_deleter.shared.settings import ConfigurationError, load_settings
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import request_id_for_message
+from parser_run_deleter.shared.settings import ConfigurationError, load_extend_settings
 from tests.support.api import API_KEY_ID, TENANT_ID, invoke, queued_messages, rest_event, signature_headers
 from tests.support.queue_delivery import delivered
-from tests.support.stacks import Emitted, InProcessStack
+from tests.support.stacks import Emitted, InProcessStack, reset_functions
 
 WS = "ws_test"
 METADATA_API = "2026-02-09"
@@ -200,8 +201,9 @@ def test_without_its_queue_configured_the_function_acts_on_no_record(stack: InPr
     stack.extend.seed(["pr_unchecked"], workspace_id=WS)
     event = delivered(stack, sqs_event(sqs_record(json.dumps({"parserRunId": "pr_unchecked"}), message_id="m-u")))
     stack.set_env(DELETION_QUEUE_URL=None)
-    response = queue_function.lambda_handler(event, stack.context())
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m-u"}]}
+    # A function that cannot check where its records came from does not start: the batch returns, unread
+    with pytest.raises(ConfigurationError, match="DELETION_QUEUE_URL"):
+        queue_function.lambda_handler(event, stack.context())
     assert stack.extend.requests == []
 
 
@@ -368,7 +370,6 @@ def test_a_run_refused_by_ownership_leaves_the_same_receipt_as_a_missing_one(
 
 def test_a_metadata_tenant_with_a_workspace_names_it_on_its_read_and_its_delete(stack: InProcessStack) -> None:
     # Given an organization-scoped key (every call must name a workspace) and a metadata tenant in ws_meta
-    from parser_run_deleter.logic import tenants
     from tests.security.test_tenants import use_org_key
 
     use_org_key(stack)
@@ -376,7 +377,7 @@ def test_a_metadata_tenant_with_a_workspace_names_it_on_its_read_and_its_delete(
     tenant = stack.register_tenant(
         "meta", ownership="metadata", metadata_key="tenant", workspace_id="ws_meta", api_key_ids=("m1e2t3a4x5",)
     )
-    tenants.reset()
+    reset_functions()
     stack.extend.seed(["pr_meta"], workspace_id="ws_meta", metadata={"tenant": "meta"})
 
     # When it deletes its run
@@ -426,4 +427,4 @@ def test_only_extends_own_404_with_its_request_id_is_not_found(stack: InProcessS
 )
 def test_a_base_url_with_a_path_is_refused_at_start_up(url: str) -> None:
     with pytest.raises(ConfigurationError, match="without a path"):
-        load_settings({"EXTEND_API_KEY_SECRET_ID": "x", "EXTEND_API_BASE_URL": url})
+        load_extend_settings({"EXTEND_API_KEY_SECRET_ID": "x", "EXTEND_API_BASE_URL": url})

@@ -3,8 +3,9 @@ operations.
 
 Every request is forwarded unchanged, except that an operation with a planned fault (``X-Amz-Target``, e.g.
 ``DynamoDB_20120810.TransactWriteItems``) is answered by the proxy itself, as the service answers: a throttling
-400 (which botocore retries) or a 500. boto3 is not mocked: the code under test reaches the proxy through
-``AWS_ENDPOINT_URL``.
+400 (which botocore retries) or a 500. A lost answer is a request that moto carries out and whose answer the proxy
+replaces with a 500, as a read timeout would leave it: botocore retries a call that has already landed. boto3 is
+not mocked: the code under test reaches the proxy through ``AWS_ENDPOINT_URL``.
 """
 
 from __future__ import annotations
@@ -27,19 +28,26 @@ THROTTLED = (
 UNAVAILABLE = (500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "Internal server error")
 
 
-def forward(handler: BaseHTTPRequestHandler, upstream: tuple[str, int], body: bytes) -> None:
-    """Send ``handler``'s request, with ``body``, to moto at ``upstream``, and its answer back to the client."""
+def send_upstream(
+    handler: BaseHTTPRequestHandler, upstream: tuple[str, int], body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Send ``handler``'s request, with ``body``, to moto at ``upstream``: its answer's status, headers and body."""
     headers = {name: value for name, value in handler.headers.items() if name.lower() != "content-length"}
     headers["Content-Length"] = str(len(body))
     connection = http.client.HTTPConnection(*upstream, timeout=30)
     try:
         connection.request(handler.command, handler.path, body=body, headers=headers)
         response = connection.getresponse()
-        data = response.read()
+        return response.status, response.getheaders(), response.read()
     finally:
         connection.close()
-    handler.send_response(response.status)
-    for name, value in response.getheaders():
+
+
+def forward(handler: BaseHTTPRequestHandler, upstream: tuple[str, int], body: bytes) -> None:
+    """Send ``handler``'s request, with ``body``, to moto at ``upstream``, and its answer back to the client."""
+    status, headers, data = send_upstream(handler, upstream, body)
+    handler.send_response(status)
+    for name, value in headers:
         if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
             handler.send_header(name, value)
     handler.send_header("Content-Length", str(len(data)))
@@ -70,6 +78,7 @@ class _Plan:
     message: str
     remaining: int | None  # None: every time
     skip: int = 0  # calls let through before the first fault
+    carried_out: bool = False  # the request reaches moto first: only its answer is lost
 
 
 class AwsFaultProxy:
@@ -106,6 +115,8 @@ class AwsFaultProxy:
                 if stall_s:
                     time.sleep(stall_s)
                 if fault is not None:
+                    if fault.carried_out:
+                        send_upstream(self, proxy._upstream, body)
                     self._answer(fault.status, {"__type": fault.error_type, "message": fault.message})
                     return
                 self._forward(body)
@@ -147,6 +158,12 @@ class AwsFaultProxy:
         of it have gone through."""
         with self._lock:
             self._plans[operation] = _Plan(*fault, remaining=times, skip=after)
+
+    def lose_answers(self, operation: str, times: int = 1, *, after: int = 0) -> None:
+        """Carry out the next ``times`` calls of ``operation`` (once ``after`` have gone through), and answer each
+        with a retryable 500 instead of moto's answer."""
+        with self._lock:
+            self._plans[operation] = _Plan(*UNAVAILABLE, remaining=times, skip=after, carried_out=True)
 
     def stall(self, operation: str, seconds: float) -> None:
         """Hold every call of ``operation`` for ``seconds`` before answering it (until ``heal``)."""

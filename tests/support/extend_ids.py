@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from parser_run_deleter.adapters.extend_client import ExtendClient
 from parser_run_deleter.adapters.extend_credentials import ExtendCredentials
 from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
-from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.settings import ExtendSettings
 
 VALID_ALPHABET = string.ascii_letters + string.digits + "_-"
 # What must never reach a request path from an id: separators, traversal, escapes, query, fragment.
@@ -40,7 +40,7 @@ class StaticCredentials:
 
 
 def client_for(base_url: str, version: str = "2025-04-21", key: str = "unused") -> ExtendClient:
-    settings_ = Settings(
+    settings_ = ExtendSettings(
         extend_api_key_secret_id="unused",
         extend_api_base_url=base_url,
         extend_api_version=version,

@@ -23,9 +23,8 @@ from devstack.logs import metric_totals
 from devstack.moto_stack import QueuePair, aws_client, rotate_secret
 from devstack.template import DEFAULT_TEMPLATE, TableSpec, Template
 from opscli.tenants import AddedTenant, TenantAdmin
-from parser_run_deleter.adapters import dynamodb, idempotency_store, wiring
 from parser_run_deleter.adapters.tenant_table import TenantTable
-from parser_run_deleter.logic import callbacks, ledger, replay_guard, signature_verifier, tenants
+from parser_run_deleter.entrypoints import api_function, callback_function, queue_function
 from tests.support.secret_guard import SECRET_VALUES, new_api_key, register_secret
 
 
@@ -55,18 +54,11 @@ def _table_specs() -> dict[str, TableSpec]:
     return Template.load(DEFAULT_TEMPLATE, {"ExtendApiKeySecretArn": "placeholder"}).tables()
 
 
-def reset_tenancy() -> None:
-    """Forget every cached tenant, signing secret reader, replay store and DynamoDB client."""
-    for reset in (
-        tenants.reset,
-        dynamodb.reset,
-        signature_verifier.reset,
-        idempotency_store.reset,
-        replay_guard.reset,
-        ledger.reset,
-        callbacks.reset,
-    ):
-        reset()
+def reset_functions() -> None:
+    """What a new container of each function starts with: nothing built, nothing cached (tenants, secrets, clients,
+    replay stores); the next invocation builds its services from the environment as it is then."""
+    for function in (api_function, queue_function, callback_function):
+        function.root.reset()
 
 
 @dataclass
@@ -145,12 +137,12 @@ class InProcessStack:
         """The handler's AWS calls go to ``url`` (a fault proxy in front of moto) for the block, then to moto again;
         the tenancy caches, which hold clients, are rebuilt at each switch."""
         self.set_env(AWS_ENDPOINT_URL=url)
-        reset_tenancy()
+        reset_functions()
         try:
             yield
         finally:
             self.set_env(AWS_ENDPOINT_URL=self.endpoint)
-            reset_tenancy()
+            reset_functions()
 
     def set_env(self, **variables: str | None) -> None:
         for name, value in variables.items():
@@ -158,7 +150,7 @@ class InProcessStack:
                 self.monkeypatch.delenv(name, raising=False)
             else:
                 self.monkeypatch.setenv(name, value)
-        wiring.reset()
+        reset_functions()
 
     def sqs(self) -> Any:
         return aws_client("sqs", self.endpoint)

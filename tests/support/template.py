@@ -1,4 +1,5 @@
-"""The template as written, as SAM expands it, and the artifacts `sam build` leaves behind, for the tests.
+"""The template as written, as SAM expands it, and the artifacts `sam build` leaves behind, for the tests; and the
+look-ups the tests of the template share (its functions and queues, a role's grants, an event source mapping).
 
 The expansion and the build come from `make infra`, which runs in the tools venv (.tools/sam) before pytest in
 `make test`. Without them a test is skipped with the command to run, except in CI (CI=true), where a missing or
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,86 @@ def load_built() -> BuiltArtifacts:
         if stale:
             missing_artifact(f"the build of {name} is stale ({', '.join(stale[:3])}...): run `make build`")
     return artifacts
+
+
+# ---------------------------------------------------------------- look-ups the tests of the template share
+
+QUEUE_FUNCTION = "QueueFunction"
+API_FUNCTION = "ApiFunction"
+CALLBACK_FUNCTION = "CallbackFunction"
+FUNCTIONS = [QUEUE_FUNCTION, API_FUNCTION, CALLBACK_FUNCTION]
+ALL_QUEUES = ["DeletionQueue", "DeadLetterQueue", "CallbackQueue", "CallbackDeadLetterQueue"]
+# The operator role's ARN: the role the stack creates, or the one the deployer names.
+OPERATOR = {"Fn::If": ["CreateOperatorRole", {"Fn::GetAtt": ["OperatorRole", "Arn"]}, {"Ref": "OperatorRoleArn"}]}
+
+
+def statements(cfn: Cfn, role_name: str) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """Every statement granted to a role (its inline policies and the policy resources attached to it), with the
+    condition it depends on (Fn::If branches)."""
+    documents = [policy["PolicyDocument"] for policy in cfn.props(role_name).get("Policies", [])]
+    documents += [
+        policy["Properties"]["PolicyDocument"]
+        for policy in [*cfn.of_type("AWS::IAM::Policy").values(), *cfn.of_type("AWS::IAM::ManagedPolicy").values()]
+        if {"Ref": role_name} in attached_roles(policy["Properties"].get("Roles", []))
+    ]
+    for document in documents:
+        for statement in document["Statement"]:
+            condition = None
+            if "Fn::If" in statement:
+                condition, statement, otherwise = statement["Fn::If"]
+                assert otherwise == {"Ref": "AWS::NoValue"}
+            yield statement, condition
+
+
+def attached_roles(roles: Any) -> list[Any]:
+    """A policy's ``Roles``, through the ``Fn::If`` that attaches the operator policy only to a role it created."""
+    if isinstance(roles, dict) and "Fn::If" in roles:
+        return [role for branch in roles["Fn::If"][1:] if isinstance(branch, list) for role in branch]
+    return list(roles)
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def sub_target(resource: Any) -> Any:
+    """What a SAM policy template's ``Fn::Sub [pattern, {name: value}]`` resource points at."""
+    if isinstance(resource, dict) and "Fn::Sub" in resource and isinstance(resource["Fn::Sub"], list):
+        _, variables = resource["Fn::Sub"]
+        [value] = variables.values()
+        return value
+    return resource
+
+
+def grants(cfn: Cfn, role_name: str) -> dict[str, list[tuple[Any, str | None]]]:
+    """action -> [(what the resource points at, condition)] for one role."""
+    found: dict[str, list[tuple[Any, str | None]]] = {}
+    for statement, condition in statements(cfn, role_name):
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            for resource in as_list(statement["Resource"]):
+                found.setdefault(action, []).append((sub_target(resource), condition))
+    return found
+
+
+def env(cfn: Cfn, function: str) -> dict[str, Any]:
+    return cfn.props(function)["Environment"]["Variables"]
+
+
+def event_source_mapping(cfn: Cfn, queue: str) -> dict[str, Any]:
+    """The properties of the event source mapping polling ``queue``: there are exactly two, the deletion queue's
+    and the callback queue's."""
+    mappings = {
+        cfn.ref_target(mapping["Properties"]["EventSourceArn"]): mapping["Properties"]
+        for mapping in cfn.of_type("AWS::Lambda::EventSourceMapping").values()
+    }
+    assert len(mappings) == len(cfn.of_type("AWS::Lambda::EventSourceMapping")), "one mapping per queue"
+    assert set(mappings) == {"DeletionQueue", "CallbackQueue"}, "exactly the deletion and callback queues' mappings"
+    return mappings[queue]
+
+
+def api_operations(cfn: Cfn) -> dict[tuple[str, str], dict[str, Any]]:
+    body = cfn.props("DeletionApi")["Body"]
+    return {
+        (path, method): operation for path, methods in body["paths"].items() for method, operation in methods.items()
+    }

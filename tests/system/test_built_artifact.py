@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from devstack.moto_stack import aws_client
-from parser_run_deleter.logic.ledger import request_id_for_message
+from parser_run_deleter.logic.ledger_records import request_id_for_message
 from tests.support.queue_delivery import delivered
 from tests.support.secret_guard import SECRET_VALUES
 from tests.support.stacks import InProcessStack

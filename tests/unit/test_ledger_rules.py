@@ -7,13 +7,12 @@ import time
 import pytest
 
 from parser_run_deleter.adapters.ledger_table import legacy_settled_marker, settled_marker
-from parser_run_deleter.logic.ledger import (
+from parser_run_deleter.logic.ledger_records import (
     EXPIRED_REASON,
     QUEUE_RETENTION_S,
     RequestRecord,
     RequestStatus,
     RequestTrigger,
-    RunOutcome,
     RunRecord,
     may_follow,
     new_request_id,
@@ -22,11 +21,12 @@ from parser_run_deleter.logic.ledger import (
     request_status,
     shown_run,
 )
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.shared.parser_run_ids import is_request_id
 from parser_run_deleter.shared.timestamps import iso
 
-Q, D, N, F, DL, R = (RunOutcome.QUEUED, RunOutcome.DELETED, RunOutcome.NOT_FOUND, RunOutcome.FAILED,
-                     RunOutcome.DEAD_LETTERED, RunOutcome.REJECTED)  # fmt: skip
+Q, D, N, F, DL, R = (Outcome.QUEUED, Outcome.DELETED, Outcome.NOT_FOUND, Outcome.FAILED,
+                     Outcome.DEAD_LETTERED, Outcome.REJECTED)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -51,10 +51,10 @@ def test_a_requests_status_follows_from_its_counts(
 
 def test_final_outcomes_are_final_but_a_dead_letter_can_be_redriven_and_not_found_proved_deleted() -> None:
     for final in (D, F, R):
-        assert not any(may_follow(final, after) for after in RunOutcome)
+        assert not any(may_follow(final, after) for after in Outcome)
     # A 404 met by one delivery, and Extend's 200 to a racing one: the run was this service's to delete.
-    assert [after for after in RunOutcome if may_follow(N, after)] == [D]
-    assert all(may_follow(None, after) for after in RunOutcome) and all(may_follow(Q, after) for after in RunOutcome)
+    assert [after for after in Outcome if may_follow(N, after)] == [D]
+    assert all(may_follow(None, after) for after in Outcome) and all(may_follow(Q, after) for after in Outcome)
     assert may_follow(DL, Q) and may_follow(DL, D) and may_follow(DL, N) and not may_follow(DL, R)
 
 

@@ -73,18 +73,24 @@ def test_the_tolerance_is_five_minutes_inclusive() -> None:
         parse_headers(_headers(), now=699)
 
 
-def test_a_mismatch_rereads_the_secret_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a verifier whose secret store counts reads, and a clock we move by hand
-    reads: list[bool] = []
+class CountingSecrets:
+    """A ``SecretSource`` that counts the reads that pass its cache (``force_fetch``)."""
 
-    def fetch(secret_id: str, *, max_age_s: int, force_fetch: bool = False) -> str:
-        reads.append(force_fetch)
+    def __init__(self) -> None:
+        self.reads: list[bool] = []
+
+    def secret_string(self, secret_id: str, *, force_fetch: bool = False) -> str:
+        self.reads.append(force_fetch)
         return SECRET
 
-    monkeypatch.setattr(signature_verifier, "fetch_secret_string", fetch)
+
+def test_a_mismatch_rereads_the_secret_at_most_once_per_interval() -> None:
+    # Given a verifier whose secret store counts reads, and a clock we move by hand
+    secrets = CountingSecrets()
+    reads = secrets.reads
     now = [1000.0]
     verifier = signature_verifier.WebhookVerifier(
-        "signing-secret", max_age_s=300, refresh_interval_s=30, monotonic=lambda: now[0]
+        "signing-secret", secrets, refresh_interval_s=30, monotonic=lambda: now[0]
     )
     forged = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,AAAA"}
 

@@ -17,11 +17,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
+
+from parser_run_deleter.logic.ports import CallbackRefused, DeliveryAnswer
+
+__all__ = ["CallbackRefused", "DeliveryAnswer", "HttpCallbackTransport", "checked_target", "post"]
 
 # Resolve a host and port to addresses, as socket.getaddrinfo does (injectable: tests name what a host resolves to).
 Resolver = Callable[[str, int], Sequence[str]]
@@ -30,20 +33,6 @@ USER_AGENT: Final = "extend-parser-run-deleter-callbacks"
 CONNECT_TIMEOUT_S: Final = 2.0
 # Never a callback's target, public or not: the instance metadata services (AWS's, in IPv4 and IPv6).
 _METADATA_ADDRESSES: Final = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
-
-
-class CallbackRefused(ValueError):
-    """The URL may not be called (its scheme, or an address it resolves to); the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryAnswer:
-    status: int | None
-    error: str | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -144,3 +133,16 @@ def _cut(connection: HTTPConnection) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             return  # closed already
+
+
+class HttpCallbackTransport:
+    """``logic.ports.CallbackTransport``: ``post`` to checked addresses only (``allow_loopback`` for local use)."""
+
+    def __init__(self, *, allow_loopback: bool = False, resolver: Resolver = resolve) -> None:
+        self._allow_loopback = allow_loopback
+        self._resolver = resolver
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float) -> DeliveryAnswer:
+        return post(
+            url, body, headers, timeout_s=timeout_s, allow_loopback=self._allow_loopback, resolver=self._resolver
+        )

@@ -15,83 +15,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import urllib3
 
 from parser_run_deleter.adapters.extend_credentials import ExtendCredentials
+from parser_run_deleter.logic.extend_results import MIN_ATTEMPT_S, DeleteResult, ReadOutcome, ReadResult
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.shared.parser_run_ids import validate_parser_run_id
 from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
-from parser_run_deleter.shared.settings import Settings
+from parser_run_deleter.shared.settings import ExtendSettings
 from parser_run_deleter.shared.time_budget import Deadline
 
 USER_AGENT: Final = "extend-parser-run-deleter/0.1.0 (aws-lambda; +urllib3)"
-# An attempt that cannot get this long is not worth starting: it would only time out.
-MIN_ATTEMPT_S: Final = 0.25
 MAX_RETRY_AFTER_S: Final = 60.0
-
-# One pool per container: keep-alive connections to Extend survive across warm invocations.
-HTTP_POOL: Final = urllib3.PoolManager(num_pools=2, maxsize=32, block=False, retries=False)
 
 _jitter = random.SystemRandom()
 
 
-def reset() -> None:
-    """Close every keep-alive connection (after a SnapStart restore they are dead sockets)."""
-    HTTP_POOL.clear()
-
-
-class DeleteOutcome(StrEnum):
-    DELETED = "deleted"
-    NOT_FOUND = "not_found"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteResult:
-    parser_run_id: str
-    outcome: DeleteOutcome
-    attempts: int
-    status_code: int | None = None
-    retryable: bool = False
-    extend_request_id: str | None = None
-    error_code: str | None = None
-    reason: str | None = None
-    throttled_responses: int = 0
-    # Not found because the run is not the caller's (its ownership policy refused it): set by the ownership check,
-    # never by the client. The caller is told "not found", exactly as for a missing run.
-    not_owned: bool = False
-    # An earlier attempt of this call was sent but got no answer: a later "not found" may be its doing.
-    answer_lost_before: bool = False
-
-    @property
-    def retries(self) -> int:
-        return max(0, self.attempts - 1)
-
-
-class ReadOutcome(StrEnum):
-    FOUND = "found"
-    NOT_FOUND = "not_found"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class ReadResult:
-    """A read of one run: found (with its custom ``metadata``, if any), not found, or failed."""
-
-    parser_run_id: str
-    outcome: ReadOutcome
-    attempts: int
-    metadata: dict[str, Any] | None = None
-    status_code: int | None = None
-    retryable: bool = False
-    extend_request_id: str | None = None
-    error_code: str | None = None
-    reason: str | None = None
-    throttled_responses: int = 0
-    answer_lost_before: bool = False  # meaningless for a read; kept so both results take the same fields
+def new_pool() -> urllib3.PoolManager:
+    """One pool per container (the composition root's): keep-alive connections to Extend survive across warm
+    invocations."""
+    return urllib3.PoolManager(num_pools=2, maxsize=32, block=False, retries=False)
 
 
 class CredentialsProvider(Protocol):
@@ -132,12 +78,12 @@ class _Answer:
         it was made (not a refused or unreachable connection, and not a 5xx, whose answer says it was not done)."""
         return self.status is None and self.transport_error not in _NOT_SENT_ERRORS
 
-    def outcome(self) -> DeleteOutcome:
+    def outcome(self) -> Outcome:
         if self.status is not None and 200 <= self.status < 300:
-            return DeleteOutcome.DELETED
+            return Outcome.DELETED
         if self.is_extends_not_found():
-            return DeleteOutcome.NOT_FOUND
-        return DeleteOutcome.FAILED
+            return Outcome.NOT_FOUND
+        return Outcome.FAILED
 
     def is_extends_not_found(self) -> bool:
         """A 404 that demonstrably comes from Extend for this resource: Extend's request id, with its error code
@@ -218,16 +164,16 @@ class _Exchange:
     def succeeded(self) -> bool:
         return self.answer is not None and self.answer.status is not None and 200 <= self.answer.status < 300
 
-    def outcome(self) -> DeleteOutcome:
+    def outcome(self) -> Outcome:
         if self.reason is None and self.answer is not None:
             return self.answer.outcome()
-        return DeleteOutcome.FAILED
+        return Outcome.FAILED
 
     def fields(self) -> dict[str, Any]:
         """What a result reports of the exchange. What Extend (or a proxy) answered is logged and dead-lettered:
         if it quotes our key, it is redacted."""
         answer = self.answer
-        failed = self.outcome() is DeleteOutcome.FAILED
+        failed = self.outcome() is Outcome.FAILED
         return {
             "attempts": self.attempts,
             "status_code": answer.status if answer else None,
@@ -241,29 +187,38 @@ class _Exchange:
 
 
 _READ_OUTCOMES: Final = {
-    DeleteOutcome.DELETED: ReadOutcome.FOUND,
-    DeleteOutcome.NOT_FOUND: ReadOutcome.NOT_FOUND,
-    DeleteOutcome.FAILED: ReadOutcome.FAILED,
+    Outcome.DELETED: ReadOutcome.FOUND,
+    Outcome.NOT_FOUND: ReadOutcome.NOT_FOUND,
+    Outcome.FAILED: ReadOutcome.FAILED,
 }
 
 
 class ExtendClient:
+    """``logic.ports.ExtendRuns`` over Extend's HTTP API."""
+
     def __init__(
         self,
-        settings: Settings,
+        settings: ExtendSettings,
         credentials: CredentialsProvider,
         rate_limiter: AdaptiveRateLimiter,
         *,
         read_rate_limiter: AdaptiveRateLimiter | None = None,
-        pool: urllib3.PoolManager = HTTP_POOL,
+        pool: urllib3.PoolManager | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
         self._credentials = credentials
         self._rate_limiter = rate_limiter
         self._read_rate_limiter = read_rate_limiter or AdaptiveRateLimiter(rate_limiter.max_rate)
-        self._pool = pool
+        self._pool = pool or new_pool()
         self._sleep = sleep
+
+    def close(self) -> None:
+        """Close every keep-alive connection (after a SnapStart restore they are dead sockets), and clear the rate
+        limiters' schedules: they refer to a clock from before the restore."""
+        self._pool.clear()
+        self._rate_limiter.reset()
+        self._read_rate_limiter.reset()
 
     def url_for(self, parser_run_id: str) -> str:
         """The run's URL. The id is validated and percent-encoded, so it is always exactly one path segment."""
@@ -320,7 +275,7 @@ class ExtendClient:
             attempts += 1
             answer_lost = answer_lost or (answer is not None and answer.request_may_have_arrived)
             answer = self._send(method, url, credentials, workspace_id, deadline)
-            if answer.outcome() is not DeleteOutcome.FAILED:
+            if answer.outcome() is not Outcome.FAILED:
                 rate_limiter.on_success()
                 return finish()
             if answer.status == 429:

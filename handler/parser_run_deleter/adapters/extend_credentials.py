@@ -10,13 +10,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Final
 
-from parser_run_deleter.adapters.secret_store import SecretUnavailable, fetch_secret_string
+from parser_run_deleter.logic.extend_results import CredentialsError
+from parser_run_deleter.logic.ports import SecretSource, SecretUnavailable
 from parser_run_deleter.shared.parser_run_ids import is_valid_workspace_id
 from parser_run_deleter.shared.time_budget import Deadline
 
-
-class CredentialsError(RuntimeError):
-    """The secret could not be read or holds no usable key. Never carries the secret's value."""
+__all__ = ["CredentialsError", "ExtendCredentials", "SecretCredentialsProvider", "parse_secret_value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +73,10 @@ def parse_secret_value(raw: str) -> ExtendCredentials:
     return ExtendCredentials(api_key=_checked_key(text))
 
 
-def load_extend_credentials(secret_id: str, *, max_age_s: int, force_fetch: bool = False) -> ExtendCredentials:
+def load_extend_credentials(secrets: SecretSource, secret_id: str, *, force_fetch: bool = False) -> ExtendCredentials:
     """The credentials in ``secret_id``; a ``CredentialsError`` names the secret, never its value."""
     try:
-        raw = fetch_secret_string(secret_id, max_age_s=max_age_s, force_fetch=force_fetch)
+        raw = secrets.secret_string(secret_id, force_fetch=force_fetch)
     except SecretUnavailable as error:
         raise CredentialsError(str(error)) from None
     try:
@@ -94,7 +93,8 @@ class SecretCredentialsProvider:
     invocation past it. Between reads, the parsed credentials are served from memory without a thread hop.
     """
 
-    def __init__(self, secret_id: str, *, max_age_s: int) -> None:
+    def __init__(self, secrets: SecretSource, secret_id: str, *, max_age_s: int) -> None:
+        self._secrets = secrets
         self._secret_id = secret_id
         self._max_age_s = max_age_s
         self._lock = threading.Lock()
@@ -128,6 +128,6 @@ class SecretCredentialsProvider:
             raise CredentialsError(f"secret {self._secret_id!r} was not read before the deadline") from None
 
     def _load(self, force_fetch: bool) -> ExtendCredentials:
-        credentials = load_extend_credentials(self._secret_id, max_age_s=self._max_age_s, force_fetch=force_fetch)
+        credentials = load_extend_credentials(self._secrets, self._secret_id, force_fetch=force_fetch)
         self._cached = (credentials, time.monotonic())
         return credentials

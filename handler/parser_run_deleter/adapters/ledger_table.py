@@ -7,9 +7,10 @@
   and request id, the reason for a failure);
 - ``TENANT#<id>`` / ``USAGE``: the tenant's outstanding (queued) runs, kept under its cap by conditional writes.
 
-Items go in and out as plain values; what they mean is ``logic.ledger``'s business. A run's outcome and its
-request's counters change in one transaction, so they always agree. Every item expires ``retention_days`` after
-it was written (``expiresAt``, the table's TTL attribute).
+It implements ``logic.ports.LedgerStore``: logic's records go in and come out, and every attribute name is this
+module's. A run's outcome and its request's counters change in idempotent steps (or one transaction), so they
+always end up agreeing. Every item expires ``retention_days`` after it was written (``expiresAt``, the table's TTL
+attribute).
 """
 
 from __future__ import annotations
@@ -18,10 +19,20 @@ import base64
 import contextlib
 import hashlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-from parser_run_deleter.adapters.dynamodb import cancellation_codes, dynamodb_client, from_item, to_item, to_value
+from parser_run_deleter.adapters.dynamodb import cancellation_codes, from_item, to_item, to_value
+from parser_run_deleter.logic.ledger_records import (
+    LedgerUnavailable,
+    OverCap,
+    RequestRecord,
+    RequestTrigger,
+    RunChanged,
+    RunRecord,
+)
+from parser_run_deleter.logic.outcomes import RUN_OUTCOMES, Outcome
 from parser_run_deleter.shared.timestamps import now_iso
 
 if TYPE_CHECKING:
@@ -38,22 +49,6 @@ BATCH_WRITE_LIMIT: Final = 25
 _ADDED_RUN_FIELDS: Final = ("attempts", "redrives")
 
 
-class LedgerUnavailable(RuntimeError):
-    """The ledger could not be read or written. Carries the error's type only: nothing was recorded."""
-
-
-class OverCap(Exception):
-    """Taking the request in would put the tenant over its cap of outstanding runs."""
-
-    def __init__(self, outstanding: int, cap: int, requested: int) -> None:
-        super().__init__(f"{outstanding} runs outstanding, cap {cap}, {requested} more requested")
-        self.outstanding, self.cap, self.requested = outstanding, cap, requested
-
-
-class RunChanged(Exception):
-    """The run was not in the outcome the transition expected (another delivery moved it first)."""
-
-
 def _request_pk(request_id: str) -> str:
     return "REQ#" + request_id
 
@@ -64,6 +59,74 @@ def _tenant_pk(tenant_id: str) -> str:
 
 def counter(outcome: str) -> str:
     return "n_" + outcome
+
+
+# ---------------------------------------------------------------- records <-> items
+
+
+def run_values(run: RunRecord) -> dict[str, Any]:
+    return {
+        "parserRunId": run.parser_run_id,
+        "outcome": run.outcome.value,
+        "attempts": run.attempts,
+        "extendStatus": run.extend_status,
+        "extendRequestId": run.extend_request_id,
+        "reason": run.reason,
+        "completedAt": run.completed_at,
+        "redrives": run.redrives or None,
+    }
+
+
+def run_from_values(values: Mapping[str, Any]) -> RunRecord:
+    status = values.get("extendStatus")
+    return RunRecord(
+        parser_run_id=str(values["parserRunId"]),
+        outcome=Outcome(str(values["outcome"])),
+        attempts=int(values.get("attempts", 0)),
+        extend_status=int(status) if status is not None else None,
+        extend_request_id=values.get("extendRequestId"),
+        reason=values.get("reason"),
+        completed_at=values.get("completedAt"),
+        redrives=int(values.get("redrives", 0)),
+    )
+
+
+def request_values(request: RequestRecord) -> dict[str, Any]:
+    """The request's own fields (its counters included), as its item holds them."""
+    return {
+        "tenantId": request.tenant_id,
+        "trigger": request.trigger.value,
+        "createdAt": request.created_at,
+        "updatedAt": request.updated_at or request.created_at,
+        "audit": dict(request.audit) or None,
+        **{counter(outcome.value): n for outcome, n in request.counts.items() if n},
+    }
+
+
+def request_from_values(values: Mapping[str, Any]) -> RequestRecord:
+    counts = {outcome: int(values.get(counter(outcome.value), 0)) for outcome in RUN_OUTCOMES}
+    return RequestRecord(
+        request_id=str(values["requestId"]),
+        tenant_id=values.get("tenantId"),
+        trigger=RequestTrigger(str(values.get("trigger", RequestTrigger.QUEUE.value))),
+        created_at=str(values["createdAt"]),
+        audit={str(k): str(v) for k, v in (values.get("audit") or {}).items()},
+        counts={outcome: n for outcome, n in counts.items() if n},
+        updated_at=values.get("updatedAt"),
+        completed_at=values.get("completedAt"),
+        callback=_plain(values.get("callback")),
+        transitions=int(values.get("transitions", 0)),
+        completions=int(values.get("completions", 0)),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's numbers come back as Decimal: whole ones as int, so that they serialise as JSON numbers."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
 # Requests recorded since markers have 128 bits say so: a marker of the old kind is looked for only in older ones.
@@ -94,14 +157,20 @@ def _unavailable(what: str, error: Exception) -> LedgerUnavailable:
 
 
 class LedgerTable:
-    def __init__(self, table_name: str, *, retention_days: int, client: DynamoDBClient | None = None) -> None:
+    """``client`` is a DynamoDB client, or a function that makes one when first needed (the composition root's,
+    so that an invocation that never writes never builds it)."""
+
+    def __init__(
+        self, table_name: str, *, retention_days: int, client: DynamoDBClient | Callable[[], DynamoDBClient]
+    ) -> None:
         self.table_name = table_name
         self.retention_s = retention_days * 86_400
         self._client = client
 
     @property
     def client(self) -> DynamoDBClient:
-        return self._client if self._client is not None else dynamodb_client()
+        # A boto3 client is not callable; a function that makes one is.
+        return self._client() if callable(self._client) else self._client
 
     def _expires_at(self) -> int:
         return int(time.time()) + self.retention_s
@@ -145,15 +214,14 @@ class LedgerTable:
 
     # ---------------------------------------------------------------- intake
 
-    def begin(
-        self, request_id: str, tenant_id: str | None, values: Mapping[str, Any], *, reserve: int = 0, cap: int | None
-    ) -> None:
+    def begin(self, request: RequestRecord, *, reserve: int = 0, cap: int | None = None) -> None:
         """Record a request before any of its runs is queued; with ``reserve``, first count that many runs as the
         tenant's outstanding ones, refusing (``OverCap``) to go over ``cap``.
 
         Two single-item writes, not a transaction: every intake of a tenant touches its usage item, and concurrent
         transactions on one item cancel each other. The reservation comes first and is given back if the request
         cannot be recorded; a crash between them leaves a reservation that ``tenants recount`` repairs."""
+        request_id, tenant_id = request.request_id, request.tenant_id
         if cap is not None and reserve > cap:
             raise OverCap(self.outstanding(tenant_id or ""), cap, reserve)
         holder = tenant_id if reserve and tenant_id else None  # whose outstanding runs this request reserves
@@ -167,27 +235,28 @@ class LedgerTable:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item=to_item(self._request_item(request_id, tenant_id, values)),
+                Item=to_item(self._request_item(request_id, tenant_id, request_values(request))),
                 ConditionExpression="attribute_not_exists(pk)",
             )
+        except self.client.exceptions.ConditionalCheckFailedException as error:
+            # The id is new and random: if it is there already, this put is what put it there, on an attempt whose
+            # answer was lost (botocore retried it, and the retry met its own condition).
+            if self.request(request_id) is None:
+                raise _unavailable("record the request", error) from None
         except Exception as error:
             if holder is not None:
                 with contextlib.suppress(Exception):  # best effort: recount repairs what this misses
                     self.client.update_item(**self._usage_update(holder, -reserve))
             raise _unavailable("record the request", error) from None
 
-    def record_intake(
-        self,
-        request_id: str,
-        runs: Sequence[Mapping[str, Any]],
-        counts: Mapping[str, int],
-        *,
-        tenant_id: str | None,
-        released: int = 0,
-    ) -> None:
+    def record_intake(self, request: RequestRecord, runs: Sequence[RunRecord], *, released: int = 0) -> None:
         """The runs a request took in and its counters; ``released`` runs reserved by ``begin`` but not queued go
         back to the tenant."""
-        puts = [{"PutRequest": {"Item": to_item(self._run_item(request_id, run))}} for run in runs]
+        request_id, tenant_id = request.request_id, request.tenant_id
+        counts: dict[str, int] = {}
+        for run in runs:
+            counts[run.outcome.value] = counts.get(run.outcome.value, 0) + 1
+        puts = [{"PutRequest": {"Item": to_item(self._run_item(request_id, run_values(run)))}} for run in runs]
         try:
             for start in range(0, len(puts), BATCH_WRITE_LIMIT):
                 self._batch_write(puts[start : start + BATCH_WRITE_LIMIT])
@@ -220,21 +289,35 @@ class LedgerTable:
             time.sleep(min(0.05 * 2**attempt, 0.8))  # DynamoDB throttled part of the batch: back off, then resend
         raise LedgerUnavailable("cannot record the request's runs: writes still unprocessed after retries")
 
-    def record_single(
-        self, request_id: str, tenant_id: str | None, values: Mapping[str, Any], run: Mapping[str, Any]
-    ) -> None:
-        """A request of one run whose outcome is known (the synchronous path): its run, then the request."""
-        # The run first: a request is never shown without its run. A crash between the two leaves a run no request
-        # names (it expires with its TTL), and the caller unanswered.
-        request = self._request_item(request_id, tenant_id, values)
-        if run["outcome"] != "queued":
-            request["settled"] = {settled_marker(str(run["parserRunId"]))}
+    def record_single(self, request: RequestRecord, run: RunRecord, *, callback: Mapping[str, Any] | None) -> None:
+        """A request of one run whose outcome is known (the synchronous path): the run and its request, completed
+        when the run settled (with its callback's state), in one transaction: one round trip, and a request is never
+        shown without its run."""
+        request_id = request.request_id
+        item = self._request_item(request_id, request.tenant_id, request_values(request))
+        if run.outcome is not Outcome.QUEUED:
+            item["settled"] = {settled_marker(run.parser_run_id)}
+        if request.completed_at is not None:
+            item |= {"completedAt": request.completed_at, "completions": request.completions}
+        if callback is not None:
+            item["callback"] = dict(callback)
+        writes: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table_name, "Item": to_item(self._run_item(request_id, run_values(run)))}},
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": to_item(item),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
         try:
-            self.client.put_item(TableName=self.table_name, Item=to_item(self._run_item(request_id, run)))
-            self.client.put_item(
-                TableName=self.table_name, Item=to_item(request), ConditionExpression="attribute_not_exists(pk)"
-            )
+            self._transact(writes)
         except Exception as error:
+            # The request's id is new and random: if it is there already, this write is what put it there, on an
+            # attempt whose answer was lost (botocore retried it, and the retry met its own condition).
+            if cancellation_codes(error)[1:] == ["ConditionalCheckFailed"] and self.request(request_id) is not None:
+                return
             raise _unavailable("record the deletion", error) from None
 
     # ---------------------------------------------------------------- outcomes
@@ -242,20 +325,19 @@ class LedgerTable:
     def transition(
         self,
         request_id: str,
-        run: Mapping[str, Any],
-        before: str | None,
+        run: RunRecord,
+        before: Outcome | None,
         *,
         tenant_id: str | None,
         outstanding_delta: int,
-        request_values: Mapping[str, Any] | None = None,
+        create: RequestRecord | None = None,
     ) -> None:
-        """Move a run from ``before`` (None: not recorded yet) to ``run["outcome"]``, with its request's counters
-        and the tenant's outstanding count, in one transaction. ``RunChanged`` when the run was not in ``before``.
-        ``request_values`` records the request too, field by field, where it is not recorded yet."""
-        after = str(run["outcome"])
+        """Move a run from ``before`` (None: not recorded yet) to its outcome, with its request's counters and the
+        tenant's outstanding count, in one transaction. ``RunChanged`` when the run was not in ``before``.
+        ``create`` records the request too, field by field, where it is not recorded yet."""
         writes = [
-            {"Update": self._run_update(request_id, run, before)},
-            {"Update": self._counters_update(request_id, before, after, request_values, str(run["parserRunId"]))},
+            {"Update": self._run_update(request_id, run_values(run), _value(before))},
+            {"Update": self._counters_update(request_id, before, run.outcome, create, run.parser_run_id)},
         ]
         if outstanding_delta and tenant_id:
             writes.append({"Update": self._usage_update(tenant_id, outstanding_delta)})
@@ -263,51 +345,53 @@ class LedgerTable:
             self._transact(writes)
         except Exception as error:
             if cancellation_codes(error)[:1] == ["ConditionalCheckFailed"]:
-                raise RunChanged(f"the run is no longer {before or 'unrecorded'}") from None
+                raise RunChanged(f"the run is no longer {_value(before) or 'unrecorded'}") from None
             raise _unavailable("record the outcome", error) from None
 
     def settle(
         self,
         request_id: str,
-        run: Mapping[str, Any],
-        before: str | None,
+        run: RunRecord,
+        before: Outcome | None,
         *,
         tenant_id: str | None,
         outstanding_delta: int,
-        request_values: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
-        """Move a run from ``before`` (QUEUED, or None: not recorded yet) to ``run["outcome"]``, then count it in its
+        create: RequestRecord | None = None,
+    ) -> RequestRecord | None:
+        """Move a run from ``before`` (QUEUED, or None: not recorded yet) to its outcome, then count it in its
         request and the tenant's outstanding runs: three writes, no transaction (one item each, so each is atomic,
         and cheap). ``RunChanged`` when the run was not in ``before``. The request as counted, or None when it had
         been counted already. A crash between the writes is repaired by ``count`` on the message's redelivery."""
         try:
-            self.client.update_item(**self._run_update(request_id, run, before))
+            self.client.update_item(**self._run_update(request_id, run_values(run), _value(before)))
         except self.client.exceptions.ConditionalCheckFailedException:
-            raise RunChanged(f"the run is no longer {before or 'unrecorded'}") from None
+            raise RunChanged(f"the run is no longer {_value(before) or 'unrecorded'}") from None
         except Exception as error:
             raise _unavailable("record the outcome", error) from None
         return self.count(
             request_id,
-            run,
+            run.parser_run_id,
+            run.outcome,
             before,
             tenant_id=tenant_id,
             outstanding_delta=outstanding_delta,
-            request_values=request_values,
+            create=create,
         )
 
     def count(
         self,
         request_id: str,
-        run: Mapping[str, Any],
-        before: str | None,
+        parser_run_id: str,
+        outcome: Outcome,
+        before: Outcome | None,
         *,
         tenant_id: str | None,
         outstanding_delta: int,
-        request_values: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any] | None:
+        create: RequestRecord | None = None,
+    ) -> RequestRecord | None:
         """Count a run's move in its request's counters (once: see ``_counters_update``), then in the tenant's
         outstanding runs; the request as counted, or None when it had been counted already."""
-        update = self._counters_update(request_id, before, str(run["outcome"]), request_values, str(run["parserRunId"]))
+        update = self._counters_update(request_id, before, outcome, create, parser_run_id)
         update["ReturnValues"] = "ALL_NEW"
         try:
             counted = self.client.update_item(**update).get("Attributes", {})
@@ -320,7 +404,66 @@ class LedgerTable:
                 self.client.update_item(**self._usage_update(tenant_id, outstanding_delta))
             except Exception as error:  # counted, but not released: `extend-deleter tenants recount` repairs it
                 raise _unavailable("update the tenant's outstanding runs", error) from None
-        return from_item(counted)
+        return request_from_values(from_item(counted))
+
+    def update_run(self, request_id: str, run: RunRecord, before: Outcome | None) -> None:
+        """Move a run from ``before`` to its outcome, alone: its counts follow with its batch's (``count_runs``).
+        ``RunChanged`` when the run was not in ``before``."""
+        try:
+            self.client.update_item(**self._run_update(request_id, run_values(run), _value(before)))
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise RunChanged(f"the run is no longer {_value(before) or 'unrecorded'}") from None
+        except Exception as error:
+            raise _unavailable("record the outcome", error) from None
+
+    def count_runs(self, request_id: str, settled: Sequence[tuple[str, Outcome]]) -> RequestRecord | None:
+        """Count runs that settled from queued, all in one write to their request: its counters move by the whole
+        group, and their markers join its set. The request as counted; None when any of them was counted already
+        (an earlier delivery's), and then nothing changed: the caller counts them one by one."""
+        values: dict[str, Any] = {":now": {"S": now_iso()}, ":n": {"N": str(len(settled))}}
+        names = {"#updatedAt": "updatedAt", "#markerVersion": "markerVersion"}
+        additions = ["transitions :n", f"{counter(Outcome.QUEUED.value)} :minus"]
+        values[":minus"] = {"N": str(-len(settled))}
+        per_outcome: dict[str, int] = {}
+        for _, outcome in settled:
+            per_outcome[outcome.value] = per_outcome.get(outcome.value, 0) + 1
+        for name, n in per_outcome.items():
+            additions.append(f"{counter(name)} :plus_{name}")
+            values[f":plus_{name}"] = {"N": str(n)}
+        markers = [settled_marker(run_id) for run_id, _ in settled]
+        additions.append("settled :marker_set")
+        values[":marker_set"] = {"SS": markers}
+        values[":marker_version"] = {"N": str(MARKER_VERSION)}
+        conditions = []
+        for index, (run_id, _) in enumerate(settled):
+            values[f":m{index}"] = {"S": markers[index]}
+            values[f":l{index}"] = {"S": legacy_settled_marker(run_id)}
+            conditions.append(
+                f"NOT contains(settled, :m{index}) "
+                f"AND (#markerVersion = :marker_version OR NOT contains(settled, :l{index}))"
+            )
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                UpdateExpression="SET #updatedAt = :now ADD " + ", ".join(additions),
+                ConditionExpression=" AND ".join(f"({condition})" for condition in conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return None
+        except Exception as error:
+            raise _unavailable("count the outcomes", error) from None
+        return request_from_values(from_item(response.get("Attributes", {})))
+
+    def add_outstanding(self, tenant_id: str, delta: int) -> None:
+        """Change the tenant's count of outstanding runs by ``delta``, once for a whole batch."""
+        try:
+            self.client.update_item(**self._usage_update(tenant_id, delta))
+        except Exception as error:  # counted, but not released: `extend-deleter tenants recount` repairs it
+            raise _unavailable("update the tenant's outstanding runs", error) from None
 
     def _run_update(self, request_id: str, run: Mapping[str, Any], before: str | None) -> dict[str, Any]:
         replaced = {name: value for name, value in run.items() if value is not None and name not in _ADDED_RUN_FIELDS}
@@ -348,11 +491,12 @@ class LedgerTable:
     def _counters_update(
         self,
         request_id: str,
-        before: str | None,
-        after: str,
-        request_values: Mapping[str, Any] | None,
+        before_outcome: Outcome | None,
+        after_outcome: Outcome,
+        create: RequestRecord | None,
         run_id: str | None = None,
     ) -> dict[str, Any]:
+        before, after = _value(before_outcome), after_outcome.value
         values: dict[str, Any] = {":now": {"S": now_iso()}, ":one": {"N": "1"}}
         names: dict[str, str] = {"#updatedAt": "updatedAt"}
         # Every transition counts, a failed attempt too: a request with any is no longer just "accepted".
@@ -364,14 +508,13 @@ class LedgerTable:
                 additions.append(f"{counter(before)} :minus")
                 values[":minus"] = {"N": "-1"}
         assignments = ["#updatedAt = :now"]
-        if request_values is not None and after != "queued":
+        if create is not None and after != "queued":
             # A request recorded on its run's first sight has that one run: settled, the request is complete, in this
             # same write (no completion write needed; it has no tenant to tell).
             names["#completedAt"] = "completedAt"
             assignments.append("#completedAt = if_not_exists(#completedAt, :now)")
-        if request_values is not None:  # recorded on first sight: each field only where it is not there yet
-            tenant_id = request_values.get("tenantId")
-            created = self._request_item(request_id, tenant_id, request_values)
+        if create is not None:  # recorded on first sight: each field only where it is not there yet
+            created = self._request_item(request_id, create.tenant_id, request_values(create))
             for name, value in created.items():
                 if name in ("pk", "sk", "updatedAt") or value is None:
                     continue
@@ -416,7 +559,7 @@ class LedgerTable:
             update["ConditionExpression"] = condition
         return update
 
-    def complete(self, request_id: str, completed_at: str, callback: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    def complete(self, request_id: str, completed_at: str, callback: Mapping[str, Any] | None) -> RequestRecord | None:
         """Mark the request completed if none of its runs is queued and it is not marked yet, in one conditional
         write; the request as it now is, or None when it was not this call that completed it."""
         values: dict[str, Any] = {":at": {"S": completed_at}, ":zero": {"N": "0"}, ":one": {"N": "1"}}
@@ -438,7 +581,7 @@ class LedgerTable:
             return None
         except Exception as error:
             raise _unavailable("complete the request", error) from None
-        return from_item(response.get("Attributes", {}))
+        return request_from_values(from_item(response.get("Attributes", {})))
 
     def set_callback(self, request_id: str, callback: Mapping[str, Any]) -> None:
         """Record the completion callback's delivery state on the request."""
@@ -453,7 +596,7 @@ class LedgerTable:
         except Exception as error:
             raise _unavailable("record the callback", error) from None
 
-    def current_outcome(self, request_id: str, parser_run_id: str) -> str | None:
+    def current_outcome(self, request_id: str, parser_run_id: str) -> Outcome | None:
         try:
             found = self.client.get_item(
                 TableName=self.table_name,
@@ -463,11 +606,11 @@ class LedgerTable:
             ).get("Item")
         except Exception as error:
             raise _unavailable("read the run", error) from None
-        return str(from_item(found)["outcome"]) if found and "outcome" in found else None
+        return Outcome(str(from_item(found)["outcome"])) if found and "outcome" in found else None
 
     # ---------------------------------------------------------------- reading
 
-    def request(self, request_id: str) -> dict[str, Any] | None:
+    def request(self, request_id: str) -> RequestRecord | None:
         try:
             found = self.client.get_item(
                 TableName=self.table_name,
@@ -476,9 +619,9 @@ class LedgerTable:
             ).get("Item")
         except Exception as error:
             raise _unavailable("read the request", error) from None
-        return from_item(found) if found else None
+        return request_from_values(from_item(found)) if found else None
 
-    def runs(self, request_id: str, *, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], bool]:
+    def runs(self, request_id: str, *, limit: int, after: str | None = None) -> tuple[list[RunRecord], bool]:
         """Up to ``limit`` of the request's runs in id order, starting after the run id ``after``; and whether
         there may be more."""
         arguments: dict[str, Any] = {
@@ -494,7 +637,8 @@ class LedgerTable:
             response = self.client.query(**arguments)
         except Exception as error:
             raise _unavailable("read the request's runs", error) from None
-        return [from_item(item) for item in response.get("Items", [])], "LastEvaluatedKey" in response
+        runs = [run_from_values(from_item(item)) for item in response.get("Items", [])]
+        return runs, "LastEvaluatedKey" in response
 
     def outstanding(self, tenant_id: str) -> int:
         try:
@@ -516,7 +660,7 @@ class LedgerTable:
         except Exception as error:
             raise _unavailable("set the tenant's usage", error) from None
 
-    def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[dict[str, Any]]:
+    def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[RequestRecord]:
         """A tenant's requests (None: operators') made at ``since`` or later, oldest first."""
         values: dict[str, Any] = {":tenant": {"S": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION}}
         condition = "gsi1pk = :tenant"
@@ -532,44 +676,19 @@ class LedgerTable:
         try:
             for page in pages:
                 for item in page.get("Items", []):
-                    yield from_item(item)
+                    yield request_from_values(from_item(item))
         except Exception as error:
             raise _unavailable("read the tenant's requests", error) from None
 
-    def all_runs(self, request_id: str) -> Iterator[dict[str, Any]]:
+    def all_runs(self, request_id: str) -> Iterator[RunRecord]:
         after: str | None = None
         while True:
             runs, more = self.runs(request_id, limit=500, after=after)
             yield from runs
             if not more or not runs:
                 return
-            after = str(runs[-1]["parserRunId"])
+            after = runs[-1].parser_run_id
 
-    def update_request(
-        self,
-        request_id: str,
-        assignments: Mapping[str, Any],
-        *,
-        condition: str | None = None,
-        condition_values: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Set fields of a request; False when ``condition`` did not hold (nothing was changed)."""
-        names = {f"#{name}": name for name in assignments}
-        values = {f":{name}": to_value(value) for name, value in assignments.items()}
-        values.update({name: to_value(value) for name, value in (condition_values or {}).items()})
-        arguments: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
-            "UpdateExpression": "SET " + ", ".join(f"#{name} = :{name}" for name in assignments),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        if condition:
-            arguments["ConditionExpression"] = condition
-        try:
-            self.client.update_item(**arguments)
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        except Exception as error:
-            raise _unavailable("update the request", error) from None
-        return True
+
+def _value(outcome: Outcome | None) -> str | None:
+    return outcome.value if outcome is not None else None

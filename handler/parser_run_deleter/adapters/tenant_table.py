@@ -3,16 +3,18 @@
 - ``TENANT#<tenant id>``: the tenant (status, API key ids, ownership policy, limits, ...);
 - ``APIKEY#<API Gateway key id>``: which tenant a key belongs to, so a request's key finds its tenant in one read.
 
-Items go in and out as plain Python values; what they mean is the logic's business (``logic.tenants``). Writes
-that add or remove a key are transactions with conditions, so no key ever belongs to two tenants.
+Items go in and out as plain Python values (``logic.ports.TenantRecords``); what they mean is the logic's business
+(``logic.tenants``). Writes that add or remove a key are transactions with conditions, so no key ever belongs to two
+tenants.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from parser_run_deleter.adapters.dynamodb import dynamodb_client, from_item, to_item
+from parser_run_deleter.adapters.dynamodb import from_item, to_item
+from parser_run_deleter.logic.tenants import RegistryUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -22,7 +24,7 @@ TENANT_PREFIX: Final = "TENANT#"
 API_KEY_PREFIX: Final = "APIKEY#"
 
 
-class TenantTableUnavailable(RuntimeError):
+class TenantTableUnavailable(RegistryUnavailable):
     """The registry could not be read or written. Carries the error's type only."""
 
 
@@ -31,13 +33,16 @@ class TenantConflict(ValueError):
 
 
 class TenantTable:
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    """``client`` is a DynamoDB client, or a function that makes one when first needed."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | Callable[[], DynamoDBClient]) -> None:
         self.table_name = table_name
         self._client = client
 
     @property
     def client(self) -> DynamoDBClient:
-        return self._client if self._client is not None else dynamodb_client()
+        # A boto3 client is not callable; a function that makes one is.
+        return self._client() if callable(self._client) else self._client
 
     def _get(self, pk: str) -> dict[str, Any] | None:
         try:

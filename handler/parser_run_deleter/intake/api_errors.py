@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
 
 from parser_run_deleter.intake.api_audit import current_request
+from parser_run_deleter.intake.api_bodies import InvalidRequestBody
 from parser_run_deleter.intake.api_routes import (
     ROUTES,
     BodyTooLarge,
@@ -22,15 +23,10 @@ from parser_run_deleter.intake.api_routes import (
     UnsupportedMediaType,
     json_response,
 )
-from parser_run_deleter.logic.api_use_cases import (
-    DeletionRequestNotFound,
-    InvalidRequestBody,
-    QueueUnavailable,
-    reject_invalid_id,
-)
+from parser_run_deleter.logic.api_use_cases import DeletionRequestNotFound, QueueUnavailable, reject_invalid_id
 from parser_run_deleter.logic.authentication import AuthenticationUnavailable, Forbidden, NotAuthenticated
-from parser_run_deleter.logic.deletion import Outcome
-from parser_run_deleter.logic.ledger import LedgerUnavailable, OverCap
+from parser_run_deleter.logic.ledger_records import LedgerUnavailable, OverCap
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.logic.replay_guard import ReplayConflict, ReplayInProgress
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId

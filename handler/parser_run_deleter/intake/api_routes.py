@@ -11,30 +11,31 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
-from parser_run_deleter.adapters.wiring import get_dependencies
 from parser_run_deleter.intake.api_audit import caller_identity, current_request
+from parser_run_deleter.intake.api_bodies import InvalidRequestBody, parse_bulk_body
 from parser_run_deleter.logic.api_use_cases import (
+    ApiServices,
     BulkResult,
-    InvalidRequestBody,
     RequestPage,
     delete_now_or_enqueue,
     enqueue_bulk,
-    parse_bulk_body,
     read_deletion_request,
     reject_invalid_id,
 )
-from parser_run_deleter.logic.authentication import authenticate
-from parser_run_deleter.logic.deletion import Outcome
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.logic.ownership import require_supported_policy
-from parser_run_deleter.logic.replay_guard import StoredResponse, serve_once, serve_once_per_key
+from parser_run_deleter.logic.replay_guard import StoredResponse
 from parser_run_deleter.logic.tenants import Tenant
-from parser_run_deleter.shared.settings import ConfigurationError, get_settings
+from parser_run_deleter.shared.settings import ConfigurationError
 from parser_run_deleter.shared.time_budget import Deadline
 
 # 1,000 ids of 255 characters in JSON is about 260 KB; anything much larger is not a request we serve.
@@ -82,6 +83,23 @@ class InvalidQuery(ValueError):
 
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves __init__ unannotated
+# The API function's services, for the request being served (``serving_with``). A context variable, not the
+# resolver's context: the router is shared by two resolvers (REST and HTTP APIs), and reads only the last one's.
+_services: ContextVar[Callable[[], ApiServices]] = ContextVar("api_services")
+
+
+@contextmanager
+def serving_with(services: Callable[[], ApiServices]) -> Iterator[None]:
+    token = _services.set(services)
+    try:
+        yield
+    finally:
+        _services.reset(token)
+
+
+def services() -> ApiServices:
+    """Built on first use: a misconfigured function is a 503 from the error table, not a crash."""
+    return _services.get()()
 
 
 # ---- Authentication: every request, matched route or not, passes here first.
@@ -122,7 +140,7 @@ def _from_stored(stored: StoredResponse) -> Response[Any]:
 def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """No request gets past here without a tenant and that tenant's signature; a replayed one gets the first
     response back without running again."""
-    settings = get_settings()
+    api = services()
     request = current_request()
     event = app.current_event
     body = raw_body(event.raw_event)
@@ -130,29 +148,23 @@ def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextM
         # Refused before anything is looked up: a body here could only be an attempt to pass off another
         # request's signed payload (signing contract v1 signed a body alone).
         raise InvalidRequestBody(f"a {request.method.upper()} request takes no body")
-    caller = caller_identity(event.raw_event, settings.tenant_claim)
-    authenticated = authenticate(
-        caller, event.headers, method=request.method, route_path=request.route_path, body=body, settings=settings
+    caller = caller_identity(event.raw_event, api.settings.tenant_claim)
+    authenticated = api.authenticator.authenticate(
+        caller, event.headers, method=request.method, route_path=request.route_path, body=body
     )
     request.authenticated_as(authenticated.tenant)
-    require_supported_policy(authenticated.tenant, settings)
-    if settings.idempotency_table_name is None:
-        raise ConfigurationError("IDEMPOTENCY_TABLE_NAME is required to refuse replayed requests")
-    table_name = settings.idempotency_table_name
+    require_supported_policy(authenticated.tenant, api.settings.extend.extend_api_version)
     idempotency_key = _idempotency_key(event.headers or {}) if request.method.upper() != "GET" else None
+    guard = api.replay_guard
 
     def execute() -> StoredResponse:
         if idempotency_key is None:
             return _stored(next_middleware(app))
-        return serve_once_per_key(
-            authenticated,
-            idempotency_key,
-            lambda: _stored(next_middleware(app)),
-            table_name=table_name,
-            lambda_context=app.lambda_context,
+        return guard.serve_once_per_key(
+            authenticated, idempotency_key, lambda: _stored(next_middleware(app)), lambda_context=app.lambda_context
         )
 
-    stored = serve_once(authenticated, execute, table_name=table_name, lambda_context=app.lambda_context)
+    stored = guard.serve_once(authenticated, execute, lambda_context=app.lambda_context)
     return _from_stored(stored)
 
 
@@ -187,14 +199,13 @@ def delete_parser_run(parser_run_id: str) -> Response[Any]:
     request = current_request()
     request.name_ids([parser_run_id])
     parser_run_id = reject_invalid_id(parser_run_id, request.audit)
-    deps = get_dependencies()
-    settings = deps.settings
+    api = services()
+    settings = api.settings
     invocation_deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
     result = delete_now_or_enqueue(
         parser_run_id,
         tenant=_tenant(),
-        client=deps.extend_client,
-        settings=settings,
+        services=api,
         deadline=invocation_deadline.capped(settings.api_sync_budget_s),
         invocation_deadline=invocation_deadline,
         audit=request.audit,
@@ -228,11 +239,9 @@ def create_deletions() -> Response[Any]:
     values = parse_bulk_body(text)
     request = current_request()
     request.name_ids(values)
-    settings = get_settings()
-    deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
-    result: BulkResult = enqueue_bulk(
-        values, tenant=_tenant(), settings=settings, audit=request.audit, deadline=deadline
-    )
+    api = services()
+    deadline = Deadline.from_context(router.lambda_context, api.settings.deadline_safety_margin_s)
+    result: BulkResult = enqueue_bulk(values, tenant=_tenant(), services=api, audit=request.audit, deadline=deadline)
     request.finish(Outcome.QUEUED.value if not result.rejected else "partially_queued" if result.queued else "rejected")
     return json_response(
         202,
@@ -254,7 +263,7 @@ def get_deletion_request(deletion_request_id: str) -> Response[Any]:
     limit = _page_size(parameters.get("limit"))
     after = _token_value(parameters.get("nextToken"))
     page: RequestPage = read_deletion_request(
-        deletion_request_id, tenant=_tenant(), settings=get_settings(), limit=limit, after=after
+        deletion_request_id, tenant=_tenant(), services=services(), limit=limit, after=after
     )
     request.finish("read")
     record = page.request

@@ -8,18 +8,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from parser_run_deleter.adapters.deletion_queue import delay_redelivery
-from parser_run_deleter.intake.record_source import SourceQueue, admission
+from parser_run_deleter.intake.record_source import admission
 from parser_run_deleter.intake.sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
-from parser_run_deleter.logic.callbacks import CallbackMessageInvalid, deliver, parse_callback_message
+from parser_run_deleter.logic.callbacks import CallbackMessageInvalid, CallbackServices, deliver, parse_callback_message
 from parser_run_deleter.shared.observability import logger, metrics
-from parser_run_deleter.shared.settings import get_settings
 
 TRIGGER = "callback"
 
 
-def handle_callback_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = get_settings()
+def handle_callback_event(event: dict[str, Any], context: LambdaContext, services: CallbackServices) -> dict[str, Any]:
     metrics.add_dimension(name="trigger", value=TRIGGER)
 
     def record_handler(record: SqsRecord) -> None:
@@ -30,7 +27,7 @@ def handle_callback_event(event: dict[str, Any], context: LambdaContext) -> dict
             # Not one of ours: there is no request or tenant to tell, and the DLQ would hold it for nothing.
             logger.error("callback message dropped", extra={"reason": str(error)})
             return
-        delivery = deliver(message, settings, max_attempts=settings.max_receive_count)
+        delivery = deliver(message, services)
         logger.info(
             "completion callback",
             extra={
@@ -41,10 +38,8 @@ def handle_callback_event(event: dict[str, Any], context: LambdaContext) -> dict
             },
         )
         if not delivery.done:
-            if (
-                settings.callback_queue_url
-                and record.receipt_handle
-                and not delay_redelivery(settings.callback_queue_url, record.receipt_handle, delivery.retry_after_s)
+            if record.receipt_handle and not services.source.delay_redelivery(
+                record.receipt_handle, delivery.retry_after_s
             ):
                 # Not lost: it comes back after the queue's visibility timeout, sooner than its backoff.
                 logger.warning(
@@ -53,9 +48,4 @@ def handle_callback_event(event: dict[str, Any], context: LambdaContext) -> dict
                 )
             raise RecordNotDone(record.message_id)
 
-    source = (
-        SourceQueue(settings.callback_queue_url, settings.source_queue_visibility_s)
-        if settings.callback_queue_url
-        else None
-    )
-    return process_partial_batch(event, record_handler, admit=admission(source))
+    return process_partial_batch(event, record_handler, admit=admission(services.source))

@@ -9,34 +9,28 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from parser_run_deleter.adapters.wiring import get_dependencies
-from parser_run_deleter.intake.record_source import SourceQueue, admission
+from parser_run_deleter.intake.record_source import admission
 from parser_run_deleter.intake.sqs_batch import RecordNotDone, SqsRecord, process_partial_batch
 from parser_run_deleter.logic.deletion import Trigger
-from parser_run_deleter.logic.queue_deletion import QueueMessage, process_message
+from parser_run_deleter.logic.queue_deletion import BatchCounts, QueueMessage, QueueServices, process_message
 from parser_run_deleter.shared.observability import logger, metrics
 from parser_run_deleter.shared.time_budget import Deadline
 
 # What the answer itself needs after the last record is let go: the response, the metrics flush.
 ANSWER_TIME_S = 0.2
 
-_executor: ThreadPoolExecutor | None = None
-_executor_workers = 0
 
-
-def _batch_executor(max_workers: int) -> ThreadPoolExecutor:
-    """One warm pool per container for the records of a batch (one worker: one at a time, still bounded in time)."""
-    global _executor, _executor_workers  # noqa: PLW0603 - one warm pool per container
-    if _executor is None or _executor_workers != max_workers:
-        _executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="delete")
-        _executor_workers = max_workers
-    return _executor
-
-
-def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    deps = get_dependencies()
+def handle_sqs_event(
+    event: dict[str, Any],
+    context: LambdaContext,
+    services: QueueServices,
+    executor: ThreadPoolExecutor,
+) -> dict[str, Any]:
+    """``executor`` runs a batch's records side by side: the function's one warm pool, its own across invocations."""
     metrics.add_dimension(name="trigger", value=Trigger.SQS.value)
-    deadline = Deadline.from_context(context, deps.settings.deadline_safety_margin_s)
+    deadline = Deadline.from_context(context, services.settings.deadline_safety_margin_s)
+    # The settled runs' counts, written once per request and tenant after the records have run.
+    counts = BatchCounts(services)
 
     def record_handler(record: SqsRecord) -> None:
         logger.thread_safe_append_keys(correlation_id=record.message_id)
@@ -48,7 +42,7 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
                 record.deletion_request_id,
                 record.source_message_id,
             )
-            if not process_message(message, deps, deadline):
+            if not process_message(message, services, deadline, counts):
                 raise RecordNotDone(record.message_id)
         finally:
             logger.thread_safe_remove_keys(["correlation_id"])
@@ -59,16 +53,24 @@ def handle_sqs_event(event: dict[str, Any], context: LambdaContext) -> dict[str,
     # With no time left to answer in anyway, Lambda's timeout is the bound, and the records, all past their
     # deadline, only turn themselves away: they are waited for, so that each is answered and logged.
     hard_stop_s = context.get_remaining_time_in_millis() / 1000 - ANSWER_TIME_S
-    settings = deps.settings
-    source = (
-        SourceQueue(settings.deletion_queue_url, settings.source_queue_visibility_s)
-        if settings.deletion_queue_url
-        else None
-    )
     return process_partial_batch(
         event,
         record_handler,
-        executor=_batch_executor(settings.max_concurrency),
+        executor=executor,
         wait_s=hard_stop_s if hard_stop_s > 0 else None,
-        admit=admission(source),
+        admit=admission(services.source),
+        finish=_Finish(counts, deadline),
     )
+
+
+class _Finish:
+    """The batch's counts, flushed once its records have run (``sqs_batch.BatchFinish``)."""
+
+    def __init__(self, counts: BatchCounts, deadline: Deadline) -> None:
+        self._counts, self._deadline = counts, deadline
+
+    def abandon(self) -> set[str]:
+        return self._counts.abandon()
+
+    def __call__(self) -> set[str]:
+        return self._counts.flush(self._deadline)

@@ -2,7 +2,7 @@
 
 Lambda's SQS event source invokes a function with the records it received, but so can any principal allowed
 ``lambda:InvokeFunction``, with an event of the same shape and any body it likes. Before a record is acted on, its
-receipt handle is confirmed with SQS (``adapters.deletion_queue.confirm_receipts``): a handle SQS did not issue for
+receipt handle is confirmed with SQS (the ``SourceQueue`` port): a handle SQS did not issue for
 this function's queue, or a record naming another queue, is refused, logged and counted (``ForeignRecordRefused``),
 and nothing is done for it. Only the function's role may receive from its queue (the queue's policy), so no one
 else can hold a handle that passes.
@@ -11,12 +11,11 @@ else can hold a handle that passes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from parser_run_deleter.adapters.deletion_queue import ReceiptsUnconfirmed, confirm_receipts
 from parser_run_deleter.intake.sqs_batch import SqsRecord
+from parser_run_deleter.logic.ports import ReceiptsUnconfirmed, SourceQueue
 from parser_run_deleter.shared.observability import MetricName, count, logger
 
 
@@ -26,18 +25,11 @@ class Verdict(StrEnum):
     UNCHECKED = "unchecked"  # SQS could not be asked now: return the record, to be delivered again
 
 
-@dataclass(frozen=True, slots=True)
-class SourceQueue:
-    """The one queue a function serves: its URL, and the visibility timeout its messages are received with."""
-
-    url: str
-    visibility_timeout_s: int
-
-    def is_named_by(self, arn: str) -> bool:
-        """Whether ``arn`` (a record's ``eventSourceARN``) names this queue: the same account and queue name."""
-        account, name = urlsplit(self.url).path.strip("/").rpartition("/")[::2]
-        parts = arn.split(":")
-        return len(parts) == 6 and parts[2] == "sqs" and parts[4] == account and parts[5] == name
+def names_queue(arn: str, queue_url: str) -> bool:
+    """Whether ``arn`` (a record's ``eventSourceARN``) names the queue at ``queue_url``: the same account and name."""
+    account, name = urlsplit(queue_url).path.strip("/").rpartition("/")[::2]
+    parts = arn.split(":")
+    return len(parts) == 6 and parts[2] == "sqs" and parts[4] == account and parts[5] == name
 
 
 def confirm_source(records: Sequence[SqsRecord], source: SourceQueue) -> Mapping[str, Verdict]:
@@ -46,10 +38,10 @@ def confirm_source(records: Sequence[SqsRecord], source: SourceQueue) -> Mapping
     named = {
         record.message_id: record.receipt_handle
         for record in records
-        if record.receipt_handle and source.is_named_by(record.event_source_arn)
+        if record.receipt_handle and names_queue(record.event_source_arn, source.url)
     }
     try:
-        confirmed = confirm_receipts(source.url, named, source.visibility_timeout_s) if named else set()
+        confirmed = source.confirm_receipts(named) if named else set()
     except ReceiptsUnconfirmed as error:
         logger.warning("records returned unchecked", extra={"reason": str(error)})
         return dict.fromkeys(verdicts, Verdict.UNCHECKED)
@@ -65,15 +57,10 @@ def confirm_source(records: Sequence[SqsRecord], source: SourceQueue) -> Mapping
     return verdicts
 
 
-def admission(source: SourceQueue | None) -> Callable[[Sequence[SqsRecord]], Mapping[str, bool]]:
-    """The batch runner's ``admit``: the records SQS confirms as ``source``'s. Without a configured source queue,
-    none is admitted (and each is returned): a function that cannot check where its records came from acts on
-    none of them."""
+def admission(source: SourceQueue) -> Callable[[Sequence[SqsRecord]], Mapping[str, bool]]:
+    """The batch runner's ``admit``: the records SQS confirms as ``source``'s."""
 
     def admit(records: Sequence[SqsRecord]) -> Mapping[str, bool]:
-        if source is None:
-            logger.error("no source queue configured: the records cannot be checked, and are returned")
-            return dict.fromkeys((record.message_id for record in records), False)
         return {
             message_id: verdict is Verdict.CONFIRMED for message_id, verdict in confirm_source(records, source).items()
         }

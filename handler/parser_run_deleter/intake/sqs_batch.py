@@ -12,10 +12,12 @@ function reads.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from parser_run_deleter.shared.observability import logger
 
@@ -59,6 +61,16 @@ def _string_attribute(attributes: Mapping[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class BatchFinish(Protocol):
+    """What a batch does once its records have run: calling it does the work, and returns the records it could not
+    finish. ``abandon`` is called instead when the batch must be answered first: it returns the records whose
+    success waited on it, and whatever finishes later finishes on its own."""
+
+    def abandon(self) -> set[str]: ...
+
+    def __call__(self) -> set[str]: ...
+
+
 def process_partial_batch(
     event: Mapping[str, Any],
     record_handler: Callable[[SqsRecord], None],
@@ -66,13 +78,18 @@ def process_partial_batch(
     *,
     wait_s: float | None = None,
     admit: Callable[[list[SqsRecord]], Mapping[str, bool]] | None = None,
+    finish: BatchFinish | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Run ``record_handler`` on every record (on ``executor`` when given); the partial batch response.
 
     ``admit`` is asked once about the whole batch first: a record it does not admit is not handled, and answered as a
     failure. With ``executor``, a record still running after ``wait_s`` seconds (the admission included) is
     answered as a failure, and SQS delivers it again: the batch is answered before Lambda's deadline whatever a
-    downstream call does. Its handler runs on, and whatever it finishes is idempotent to do twice."""
+    downstream call does. Its handler runs on, and whatever it finishes is idempotent to do twice.
+
+    ``finish`` runs after the records, within what is left of ``wait_s``; the records it could not finish in time
+    are answered as failures too."""
+    stop_at = None if wait_s is None else time.monotonic() + max(0.0, wait_s)
     records = [SqsRecord.from_event(record) for record in event["Records"]]
     # Submitted before the records, so that a pool of one worker still runs it first.
     admission: Future[Mapping[str, bool]] | None = None
@@ -110,5 +127,21 @@ def process_partial_batch(
                     "record still running at the deadline; SQS delivers it again",
                     extra={"message_id": record.message_id},
                 )
-    failed = [record.message_id for record, ok in zip(records, outcomes, strict=True) if not ok]
+    unfinished = _finish(finish, executor, stop_at) if finish is not None else set()
+    failed = [
+        record.message_id
+        for record, ok in zip(records, outcomes, strict=True)
+        if not ok or record.message_id in unfinished
+    ]
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+def _finish(finish: BatchFinish, executor: Executor | None, stop_at: float | None) -> set[str]:
+    if executor is None:
+        return finish()
+    future = executor.submit(finish)
+    try:
+        return future.result(timeout=None if stop_at is None else max(0.0, stop_at - time.monotonic()))
+    except FutureTimeout:
+        logger.warning("the batch's last writes still running at the deadline; their records are delivered again")
+        return finish.abandon()

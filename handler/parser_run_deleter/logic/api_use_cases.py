@@ -14,41 +14,38 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Final
 
-from parser_run_deleter.adapters.deletion_queue import enqueue_messages
-from parser_run_deleter.adapters.extend_client import DeleteOutcome, DeleteResult, ExtendClient
-from parser_run_deleter.logic.completion import settle
-from parser_run_deleter.logic.deletion import Outcome, Trigger, report_outcome
-from parser_run_deleter.logic.ledger import (
-    Ledger,
+from parser_run_deleter.logic.authentication import Authenticator
+from parser_run_deleter.logic.completion import queue_callback, settle, wants_callback
+from parser_run_deleter.logic.deletion import Report, Trigger
+from parser_run_deleter.logic.extend_results import DeleteResult
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import (
     LedgerUnavailable,
     RequestRecord,
     RequestTrigger,
-    RunOutcome,
     RunRecord,
-    ledger,
     run_record,
     shown_run,
 )
+from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.logic.ownership import delete_owned
+from parser_run_deleter.logic.ports import ExtendRuns, MessageQueue
 from parser_run_deleter.logic.queue_messages import MAX_AUDIT_VALUE_LENGTH, DeletionRequest
+from parser_run_deleter.logic.replay_guard import ReplayGuard
 from parser_run_deleter.logic.tenants import Tenant
+from parser_run_deleter.shared.observability import MetricName, count
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, is_request_id, validate_parser_run_id
-from parser_run_deleter.shared.settings import ConfigurationError, Settings
+from parser_run_deleter.shared.settings import ApiSettings
 from parser_run_deleter.shared.time_budget import Deadline
 
 MAX_BULK_IDS: Final = 1000
 # What an invalid value may cost in a response or a log line: enough to recognise it, never an echo of megabytes.
 MAX_ECHO_LENGTH: Final = 64
 NOT_QUEUED_REASON: Final = "could not be queued: the deletion queue did not accept it; retry later"
-
-
-class InvalidRequestBody(ValueError):
-    """The body is not what the route accepts. The message is precise and safe to return to the caller."""
 
 
 class QueueUnavailable(RuntimeError):
@@ -97,16 +94,23 @@ class SingleResult:
     reason: str | None = None
 
 
-def ledger_of(settings: Settings) -> Ledger:
-    if settings.ledger_table_name is None:
-        raise ConfigurationError("LEDGER_TABLE_NAME is required: no deletion is acknowledged without a record")
-    return ledger(settings.ledger_table_name, settings.ledger_retention_days)
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    """What the API's use cases work with: the API function's composition root builds them once per container."""
+
+    settings: ApiSettings
+    extend: ExtendRuns
+    ledger: Ledger
+    authenticator: Authenticator
+    replay_guard: ReplayGuard
+    deletions: MessageQueue
+    callbacks: MessageQueue
 
 
 def echo(value: object) -> str:
     """A bounded rendering of a value the caller sent, for responses and logs: never an echo of megabytes."""
     if isinstance(value, dict | list):
-        text = f"<{_json_type(value)}>"
+        text = f"<{json_type(value)}>"
     elif isinstance(value, str):
         text = value
     else:
@@ -114,25 +118,13 @@ def echo(value: object) -> str:
     return text if len(text) <= MAX_ECHO_LENGTH else text[: MAX_ECHO_LENGTH - 1] + "…"
 
 
-def _elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
-
-
 def reject_invalid_id(value: object, audit: RequestAudit) -> str:
     """Validate one id; on failure report it as ``invalid`` and raise ``InvalidParserRunId`` with the reason."""
-    started = time.perf_counter()
+    attempt = Report(Trigger.API, None, audit=audit.fields())
     try:
         return validate_parser_run_id(value)
     except InvalidParserRunId as error:
-        report_outcome(
-            Outcome.INVALID,
-            trigger=Trigger.API,
-            parser_run_id=None,
-            duration_ms=_elapsed_ms(started),
-            reason=str(error),
-            audit=audit.fields(),
-            rejected_value=echo(value),
-        )
+        attempt.report(Outcome.INVALID, reason=str(error), rejected_value=echo(value))
         raise
 
 
@@ -140,8 +132,7 @@ def delete_now_or_enqueue(
     parser_run_id: str,
     *,
     tenant: Tenant,
-    client: ExtendClient,
-    settings: Settings,
+    services: ApiServices,
     deadline: Deadline,
     invocation_deadline: Deadline,
     audit: RequestAudit,
@@ -153,59 +144,56 @@ def delete_now_or_enqueue(
     (``DELETED``, ``NOT_FOUND``, ``QUEUED`` or ``FAILED``) and its deletion request; raises ``LedgerUnavailable``
     when it cannot be recorded, ``QueueUnavailable`` when the fallback cannot be queued.
     """
-    started = time.perf_counter()
-    records = ledger_of(settings)
+    attempt = Report(Trigger.API, parser_run_id, audit=audit.fields())
     request = DeletionRequest(parser_run_id=parser_run_id, audit=audit.fields(), tenant_id=tenant.tenant_id)
-    result = delete_owned(client, settings, tenant, request, deadline)
-    if result.outcome is not DeleteOutcome.FAILED or not _worth_queueing(result):
-        outcome = Outcome(result.outcome.value)
-        run = run_record(parser_run_id, RunOutcome(outcome.value), result)
-        recorded = records.record_single(tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), run)
-        settle(records, recorded.request_id, tenant, settings, invocation_deadline)
-        report_outcome(
-            outcome,
-            duration_ms=_elapsed_ms(started),
+    result = delete_owned(services.extend, services.settings.extend.extend_api_version, tenant, request, deadline)
+    if result.outcome is not Outcome.FAILED or not _worth_queueing(result):
+        single = _record_settled(result, tenant, services, audit, invocation_deadline)
+        attempt.report(
+            single.outcome,
             result=result,
-            reason=result.reason if outcome is Outcome.FAILED else None,
+            reason=single.reason,
             ownership=tenant.ownership.value,
-            deletion_request_id=recorded.request_id,
-            trigger=Trigger.API,
-            parser_run_id=parser_run_id,
-            audit=audit.fields(),
+            deletion_request_id=single.request.request_id,
         )
-        return SingleResult(outcome, recorded, run.reason if outcome is Outcome.FAILED else None)
+        return single
 
     # Worth retrying: recorded first, then queued, then its run recorded as queued.
+    records = services.ledger
     pending = records.begin(tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), reserve=1)
     queued_request = replace(request, deletion_request_id=pending.request_id)
-    queued = _enqueue(settings, tenant, {parser_run_id: queued_request.to_message_body()}, invocation_deadline)
-    if not queued:
+    queued = _enqueue(services, tenant, {parser_run_id: queued_request.to_message_body()}, invocation_deadline)
+    if queued:
+        recorded = records.take_in(pending, [run_record(parser_run_id, Outcome.QUEUED, result, result.reason)])
+    else:
         _record_not_queued(records, pending, [parser_run_id], result)
-        report_outcome(
-            Outcome.FAILED,
-            duration_ms=_elapsed_ms(started),
-            result=result,
-            reason=f"{result.reason}; and {NOT_QUEUED_REASON}",
-            ownership=tenant.ownership.value,
-            deletion_request_id=pending.request_id,
-            trigger=Trigger.API,
-            parser_run_id=parser_run_id,
-            audit=audit.fields(),
-        )
-        raise QueueUnavailable("the deletion could not be done now nor queued")
-    recorded = records.take_in(pending, [run_record(parser_run_id, RunOutcome.QUEUED, result, result.reason)])
-    report_outcome(
-        Outcome.QUEUED,
-        duration_ms=_elapsed_ms(started),
+    attempt.report(
+        Outcome.QUEUED if queued else Outcome.FAILED,
         result=result,
-        reason=result.reason,
+        reason=result.reason if queued else f"{result.reason}; and {NOT_QUEUED_REASON}",
         ownership=tenant.ownership.value,
-        deletion_request_id=recorded.request_id,
-        trigger=Trigger.API,
-        parser_run_id=parser_run_id,
-        audit=audit.fields(),
+        deletion_request_id=pending.request_id,
     )
+    if not queued:
+        raise QueueUnavailable("the deletion could not be done now nor queued")
     return SingleResult(Outcome.QUEUED, recorded)
+
+
+def _record_settled(
+    result: DeleteResult, tenant: Tenant, services: ApiServices, audit: RequestAudit, deadline: Deadline
+) -> SingleResult:
+    """A deletion done (or refused for good) now: one write records it and completes its request; the tenant's
+    callback, if it takes them, is queued after."""
+    outcome = result.outcome
+    run = run_record(result.parser_run_id, outcome, result)
+    callback = wants_callback(tenant)
+    recorded = services.ledger.record_single(
+        tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), run, with_callback=callback
+    )
+    count(MetricName.REQUEST_COMPLETED)
+    if callback:
+        queue_callback(services.ledger, recorded, tenant, services.callbacks, deadline)
+    return SingleResult(outcome, recorded, run.reason if outcome is Outcome.FAILED else None)
 
 
 # Extend refusing this service's key (401) or its organisation's usage (402) is ours to fix, not the caller's:
@@ -222,57 +210,25 @@ def _record_not_queued(
 ) -> None:
     """Best effort, on the way to a 503: what could not be queued is recorded as rejected, and its reservation
     released. The caller was not acknowledged, so a failure here loses nothing."""
-    runs = [
-        run_record(parser_run_id, RunOutcome.REJECTED, result, NOT_QUEUED_REASON) for parser_run_id in parser_run_ids
-    ]
+    runs = [run_record(parser_run_id, Outcome.REJECTED, result, NOT_QUEUED_REASON) for parser_run_id in parser_run_ids]
     with contextlib.suppress(LedgerUnavailable):
         records.take_in(request, runs, released=len(runs))
 
 
-def parse_bulk_body(body: str | None) -> list[Any]:
-    """``{"parserRunIds": [...]}`` with 1 to ``MAX_BULK_IDS`` entries; the entries themselves are not checked."""
-    if body is None or not body.strip():
-        raise InvalidRequestBody('the body must be JSON {"parserRunIds": [...]}; it is empty')
-    try:
-        document = json.loads(body)
-    except ValueError as error:
-        raise InvalidRequestBody(f"the body is not valid JSON: {error}") from None
-    except RecursionError:
-        raise InvalidRequestBody("the body is not valid JSON: nested too deeply") from None
-    if not isinstance(document, dict):
-        raise InvalidRequestBody(
-            f'the body must be a JSON object {{"parserRunIds": [...]}}, got {_json_type(document)}'
-        )
-    if "parserRunIds" not in document:
-        raise InvalidRequestBody("the body has no 'parserRunIds'")
-    unknown = sorted(name for name in document if name != "parserRunIds")
-    if unknown:
-        raise InvalidRequestBody(f"unknown field(s): {', '.join(echo(name) for name in unknown[:5])}")
-    ids = document["parserRunIds"]
-    if not isinstance(ids, list):
-        raise InvalidRequestBody(f"'parserRunIds' must be an array, got {_json_type(ids)}")
-    if not ids:
-        raise InvalidRequestBody("'parserRunIds' must hold at least 1 id")
-    if len(ids) > MAX_BULK_IDS:
-        raise InvalidRequestBody(f"'parserRunIds' must hold at most {MAX_BULK_IDS} ids, got {len(ids)}")
-    return ids
-
-
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     names: Mapping[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
     return names.get(type(value), "number")
 
 
 def enqueue_bulk(
-    values: Sequence[object], *, tenant: Tenant, settings: Settings, audit: RequestAudit, deadline: Deadline
+    values: Sequence[object], *, tenant: Tenant, services: ApiServices, audit: RequestAudit, deadline: Deadline
 ) -> BulkResult:
     """Validate each value, record the request, queue the distinct valid ids, and account for every one of them.
 
     Raises ``OverCap`` when the tenant's outstanding runs would pass its cap, ``LedgerUnavailable`` when the request
     cannot be recorded, and ``QueueUnavailable`` when there were valid ids and none of them could be queued.
     """
-    started = time.perf_counter()
-    records = ledger_of(settings)
+    records = services.ledger
     rejected: list[Rejection] = []
     valid: list[str] = []
     audit_fields = audit.fields()
@@ -283,6 +239,7 @@ def enqueue_bulk(
             valid.append(reject_invalid_id(value, audit))
         except InvalidParserRunId as error:
             rejected.append(Rejection(echo(value), str(error)))
+    attempts = {parser_run_id: Report(Trigger.API, parser_run_id, audit=audit_fields) for parser_run_id in valid}
     pending = records.begin(
         tenant.tenant_id,
         RequestTrigger.API_BULK,
@@ -299,39 +256,27 @@ def enqueue_bulk(
         ).to_message_body()
         for parser_run_id in valid
     }
-    acknowledged = set(_enqueue(settings, tenant, bodies, deadline)) if bodies else set()
-    duration_ms = _elapsed_ms(started)
+    acknowledged = set(_enqueue(services, tenant, bodies, deadline)) if bodies else set()
     not_queued = [parser_run_id for parser_run_id in valid if parser_run_id not in acknowledged]
-    if valid and not acknowledged:
+    nothing_queued = bool(valid) and not acknowledged
+    if nothing_queued:
         _record_not_queued(records, pending, not_queued)
-        for parser_run_id in valid:
-            report_outcome(
-                Outcome.FAILED,
-                trigger=Trigger.API,
-                parser_run_id=parser_run_id,
-                duration_ms=duration_ms,
-                reason=NOT_QUEUED_REASON,
-                audit=audit_fields,
-                deletion_request_id=pending.request_id,
-            )
-        raise QueueUnavailable("none of the ids could be queued")
-    rejected += [Rejection(parser_run_id, NOT_QUEUED_REASON) for parser_run_id in not_queued]
-    runs = [run_record(parser_run_id, RunOutcome.QUEUED) for parser_run_id in valid if parser_run_id in acknowledged]
-    runs += _rejected_runs(rejected)
-    recorded = records.take_in(pending, runs, released=len(not_queued))
-    if not acknowledged:  # nothing to wait for: every entry was rejected
-        settle(records, recorded.request_id, tenant, settings, deadline)
-    for parser_run_id in valid:  # in request order, so the log reads like the request
+        recorded = pending
+    else:
+        rejected += [Rejection(parser_run_id, NOT_QUEUED_REASON) for parser_run_id in not_queued]
+        runs = [run_record(run_id, Outcome.QUEUED) for run_id in valid if run_id in acknowledged]
+        recorded = records.take_in(pending, runs + _rejected_runs(rejected), released=len(not_queued))
+        if not acknowledged:  # nothing to wait for: every entry was rejected
+            settle(records, recorded.request_id, tenant, services.callbacks, deadline)
+    for parser_run_id, attempt in attempts.items():  # in request order, so the log reads like the request
         queued = parser_run_id in acknowledged
-        report_outcome(
+        attempt.report(
             Outcome.QUEUED if queued else Outcome.FAILED,
-            trigger=Trigger.API,
-            parser_run_id=parser_run_id,
-            duration_ms=duration_ms,
             reason=None if queued else NOT_QUEUED_REASON,
-            audit=audit_fields,
             deletion_request_id=recorded.request_id,
         )
+    if nothing_queued:
+        raise QueueUnavailable("none of the ids could be queued")
     queued_ids = tuple(parser_run_id for parser_run_id in valid if parser_run_id in acknowledged)
     return BulkResult(request=recorded, queued=queued_ids, rejected=tuple(rejected))
 
@@ -340,22 +285,16 @@ def _rejected_runs(rejected: Sequence[Rejection]) -> list[RunRecord]:
     """The ledger's record of each rejection; one per distinct value as shown (two values may show alike)."""
     seen: dict[str, RunRecord] = {}
     for item in rejected:
-        seen.setdefault(item.parser_run_id, run_record(item.parser_run_id, RunOutcome.REJECTED, reason=item.reason))
+        seen.setdefault(item.parser_run_id, run_record(item.parser_run_id, Outcome.REJECTED, reason=item.reason))
     return list(seen.values())
 
 
-def _enqueue(settings: Settings, tenant: Tenant, bodies: Mapping[str, str], deadline: Deadline) -> tuple[str, ...]:
-    """The keys of ``bodies`` SQS acknowledged; none when no queue is configured. The tenant is the message group,
-    so that SQS fair queues keep one tenant's backlog from delaying the others'."""
-    if settings.deletion_queue_url is None:
-        return ()
-    return enqueue_messages(
-        settings.deletion_queue_url,
-        bodies,
-        deadline=deadline,
-        message_group_id=tenant.tenant_id,
-        delay_s=settings.intake_delay_s,
-    ).queued
+def _enqueue(services: ApiServices, tenant: Tenant, bodies: Mapping[str, str], deadline: Deadline) -> tuple[str, ...]:
+    """The keys of ``bodies`` SQS acknowledged. The tenant is the message group, so that SQS fair queues keep one
+    tenant's backlog from delaying the others'."""
+    return services.deletions.enqueue(
+        bodies, deadline=deadline, message_group_id=tenant.tenant_id, delay_s=services.settings.intake_delay_s
+    )
 
 
 class DeletionRequestNotFound(LookupError):
@@ -370,12 +309,12 @@ class RequestPage:
 
 
 def read_deletion_request(
-    request_id: str, *, tenant: Tenant, settings: Settings, limit: int, after: str | None
+    request_id: str, *, tenant: Tenant, services: ApiServices, limit: int, after: str | None
 ) -> RequestPage:
     """The tenant's request and a page of its runs, as the status resource shows them."""
     if not is_request_id(request_id):
         raise DeletionRequestNotFound(request_id)
-    records = ledger_of(settings)
+    records = services.ledger
     request = records.request(request_id)
     if request is None or request.tenant_id != tenant.tenant_id:
         raise DeletionRequestNotFound(request_id)

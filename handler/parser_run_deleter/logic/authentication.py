@@ -14,10 +14,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from parser_run_deleter.logic.signature_verifier import verifier_for
-from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, tenant_directory
+from parser_run_deleter.logic.signature_verifier import Verifiers
+from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, TenantDirectory
 from parser_run_deleter.logic.webhook_signature import SignatureRejected, SigningSecretUnavailable
-from parser_run_deleter.shared.settings import ConfigurationError, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,40 +74,39 @@ def signed_payload(method: str, route_path: str, body: bytes) -> bytes:
     return request_line + b"\n" + body if body else request_line
 
 
-def authenticate(
-    identity: CallerIdentity,
-    headers: Mapping[str, str],
-    *,
-    method: str,
-    route_path: str,
-    body: bytes,
-    settings: Settings,
-) -> AuthenticatedRequest:
-    """The tenant behind the request, whose signature over the request (``signed_payload``) checks out; or one of
-    the errors above."""
-    if settings.tenants_table_name is None or settings.tenant_secret_prefix is None:
-        raise ConfigurationError("TENANTS_TABLE_NAME and TENANT_SECRET_PREFIX are required to authenticate callers")
-    directory = tenant_directory(settings.tenants_table_name, settings.tenant_cache_s)
-    try:
-        if identity.api_key_id:
-            tenant = directory.by_api_key_id(identity.api_key_id)
-        elif identity.tenant_claim:
-            tenant = directory.by_tenant_id(identity.tenant_claim)
-        else:
-            raise Forbidden("the request carries no API key id and no tenant claim")
-    except RegistryUnavailable as error:
-        raise AuthenticationUnavailable(str(error)) from None
-    if tenant is None:
-        raise Forbidden("no tenant has this API key id or tenant id")
-    if not tenant.active:
-        raise Forbidden(f"tenant {tenant.tenant_id!r} is disabled", tenant.tenant_id)
-    secret_id = signing_secret_id(settings.tenant_secret_prefix, tenant.tenant_id)
-    verifier = verifier_for(secret_id, settings.secret_max_age_s)
-    payload = signed_payload(method, route_path, body)
-    try:
-        webhook_id = verifier.verify(headers, payload, secret_version=tenant.secret_version)
-    except SignatureRejected as error:
-        raise NotAuthenticated(str(error), tenant.tenant_id) from None
-    except SigningSecretUnavailable as error:
-        raise AuthenticationUnavailable(str(error)) from None
-    return AuthenticatedRequest(tenant, webhook_id, method.upper(), route_path, hashlib.sha256(payload).hexdigest())
+class Authenticator:
+    """Tenants from the registry (``tenants``), each request's signature checked against its tenant's secrets, read
+    under ``secret_prefix`` (``verifiers``)."""
+
+    def __init__(self, tenants: TenantDirectory, verifiers: Verifiers, secret_prefix: str) -> None:
+        self.tenants = tenants
+        self._verifiers = verifiers
+        self._secret_prefix = secret_prefix
+
+    def authenticate(
+        self, identity: CallerIdentity, headers: Mapping[str, str], *, method: str, route_path: str, body: bytes
+    ) -> AuthenticatedRequest:
+        """The tenant behind the request, whose signature over the request (``signed_payload``) checks out; or one
+        of the errors above."""
+        try:
+            if identity.api_key_id:
+                tenant = self.tenants.by_api_key_id(identity.api_key_id)
+            elif identity.tenant_claim:
+                tenant = self.tenants.by_tenant_id(identity.tenant_claim)
+            else:
+                raise Forbidden("the request carries no API key id and no tenant claim")
+        except RegistryUnavailable as error:
+            raise AuthenticationUnavailable(str(error)) from None
+        if tenant is None:
+            raise Forbidden("no tenant has this API key id or tenant id")
+        if not tenant.active:
+            raise Forbidden(f"tenant {tenant.tenant_id!r} is disabled", tenant.tenant_id)
+        verifier = self._verifiers.for_secret(signing_secret_id(self._secret_prefix, tenant.tenant_id))
+        payload = signed_payload(method, route_path, body)
+        try:
+            webhook_id = verifier.verify(headers, payload, secret_version=tenant.secret_version)
+        except SignatureRejected as error:
+            raise NotAuthenticated(str(error), tenant.tenant_id) from None
+        except SigningSecretUnavailable as error:
+            raise AuthenticationUnavailable(str(error)) from None
+        return AuthenticatedRequest(tenant, webhook_id, method.upper(), route_path, hashlib.sha256(payload).hexdigest())

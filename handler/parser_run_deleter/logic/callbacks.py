@@ -14,15 +14,22 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from parser_run_deleter.adapters.callback_sender import CallbackRefused, DeliveryAnswer, post
-from parser_run_deleter.adapters.secret_store import SecretUnavailable, fetch_secret_string
 from parser_run_deleter.logic.authentication import callback_signing_secret_id
-from parser_run_deleter.logic.ledger import LedgerUnavailable, RequestRecord, ledger
-from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, tenant_directory
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import LedgerUnavailable, RequestRecord
+from parser_run_deleter.logic.ports import (
+    CallbackRefused,
+    CallbackTransport,
+    DeliveryAnswer,
+    SecretSource,
+    SecretUnavailable,
+    SourceQueue,
+)
+from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, TenantDirectory
 from parser_run_deleter.logic.webhook_signature import (
     HEADER_ID,
     HEADER_SIGNATURE,
@@ -32,7 +39,7 @@ from parser_run_deleter.logic.webhook_signature import (
     sign,
 )
 from parser_run_deleter.shared.observability import MetricName, count, logger
-from parser_run_deleter.shared.settings import ConfigurationError, Settings
+from parser_run_deleter.shared.settings import CallbackSettings
 from parser_run_deleter.shared.timestamps import now_iso
 
 EVENT_TYPE: Final = "deletion_request.completed"
@@ -122,10 +129,7 @@ def signed_headers(secrets_value: str, message_id: str, body: bytes, now: float 
     }
 
 
-Sender = Callable[..., DeliveryAnswer]
-
-
-class _SecretVersions:
+class SecretVersions:
     """The callback-signing secret version each tenant had when this container last read its secret: a newer one in
     the registry (a rotation) is read afresh, not from the cache."""
 
@@ -144,24 +148,25 @@ class _SecretVersions:
             self._read.clear()
 
 
-_versions: Final = _SecretVersions()
+@dataclass(frozen=True, slots=True)
+class CallbackServices:
+    """What deliveries work with: the callback function's composition root builds them once per container."""
+
+    settings: CallbackSettings
+    ledger: Ledger
+    tenants: TenantDirectory
+    secrets: SecretSource
+    transport: CallbackTransport
+    source: SourceQueue
+    versions: SecretVersions = field(default_factory=SecretVersions)
 
 
-def reset() -> None:
-    """Forget which secret versions were read (tests, and SnapStart restores, which also drop the secret cache)."""
-    _versions.clear()
-
-
-def deliver(
-    message: CallbackMessage, settings: Settings, *, max_attempts: int | None, sender: Sender = post
-) -> Delivery:
+def deliver(message: CallbackMessage, services: CallbackServices) -> Delivery:
     """Make one delivery attempt, and record its state on the request."""
-    if settings.ledger_table_name is None or settings.tenants_table_name is None or not settings.tenant_secret_prefix:
-        # The function's fault, not the message's: raised, so the message is kept and retried once it is fixed.
-        raise ConfigurationError("callbacks need LEDGER_TABLE_NAME, TENANTS_TABLE_NAME and TENANT_SECRET_PREFIX")
-    records = ledger(settings.ledger_table_name, settings.ledger_retention_days)
+    records = services.ledger
+    max_attempts = services.settings.max_receive_count
     try:
-        tenant = tenant_directory(settings.tenants_table_name, settings.tenant_cache_s).by_tenant_id(message.tenant_id)
+        tenant = services.tenants.by_tenant_id(message.tenant_id)
         request = records.request(message.deletion_request_id)
     except (RegistryUnavailable, LedgerUnavailable) as error:
         logger.warning("cannot read the callback's tenant or request", extra={"reason": str(error)})
@@ -179,7 +184,7 @@ def deliver(
         # Nobody to tell any more (tenant removed or disabled, callback cleared, request expired): done, and said so.
         _record(records, message, {"state": "cancelled", "reason": "the tenant no longer takes callbacks"})
         return Delivery(True, state="cancelled")
-    answer = _attempt(message, request, tenant, settings, sender, tenant.callback_url, settings.tenant_secret_prefix)
+    answer = _attempt(message, request, tenant, tenant.callback_url, services)
     attempt = {"attempts": message.receive_count, "lastAttemptAt": now_iso(), "lastStatus": answer.status}
     if answer.delivered:
         count(MetricName.CALLBACK_DELIVERED)
@@ -201,38 +206,26 @@ def deliver(
     return Delivery(False, retry_after_s(message.receive_count, max_attempts), state)
 
 
-def _attempt(  # noqa: PLR0917 - the callback's URL and secret prefix, checked by the caller, ride along
-    message: CallbackMessage,
-    request: RequestRecord,
-    tenant: Tenant,
-    settings: Settings,
-    sender: Sender,
-    callback_url: str,
-    secret_prefix: str,
+def _attempt(
+    message: CallbackMessage, request: RequestRecord, tenant: Tenant, callback_url: str, services: CallbackServices
 ) -> DeliveryAnswer:
+    settings = services.settings
     body = json.dumps(completion_event(request, settings.api_base_url), separators=(",", ":")).encode()
     try:
-        secrets_value = fetch_secret_string(
-            callback_signing_secret_id(secret_prefix, tenant.tenant_id),
-            max_age_s=settings.secret_max_age_s,
-            force_fetch=_versions.is_new(tenant.tenant_id, tenant.callback_secret_version),
+        secrets_value = services.secrets.secret_string(
+            callback_signing_secret_id(settings.tenant_secret_prefix, tenant.tenant_id),
+            force_fetch=services.versions.is_new(tenant.tenant_id, tenant.callback_secret_version),
         )
         headers = signed_headers(secrets_value, webhook_id(message), body)
     except (SecretUnavailable, SigningSecretUnavailable) as error:
         return DeliveryAnswer(None, f"cannot sign: {type(error).__name__}")
     try:
-        return sender(
-            callback_url,
-            body,
-            headers,
-            timeout_s=settings.callback_timeout_s,
-            allow_loopback=settings.callback_allow_loopback,
-        )
+        return services.transport.post(callback_url, body, headers, timeout_s=settings.callback_timeout_s)
     except CallbackRefused as error:
         return DeliveryAnswer(None, f"refused: {error}")
 
 
-def _record(records: Any, message: CallbackMessage, state: Mapping[str, Any]) -> None:
+def _record(records: Ledger, message: CallbackMessage, state: Mapping[str, Any]) -> None:
     try:
         records.set_callback(message.deletion_request_id, {**state, "webhookId": webhook_id(message)})
     except LedgerUnavailable as error:  # the delivery happened or not regardless; its record is a courtesy

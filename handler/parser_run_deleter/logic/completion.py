@@ -10,19 +10,24 @@ from __future__ import annotations
 import contextlib
 import json
 
-from parser_run_deleter.adapters.deletion_queue import SQS_CALL_WORST_CASE_S, enqueue_messages
-from parser_run_deleter.logic.ledger import Ledger, LedgerUnavailable, RequestRecord, RunOutcome
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import LedgerUnavailable, RequestRecord
+from parser_run_deleter.logic.outcomes import Outcome
+from parser_run_deleter.logic.ports import MessageQueue
 from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.observability import MetricName, count, logger
-from parser_run_deleter.shared.settings import Settings
 from parser_run_deleter.shared.time_budget import Deadline
+
+
+def wants_callback(tenant: Tenant | None) -> bool:
+    return tenant is not None and tenant.callback_url is not None
 
 
 def settle(
     ledger: Ledger,
     request_id: str,
     tenant: Tenant | None,
-    settings: Settings,
+    callbacks: MessageQueue,
     deadline: Deadline | None = None,
     *,
     counted: RequestRecord | None = None,
@@ -31,12 +36,10 @@ def settle(
     completed request, or None (not settled yet, or completed by another caller). ``counted`` is the request as
     the outcome's own write returned it: with runs still queued, there is nothing to try. Never raises for the
     callback: the outcome it follows is recorded already."""
-    if counted is not None and (counted.counts.get(RunOutcome.QUEUED, 0) > 0 or counted.completed_at is not None):
+    if counted is not None and (counted.counts.get(Outcome.QUEUED, 0) > 0 or counted.completed_at is not None):
         return None
-    queue_url = settings.callback_queue_url
-    wants_callback = tenant is not None and tenant.callback_url is not None and queue_url is not None
     try:
-        completed = ledger.complete_if_settled(request_id, with_callback=wants_callback)
+        completed = ledger.complete_if_settled(request_id, with_callback=wants_callback(tenant))
     except LedgerUnavailable as error:
         # The outcome is recorded; the request reads as completed from its counts. Only its completion time (and a
         # callback) waits for the next outcome of this request, or is missed if there is none.
@@ -45,23 +48,23 @@ def settle(
     if completed is None:
         return None
     count(MetricName.REQUEST_COMPLETED)
-    if not wants_callback or tenant is None or queue_url is None:
-        return completed
-    queue_callback(ledger, completed, tenant, queue_url, deadline or Deadline.after(SQS_CALL_WORST_CASE_S + 1))
+    if tenant is not None and wants_callback(tenant):
+        queue_callback(ledger, completed, tenant, callbacks, deadline)
     return completed
 
 
-def queue_callback(ledger: Ledger, request: RequestRecord, tenant: Tenant, queue_url: str, deadline: Deadline) -> None:
+def queue_callback(
+    ledger: Ledger, request: RequestRecord, tenant: Tenant, callbacks: MessageQueue, deadline: Deadline | None
+) -> None:
     body = json.dumps(
         {"deletionRequestId": request.request_id, "tenantId": tenant.tenant_id, "sequence": request.completions},
         separators=(",", ":"),
     )
-    queued = enqueue_messages(
-        queue_url,
+    queued = callbacks.enqueue(
         {request.request_id: body},
-        deadline=deadline,
+        deadline=deadline or Deadline.after(callbacks.worst_case_call_s + 1),
         message_group_id=tenant.tenant_id,
-    ).queued
+    )
     if not queued:
         logger.error("cannot queue the completion callback", extra={"deletion_request_id": request.request_id})
         with contextlib.suppress(LedgerUnavailable):

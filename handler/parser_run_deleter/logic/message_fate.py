@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from parser_run_deleter.adapters.extend_client import DeleteOutcome, DeleteResult
+from parser_run_deleter.logic.extend_results import DeleteResult
+from parser_run_deleter.logic.outcomes import Outcome
 
 
 class Fate(StrEnum):
@@ -50,7 +51,7 @@ def decide_fate(
     """``result`` is None for a message no deletion could be attempted for: malformed, or ``refused`` (its tenant)."""
     if result is None:
         return Decision(Fate.DEAD_LETTER, refused or FailureKind.INVALID)
-    if result.outcome is not DeleteOutcome.FAILED:
+    if result.outcome is not Outcome.FAILED:
         return Decision(Fate.CONSUME)
     last_receive = max_receive_count is not None and receive_count >= max_receive_count
     if not started or not last_receive:

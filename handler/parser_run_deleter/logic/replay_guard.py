@@ -12,8 +12,8 @@ the client's retry with the same ``webhook-id`` runs again rather than getting t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from functools import cache
 from typing import Any, Final
 
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -21,10 +21,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from parser_run_deleter.adapters.idempotency_store import persistence_layer
 from parser_run_deleter.logic.authentication import AuthenticatedRequest
 from parser_run_deleter.logic.webhook_signature import TOLERANCE_S
 from parser_run_deleter.shared.observability import MetricName, count
@@ -108,70 +108,76 @@ def idempotency_key_config() -> IdempotencyConfig:
     )
 
 
-@cache
-def _guard(table_name: str, key_prefix: str = KEY_PREFIX) -> tuple[Callable[..., StoredResponse], IdempotencyConfig]:
-    config = replay_config() if key_prefix == KEY_PREFIX else idempotency_key_config()
-    once: Callable[..., StoredResponse] = idempotent_function(
-        data_keyword_argument="request",
-        persistence_store=persistence_layer(table_name, key_prefix),
-        config=config,
-        key_prefix=key_prefix,
-    )(_execute)
-    return once, config
+class ReplayGuard:
+    """The two guards over one table. ``persistence(purpose)`` makes a persistence layer for one guard: a layer
+    holds the configuration of the guard that last used it, so the two must not share one."""
 
+    def __init__(self, persistence: Callable[[str], BasePersistenceLayer]) -> None:
+        self._persistence = persistence
+        self._lock = threading.Lock()
+        self._guards: dict[str, tuple[Callable[..., StoredResponse], IdempotencyConfig]] = {}
 
-def serve_once(
-    authenticated: AuthenticatedRequest,
-    execute: Callable[[], StoredResponse],
-    *,
-    table_name: str,
-    lambda_context: LambdaContext,
-) -> StoredResponse:
-    """``execute()``'s response, or the one the first request with this tenant and ``webhook-id`` got.
+    def _guard(self, key_prefix: str) -> tuple[Callable[..., StoredResponse], IdempotencyConfig]:
+        with self._lock:
+            guard = self._guards.get(key_prefix)
+            if guard is None:
+                config = replay_config() if key_prefix == KEY_PREFIX else idempotency_key_config()
+                once: Callable[..., StoredResponse] = idempotent_function(
+                    data_keyword_argument="request",
+                    persistence_store=self._persistence(key_prefix),
+                    config=config,
+                    key_prefix=key_prefix,
+                )(_execute)
+                guard = self._guards[key_prefix] = (once, config)
+            return guard
 
-    Raises ``ReplayConflict`` or ``ReplayInProgress``; an unreachable table surfaces as Powertools'
-    ``IdempotencyPersistenceLayerError`` (503); ``execute``'s own errors pass through, and are not remembered.
-    """
-    return _once(KEY_PREFIX, "webhook-id", replay_record(authenticated), execute, table_name, lambda_context)
+    def serve_once(
+        self,
+        authenticated: AuthenticatedRequest,
+        execute: Callable[[], StoredResponse],
+        *,
+        lambda_context: LambdaContext,
+    ) -> StoredResponse:
+        """``execute()``'s response, or the one the first request with this tenant and ``webhook-id`` got.
 
+        Raises ``ReplayConflict`` or ``ReplayInProgress``; an unreachable table surfaces as Powertools'
+        ``IdempotencyPersistenceLayerError`` (503); ``execute``'s own errors pass through, and are not remembered.
+        """
+        return self._once(KEY_PREFIX, "webhook-id", replay_record(authenticated), execute, lambda_context)
 
-def serve_once_per_key(
-    authenticated: AuthenticatedRequest,
-    idempotency_key: str,
-    execute: Callable[[], StoredResponse],
-    *,
-    table_name: str,
-    lambda_context: LambdaContext,
-) -> StoredResponse:
-    """``execute()``'s response, or the one the tenant's first request with this ``Idempotency-Key`` got (within 24
-    hours). The same key with another request is ``ReplayConflict``; while the first runs, ``ReplayInProgress``."""
-    request = {
-        "tenantId": authenticated.tenant.tenant_id,
-        "idempotencyKey": idempotency_key,
-        **_request_fields(authenticated),
-    }
-    return _once(IDEMPOTENCY_KEY_PREFIX, "Idempotency-Key", request, execute, table_name, lambda_context)
+    def serve_once_per_key(
+        self,
+        authenticated: AuthenticatedRequest,
+        idempotency_key: str,
+        execute: Callable[[], StoredResponse],
+        *,
+        lambda_context: LambdaContext,
+    ) -> StoredResponse:
+        """``execute()``'s response, or the one the tenant's first request with this ``Idempotency-Key`` got (within
+        24 hours). The same key with another request is ``ReplayConflict``; while the first runs,
+        ``ReplayInProgress``."""
+        request = {
+            "tenantId": authenticated.tenant.tenant_id,
+            "idempotencyKey": idempotency_key,
+            **_request_fields(authenticated),
+        }
+        return self._once(IDEMPOTENCY_KEY_PREFIX, "Idempotency-Key", request, execute, lambda_context)
 
-
-def _once(  # noqa: PLR0917 - one guard's run, spelled out for its two callers
-    key_prefix: str,
-    key_name: str,
-    request: dict[str, str],
-    execute: Callable[[], StoredResponse],
-    table_name: str,
-    lambda_context: LambdaContext,
-) -> StoredResponse:
-    run, config = _guard(table_name, key_prefix)
-    config.register_lambda_context(lambda_context)
-    try:
-        return run(request=request, execute=execute)
-    except _NotRemembered as failure:
-        return failure.response
-    except IdempotencyValidationError:
-        raise ReplayConflict(f"this {key_name} was used for another request") from None
-    except IdempotencyAlreadyInProgressError:
-        raise ReplayInProgress(f"the first request with this {key_name} is still being served") from None
-
-
-def reset() -> None:
-    _guard.cache_clear()
+    def _once(
+        self,
+        key_prefix: str,
+        key_name: str,
+        request: dict[str, str],
+        execute: Callable[[], StoredResponse],
+        lambda_context: LambdaContext,
+    ) -> StoredResponse:
+        run, config = self._guard(key_prefix)
+        config.register_lambda_context(lambda_context)
+        try:
+            return run(request=request, execute=execute)
+        except _NotRemembered as failure:
+            return failure.response
+        except IdempotencyValidationError:
+            raise ReplayConflict(f"this {key_name} was used for another request") from None
+        except IdempotencyAlreadyInProgressError:
+            raise ReplayInProgress(f"the first request with this {key_name} is still being served") from None

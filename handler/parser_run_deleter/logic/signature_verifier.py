@@ -14,10 +14,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Final
 
-from parser_run_deleter.adapters.secret_store import SecretUnavailable, fetch_secret_string
+from parser_run_deleter.logic.ports import SecretSource, SecretUnavailable
 from parser_run_deleter.logic.webhook_signature import (
     SignatureRejected,
     SigningSecretUnavailable,
@@ -35,14 +34,14 @@ class WebhookVerifier:
     def __init__(
         self,
         secret_id: str,
+        secrets: SecretSource,
         *,
-        max_age_s: int,
         refresh_interval_s: float = REFRESH_INTERVAL_S,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secret_id = secret_id
-        self._max_age_s = max_age_s
+        self._secrets = secrets
         self._refresh_interval_s = refresh_interval_s
         self._clock = clock
         self._monotonic = monotonic
@@ -77,17 +76,23 @@ class WebhookVerifier:
 
     def _keys(self, *, force_fetch: bool) -> tuple[bytes, ...]:
         try:
-            raw = fetch_secret_string(self._secret_id, max_age_s=self._max_age_s, force_fetch=force_fetch)
+            raw = self._secrets.secret_string(self._secret_id, force_fetch=force_fetch)
         except SecretUnavailable as error:
             raise SigningSecretUnavailable(str(error)) from None
         return parse_signing_secrets(raw)
 
 
-@cache
-def verifier_for(secret_id: str, max_age_s: int) -> WebhookVerifier:
+class Verifiers:
     """One verifier per secret per container, so its re-read throttle holds across warm invocations."""
-    return WebhookVerifier(secret_id, max_age_s=max_age_s)
 
+    def __init__(self, secrets: SecretSource) -> None:
+        self._secrets = secrets
+        self._lock = threading.Lock()
+        self._verifiers: dict[str, WebhookVerifier] = {}
 
-def reset() -> None:
-    verifier_for.cache_clear()
+    def for_secret(self, secret_id: str) -> WebhookVerifier:
+        with self._lock:
+            verifier = self._verifiers.get(secret_id)
+            if verifier is None:
+                verifier = self._verifiers[secret_id] = WebhookVerifier(secret_id, self._secrets)
+            return verifier

@@ -14,11 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from functools import cache
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from parser_run_deleter.adapters.tenant_table import TenantTable, TenantTableUnavailable
+from parser_run_deleter.logic.ports import TenantRecords
 from parser_run_deleter.shared.parser_run_ids import is_valid_tenant_id, is_valid_workspace_id
 from parser_run_deleter.shared.settings import is_loopback_host
 
@@ -206,14 +205,17 @@ class TenantDirectory:
     make every request a registry read. Lookups are thread-safe.
     """
 
-    def __init__(self, table: TenantTable, *, max_age_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._table = table
+    def __init__(
+        self, records: TenantRecords, *, max_age_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._table = records
         self._max_age_s = max_age_s
         # What "now" is for the cache's ages: a test sets its own, to age entries without waiting.
         self.clock = clock
         self._lock = threading.Lock()
         self._by_tenant: dict[str, tuple[Tenant | None, float]] = {}
         self._by_key: dict[str, tuple[str | None, float]] = {}
+        self._reading: dict[str, threading.Lock] = {}
 
     def by_api_key_id(self, api_key_id: str) -> Tenant | None:
         now = self.clock()
@@ -232,34 +234,42 @@ class TenantDirectory:
         return tenant if tenant is not None and api_key_id in tenant.api_key_ids else None
 
     def by_tenant_id(self, tenant_id: str) -> Tenant | None:
+        cached = self._cached_tenant(tenant_id)
+        if cached is not None:
+            return cached[0]
+        # One read per tenant at a time: a batch's workers that all miss the cache share the first one's read.
+        with self._lock:
+            reading = self._reading.setdefault(tenant_id, threading.Lock())
+        with reading:
+            cached = self._cached_tenant(tenant_id)
+            if cached is not None:
+                return cached[0]
+            now = self.clock()
+            item = self._read(lambda: self._table.tenant(tenant_id)) if is_valid_tenant_id(tenant_id) else None
+            try:
+                tenant = tenant_from_item(item) if item is not None else None
+            except InvalidTenant:
+                tenant = None  # a malformed registry entry authenticates no one
+            with self._lock:
+                self._by_tenant[tenant_id] = (tenant, now)
+            return tenant
+
+    def _cached_tenant(self, tenant_id: str) -> tuple[Tenant | None] | None:
+        """The cached answer (in a 1-tuple, since None is an answer), or None when there is none still fresh."""
         now = self.clock()
         with self._lock:
             cached = self._by_tenant.get(tenant_id)
         if cached is not None and now - cached[1] < self._max_age_s:
-            return cached[0]
-        item = self._read(lambda: self._table.tenant(tenant_id)) if is_valid_tenant_id(tenant_id) else None
-        try:
-            tenant = tenant_from_item(item) if item is not None else None
-        except InvalidTenant:
-            tenant = None  # a malformed registry entry authenticates no one
-        with self._lock:
-            self._by_tenant[tenant_id] = (tenant, now)
-        return tenant
+            return (cached[0],)
+        return None
 
     @staticmethod
     def _read(read: Callable[[], Any]) -> Any:
-        try:
-            return read()
-        except TenantTableUnavailable as error:
-            raise RegistryUnavailable(str(error)) from None
+        """The registry's answer; ``RegistryUnavailable`` (the port's error) passes through as it is."""
+        return read()
 
-
-@cache
-def tenant_directory(table_name: str, max_age_s: float) -> TenantDirectory:
-    """One directory per container, so its cache holds across warm invocations."""
-    return TenantDirectory(TenantTable(table_name), max_age_s=max_age_s)
-
-
-def reset() -> None:
-    """Forget every cached tenant (tests, and SnapStart restores)."""
-    tenant_directory.cache_clear()
+    def forget(self) -> None:
+        """Forget every cached tenant (SnapStart restores)."""
+        with self._lock:
+            self._by_tenant.clear()
+            self._by_key.clear()

@@ -1,16 +1,15 @@
-"""The function's configuration: read once from the environment into one typed, validated object.
-
-Logic code never reads ``os.environ``; it receives a ``Settings``. Every error names the variable at fault.
+"""Each function's configuration: read once, at cold start, from the environment into one typed, validated object
+per function (``ApiSettings``, ``QueueSettings``, ``CallbackSettings``). Each reads only the variables its function
+uses; what it requires is required there, with an error naming the variable. Logic never reads ``os.environ``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Final
 from urllib.parse import urlsplit
 
 from parser_run_deleter.shared.observability import logger
@@ -27,55 +26,95 @@ class ConfigurationError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class ExtendSettings:
+    """How the API and queue functions call Extend (the callback function never does)."""
+
     extend_api_key_secret_id: str
     extend_api_base_url: str = DEFAULT_API_BASE_URL
     # True when the base URL names a host outside PUBLISHED_API_HOSTS, allowed by the override: logged at start-up.
     extend_api_host_unlisted: bool = False
     extend_api_version: str = "2025-04-21"
     extend_workspace_id: str | None = None
-    dead_letter_queue_url: str | None = None
-    deletion_queue_url: str | None = None
-    # Tenants: the registry table, the name prefix of their signing secrets, how long a tenant is trusted from
-    # cache, the table that remembers signed requests, and (HTTP APIs) the JWT claim naming the tenant.
-    tenants_table_name: str | None = None
-    tenant_secret_prefix: str | None = None
-    tenant_cache_s: float = 30.0
-    idempotency_table_name: str | None = None
-    tenant_claim: str | None = None
-    # The ledger: every deletion request and what became of each run, kept this many days.
-    ledger_table_name: str | None = None
-    ledger_retention_days: int = 400
-    # Completion callbacks: the queue of deliveries to make, the API's public base URL (for the status link), how
-    # long one delivery may take, and (local use only) whether a loopback callback URL may be called.
-    callback_queue_url: str | None = None
-    api_base_url: str | None = None
-    callback_timeout_s: float = 5.0
-    callback_allow_loopback: bool = False
-    # The visibility timeout the function's own queue receives messages with: a record's receipt handle is
-    # confirmed with SQS (intake.record_source) by setting it again, so a returned record comes back as it would.
-    source_queue_visibility_s: int = 30
-    # The queue holds an intake's messages back this long, so that the intake records their runs before the queue
-    # function can settle them (one that still comes first waits: ``logic.ledger.NotYetRecorded``).
-    intake_delay_s: int = 2
-    # Extend calls
     connect_timeout_s: float = 2.0
     read_timeout_s: float = 5.0
     max_attempts: int = 3
     backoff_base_s: float = 0.2
     backoff_cap_s: float = 5.0
-    # Stop this long before Lambda's deadline, so the response (and any DLQ send) still fits.
-    deadline_safety_margin_s: float = 1.0
-    # Budget for in-request retries on the synchronous API path: well inside API Gateway's 29 s.
-    api_sync_budget_s: float = 8.0
-    secret_max_age_s: int = 300
-    max_receive_count: int | None = None
-    max_concurrency: int = 4
     max_requests_per_second: float = 5.0
+    secret_max_age_s: int = 300
 
     @property
     def delete_path_prefix(self) -> str:
         return "/parse_runs/" if self.extend_api_version == "2026-02-09" else "/parser_runs/"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The API function's: every request is a tenant's, recorded in the ledger, answered or queued."""
+
+    extend: ExtendSettings
+    tenants_table_name: str
+    tenant_secret_prefix: str
+    # The table that remembers signed requests (the replay guard).
+    idempotency_table_name: str
+    ledger_table_name: str
+    deletion_queue_url: str
+    callback_queue_url: str
+    tenant_cache_s: float = 30.0
+    # HTTP APIs: the JWT claim naming the tenant.
+    tenant_claim: str | None = None
+    ledger_retention_days: int = 400
+    # The queue holds an intake's messages back this long, so that the intake records their runs before the queue
+    # function can settle them (one that still comes first waits: ``ledger_records.NotYetRecorded``).
+    intake_delay_s: int = 2
+    # Stop this long before Lambda's deadline, so the response still fits.
+    deadline_safety_margin_s: float = 1.0
+    # Budget for in-request retries on the synchronous path: well inside API Gateway's 29 s.
+    api_sync_budget_s: float = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """The queue function's: each message is deleted, recorded in the ledger, returned or dead-lettered."""
+
+    extend: ExtendSettings
+    tenants_table_name: str
+    ledger_table_name: str
+    # Its own queue (records are confirmed with SQS as this queue's), the DLQ, and where completions are told.
+    deletion_queue_url: str
+    dead_letter_queue_url: str
+    callback_queue_url: str
+    # The queue's redrive policy's: a failure on this receive is dead-lettered with its reason.
+    max_receive_count: int
+    tenant_cache_s: float = 30.0
+    ledger_retention_days: int = 400
+    # The visibility timeout the queue's messages are received with: a record's receipt handle is confirmed with SQS
+    # (intake.record_source) by setting it again, so a returned record comes back as it would.
+    source_queue_visibility_s: int = 30
+    max_concurrency: int = 4
+    # Stop this long before Lambda's deadline, so the response (and any DLQ send) still fits.
+    deadline_safety_margin_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackSettings:
+    """The callback function's: it tells tenants their requests completed, and never calls Extend."""
+
+    tenants_table_name: str
+    tenant_secret_prefix: str
+    ledger_table_name: str
+    callback_queue_url: str
+    # The callback queue's redrive policy's: the last attempt is not held back.
+    max_receive_count: int
+    tenant_cache_s: float = 30.0
+    ledger_retention_days: int = 400
+    # The API's public base URL, for the status link; how long one delivery may take; and (local use only) whether
+    # a loopback callback URL may be called.
+    api_base_url: str | None = None
+    callback_timeout_s: float = 5.0
+    callback_allow_loopback: bool = False
+    source_queue_visibility_s: int = 30
+    secret_max_age_s: int = 300
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -149,72 +188,132 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return raw == "true"
 
 
-def _secret_prefix(env: Mapping[str, str]) -> str | None:
-    prefix = _optional(env, "TENANT_SECRET_PREFIX")
-    if prefix is not None and not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,200}", prefix):
-        raise ConfigurationError(f"TENANT_SECRET_PREFIX must be a Secrets Manager name prefix, got {prefix!r}")
-    return prefix.rstrip("/") if prefix is not None else None
+def _required(env: Mapping[str, str], name: str, what: str) -> str:
+    value = _optional(env, name)
+    if value is None:
+        raise ConfigurationError(f"{name} is required: {what}")
+    return value
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
-    secret_id = _optional(env, "EXTEND_API_KEY_SECRET_ID")
-    if secret_id is None:
-        raise ConfigurationError("EXTEND_API_KEY_SECRET_ID is required: the Secrets Manager secret holding the key")
+def load_extend_settings(env: Mapping[str, str]) -> ExtendSettings:
+    secret_id = _required(env, "EXTEND_API_KEY_SECRET_ID", "the Secrets Manager secret holding the key")
     version = _optional(env, "EXTEND_API_VERSION") or "2025-04-21"
     if version not in SUPPORTED_API_VERSIONS:
         raise ConfigurationError(
             f"EXTEND_API_VERSION must be one of {', '.join(SUPPORTED_API_VERSIONS)}, got {version!r}"
         )
-    max_receive = _optional(env, "MAX_RECEIVE_COUNT")
     base_url = validate_base_url(
         _optional(env, "EXTEND_API_BASE_URL") or DEFAULT_API_BASE_URL,
         allow_unlisted_host=_flag(env, UNLISTED_HOST_OVERRIDE),
     )
-    return Settings(
+    return ExtendSettings(
         extend_api_key_secret_id=secret_id,
         extend_api_base_url=base_url,
         extend_api_host_unlisted=is_unlisted_host(base_url),
         extend_api_version=version,
         extend_workspace_id=_optional(env, "EXTEND_WORKSPACE_ID"),
-        dead_letter_queue_url=_optional(env, "DEAD_LETTER_QUEUE_URL"),
-        deletion_queue_url=_optional(env, "DELETION_QUEUE_URL"),
-        tenants_table_name=_optional(env, "TENANTS_TABLE_NAME"),
-        tenant_secret_prefix=_secret_prefix(env),
-        tenant_cache_s=_number(env, "TENANT_CACHE_SECONDS", 30.0, minimum=0, maximum=60),
-        idempotency_table_name=_optional(env, "IDEMPOTENCY_TABLE_NAME"),
-        tenant_claim=_optional(env, "TENANT_CLAIM"),
-        ledger_table_name=_optional(env, "LEDGER_TABLE_NAME"),
-        ledger_retention_days=_integer(env, "LEDGER_RETENTION_DAYS", 400, minimum=1, maximum=3650),
-        callback_queue_url=_optional(env, "CALLBACK_QUEUE_URL"),
-        api_base_url=_optional(env, "API_BASE_URL"),
-        callback_timeout_s=_number(env, "CALLBACK_TIMEOUT_SECONDS", 5.0, minimum=0.5, maximum=30),
-        callback_allow_loopback=_flag(env, "CALLBACK_ALLOW_LOOPBACK"),
-        intake_delay_s=_integer(env, "INTAKE_DELAY_SECONDS", 2, minimum=0, maximum=900),
-        source_queue_visibility_s=_integer(env, "SOURCE_QUEUE_VISIBILITY_SECONDS", 30, minimum=0, maximum=43_200),
         connect_timeout_s=_number(env, "EXTEND_CONNECT_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=30),
         read_timeout_s=_number(env, "EXTEND_READ_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=60),
         max_attempts=_integer(env, "EXTEND_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
         backoff_base_s=_number(env, "EXTEND_BACKOFF_BASE_SECONDS", 0.2, minimum=0, maximum=10),
         backoff_cap_s=_number(env, "EXTEND_BACKOFF_CAP_SECONDS", 5.0, minimum=0, maximum=60),
-        deadline_safety_margin_s=_number(env, "DEADLINE_SAFETY_MARGIN_SECONDS", 1.0, minimum=0, maximum=30),
-        api_sync_budget_s=_number(env, "API_SYNC_BUDGET_SECONDS", 8.0, minimum=0.1, maximum=25),
-        secret_max_age_s=_integer(env, "SECRET_MAX_AGE_SECONDS", 300, minimum=0, maximum=86_400),
-        max_receive_count=None
-        if max_receive is None
-        else _integer(env, "MAX_RECEIVE_COUNT", 0, minimum=1, maximum=1000),
-        max_concurrency=_integer(env, "EXTEND_MAX_CONCURRENCY", 4, minimum=1, maximum=64),
         max_requests_per_second=_number(env, "EXTEND_MAX_REQUESTS_PER_SECOND", 5.0, minimum=0.1, maximum=10_000),
+        secret_max_age_s=_secret_max_age(env),
     )
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read on first use; tests call ``get_settings.cache_clear()``."""
-    settings = load_settings(os.environ)
+def _secret_max_age(env: Mapping[str, str]) -> int:
+    return _integer(env, "SECRET_MAX_AGE_SECONDS", 300, minimum=0, maximum=86_400)
+
+
+def _tenant_cache(env: Mapping[str, str]) -> float:
+    return _number(env, "TENANT_CACHE_SECONDS", 30.0, minimum=0, maximum=60)
+
+
+def _retention(env: Mapping[str, str]) -> int:
+    return _integer(env, "LEDGER_RETENTION_DAYS", 400, minimum=1, maximum=3650)
+
+
+def _margin(env: Mapping[str, str]) -> float:
+    return _number(env, "DEADLINE_SAFETY_MARGIN_SECONDS", 1.0, minimum=0, maximum=30)
+
+
+def _visibility(env: Mapping[str, str]) -> int:
+    return _integer(env, "SOURCE_QUEUE_VISIBILITY_SECONDS", 30, minimum=0, maximum=43_200)
+
+
+def _max_receive_count(env: Mapping[str, str]) -> int:
+    _required(env, "MAX_RECEIVE_COUNT", "the queue's maxReceiveCount, so that the last receive is known")
+    return _integer(env, "MAX_RECEIVE_COUNT", 0, minimum=1, maximum=1000)
+
+
+def _secret_prefix(env: Mapping[str, str]) -> str:
+    prefix = _required(env, "TENANT_SECRET_PREFIX", "the name prefix of the tenants' secrets")
+    if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,200}", prefix):
+        raise ConfigurationError(f"TENANT_SECRET_PREFIX must be a Secrets Manager name prefix, got {prefix!r}")
+    return prefix.rstrip("/")
+
+
+_REGISTRY: Final = "the tenant registry table"
+_LEDGER: Final = "the ledger table: no deletion is acknowledged, nor consumed, without a record"
+
+
+def load_api_settings(env: Mapping[str, str]) -> ApiSettings:
+    return ApiSettings(
+        extend=load_extend_settings(env),
+        tenants_table_name=_required(env, "TENANTS_TABLE_NAME", _REGISTRY),
+        tenant_secret_prefix=_secret_prefix(env),
+        idempotency_table_name=_required(env, "IDEMPOTENCY_TABLE_NAME", "the table that refuses replayed requests"),
+        ledger_table_name=_required(env, "LEDGER_TABLE_NAME", _LEDGER),
+        deletion_queue_url=_required(env, "DELETION_QUEUE_URL", "the queue deletions wait on"),
+        callback_queue_url=_required(env, "CALLBACK_QUEUE_URL", "the queue of completion callbacks"),
+        tenant_cache_s=_tenant_cache(env),
+        tenant_claim=_optional(env, "TENANT_CLAIM"),
+        ledger_retention_days=_retention(env),
+        intake_delay_s=_integer(env, "INTAKE_DELAY_SECONDS", 2, minimum=0, maximum=900),
+        deadline_safety_margin_s=_margin(env),
+        api_sync_budget_s=_number(env, "API_SYNC_BUDGET_SECONDS", 8.0, minimum=0.1, maximum=25),
+    )
+
+
+def load_queue_settings(env: Mapping[str, str]) -> QueueSettings:
+    return QueueSettings(
+        extend=load_extend_settings(env),
+        tenants_table_name=_required(env, "TENANTS_TABLE_NAME", _REGISTRY),
+        ledger_table_name=_required(env, "LEDGER_TABLE_NAME", _LEDGER),
+        deletion_queue_url=_required(env, "DELETION_QUEUE_URL", "the queue this function consumes"),
+        dead_letter_queue_url=_required(env, "DEAD_LETTER_QUEUE_URL", "where failed messages go with their reason"),
+        callback_queue_url=_required(env, "CALLBACK_QUEUE_URL", "the queue of completion callbacks"),
+        max_receive_count=_max_receive_count(env),
+        tenant_cache_s=_tenant_cache(env),
+        ledger_retention_days=_retention(env),
+        source_queue_visibility_s=_visibility(env),
+        max_concurrency=_integer(env, "EXTEND_MAX_CONCURRENCY", 4, minimum=1, maximum=64),
+        deadline_safety_margin_s=_margin(env),
+    )
+
+
+def load_callback_settings(env: Mapping[str, str]) -> CallbackSettings:
+    return CallbackSettings(
+        tenants_table_name=_required(env, "TENANTS_TABLE_NAME", _REGISTRY),
+        tenant_secret_prefix=_secret_prefix(env),
+        ledger_table_name=_required(env, "LEDGER_TABLE_NAME", _LEDGER),
+        callback_queue_url=_required(env, "CALLBACK_QUEUE_URL", "the queue this function consumes"),
+        max_receive_count=_max_receive_count(env),
+        tenant_cache_s=_tenant_cache(env),
+        ledger_retention_days=_retention(env),
+        api_base_url=_optional(env, "API_BASE_URL"),
+        callback_timeout_s=_number(env, "CALLBACK_TIMEOUT_SECONDS", 5.0, minimum=0.5, maximum=30),
+        callback_allow_loopback=_flag(env, "CALLBACK_ALLOW_LOOPBACK"),
+        source_queue_visibility_s=_visibility(env),
+        secret_max_age_s=_secret_max_age(env),
+    )
+
+
+def warn_if_unlisted(settings: ExtendSettings) -> None:
     if settings.extend_api_host_unlisted:
         logger.warning(
             f"{UNLISTED_HOST_OVERRIDE} is on: the Extend API key is sent to a host that is not one of Extend's "
             "published deployments",
             extra={"extend_api_base_url": settings.extend_api_base_url},
         )
-    return settings

@@ -1,5 +1,0 @@
-import sys
-
-from opscli.cli import main
-
-sys.exit(main())

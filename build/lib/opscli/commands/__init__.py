@@ -1,1 +1,0 @@
-"""The operator CLI's command groups, each registering its commands with the parser."""

@@ -1,1 +1,0 @@
-"""What every layer uses: settings, observability, time budgets, pacing and the cold-start hooks."""
