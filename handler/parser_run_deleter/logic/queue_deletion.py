@@ -163,11 +163,10 @@ def process_message(
         identified = identify(request, message)
         if deadline.remaining() < MIN_ATTEMPT_S:
             # No time left to finish it: leave it for the next delivery, without so much as reading its tenant.
-            raise _OutOfTime
+            raise _OutOfTime(request.parser_run_id)
         resolved = identified.of_tenant(_tenant_of(request, services.tenants))
-    except _OutOfTime:
-        assert request is not None
-        attempt = _Attempt(failed_before_extend(request.parser_run_id), OUT_OF_TIME_REASON, started=False)
+    except _OutOfTime as out_of_time:
+        attempt = _Attempt(failed_before_extend(out_of_time.parser_run_id), OUT_OF_TIME_REASON, started=False)
     except InvalidDeletionRequest as error:
         request, attempt = None, _Attempt(None, str(error))
     except TenantRefused as error:
@@ -283,7 +282,9 @@ def _ownership(resolved: ResolvedMessage | None) -> str | None:
 
 
 class _OutOfTime(Exception):
-    pass
+    def __init__(self, parser_run_id: str) -> None:
+        super().__init__(parser_run_id)
+        self.parser_run_id = parser_run_id
 
 
 def _attempt(resolved: ResolvedMessage, services: QueueServices, deadline: Deadline) -> _Attempt:
@@ -327,11 +328,10 @@ def _record(
         count(MetricName.LEDGER_WRITE_FAILED)
         logger.error("cannot record the outcome in the ledger", extra={"reason": str(error)})
         return run.outcome is Outcome.QUEUED
-    if isinstance(transition, Uncounted):
-        assert batch is not None
+    if isinstance(transition, Uncounted) and batch is not None:  # only a batch defers its counts
         counts, message_id = batch
         return counts.defer(message_id, transition, resolved.tenant, deadline)
-    if transition is not None and transition.after is not Outcome.QUEUED:
+    if isinstance(transition, Transition) and transition.after is not Outcome.QUEUED:
         settle(records, resolved.request_id, resolved.tenant, services.callbacks, deadline, counted=transition.request)
     return True
 
