@@ -31,7 +31,7 @@ def test_each_cold_start_child_deletes_its_record(bench_stack: BenchServices, sc
     assert child.report["rss_kb"] > 0
 
 
-@pytest.mark.parametrize(("script", "args"), [("warm_ours.py", ()), ("warm_raw.py", ())])
+@pytest.mark.parametrize(("script", "args"), [("warm_ours.py", ()), ("warm_raw.py", ()), ("warm_raw_ledger.py", ())])
 def test_warm_children_delete_every_record(bench_stack: BenchServices, script: str, args: tuple[str, ...]) -> None:
     ids = bench_stack.new_ids(26)
     events = delivered_batches(bench_stack, ids, 10) if script == "warm_ours.py" else []
