@@ -3,6 +3,11 @@ on the default pool, every outcome recorded in the ledger as deployed) against a
 vs the same work by hand: a sequential urllib3 loop sending the same DELETEs, each followed by the two ledger
 writes the handler makes for it (``warm_raw_ledger.py``). The bare loop without the ledger is shown beside it.
 
+The target is on the CPU time of the function's own process (``time.process_time`` over the timed part): with
+the ledger on, the wall time is mostly moto's, which parses every DynamoDB expression in Python on the same two
+cores (a longer conditional update costs it more), and so would measure moto rather than the function. Wall
+times are shown for information.
+
 Also reported, not targeted: the handler with ``EXTEND_MAX_CONCURRENCY=1`` (records one after another, like
 the raw loop), which isolates the per-record cost of parsing, logging and metrics from the concurrency gain.
 """
@@ -33,6 +38,7 @@ def run(services: BenchServices, runs: int) -> list[Result]:
         "handler_sequential": ("warm_ours.py", services.queue_env(EXTEND_MAX_CONCURRENCY="1")),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
     rss: list[int] = []
     for _ in range(max(1, runs // 2)):  # each run is 2,000 requests per variant: fewer repeats suffice
         for name, (script, env) in variants.items():
@@ -42,25 +48,36 @@ def run(services: BenchServices, runs: int) -> list[Result]:
             if child.report["failures"]:
                 raise RuntimeError(f"B2 {name}: {child.report['failures']} deletes failed")
             times[name].append(child.report["elapsed_s"])
+            cpu[name].append(child.report["cpu_s"])
             if name == "handler":
                 rss.append(child.report["rss_kb"])
         services.extend.reset_stats()
-    raw, floor, ours, sequential = (
-        median(times[name]) for name in ("raw", "raw_ledger", "handler", "handler_sequential")
+    raw, floor, ours = (median(times[name]) for name in ("raw", "raw_ledger", "handler"))
+    floor_cpu, ours_cpu, sequential_cpu = (
+        median(cpu[name]) for name in ("raw_ledger", "handler", "handler_sequential")
     )
-    detail: dict[str, object] = dict(times)
+    detail: dict[str, object] = {"wall_s": times, "cpu_s": cpu}
     detail["warm_rss_kb"] = rss
     return [
         Result(
             "B2",
-            f"{DELETES} deletes, batches of {BATCH}, ledger on, vs raw urllib3 + the same ledger writes by hand",
-            ours,
-            floor,
-            ours / floor,
+            f"{DELETES} deletes, batches of {BATCH}, ledger on: CPU vs urllib3 + the same ledger writes by hand",
+            ours_cpu,
+            floor_cpu,
+            ours_cpu / floor_cpu,
             f"<= {TARGET}x",
-            ours / floor <= TARGET,
+            ours_cpu / floor_cpu <= TARGET,
             detail=detail,
         ),
-        Result("B2", "  same, EXTEND_MAX_CONCURRENCY=1 (info)", sequential, floor, sequential / floor, "info", True),
-        Result("B2", "  handler vs the bare urllib3 loop, no ledger (info)", ours, raw, ours / raw, "info", True),
+        Result(
+            "B2",
+            "  same, EXTEND_MAX_CONCURRENCY=1, CPU (info)",
+            sequential_cpu,
+            floor_cpu,
+            sequential_cpu / floor_cpu,
+            "info",
+            True,
+        ),
+        Result("B2", "  wall time, the same two (info)", ours, floor, ours / floor, "info", True),
+        Result("B2", "  wall time vs the bare urllib3 loop, no ledger (info)", ours, raw, ours / raw, "info", True),
     ]

@@ -14,10 +14,10 @@ warmup, *events = _child.delivered()
 queue_function.lambda_handler(warmup, _child.Context())  # cold start, secret, connections: not timed
 warm_rss_kb = _child.rss_kb()
 failures = 0
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 for event in events:
     response = queue_function.lambda_handler(event, _child.Context())
     failures += len(response["batchItemFailures"])
-elapsed = time.perf_counter() - started
-_child.report(elapsed_s=elapsed, failures=failures, rss_kb=_child.rss_kb(), first_rss_kb=warm_rss_kb)
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+_child.report(elapsed_s=elapsed, cpu_s=cpu, failures=failures, rss_kb=_child.rss_kb(), first_rss_kb=warm_rss_kb)
 _child.done()

@@ -20,11 +20,13 @@ def bench_stack(moto_endpoint: str) -> Iterator[BenchServices]:
         yield BenchServices(moto_endpoint, extend)
 
 
-@pytest.mark.parametrize("script", ["cold_floor.py", "cold_ours.py", "cold_peer.py"])
+@pytest.mark.parametrize("script", ["cold_floor.py", "cold_queue_floor.py", "cold_ours.py", "cold_peer.py"])
 def test_each_cold_start_child_deletes_its_record(bench_stack: BenchServices, script: str) -> None:
-    env = {"cold_peer.py": bench_stack.peer_env(), "cold_ours.py": bench_stack.queue_env()}.get(script)
+    queue_env = bench_stack.queue_env()
+    envs = {"cold_peer.py": bench_stack.peer_env(), "cold_ours.py": queue_env, "cold_queue_floor.py": queue_env}
+    env = envs.get(script)
     [parser_run_id] = bench_stack.new_ids(1)
-    events = bench_stack.delivered([parser_run_id], 1) if script == "cold_ours.py" else []
+    events = bench_stack.delivered([parser_run_id], 1) if script in ("cold_ours.py", "cold_queue_floor.py") else []
     child = run_child(script, env or bench_stack.env(), ids=[parser_run_id], events=events)
     assert child.report["failures"] == 0
     assert not bench_stack.extend.exists(parser_run_id, workspace_id=WORKSPACE)
