@@ -514,6 +514,48 @@ def test_a_failed_ownership_read_is_a_failure_to_retry_never_not_found(
     assert failed[-1]["outcome"] == "failed" and "reading the run's metadata failed" in failed[-1]["reason"]
 
 
+def test_a_queued_metadata_deletion_met_by_a_deployment_without_metadata_is_dead_lettered_for_good_unsent(
+    stack: InProcessStack, globex: AddedTenant, emitted: Emitted
+) -> None:
+    # Given globex's bulk request queued, and the deployment then moved to an API version whose runs carry no metadata
+    body = json.dumps({"parserRunIds": ["pr_gx_2"]})
+    assert invoke(signed_as(globex, "POST", "/deletions", api_key_id=GLOBEX_KEY_ID, body=body)).status == 202
+    messages = queued_messages(stack)
+    stack.set_env(EXTEND_API_VERSION="2025-04-21")
+
+    # When the queue function gets the message on its last allowed receive (before it, the message returns, so
+    # that an operator who puts the setting back loses nothing)
+    assert consume(stack, *messages, receive_count=stack.queues.max_receive_count) == {"batchItemFailures": []}
+
+    # Then nothing reaches Extend (no run could ever match), and the message is dead-lettered as permanent, with a
+    # reason that names the setting to change
+    assert [r for r in stack.extend.requests if r.parser_run_id == "pr_gx_2"] == []
+    assert dead_letter_kinds(stack) == {"pr_gx_2": "permanent"}
+    [outcome] = [log for log in emitted.read().outcome_logs if log["trigger"] == "sqs"]
+    assert outcome["parser_run_id"] == "pr_gx_2" and outcome["outcome"] == "failed"
+    assert "EXTEND_API_VERSION 2026-02-09" in outcome["reason"]
+
+
+def test_an_ownership_read_that_raises_is_a_failure_to_retry_that_names_the_error(
+    stack: InProcessStack, globex: AddedTenant, emitted: Emitted
+) -> None:
+    # Given globex's queued deletion, and the service's Extend key that can no longer be read (its secret is gone)
+    body = json.dumps({"parserRunIds": ["pr_gx_2"]})
+    assert invoke(signed_as(globex, "POST", "/deletions", api_key_id=GLOBEX_KEY_ID, body=body)).status == 202
+    messages = queued_messages(stack)
+    stack.set_env(EXTEND_API_KEY_SECRET_ID=stack.secret_arn + "-gone")
+
+    # When the queue function gets the message
+    response = consume(stack, *messages)
+
+    # Then the message returns for another try, nothing reached Extend, and the outcome names what stopped the read
+    assert len(response["batchItemFailures"]) == 1
+    assert [r for r in stack.extend.requests if r.parser_run_id == "pr_gx_2"] == []
+    [outcome] = [log for log in emitted.read().outcome_logs if log["trigger"] == "sqs"]
+    assert outcome["parser_run_id"] == "pr_gx_2" and outcome["outcome"] == "failed"
+    assert outcome["reason"] == "CredentialsError"  # the key could not be had
+
+
 def test_an_unrestricted_tenant_reaches_any_run_and_says_so_in_every_outcome(
     stack: InProcessStack, emitted: Emitted
 ) -> None:

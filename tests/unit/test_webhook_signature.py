@@ -17,6 +17,7 @@ from parser_run_deleter.logic.webhook_signature import (
     parse_headers,
     parse_signing_secrets,
     sign,
+    signature_headers,
 )
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -29,6 +30,23 @@ def test_our_signature_is_the_one_standardwebhooks_makes() -> None:
     expected = standardwebhooks.Webhook(SECRET).sign("msg_1", at, '{"a": 1}')
     # Then our signer agrees, byte for byte
     assert sign(KEY, "msg_1", int(at.timestamp()), b'{"a": 1}') == expected
+
+
+def test_the_headers_a_client_signs_with_are_what_standardwebhooks_verifies() -> None:
+    # Given the three headers the operator CLI's smoke test signs a request with
+    at = int(time.time())
+    headers = signature_headers(SECRET, b'{"a": 1}', webhook_id="msg_smoke", timestamp=at)
+    # Then they name the message and the time, and the reference library accepts them for that body
+    assert (headers["webhook-id"], headers["webhook-timestamp"]) == ("msg_smoke", str(at))
+    assert standardwebhooks.Webhook(SECRET).verify('{"a": 1}', headers) == {"a": 1}
+
+
+def test_unnamed_headers_get_a_fresh_message_id_and_the_current_time() -> None:
+    before = int(time.time())
+    first, second = signature_headers(SECRET, b"{}"), signature_headers(SECRET, b"{}")
+    assert first["webhook-id"].startswith("msg_") and first["webhook-id"] != second["webhook-id"]
+    assert before <= int(first["webhook-timestamp"]) <= int(time.time())
+    assert standardwebhooks.Webhook(SECRET).verify("{}", first) == {}
 
 
 def test_secrets_may_be_several_with_or_without_prefix_and_padding() -> None:
