@@ -477,6 +477,26 @@ def test_a_metadata_tenant_deletes_only_runs_its_metadata_names_and_sends_no_del
         "pr_untagged", workspace_id=KEY_DEFAULT_WS
     )
     assert emitted.metric_totals()["OwnershipRefused"] == 2  # the other customer's and the untagged run
+    # Each outcome line says which answers were a refusal, and keeps nothing of Extend's answer that would tell a
+    # refused run from a missing one
+    lines = {log["parser_run_id"]: log for log in emitted.read().outcome_logs}
+    assert {run for run, log in lines.items() if log.get("ownership_refused")} == {"pr_in_1", "pr_untagged"}
+    for run in ("pr_in_1", "pr_untagged", "pr_nowhere"):
+        assert lines[run].get("status_code") is None and "extend_request_id" not in lines[run], run
+
+
+def test_the_ownership_reads_429s_count_as_extend_pressure_whatever_the_read_decides(
+    stack: InProcessStack, globex: AddedTenant, emitted: Emitted
+) -> None:
+    # Given Extend throttling the first read of globex's own run and of another customer's run
+    stack.extend.inject("pr_gx_1", Fault.rate_limited(0), method="GET")
+    stack.extend.inject("pr_in_1", Fault.rate_limited(0), method="GET")
+    # When globex deletes both
+    mine = invoke(signed_as(globex, "DELETE", "/parser_runs/pr_gx_1", api_key_id=GLOBEX_KEY_ID))
+    theirs = invoke(signed_as(globex, "DELETE", "/parser_runs/pr_in_1", api_key_id=GLOBEX_KEY_ID))
+    # Then each throttled read is counted, the one before a deletion as the one before a refusal
+    assert (mine.status, theirs.status) == (200, 404)
+    assert emitted.metric_totals()["ExtendThrottled"] == 2
 
 
 def test_the_queue_path_applies_the_metadata_policy_too(
@@ -512,6 +532,8 @@ def test_a_failed_ownership_read_is_a_failure_to_retry_never_not_found(
     assert deletes_of(stack, "pr_gx_1") == [] and stack.extend.exists("pr_gx_1", workspace_id=KEY_DEFAULT_WS)
     failed = [log for log in emitted.outcome_logs if log["parser_run_id"] == "pr_gx_1" and log["trigger"] == "sqs"]
     assert failed[-1]["outcome"] == "failed" and "reading the run's metadata failed" in failed[-1]["reason"]
+    # A failed read keeps Extend's answer, for whoever looks into it: it was a 500, worth another try
+    assert (failed[-1]["status_code"], failed[-1]["retryable"]) == (500, True)
 
 
 def test_a_queued_metadata_deletion_met_by_a_deployment_without_metadata_is_dead_lettered_for_good_unsent(
