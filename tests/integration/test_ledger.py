@@ -541,7 +541,7 @@ def test_the_same_idempotency_key_for_another_request_gets_422(stack: InProcessS
     key = {"Idempotency-Key": "reused-key"}
     assert invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_a"]}', headers=key)).status == 202
     other = invoke(rest_event("POST", "/deletions", body='{"parserRunIds": ["pr_b"]}', headers=key))
-    assert other.status == 422 and "Idempotency-Key" in other.body["message"]
+    assert other.status == 422 and "this Idempotency-Key was used for another request" in other.body["message"]
     assert [m["parserRunId"] for m in queued_messages(stack)] == ["pr_a"]
 
 

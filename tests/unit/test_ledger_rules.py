@@ -15,6 +15,7 @@ from parser_run_deleter.logic.ledger_records import (
     RequestTrigger,
     RunRecord,
     may_follow,
+    may_still_change,
     new_request_id,
     outstanding_change,
     request_id_for_message,
@@ -61,6 +62,33 @@ def test_final_outcomes_are_final_but_a_dead_letter_can_be_redriven_and_not_foun
 def test_only_queued_runs_are_outstanding() -> None:
     assert outstanding_change(Q, D) == -1 and outstanding_change(Q, DL) == -1 and outstanding_change(DL, Q) == 1
     assert outstanding_change(None, D) == 0 and outstanding_change(Q, Q) == 0 and outstanding_change(None, Q) == 1
+
+
+def test_every_character_of_an_operators_request_id_carries_the_message_ids_hash() -> None:
+    # 130 bits of the message id's SHA-256, 5 per character: each of the 26 positions takes any of the 32 letters
+    # (a position fed by fewer bits, or by none, would take 16 or 1), so two messages share a request by chance
+    # with odds of one in 2^130
+    ids = [request_id_for_message(f"message-{n}").removeprefix("dr_") for n in range(400)]
+    assert {len(set(column)) for column in zip(*ids, strict=True)} == {32}
+
+
+@pytest.mark.parametrize(
+    ("current", "incoming", "changes"),
+    [
+        (Outcome.NOT_FOUND, Outcome.DELETED, True),  # this delivery's deletion proves the run was there
+        (Outcome.DEAD_LETTERED, Outcome.DELETED, True),  # a redrive
+        (Outcome.DEAD_LETTERED, Outcome.QUEUED, True),
+        (Outcome.DEAD_LETTERED, Outcome.DEAD_LETTERED, False),
+        (Outcome.DELETED, Outcome.DELETED, False),  # a redelivery of a settled run
+        (Outcome.DELETED, Outcome.NOT_FOUND, False),
+        (Outcome.NOT_FOUND, Outcome.NOT_FOUND, False),
+        (Outcome.FAILED, Outcome.DELETED, False),
+    ],
+)
+def test_a_settled_run_moves_again_only_when_redriven_or_proved_deleted(
+    current: Outcome, incoming: Outcome, changes: bool
+) -> None:
+    assert may_still_change(current, incoming) is changes
 
 
 def test_request_ids_are_well_formed_unique_and_sort_by_creation() -> None:

@@ -12,12 +12,16 @@ import standardwebhooks
 from parser_run_deleter.logic import signature_verifier
 from parser_run_deleter.logic.webhook_signature import (
     SignatureRejected,
+    SigningSecret,
     SigningSecretUnavailable,
     matches,
     parse_headers,
     parse_signing_secrets,
+    rotated,
     sign,
     signature_headers,
+    signing_secret_value,
+    signing_secrets,
 )
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -33,12 +37,29 @@ def test_our_signature_is_the_one_standardwebhooks_makes() -> None:
 
 
 def test_the_headers_a_client_signs_with_are_what_standardwebhooks_verifies() -> None:
-    # Given the three headers the operator CLI's smoke test signs a request with
-    at = int(time.time())
+    # Given the three headers the operator CLI's smoke test signs a request with, a minute ago
+    at = int(time.time()) - 60
     headers = signature_headers(SECRET, b'{"a": 1}', webhook_id="msg_smoke", timestamp=at)
     # Then they name the message and the time, and the reference library accepts them for that body
     assert (headers["webhook-id"], headers["webhook-timestamp"]) == ("msg_smoke", str(at))
     assert standardwebhooks.Webhook(SECRET).verify('{"a": 1}', headers) == {"a": 1}
+
+
+OLD = "whsec_" + base64.b64encode(b"old-key-old-key-old-key-old-key!").decode()
+NEW = "whsec_" + base64.b64encode(b"new-key-new-key-new-key-new-key!").decode()
+
+
+def test_a_rotation_keeps_the_current_secret_for_exactly_the_overlap() -> None:
+    after_one_second = signing_secrets(rotated(OLD, NEW, overlap_s=1, now=1_000))
+    assert [(entry.secret, entry.not_after) for entry in after_one_second] == [(NEW, None), (OLD, 1_001)]
+    assert [entry.secret for entry in signing_secrets(rotated(OLD, NEW, overlap_s=0, now=1_000))] == [NEW]
+
+
+def test_a_secret_whose_time_is_up_is_never_extended_by_a_rotation() -> None:
+    # Given a value whose only secret verifies until t=1,001, rotated at exactly t=1,001
+    expiring = signing_secret_value((SigningSecret(OLD, 1_001),))
+    # Then the old secret's time is over: it is dropped, not kept for another overlap
+    assert [entry.secret for entry in signing_secrets(rotated(expiring, NEW, overlap_s=5, now=1_001))] == [NEW]
 
 
 def test_unnamed_headers_get_a_fresh_message_id_and_the_current_time() -> None:
