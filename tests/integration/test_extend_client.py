@@ -435,3 +435,32 @@ def test_a_read_of_a_run_can_fail_apart_from_its_delete(extend: ExtendEmulator, 
     read = client.read_parser_run("pr_read", Deadline.after(10))
     assert (read.outcome.value, read.status_code, read.retryable) == ("failed", 500, True)
     assert client.delete_parser_run("pr_read", Deadline.after(10)).outcome is Outcome.DELETED
+
+
+def test_a_read_answered_2xx_without_a_json_run_is_a_failure_never_a_run_without_metadata(
+    extend: ExtendEmulator, key: str
+) -> None:
+    # A proxy's HTML page with a 200 is not a run: taken for one, it would read as a run that names no owner
+    extend.seed(["pr_html"], workspace_id=WORKSPACE, metadata={"tenant": "acme"})
+    extend.inject("pr_html", Fault.non_json(200), method="GET")
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    read = client.read_parser_run("pr_html", Deadline.after(10))
+    assert (read.outcome.value, read.metadata) == ("failed", None)
+    assert read.reason == "Extend answered 2xx without a JSON run"
+
+
+@pytest.mark.parametrize("metadata", [["tenant", "acme"], "acme", 7])
+def test_metadata_that_is_not_an_object_names_no_owner(extend: ExtendEmulator, key: str, metadata: object) -> None:
+    extend.seed(["pr_odd_meta"], workspace_id=WORKSPACE)
+    extend.inject("pr_odd_meta", Fault.json(200, {"id": "pr_odd_meta", "metadata": metadata}), method="GET")
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    read = client.read_parser_run("pr_odd_meta", Deadline.after(10))
+    assert (read.outcome.value, read.metadata) == ("found", None)
+
+
+def test_a_found_run_carries_its_metadata_and_a_missing_one_none(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_tagged"], workspace_id=WORKSPACE, metadata={"tenant": "acme"})
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    assert client.read_parser_run("pr_tagged", Deadline.after(10)).metadata == {"tenant": "acme"}
+    missing = client.read_parser_run("pr_nowhere_read", Deadline.after(10))
+    assert (missing.outcome.value, missing.metadata) == ("not_found", None)
