@@ -226,6 +226,21 @@ def test_a_crash_between_the_record_and_the_queue_acknowledges_nothing_and_a_rec
     assert ledger.recount(TENANT_ID) == 0 and ledger.outstanding(TENANT_ID) == 0
 
 
+def test_a_recount_sets_the_cap_to_the_runs_the_queue_can_still_hold(stack: InProcessStack, ledger: Ledger) -> None:
+    # Given a request of two queued runs, and a tenant count that has drifted from it
+    answer = bulk("pr_rc_1", "pr_rc_2")
+    assert answer.status == 202
+    ledger.store.set_outstanding(TENANT_ID, 7)
+    # Then a recount sets the count to the runs still queued, and finds the request that holds them
+    assert ledger.recount(TENANT_ID) == 2 and ledger.outstanding(TENANT_ID) == 2
+    oldest = ledger.oldest_outstanding(TENANT_ID)
+    assert oldest is not None and oldest.request_id == answer.body["deletionRequestId"]
+    # Past the queue's retention no message of it can be on the queue: nothing is outstanding
+    later = time.time() + QUEUE_RETENTION_S + 60
+    assert ledger.oldest_outstanding(TENANT_ID, now=later) is None
+    assert ledger.recount(TENANT_ID, now=later) == 0 and ledger.outstanding(TENANT_ID) == 0
+
+
 def test_an_outcome_the_ledger_cannot_take_returns_the_message_and_its_redelivery_settles_it(
     stack: InProcessStack, ledger: Ledger, moto_endpoint: str
 ) -> None:
