@@ -338,6 +338,9 @@ def test_a_ledger_slower_than_the_margin_still_gets_the_batch_answered_before_la
         assert context.get_remaining_time_in_millis() > 0
         failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
         assert failed == {m["MessageId"] for m in messages}
+        # (their runs recorded, their batch's counts still being written: the batch's last writes are let go)
+        let_go = "the batch's last writes still running at the deadline; their records are delivered again"
+        assert [log["message"] for log in emitted.logs if log["message"] == let_go] == [let_go]
         proxy.heal()
         after_the_visibility_timeout(stack.sqs(), stack.queues.queue_url, messages, failed)
         # and the records it let go finish on their own (and are logged) once the ledger answers, their batch's
