@@ -33,7 +33,7 @@ lint: venv ## ruff check and ruff format --check on every Python file; the layer
 typecheck: venv ## mypy --strict on handler/, devstack/, opscli/, bench/ and tools/; on tests/ a little relaxed (pyproject)
 	$(BIN)/mypy handler devstack opscli bench tests tools
 
-pytest: venv node iam-simulator ## every test tier, with coverage of handler/ (needs `make infra` first for tests/infra)
+pytest: venv node iam-simulator browser ## every test tier, with coverage of handler/ (needs `make infra` first for tests/infra)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 unit: venv ## the unit tier: no servers, seconds in all (the edit-test loop)
@@ -45,7 +45,7 @@ integration: venv ## the integration tier: the handler against moto's server and
 security-tests: venv ## the security tier: secret hygiene and hardening, end to end
 	$(BIN)/python -m pytest tests/security $(PYTEST_ARGS)
 
-system: venv node build ## the system tier: the local stack, chaos, deadlines, the built artifact
+system: venv node build browser ## the system tier: the local stack, chaos, deadlines, the built artifact
 	$(BIN)/python -m pytest tests/system $(PYTEST_ARGS)
 
 run: venv ## run the whole system locally against embedded servers, with a scripted demo (ARGS=--serve to stay up)
@@ -73,6 +73,27 @@ mutation: venv $(MUTATION_STAMP) ## mutation testing of the critical modules (ho
 	@# src links to handler for the run only: mutmut names modules from paths under src/ (pyproject [tool.mutmut]).
 	ln -sfn handler src && trap 'rm -f src' EXIT && $(MUTATION_VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) $(ARGS)
 	$(BIN)/python tools/mutation_report.py
+
+# The auditor's report (`extend-deleter receipts --format html`) is checked in a real headless browser: Debian's
+# Chromium, installed with apt-get only when it is missing, driven by Playwright from its own venv. tests/system runs
+# tools/browser_check.py with it. `playwright install` is never run: no browser build is downloaded.
+BROWSER_VENV := .tools/browser
+BROWSER_STAMP := $(BROWSER_VENV)/.installed-$(shell cksum < tools/browser-requirements.txt | cut -d' ' -f1)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: browser
+
+browser: $(CHROMIUM) $(BROWSER_STAMP) ## Chromium (Debian's) and Playwright in .tools/browser, for the report's browser test
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+$(BROWSER_STAMP): tools/browser-requirements.txt
+	@test -x $(BROWSER_VENV)/bin/python || $(PYTHON) -m venv $(BROWSER_VENV)
+	$(BROWSER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tools/browser-requirements.txt
+	@rm -f $(BROWSER_VENV)/.installed-* && touch $@
 
 clean: ## remove every venv, build and cache
 	rm -rf $(VENV) .tools .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage mutants

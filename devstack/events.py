@@ -454,9 +454,9 @@ def sample_events() -> dict[str, dict[str, Any]]:
         "apigw_http_delete.json": sample_http_event(
             "DELETE",
             f"/parser_runs/{_RUN_A}",
-            route_key="DELETE /parser_runs/{id}",
+            route_key="DELETE /{resource}/{id}",
             request_id="JKJaXmPLvHcESHA=",
-            path_parameters={"id": _RUN_A},
+            path_parameters={"resource": "parser_runs", "id": _RUN_A},
             authorizer=_JWT_AUTHORIZER,
         ),
         "apigw_rest_bulk.json": sample_rest_event(
@@ -470,9 +470,9 @@ def sample_events() -> dict[str, dict[str, Any]]:
         "apigw_rest_delete.json": sample_rest_event(
             "DELETE",
             f"/parser_runs/{_RUN_A}",
-            resource="/parser_runs/{id}",
+            resource="/{resource}/{id}",
             request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            path_parameters={"id": _RUN_A},
+            path_parameters={"resource": "parser_runs", "id": _RUN_A},
         ),
         "apigw_rest_status.json": sample_rest_event(
             "GET",

@@ -1,5 +1,6 @@
-"""A real HTTP server on loopback that behaves like Extend's parser-run deletion endpoint, both API versions,
-with faults injectable per parser run id or at random (``ExtendEmulator``, ``Fault``).
+"""A real HTTP server on loopback that behaves like Extend's deletion endpoints for every deletable resource (parse
+or parser runs, extract, classify, split, edit, workflow and processor runs, files), both API versions, with faults
+injectable per id or at random (``ExtendEmulator``, ``Fault``).
 
 Its routes, the choices made where Extend's docs are silent, the order in which a request is evaluated, the
 faults and what is recorded are specified in ``extend_emulator.md``, beside this file.
@@ -35,6 +36,7 @@ __all__ = [
     "SUPPORTED_API_VERSIONS",
     "ExtendEmulator",
     "Fault",
+    "ProcessingDelete",
     "RecordedRequest",
 ]
 
@@ -43,9 +45,75 @@ API_VERSION_2026 = "2026-02-09"
 SUPPORTED_API_VERSIONS = (API_VERSION_2025, API_VERSION_2026)
 DEFAULT_WORKSPACE_ID = "ws_default"
 
-_PATH_2025 = "/parser_runs/"
-_PATH_2026 = "/parse_runs/"
 _DELETED_MESSAGE = "Parser run data has been successfully deleted."
+_PROCESSOR_RUN_DELETED_MESSAGE = "Processor run data has been successfully deleted."
+_STILL_PROCESSING_MESSAGE = "cannot delete a run that is still processing; cancel it first"
+# A run in one of these states is still being worked on: it can be cancelled (and, with processing_delete="refuse",
+# must be before it is deleted).
+_IN_PROGRESS = frozenset({"PENDING", "PROCESSING"})
+
+ProcessingDelete = Literal["allow", "refuse"]
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """One deletable resource type; ``name`` is its canonical resource name (``seed(resource=...)``)."""
+
+    name: str
+    noun: str  # in error messages: "File 'x' not found."
+    object_2026: str  # the "object" field of its 2026-02-09 body
+    object_2025: str  # the same under 2025-04-21
+    envelope_2025: str  # the key wrapping it in a 2025-04-21 GET body
+    is_run: bool
+    cancellable: bool
+    noun_2025: str | None = None  # when 2025-04-21 names it differently
+
+
+_KINDS: dict[str, _Kind] = {
+    kind.name: kind
+    for kind in (
+        _Kind("parse_runs", "Parse run", "parse_run", "parser_run", "parserRun", True, True, noun_2025="Parser run"),
+        _Kind("extract_runs", "Extract run", "extract_run", "extract_run", "extractRun", True, True),
+        _Kind("classify_runs", "Classify run", "classify_run", "classify_run", "classifyRun", True, True),
+        _Kind("split_runs", "Split run", "split_run", "split_run", "splitRun", True, True),
+        _Kind("edit_runs", "Edit run", "edit_run", "edit_run", "editRun", True, False),
+        _Kind("workflow_runs", "Workflow run", "workflow_run", "workflow_run", "workflowRun", True, True),
+        _Kind(
+            "processor_runs",
+            "Processor run",
+            "document_processor_run",
+            "document_processor_run",
+            "processorRun",
+            True,
+            True,
+        ),
+        _Kind("files", "File", "file", "file", "file", False, False),
+    )
+}
+# seed(resource=...) accepts either name of the parse run, which is one resource whose path depends on the version.
+_RESOURCE_ALIASES = {"parser_runs": "parse_runs"}
+
+# Per version: the path's resource segment -> the kind it serves.
+_ROUTES: dict[str, dict[str, str]] = {
+    API_VERSION_2025: {
+        "parser_runs": "parse_runs",
+        "processor_runs": "processor_runs",
+        "workflow_runs": "workflow_runs",
+        "files": "files",
+    },
+    API_VERSION_2026: {
+        "parse_runs": "parse_runs",
+        "extract_runs": "extract_runs",
+        "classify_runs": "classify_runs",
+        "split_runs": "split_runs",
+        "edit_runs": "edit_runs",
+        "workflow_runs": "workflow_runs",
+        "files": "files",
+    },
+}
+# Segments removed in 2026-02-09 -> the segment that replaces them (named in the 410's message).
+_REMOVED_2026 = {"parser_runs": "parse_runs", "processor_runs": "extract_runs"}
+_KNOWN_SEGMENTS = frozenset(segment for routes in _ROUTES.values() for segment in routes)
 _REQUEST_ID_ALPHABET = string.ascii_letters + string.digits
 
 _STATUS_CODES: dict[int, tuple[str, str]] = {
@@ -131,7 +199,7 @@ class Fault:
 
     @classmethod
     def answer_lost(cls) -> Fault:
-        """Do what was asked (delete the run), then reset the connection: the caller never hears that it was done."""
+        """Do what was asked (delete or cancel), then reset the connection: the caller never hears it was done."""
         return cls("answer_lost")
 
     @classmethod
@@ -174,7 +242,11 @@ class Fault:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request the emulator received. ``headers`` has lower-case names."""
+    """One request the emulator received. ``headers`` has lower-case names.
+
+    ``parser_run_id`` is the id in the path whatever its resource type (the name predates the other types);
+    ``resource`` is the path's resource segment (``"files"``, ``"parse_runs"`` ...), None when the path has none.
+    """
 
     method: str
     path: str
@@ -186,6 +258,7 @@ class RecordedRequest:
     api_version: str | None = None
     workspace_id: str | None = None
     request_id: str | None = None
+    resource: str | None = None
 
 
 @dataclass
@@ -207,14 +280,27 @@ class _Reply:
 
 
 @dataclass
+class _Object:
+    """One seeded resource: a run (with its optional file) or a file."""
+
+    kind: str
+    status: str
+    metadata: dict[str, Any] | None
+    file_id: str | None
+
+
+@dataclass
 class _Context:
     method: str
     target: str
     headers: dict[str, str]
     request_id: str
-    run_id: str | None = None
+    run_id: str | None = None  # the path's id, whatever its type
     version: str | None = None
     workspace: str | None = None
+    resource: str | None = None  # the path's resource segment
+    kind: str | None = None  # the kind that segment serves in this version, once routed
+    cancel: bool = False  # POST .../{id}/cancel
 
 
 class _Answer(Exception):
@@ -380,7 +466,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class ExtendEmulator:
-    """Extend's parser-run deletion endpoint on 127.0.0.1, with injectable faults. Thread-safe."""
+    """Extend's deletion endpoints (every deletable resource type) on 127.0.0.1, with injectable faults.
+    Thread-safe."""
 
     def __init__(
         self,
@@ -391,6 +478,8 @@ class ExtendEmulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        read_rate_limit_rps: float | None = None,
+        processing_delete: ProcessingDelete = "allow",
     ) -> None:
         self._lock = threading.Lock()
         self._host = host
@@ -398,12 +487,17 @@ class ExtendEmulator:
         self._latency_s = float(latency_s)
         self._rate_limit_rps: float | None = None
         self._bucket: _TokenBucket | None = None
+        self._read_rate_limit_rps: float | None = None
+        self._read_bucket: _TokenBucket | None = None
         self.rate_limit_rps = rate_limit_rps
+        self.read_rate_limit_rps = read_rate_limit_rps
         self.rate_limit_retry_after = rate_limit_retry_after
+        self._processing_delete: ProcessingDelete = "allow"
+        self.processing_delete = processing_delete
         self._rng = random.Random(seed)
         self._keys: dict[str, _Key] = {}
-        self._runs: dict[str, set[str]] = {}
-        self._metadata: dict[tuple[str, str], dict[str, Any]] = {}  # (workspace, run) -> custom metadata
+        # (workspace, id) -> the object: Extend's ids are unique across types, so one id is one object.
+        self._objects: dict[tuple[str, str], _Object] = {}
         self._scripts: dict[tuple[str, str], deque[Fault]] = {}  # (method, run id) -> faults
         self._random_probability = 0.0
         self._random_faults: tuple[Fault, ...] = ()
@@ -496,6 +590,30 @@ class ExtendEmulator:
             self._bucket = None if value is None else _TokenBucket(float(value))
 
     @property
+    def read_rate_limit_rps(self) -> float | None:
+        """Under 2026-02-09, the limit on GETs, apart from ``rate_limit_rps`` (None: GETs are not limited)."""
+        return self._read_rate_limit_rps
+
+    @read_rate_limit_rps.setter
+    def read_rate_limit_rps(self, value: float | None) -> None:
+        if value is not None and value <= 0:
+            raise ValueError("read_rate_limit_rps must be > 0 or None")
+        with self._lock:
+            self._read_rate_limit_rps = None if value is None else float(value)
+            self._read_bucket = None if value is None else _TokenBucket(float(value))
+
+    @property
+    def processing_delete(self) -> ProcessingDelete:
+        """What a DELETE of a PENDING or PROCESSING run does: ``"allow"`` deletes it, ``"refuse"`` answers 409."""
+        return self._processing_delete
+
+    @processing_delete.setter
+    def processing_delete(self, value: ProcessingDelete) -> None:
+        if value not in ("allow", "refuse"):
+            raise ValueError(f"processing_delete must be 'allow' or 'refuse', got {value!r}")
+        self._processing_delete = value
+
+    @property
     def unreachable(self) -> bool:
         return self._unreachable
 
@@ -533,25 +651,60 @@ class ExtendEmulator:
         workspace_id: str = DEFAULT_WORKSPACE_ID,
         *,
         metadata: dict[str, Any] | None = None,
+        resource: str | None = None,
+        file_id: str | None = None,
+        status: str = "PROCESSED",
     ) -> None:
-        """Create parser runs that exist in ``workspace_id``, optionally carrying custom ``metadata`` (API
-        2026-02-09: returned by ``GET /parse_runs/{id}``)."""
+        """Create objects that exist in ``workspace_id`` (seeding an existing id replaces it).
+
+        ``resource`` None (or ``"parse_runs"``/``"parser_runs"``) is a parse run, served on ``/parser_runs/``
+        under 2025-04-21 and ``/parse_runs/`` under 2026-02-09; any other resource name (``"files"``,
+        ``"extract_runs"``, ``"processor_runs"`` ...) is served only on its own path. ``metadata`` is the custom
+        metadata a GET returns, ``file_id`` the file a run was made from (runs only), ``status`` its status (an
+        open set: ``PENDING``, ``PROCESSING``, ``PROCESSED``, ``FAILED``, ``CANCELLED`` ...).
+        """
+        kind = _kind_name(resource)
+        if file_id is not None and not _KINDS[kind].is_run:
+            raise ValueError(f"only runs have a file; {kind} cannot be seeded with file_id")
+        if not status:
+            raise ValueError("status must not be empty")
         with self._lock:
-            ids = list(parser_run_ids)
-            self._runs.setdefault(workspace_id, set()).update(ids)
-            for run_id in ids:
-                if metadata is None:
-                    self._metadata.pop((workspace_id, run_id), None)
-                else:
-                    self._metadata[(workspace_id, run_id)] = dict(metadata)
+            for object_id in list(parser_run_ids):
+                self._objects[(workspace_id, object_id)] = _Object(
+                    kind=kind,
+                    status=status,
+                    metadata=None if metadata is None else dict(metadata),
+                    file_id=file_id,
+                )
+
+    def seed_file(
+        self, file_id: str, workspace_id: str = DEFAULT_WORKSPACE_ID, *, metadata: dict[str, Any] | None = None
+    ) -> None:
+        """Create one file in ``workspace_id`` (``seed([file_id], workspace_id, resource="files")``)."""
+        self.seed([file_id], workspace_id, metadata=metadata, resource="files")
 
     def exists(self, parser_run_id: str, workspace_id: str = DEFAULT_WORKSPACE_ID) -> bool:
+        """Whether an object of any type has this id in ``workspace_id``."""
         with self._lock:
-            return parser_run_id in self._runs.get(workspace_id, ())
+            return (workspace_id, parser_run_id) in self._objects
+
+    def resource_of(self, object_id: str, workspace_id: str = DEFAULT_WORKSPACE_ID) -> str | None:
+        """The canonical resource name of the object (``"parse_runs"`` for a parse run, ``"files"`` ...), or None
+        if it does not exist."""
+        with self._lock:
+            found = self._objects.get((workspace_id, object_id))
+            return None if found is None else found.kind
+
+    def status_of(self, object_id: str, workspace_id: str = DEFAULT_WORKSPACE_ID) -> str | None:
+        """The object's status (``"CANCELLED"`` after a cancel), or None if it does not exist."""
+        with self._lock:
+            found = self._objects.get((workspace_id, object_id))
+            return None if found is None else found.status
 
     def inject(self, parser_run_id: str, *faults: Fault, method: str = "DELETE") -> None:
         """Append faults to the id's script for ``method``: each request of that method and id consumes the next
-        one (a ``GET`` has a script of its own, so the read before a deletion can fail apart from the DELETE)."""
+        one (a ``GET`` has a script of its own, so the read before a deletion can fail apart from the DELETE;
+        ``"POST"`` scripts the cancels). Works for an id of any resource type."""
         with self._lock:
             self._scripts.setdefault((method.upper(), parser_run_id), deque()).extend(faults)
 
@@ -648,6 +801,7 @@ class ExtendEmulator:
             api_version=ctx.version,
             workspace_id=ctx.workspace,
             request_id=ctx.request_id,
+            resource=ctx.resource,
         )
         with self._lock:
             self._requests.append(record)
@@ -669,13 +823,13 @@ class ExtendEmulator:
             if fault.kind == "reset":
                 return None, "reset"
             if fault.kind == "answer_lost":
-                self._behave(ctx.method, ctx.version, ctx.workspace, run_id, ctx.request_id)
+                self._behave(ctx, run_id)
                 return None, "answer_lost"
             if fault.kind not in ("latency", "stall"):
                 return self._fault_reply(fault, ctx.request_id), fault.name
             if self._wait(fault.seconds):
                 return None, "aborted"
-        reply = self._behave(ctx.method, ctx.version, ctx.workspace, run_id, ctx.request_id)
+        reply = self._behave(ctx, run_id)
         return reply, None if fault is None else fault.name
 
     def _reject(self, ctx: _Context, status: int, message: str, fault: str | None = None) -> _Answer:
@@ -719,29 +873,44 @@ class ExtendEmulator:
         return workspace
 
     def _route(self, ctx: _Context) -> str:
+        """The id of a ``GET``/``DELETE /{resource}/{id}`` or ``POST /{resource}/{id}/cancel`` this version serves;
+        else 410 (a path 2026-02-09 removed) or 404."""
         path = ctx.target.split("?", 1)[0]
-        current = _PATH_2026 if ctx.version == API_VERSION_2026 else _PATH_2025
-        for prefix in (_PATH_2025, _PATH_2026):
-            segment = path[len(prefix) :] if path.startswith(prefix) else ""
-            if not segment or "/" in segment:
-                continue
-            ctx.run_id = unquote(segment, errors="replace")
-            if prefix == current and ctx.method in ("DELETE", "GET"):
-                return ctx.run_id
-            if prefix == _PATH_2025 and current == _PATH_2026:
+        segment, _, rest = path.removeprefix("/").partition("/")
+        raw_id, *action = rest.split("/")
+        if segment in _KNOWN_SEGMENTS and raw_id and action in ([], ["cancel"]):
+            ctx.resource = segment
+            ctx.run_id = unquote(raw_id, errors="replace")
+            ctx.cancel = bool(action)
+            version = ctx.version or API_VERSION_2025
+            if version == API_VERSION_2026 and segment in _REMOVED_2026:
+                suffix = "/cancel" if ctx.cancel else ""
                 message = (
-                    f"{ctx.method} /parser_runs/{{id}} was removed in API version {API_VERSION_2026}. "
-                    f"Use {ctx.method} /parse_runs/{{id}} instead."
+                    f"{ctx.method} /{segment}/{{id}}{suffix} was removed in API version {API_VERSION_2026}. "
+                    f"Use {ctx.method} /{_REMOVED_2026[segment]}/{{id}}{suffix} instead."
                 )
                 raise self._reject(ctx, 410, message)
-            break
+            kind = _ROUTES[version].get(segment)
+            if kind is not None and self._serves(ctx.method, ctx.cancel, _KINDS[kind]):
+                ctx.kind = kind
+                return ctx.run_id
         raise self._reject(ctx, 404, f"No route for {ctx.method} {path} in API version {ctx.version}.")
 
+    @staticmethod
+    def _serves(method: str, cancel: bool, kind: _Kind) -> bool:
+        if cancel:
+            return method == "POST" and kind.cancellable
+        return method in ("DELETE", "GET")
+
     def _rate_limit(self, ctx: _Context) -> None:
+        # Under 2026-02-09 reads have a limit of their own (Extend limits GET apart from WRITE); under 2025-04-21 one
+        # limit covers every request.
+        read = ctx.version == API_VERSION_2026 and ctx.method == "GET"
         with self._lock:
-            wait = self._bucket.take(time.monotonic()) if self._bucket is not None else 0.0
+            bucket = self._read_bucket if read else self._bucket
+            wait = bucket.take(time.monotonic()) if bucket is not None else 0.0
         if wait > 0:
-            answer = self._reject(ctx, 429, _STATUS_CODES[429][1], "rate_limit")
+            answer = self._reject(ctx, 429, _STATUS_CODES[429][1], "rate_limit:read" if read else "rate_limit")
             if self.rate_limit_retry_after and answer.reply is not None:
                 answer.reply = _with_retry_after(answer.reply, str(max(1, math.ceil(wait))))
             raise answer
@@ -760,30 +929,55 @@ class ExtendEmulator:
                 return self._random_rng.choice(self._random_faults)
         return None
 
-    def _behave(self, method: str, version: str, workspace: str, run_id: str, request_id: str) -> _Reply:
+    def _behave(self, ctx: _Context, object_id: str) -> _Reply:
+        """The real answer to a routed request: read, delete or cancel the object, or say why not."""
+        # _route set the kind, and the version and workspace steps ran before it.
+        assert ctx.kind is not None
+        assert ctx.version is not None
+        assert ctx.workspace is not None
+        kind = _KINDS[ctx.kind]
+        noun = kind.noun_2025 if ctx.version == API_VERSION_2025 and kind.noun_2025 else kind.noun
+        key = (ctx.workspace, object_id)
         with self._lock:
-            runs = self._runs.get(workspace, set())
-            found = run_id in runs
-            metadata = self._metadata.get((workspace, run_id))
-            if found and method == "DELETE":
-                runs.discard(run_id)
-                self._metadata.pop((workspace, run_id), None)
-        if not found:
-            noun = "Parse run" if version == API_VERSION_2026 else "Parser run"
-            return self._error_reply(404, "NOT_FOUND", f"{noun} '{run_id}' not found.", False, request_id)
-        body: dict[str, Any]
-        if method == "DELETE":
-            if version == API_VERSION_2026:
-                body = {"id": run_id}
-            else:
-                body = {"success": True, "parserRunId": run_id, "message": _DELETED_MESSAGE}
-        elif version == API_VERSION_2026:
-            body = {"object": "parse_run", "id": run_id, "status": "PROCESSED"}
-            if metadata is not None:
-                body["metadata"] = metadata
+            found = self._objects.get(key)
+            if found is not None and found.kind != kind.name:
+                found = None  # another type's id: Extend looks it up among this type's objects only
+            refusal = self._refusal(ctx, kind, noun, object_id, found)
+            if found is not None and refusal is None:
+                if ctx.method == "DELETE":
+                    del self._objects[key]  # only this object: runs and files never cascade
+                elif ctx.cancel:
+                    found.status = "CANCELLED"
+            snapshot = None if found is None else _Object(found.kind, found.status, found.metadata, found.file_id)
+        if refusal is not None:
+            return refusal
+        if snapshot is None:
+            return self._error_reply(404, "NOT_FOUND", f"{noun} '{object_id}' not found.", False, ctx.request_id)
+        if ctx.method == "DELETE":
+            body = _deleted_body(kind, ctx.version, object_id)
         else:
-            body = {"success": True, "parserRun": {"object": "parser_run", "id": run_id, "status": "PROCESSED"}}
-        return _Reply(200, json.dumps(body).encode(), request_id)
+            body = _object_body(kind, ctx.version, object_id, snapshot)
+        return _Reply(200, json.dumps(body).encode(), ctx.request_id)
+
+    def _refusal(self, ctx: _Context, kind: _Kind, noun: str, object_id: str, found: _Object | None) -> _Reply | None:
+        """The error for a cancel of a run that is not in progress, or (``processing_delete="refuse"``) a deletion
+        of one that is; None when the request may go ahead."""
+        if found is None:
+            return None
+        if ctx.cancel and found.status not in _IN_PROGRESS:
+            message = (
+                f"{noun} '{object_id}' is not processing (status {found.status}); "
+                "only PENDING or PROCESSING runs can be cancelled."
+            )
+            return self._error_reply(400, "INVALID_REQUEST", message, False, ctx.request_id)
+        if (
+            ctx.method == "DELETE"
+            and kind.is_run
+            and found.status in _IN_PROGRESS
+            and self._processing_delete == "refuse"
+        ):
+            return self._error_reply(409, "CONFLICT", _STILL_PROCESSING_MESSAGE, False, ctx.request_id)
+        return None
 
     @staticmethod
     def _error_reply(status: int, code: str, message: str, retryable: bool, request_id: str) -> _Reply:
@@ -815,6 +1009,50 @@ class ExtendEmulator:
             else:
                 reply = _with_retry_after(reply, str(fault.retry_after))
         return reply
+
+
+def _kind_name(resource: str | None) -> str:
+    """The canonical name of a resource given to ``seed`` (None: the parse run)."""
+    if resource is None:
+        return "parse_runs"
+    name = _RESOURCE_ALIASES.get(resource, resource)
+    if name not in _KINDS:
+        names = ", ".join(sorted({*_KINDS, *_RESOURCE_ALIASES}))
+        raise ValueError(f"unknown resource {resource!r}; one of: {names}")
+    return name
+
+
+def _deleted_body(kind: _Kind, version: str, object_id: str) -> dict[str, Any]:
+    if version == API_VERSION_2026:
+        return {"id": object_id}
+    if kind.name == "parse_runs":
+        return {"success": True, "parserRunId": object_id, "message": _DELETED_MESSAGE}
+    if kind.name == "processor_runs":
+        return {"success": True, "documentProcessorRunId": object_id, "message": _PROCESSOR_RUN_DELETED_MESSAGE}
+    # The 2025-04-21 bodies of the other deletes are not in the reference: assumed to follow the same pattern.
+    return {"success": True, "id": object_id, "message": f"{kind.noun} data has been successfully deleted."}
+
+
+def _object_body(kind: _Kind, version: str, object_id: str, found: _Object) -> dict[str, Any]:
+    """What a GET (or a successful cancel) answers: the bare object under 2026-02-09, wrapped under 2025-04-21."""
+    body: dict[str, Any] = {
+        "object": kind.object_2026 if version == API_VERSION_2026 else kind.object_2025,
+        "id": object_id,
+    }
+    if kind.is_run:
+        body["status"] = found.status
+    else:
+        body["name"] = f"{object_id}.pdf"
+    if found.metadata is not None:
+        body["metadata"] = found.metadata
+    if found.file_id is not None:
+        summary = {"object": "file", "id": found.file_id}
+        body["file"] = summary
+        if kind.name == "workflow_runs":
+            body["files"] = [summary]  # Extend's workflow run lists its files; "file" is kept for uniform readers
+    if version == API_VERSION_2026:
+        return body
+    return {"success": True, kind.envelope_2025: body}
 
 
 def _with_retry_after(reply: _Reply, value: str) -> _Reply:

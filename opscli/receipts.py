@@ -9,8 +9,10 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from opscli.receipts_html import render_report
 from parser_run_deleter.logic.ledger import Ledger
 from parser_run_deleter.logic.ledger_records import RequestRecord, RunRecord
+from parser_run_deleter.shared.timestamps import now_iso
 
 COLUMNS = (
     "tenantId",
@@ -59,10 +61,12 @@ def receipts(
 def export(
     ledger: Ledger, tenant_id: str | None, out: TextIO, err: TextIO, *, since: str = "", output_format: str = "jsonl"
 ) -> tuple[int, int]:
-    """Write the receipts to ``out``; (requests, receipts) written. A progress line per 100 requests on ``err``."""
+    """Write the receipts to ``out``; (requests, receipts) written. A progress line per 100 requests on ``err``.
+    ``html``: the auditor's report (opscli.receipts_html), one page written once every receipt is read."""
     writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore") if output_format == "csv" else None
     if writer is not None:
         writer.writeheader()
+    collected: list[dict[str, Any]] | None = [] if output_format == "html" else None
     requests = lines = 0
     last: str | None = None
     for request, line in receipts(ledger, tenant_id, since=since):
@@ -71,10 +75,16 @@ def export(
             last = request.request_id
             if requests % 100 == 0:
                 err.write(f"receipts: {requests} requests, {lines} runs so far (at {request.created_at})\n")
-        if writer is not None:
+        if collected is not None:
+            collected.append(line)
+        elif writer is not None:
             writer.writerow({name: "" if value is None else value for name, value in line.items()})
         else:
             out.write(json.dumps(line, separators=(",", ":")) + "\n")
         lines += 1
+    if collected is not None:
+        whose = f"tenant {tenant_id}" if tenant_id is not None else "the operators' deletions"
+        title = f"Deletion receipts: {whose}" + (f", requests since {since}" if since else "")
+        out.write(render_report(collected, generated_at=now_iso(), title=title))
     err.write(f"receipts: {requests} requests, {lines} runs\n")
     return requests, lines

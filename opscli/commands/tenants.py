@@ -22,7 +22,7 @@ from parser_run_deleter.logic.ledger_records import LedgerUnavailable
 from parser_run_deleter.logic.tenants import InvalidTenant, Tenant, TenantLimits, TenantStatus
 from parser_run_deleter.shared.timestamps import iso, parse_iso
 
-LIMIT_NAMES: Final = ("rate_limit", "burst_limit", "daily_quota", "max_outstanding")
+LIMIT_NAMES: Final = ("rate_limit", "burst_limit", "daily_quota", "max_outstanding", "deadline_days")
 
 
 def _protection(outputs: dict[str, str]) -> tenants_module.SecretProtection | None:
@@ -76,6 +76,7 @@ def tenant_document(tenant: Tenant) -> dict[str, Any]:
         "burstLimit": tenant.limits.burst_limit,
         "dailyQuota": tenant.limits.daily_quota,
         "maxOutstanding": tenant.limits.max_outstanding,
+        "deadlineDays": tenant.limits.deadline_days,
         "usagePlanId": tenant.usage_plan_id,
         "callbackUrl": tenant.callback_url,
     }
@@ -123,6 +124,7 @@ def add(context: Context, admin: tenants_module.TenantAdmin) -> int:
         burst_limit=args.burst_limit,
         daily_quota=args.daily_quota,
         max_outstanding=args.max_outstanding,
+        deadline_days=args.deadline_days,
     )
     added = admin.add(
         args.tenant_id,
@@ -330,6 +332,9 @@ def register(commands: Any, common: list[argparse.ArgumentParser]) -> None:
     add_parser.add_argument(
         "--max-outstanding", type=positive_int, default=10_000, help="runs queued and not yet settled (10000)"
     )
+    add_parser.add_argument(
+        "--deadline-days", type=positive_int, default=30, help="days each deletion request is due within (30)"
+    )
     for name, text in (
         ("list", "every tenant"),
         ("show", "one tenant, with its outstanding runs"),
@@ -350,6 +355,7 @@ def register(commands: Any, common: list[argparse.ArgumentParser]) -> None:
             action.add_argument("--burst-limit", type=positive_int, help="burst of requests")
             action.add_argument("--daily-quota", type=positive_int, help="requests per day")
             action.add_argument("--max-outstanding", type=positive_int, help="runs queued and not yet settled")
+            action.add_argument("--deadline-days", type=positive_int, help="days each deletion request is due within")
         if name == "set-callback":
             target = action.add_mutually_exclusive_group(required=True)
             target.add_argument("url", nargs="?", help="the https callback URL")
@@ -376,7 +382,10 @@ def register(commands: Any, common: list[argparse.ArgumentParser]) -> None:
     who.add_argument("--operator", action="store_true", help="the operators' own deletions (enqueue)")
     receipts.add_argument("--since", help="only requests made on or after this date or time (ISO 8601)")
     receipts.add_argument(
-        "--format", choices=["jsonl", "csv"], default="jsonl", help="jsonl (default; --json means it too) or csv"
+        "--format",
+        choices=["jsonl", "csv", "html"],
+        default="jsonl",
+        help="jsonl (default; --json means it too), csv, or html (the auditor's report: one self-contained page)",
     )
     receipts.add_argument("--ledger-table", help="the ledger (default: the stack's, else $LEDGER_TABLE_NAME)")
     receipts.set_defaults(run=cmd_receipts)

@@ -22,11 +22,12 @@ from tests.support.template import (
 )
 
 
-def test_api_serves_exactly_the_three_routes(cfn: Cfn) -> None:
+def test_api_serves_exactly_its_four_routes(cfn: Cfn) -> None:
     assert set(api_operations(cfn)) == {
-        ("/parser_runs/{id}", "delete"),
+        ("/{resource}/{id}", "delete"),  # every Extend resource type, as Extend's own paths name them
         ("/deletions", "post"),
         ("/deletions/{id}", "get"),  # a deletion request's status, from the ledger
+        ("/deletions/{id}/cancel", "post"),
     }
 
 

@@ -97,9 +97,10 @@ def test_the_project_template_yields_the_three_functions_and_the_queues() -> Non
     # and the API function is the one with Api events, without the unset optional signing secret
     api = template.api_function()
     assert {(route.method, route.path) for route in api.api_routes} == {
-        ("DELETE", "/parser_runs/{id}"),
+        ("DELETE", "/{resource}/{id}"),
         ("POST", "/deletions"),
         ("GET", "/deletions/{id}"),
+        ("POST", "/deletions/{id}/cancel"),
     }
     assert api.environment["DELETION_QUEUE_URL"] == "http://queue"
     assert "WEBHOOK_SIGNING_SECRET_ID" not in api.environment

@@ -142,7 +142,7 @@ def test_when_every_entry_is_invalid_nothing_is_queued(stack: InProcessStack) ->
         ("", 400, "empty"),
         ("{not json", 400, "not valid JSON"),
         ('["pr_a"]', 400, "got array"),
-        ('{"ids": ["pr_a"]}', 400, "no 'parserRunIds'"),
+        ('{"dryRun": true}', 400, "no 'ids' nor 'parserRunIds'"),
         ('{"parserRunIds": "pr_a"}', 400, "must be an array, got string"),
         ('{"parserRunIds": null}', 400, "must be an array, got null"),
         ('{"parserRunIds": []}', 400, "at least 1"),

@@ -82,32 +82,38 @@ def _a_request(stack: InProcessStack) -> dict[str, Any]:
     return {"path": f"/deletions/{body['deletionRequestId']}"}
 
 
+def _a_request_to_cancel(stack: InProcessStack) -> dict[str, Any]:
+    body = invoke(rest_event("POST", "/deletions", body=BULK)).body
+    return {"path": f"/deletions/{body['deletionRequestId']}/cancel"}
+
+
 STATUS = "/deletions/dr_01jf3k8v9q2m7x4t6w5r8y3n2p"  # a well-formed id; arrangements that need a real one give it
+CANCEL = STATUS + "/cancel"
 
 # One way to get each documented response: (method, path, body, arrangement).
 SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Arrangement]] = {
-    ("DELETE", "/parser_runs/{id}", 200): (
+    ("DELETE", "/{resource}/{id}", 200): (
         "/parser_runs/pr_a",
         None,
         lambda s: s.extend.seed(["pr_a"], workspace_id="ws_test"),
     ),
-    ("DELETE", "/parser_runs/{id}", 202): (
+    ("DELETE", "/{resource}/{id}", 202): (
         "/parser_runs/pr_a",
         None,
         lambda s: s.extend.inject("pr_a", *[Fault.status(500)] * 3),
     ),
-    ("DELETE", "/parser_runs/{id}", 400): ("/parser_runs/pr.a", None, lambda s: None),
-    ("DELETE", "/parser_runs/{id}", 401): ("/parser_runs/pr_a", None, lambda s: None),
-    ("DELETE", "/parser_runs/{id}", 404): ("/parser_runs/pr_a", None, lambda s: None),
-    ("DELETE", "/parser_runs/{id}", 403): ("/parser_runs/pr_a", None, _unknown_caller),
-    ("DELETE", "/parser_runs/{id}", 409): (
+    ("DELETE", "/{resource}/{id}", 400): ("/parser_runs/pr.a", None, lambda s: None),
+    ("DELETE", "/{resource}/{id}", 401): ("/parser_runs/pr_a", None, lambda s: None),
+    ("DELETE", "/{resource}/{id}", 404): ("/parser_runs/pr_a", None, lambda s: None),
+    ("DELETE", "/{resource}/{id}", 403): ("/parser_runs/pr_a", None, _unknown_caller),
+    ("DELETE", "/{resource}/{id}", 409): (
         "/parser_runs/pr_a",
         None,
         _twin_in_progress("DELETE", "/parser_runs/pr_a", None),
     ),
-    ("DELETE", "/parser_runs/{id}", 422): ("/parser_runs/pr_a", None, _used_webhook_id),
-    ("DELETE", "/parser_runs/{id}", 502): ("/parser_runs/pr_a", None, _refused_for_good),
-    ("DELETE", "/parser_runs/{id}", 503): ("/parser_runs/pr_a", None, _break_extend_and_queue),
+    ("DELETE", "/{resource}/{id}", 422): ("/parser_runs/pr_a", None, _used_webhook_id),
+    ("DELETE", "/{resource}/{id}", 502): ("/parser_runs/pr_a", None, _refused_for_good),
+    ("DELETE", "/{resource}/{id}", 503): ("/parser_runs/pr_a", None, _break_extend_and_queue),
     ("POST", "/deletions", 202): ("/deletions", BULK, lambda s: None),
     ("POST", "/deletions", 400): ("/deletions", '{"parserRunIds": []}', lambda s: None),
     ("POST", "/deletions", 401): ("/deletions", BULK, lambda s: None),
@@ -126,6 +132,14 @@ SCENARIOS: dict[tuple[str, str, int], tuple[str, str | None, Arrangement]] = {
     ("GET", "/deletions/{id}", 409): (STATUS, None, _twin_in_progress("GET", STATUS, None)),
     ("GET", "/deletions/{id}", 422): (STATUS, None, _used_webhook_id),
     ("GET", "/deletions/{id}", 503): (STATUS, None, lambda s: s.set_env(LEDGER_TABLE_NAME="no-such-table")),
+    ("POST", "/deletions/{id}/cancel", 202): (CANCEL, None, _a_request_to_cancel),
+    ("POST", "/deletions/{id}/cancel", 400): (CANCEL, '{"please": true}', lambda s: None),
+    ("POST", "/deletions/{id}/cancel", 401): (CANCEL, None, lambda s: None),
+    ("POST", "/deletions/{id}/cancel", 403): (CANCEL, None, _unknown_caller),
+    ("POST", "/deletions/{id}/cancel", 404): (CANCEL, None, lambda s: None),
+    ("POST", "/deletions/{id}/cancel", 409): (CANCEL, None, _twin_in_progress("POST", CANCEL, None)),
+    ("POST", "/deletions/{id}/cancel", 422): (CANCEL, None, _used_webhook_id),
+    ("POST", "/deletions/{id}/cancel", 503): (CANCEL, None, lambda s: s.set_env(LEDGER_TABLE_NAME="no-such-table")),
 }
 
 

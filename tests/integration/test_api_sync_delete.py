@@ -27,7 +27,12 @@ def test_an_existing_run_is_deleted_at_once(stack: InProcessStack, emitted: Emit
 
     # Then it is gone, and the answer says so
     assert answer.status == 200
-    assert accepted(answer) == {"parserRunId": "pr_live", "status": "deleted"}
+    assert accepted(answer) == {
+        "id": "pr_live",
+        "resource": "parser_runs",
+        "parserRunId": "pr_live",
+        "status": "deleted",
+    }
     assert not stack.extend.exists("pr_live", workspace_id=WS)
     assert queued_messages(stack) == []
     # and one outcome line carries the id, the caller and the API Gateway request id as correlation id
@@ -60,7 +65,12 @@ def test_the_rest_caller_is_its_api_key_id(stack: InProcessStack, emitted: Emitt
 def test_an_unknown_run_is_not_found(stack: InProcessStack, emitted: Emitted, make_event: EventFactory) -> None:
     answer = invoke(make_event("DELETE", "/parser_runs/pr_absent"))
     assert answer.status == 404
-    assert accepted(answer) == {"parserRunId": "pr_absent", "status": "not_found"}
+    assert accepted(answer) == {
+        "id": "pr_absent",
+        "resource": "parser_runs",
+        "parserRunId": "pr_absent",
+        "status": "not_found",
+    }
     assert [request.status for request in stack.extend.requests] == [404]
     assert emitted.metric_totals()["ParserRunNotFound"] == 1
     assert queued_messages(stack) == []
@@ -104,7 +114,12 @@ def test_when_extend_keeps_failing_the_deletion_is_queued(
 
     # Then the in-request retries were used up, and the request sits on the deletion queue with its audit fields
     assert answer.status == 202
-    assert accepted(answer) == {"parserRunId": "pr_flaky", "status": "queued"}
+    assert accepted(answer) == {
+        "id": "pr_flaky",
+        "resource": "parser_runs",
+        "parserRunId": "pr_flaky",
+        "status": "queued",
+    }
     assert [request.status for request in stack.extend.requests] == [500, 500, 500]
     [message] = queued_messages(stack)
     assert message["parserRunId"] == "pr_flaky"

@@ -71,7 +71,7 @@ def key(extend: ExtendEmulator) -> str:
 def test_deletes_with_the_documented_headers(extend: ExtendEmulator, key: str) -> None:
     extend.seed(["parser_run_1"], workspace_id=WORKSPACE)
     client = make_client(extend, StaticCredentials(key))
-    result = client.delete_parser_run("parser_run_1", Deadline.after(10))
+    result = client.delete("parser_run_1", Deadline.after(10))
     assert result.outcome is Outcome.DELETED
     assert (result.status_code, result.attempts) == (200, 1)
     assert result.extend_request_id and result.extend_request_id.startswith("req_")
@@ -88,14 +88,14 @@ def test_deletes_with_the_documented_headers(extend: ExtendEmulator, key: str) -
 def test_new_api_version_uses_parse_runs(extend: ExtendEmulator, key: str) -> None:
     extend.seed(["pr_2"], workspace_id=WORKSPACE)
     client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
-    result = client.delete_parser_run("pr_2", Deadline.after(10))
+    result = client.delete("pr_2", Deadline.after(10))
     assert result.outcome is Outcome.DELETED
     assert extend.requests[-1].path == "/parse_runs/pr_2"
     assert extend.requests[-1].headers["x-extend-api-version"] == "2026-02-09"
 
 
 def test_missing_run_is_not_found_without_retry(extend: ExtendEmulator, key: str) -> None:
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_absent", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_absent", Deadline.after(10))
     assert result.outcome is Outcome.NOT_FOUND
     assert (result.status_code, result.attempts, result.error_code) == (404, 1, "NOT_FOUND")
 
@@ -103,8 +103,8 @@ def test_missing_run_is_not_found_without_retry(extend: ExtendEmulator, key: str
 def test_a_second_delete_is_not_found(extend: ExtendEmulator, key: str) -> None:
     extend.seed(["pr_twice"], workspace_id=WORKSPACE)
     client = make_client(extend, StaticCredentials(key))
-    assert client.delete_parser_run("pr_twice", Deadline.after(10)).outcome is Outcome.DELETED
-    assert client.delete_parser_run("pr_twice", Deadline.after(10)).outcome is Outcome.NOT_FOUND
+    assert client.delete("pr_twice", Deadline.after(10)).outcome is Outcome.DELETED
+    assert client.delete("pr_twice", Deadline.after(10)).outcome is Outcome.NOT_FOUND
 
 
 def test_workspace_header_comes_from_message_then_secret_then_settings(extend: ExtendEmulator) -> None:
@@ -112,10 +112,10 @@ def test_workspace_header_comes_from_message_then_secret_then_settings(extend: E
     extend.add_key(org_key, org_scoped=True)
     extend.seed(["pr_a", "pr_b", "pr_c"], workspace_id="ws_org")
     from_settings = make_client(extend, StaticCredentials(org_key), extend_workspace_id="ws_org")
-    assert from_settings.delete_parser_run("pr_a", Deadline.after(10)).outcome is Outcome.DELETED
+    assert from_settings.delete("pr_a", Deadline.after(10)).outcome is Outcome.DELETED
     from_secret = make_client(extend, StaticCredentials(org_key, workspace_id="ws_org"), extend_workspace_id="ws_x")
-    assert from_secret.delete_parser_run("pr_b", Deadline.after(10)).outcome is Outcome.DELETED
-    result = from_secret.delete_parser_run("pr_c", Deadline.after(10), workspace_id="ws_org")
+    assert from_secret.delete("pr_b", Deadline.after(10)).outcome is Outcome.DELETED
+    result = from_secret.delete("pr_c", Deadline.after(10), workspace_id="ws_org")
     assert result.outcome is Outcome.DELETED
     assert [r.headers["x-extend-workspace-id"] for r in extend.requests] == ["ws_org"] * 3
 
@@ -123,7 +123,7 @@ def test_workspace_header_comes_from_message_then_secret_then_settings(extend: E
 def test_org_key_without_workspace_fails_permanently(extend: ExtendEmulator) -> None:
     org_key = new_api_key()
     extend.add_key(org_key, org_scoped=True)
-    result = make_client(extend, StaticCredentials(org_key)).delete_parser_run("pr_1", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(org_key)).delete("pr_1", Deadline.after(10))
     assert result.outcome is Outcome.FAILED
     assert (result.status_code, result.retryable, result.attempts) == (400, False, 1)
     assert result.error_code == "INVALID_REQUEST"
@@ -137,7 +137,7 @@ def test_org_key_without_workspace_fails_permanently(extend: ExtendEmulator) -> 
 def test_transient_faults_are_retried_until_success(extend: ExtendEmulator, key: str, fault: Fault) -> None:
     extend.seed(["pr_flaky"], workspace_id=WORKSPACE)
     extend.inject("pr_flaky", fault, fault)
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_flaky", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_flaky", Deadline.after(10))
     assert result.outcome is Outcome.DELETED
     assert result.attempts == 3
     assert result.retries == 2
@@ -147,7 +147,7 @@ def test_retries_are_bounded(extend: ExtendEmulator, key: str) -> None:
     extend.seed(["pr_down"], workspace_id=WORKSPACE)
     extend.inject("pr_down", *[Fault.status(500)] * 5)
     client = make_client(extend, StaticCredentials(key), max_attempts=2)
-    result = client.delete_parser_run("pr_down", Deadline.after(10))
+    result = client.delete("pr_down", Deadline.after(10))
     assert result.outcome is Outcome.FAILED
     assert (result.attempts, result.status_code, result.retryable) == (2, 500, True)
     assert result.reason and "gave up after 2 attempts" in result.reason
@@ -157,7 +157,7 @@ def test_retries_are_bounded(extend: ExtendEmulator, key: str) -> None:
 @pytest.mark.parametrize("status", [400, 402, 403, 422])
 def test_other_client_errors_are_permanent_and_not_retried(extend: ExtendEmulator, key: str, status: int) -> None:
     extend.inject("pr_bad", Fault.status(status))
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_bad", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_bad", Deadline.after(10))
     assert (result.outcome, result.attempts, result.retryable, result.status_code) == (
         Outcome.FAILED,
         1,
@@ -169,7 +169,7 @@ def test_other_client_errors_are_permanent_and_not_retried(extend: ExtendEmulato
 def test_retryable_flag_in_the_body_wins_over_the_status(extend: ExtendEmulator, key: str) -> None:
     extend.seed(["pr_r"], workspace_id=WORKSPACE)
     extend.inject("pr_r", Fault.error(409, "CONFLICT", retryable=True))
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_r", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_r", Deadline.after(10))
     assert (result.outcome, result.attempts) == (Outcome.DELETED, 2)
 
 
@@ -177,14 +177,14 @@ def test_removed_endpoint_is_a_failure_not_a_silent_not_found(extend: ExtendEmul
     # A misconfigured path must not be read as "already deleted": the message would be consumed.
     extend.seed(["pr_keep"], workspace_id=WORKSPACE)
     extend.inject("pr_keep", Fault.error(404, "ENDPOINT_REMOVED"))
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_keep", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_keep", Deadline.after(10))
     assert result.outcome is Outcome.FAILED
     assert result.error_code == "ENDPOINT_REMOVED"
 
 
 def test_html_404_is_a_failure(extend: ExtendEmulator, key: str) -> None:
     extend.inject("pr_html", Fault.non_json(404))
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_html", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_html", Deadline.after(10))
     assert result.outcome is Outcome.FAILED
     assert result.retryable is False
 
@@ -219,7 +219,7 @@ def test_a_404_that_is_not_demonstrably_extends_is_a_permanent_failure_not_a_del
     extend.seed(["pr_proxy"], workspace_id=WORKSPACE)
     extend.inject("pr_proxy", fault)
     # When it is deleted
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_proxy", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_proxy", Deadline.after(10))
     # Then the customer is never told it is gone: a permanent failure, whose reason names the status and the body
     assert (result.outcome, result.retryable, result.attempts) == (Outcome.FAILED, False, 1)
     assert result.reason is not None and result.reason.startswith(f"Extend answered 404 {body_kind}")
@@ -236,7 +236,7 @@ def test_a_404_that_is_not_demonstrably_extends_is_a_permanent_failure_not_a_del
 )
 def test_a_404_from_extend_is_not_found(extend: ExtendEmulator, key: str, fault: Fault) -> None:
     extend.inject("pr_gone", fault)
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_gone", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_gone", Deadline.after(10))
     assert (result.outcome, result.attempts) == (Outcome.NOT_FOUND, 1)
 
 
@@ -244,7 +244,7 @@ def test_retry_after_is_honoured_and_throttles_are_counted(extend: ExtendEmulato
     extend.seed(["pr_429"], workspace_id=WORKSPACE)
     extend.inject("pr_429", Fault.rate_limited(retry_after=2))
     sleeps: list[float] = []
-    result = make_client(extend, StaticCredentials(key), sleeps=sleeps).delete_parser_run("pr_429", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key), sleeps=sleeps).delete("pr_429", Deadline.after(10))
     assert result.outcome is Outcome.DELETED
     assert result.throttled_responses == 1
     assert sum(sleeps) >= 2.0
@@ -255,7 +255,7 @@ def test_retry_after_past_the_deadline_gives_up_without_sleeping(extend: ExtendE
     extend.inject("pr_late", Fault.rate_limited(retry_after=30))
     sleeps: list[float] = []
     client = make_client(extend, StaticCredentials(key), sleeps=sleeps)
-    result = client.delete_parser_run("pr_late", Deadline.after(3))
+    result = client.delete("pr_late", Deadline.after(3))
     assert result.outcome is Outcome.FAILED
     assert result.retryable is True
     assert result.reason and "out of time" in result.reason
@@ -268,7 +268,7 @@ def test_read_timeout_is_retryable_and_bounded_by_the_deadline(extend: ExtendEmu
     extend.inject("pr_stall", Fault.stall(3.0))
     client = make_client(extend, StaticCredentials(key), read_timeout_s=5.0)
     deadline = Deadline.after(1.0)
-    result = client.delete_parser_run("pr_stall", deadline)
+    result = client.delete("pr_stall", deadline)
     assert result.outcome is Outcome.FAILED
     assert result.retryable is True
     assert result.status_code is None
@@ -282,7 +282,7 @@ def test_connection_refused_is_retryable(key: str) -> None:
     with ExtendEmulator() as extend:
         base_url = extend.base_url
     client = make_client(extend, StaticCredentials(key), extend_api_base_url=base_url, max_attempts=2)
-    result = client.delete_parser_run("pr_1", Deadline.after(5))
+    result = client.delete("pr_1", Deadline.after(5))
     assert (result.outcome, result.retryable, result.attempts, result.status_code) == (
         Outcome.FAILED,
         True,
@@ -298,7 +298,7 @@ def test_a_401_refreshes_the_key_once_and_retries(extend: ExtendEmulator, key: s
     extend.revoke_key(old_key)
     extend.seed(["pr_rot"], workspace_id=WORKSPACE)
     credentials = StaticCredentials(old_key, key)
-    result = make_client(extend, credentials).delete_parser_run("pr_rot", Deadline.after(10))
+    result = make_client(extend, credentials).delete("pr_rot", Deadline.after(10))
     assert result.outcome is Outcome.DELETED
     assert credentials.refreshes == 1
     assert [r.status for r in extend.requests] == [401, 200]
@@ -307,7 +307,7 @@ def test_a_401_refreshes_the_key_once_and_retries(extend: ExtendEmulator, key: s
 def test_a_401_with_no_new_key_fails_permanently(extend: ExtendEmulator) -> None:
     bad = new_api_key()
     credentials = StaticCredentials(bad)
-    result = make_client(extend, credentials).delete_parser_run("pr_1", Deadline.after(10))
+    result = make_client(extend, credentials).delete("pr_1", Deadline.after(10))
     assert (result.outcome, result.status_code, result.retryable, result.attempts) == (
         Outcome.FAILED,
         401,
@@ -331,7 +331,7 @@ def test_secret_rotation_through_secrets_manager(moto_endpoint: str, extend: Ext
     extend.revoke_key(key)
     extend.seed(["pr_s"], workspace_id=WORKSPACE)
     client = make_client(extend, provider)  # type: ignore[arg-type]
-    assert client.delete_parser_run("pr_s", Deadline.after(10)).outcome is Outcome.DELETED
+    assert client.delete("pr_s", Deadline.after(10)).outcome is Outcome.DELETED
     assert provider.current(Deadline.after(10)) == ExtendCredentials(new_key)
 
 
@@ -341,7 +341,7 @@ def test_keep_alive_connections_are_reused(extend: ExtendEmulator, key: str) -> 
     client = make_client(extend, StaticCredentials(key))
     client._pool = pool
     for i in range(5):
-        assert client.delete_parser_run(f"pr_{i}", Deadline.after(5)).outcome is Outcome.DELETED
+        assert client.delete(f"pr_{i}", Deadline.after(5)).outcome is Outcome.DELETED
     connection_pool = pool.connection_from_url(extend.base_url)
     assert connection_pool.num_connections == 1
 
@@ -349,7 +349,7 @@ def test_keep_alive_connections_are_reused(extend: ExtendEmulator, key: str) -> 
 @pytest.mark.parametrize("bad_id", ["../admin", "a/b", "a%2Fb", "a?b=1", "a#b", "", "é", "a b"])
 def test_invalid_ids_never_reach_extend(extend: ExtendEmulator, key: str, bad_id: str) -> None:
     with pytest.raises(InvalidParserRunId):
-        make_client(extend, StaticCredentials(key)).delete_parser_run(bad_id, Deadline.after(5))
+        make_client(extend, StaticCredentials(key)).delete(bad_id, Deadline.after(5))
     assert extend.requests == []
 
 
@@ -372,7 +372,7 @@ def test_a_redirect_is_a_permanent_failure_never_a_deletion(extend: ExtendEmulat
     extend.seed(["pr_moved"], workspace_id=WORKSPACE)
     extend.inject("pr_moved", Fault.redirect(status))
     # When it is deleted, then the redirect is not followed, and nothing says the run is gone
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_moved", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_moved", Deadline.after(10))
     assert (result.outcome, result.status_code, result.retryable) == (Outcome.FAILED, status, False)
     assert [request.path for request in extend.requests] == ["/parser_runs/pr_moved"]
     assert extend.exists("pr_moved", workspace_id=WORKSPACE)
@@ -398,7 +398,7 @@ def test_a_refused_connection_then_a_404_is_not_found_not_deleted_on_retry(exten
     )
 
     # When it is deleted
-    result = client.delete_parser_run("pr_never_existed", Deadline.after(10))
+    result = client.delete("pr_never_existed", Deadline.after(10))
 
     # Then the refused attempt cannot have done anything: the 404 is "not found", never "deleted, confirmed"
     assert retried and result.attempts == 2
@@ -411,7 +411,7 @@ def test_a_reset_after_the_request_left_then_a_404_is_deleted_confirmed_on_retry
     # the contrast: an answer lost after the request reached Extend may have been Extend's deletion
     extend.seed(["pr_lost"], workspace_id=WORKSPACE)
     extend.inject("pr_lost", Fault.answer_lost())
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_lost", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_lost", Deadline.after(10))
     assert (result.outcome, result.answer_lost_before) == (Outcome.NOT_FOUND, True)
 
 
@@ -423,7 +423,7 @@ def test_a_404_with_extends_request_id_but_not_its_envelope_is_a_failure(
 ) -> None:
     extend.seed(["pr_odd"], workspace_id=WORKSPACE)
     extend.inject("pr_odd", Fault.json(404, document, with_request_id=True))
-    result = make_client(extend, StaticCredentials(key)).delete_parser_run("pr_odd", Deadline.after(10))
+    result = make_client(extend, StaticCredentials(key)).delete("pr_odd", Deadline.after(10))
     assert result.outcome is Outcome.FAILED and extend.exists("pr_odd", workspace_id=WORKSPACE)
 
 
@@ -432,9 +432,9 @@ def test_a_read_of_a_run_can_fail_apart_from_its_delete(extend: ExtendEmulator, 
     extend.seed(["pr_read"], workspace_id=WORKSPACE)
     extend.inject("pr_read", Fault.status(500), Fault.status(500), Fault.status(500), method="GET")
     client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
-    read = client.read_parser_run("pr_read", Deadline.after(10))
+    read = client.read("pr_read", Deadline.after(10))
     assert (read.outcome.value, read.status_code, read.retryable) == ("failed", 500, True)
-    assert client.delete_parser_run("pr_read", Deadline.after(10)).outcome is Outcome.DELETED
+    assert client.delete("pr_read", Deadline.after(10)).outcome is Outcome.DELETED
 
 
 def test_a_read_answered_2xx_without_a_json_run_is_a_failure_never_a_run_without_metadata(
@@ -444,9 +444,9 @@ def test_a_read_answered_2xx_without_a_json_run_is_a_failure_never_a_run_without
     extend.seed(["pr_html"], workspace_id=WORKSPACE, metadata={"tenant": "acme"})
     extend.inject("pr_html", Fault.non_json(200), method="GET")
     client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
-    read = client.read_parser_run("pr_html", Deadline.after(10))
+    read = client.read("pr_html", Deadline.after(10))
     assert (read.outcome.value, read.metadata) == ("failed", None)
-    assert read.reason == "Extend answered 2xx without a JSON run"
+    assert read.reason == "Extend answered 2xx without a JSON object"
 
 
 @pytest.mark.parametrize("metadata", [["tenant", "acme"], "acme", 7])
@@ -454,13 +454,13 @@ def test_metadata_that_is_not_an_object_names_no_owner(extend: ExtendEmulator, k
     extend.seed(["pr_odd_meta"], workspace_id=WORKSPACE)
     extend.inject("pr_odd_meta", Fault.json(200, {"id": "pr_odd_meta", "metadata": metadata}), method="GET")
     client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
-    read = client.read_parser_run("pr_odd_meta", Deadline.after(10))
+    read = client.read("pr_odd_meta", Deadline.after(10))
     assert (read.outcome.value, read.metadata) == ("found", None)
 
 
 def test_a_found_run_carries_its_metadata_and_a_missing_one_none(extend: ExtendEmulator, key: str) -> None:
     extend.seed(["pr_tagged"], workspace_id=WORKSPACE, metadata={"tenant": "acme"})
     client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
-    assert client.read_parser_run("pr_tagged", Deadline.after(10)).metadata == {"tenant": "acme"}
-    missing = client.read_parser_run("pr_nowhere_read", Deadline.after(10))
+    assert client.read("pr_tagged", Deadline.after(10)).metadata == {"tenant": "acme"}
+    missing = client.read("pr_nowhere_read", Deadline.after(10))
     assert (missing.outcome.value, missing.metadata) == ("not_found", None)

@@ -37,7 +37,7 @@ def test_what_the_emulator_receives_is_the_id_itself_or_nothing(
 
     # When the client is asked to delete it
     try:
-        result = client.delete_parser_run(parser_run_id, Deadline.after(5))
+        result = client.delete(parser_run_id, Deadline.after(5))
     except InvalidParserRunId:
         # Then an invalid id never produced a single byte on the wire
         assert not is_valid(parser_run_id)

@@ -92,6 +92,7 @@ def test_a_bulk_request_is_followed_from_accepted_to_completed(stack: InProcessS
     assert before.status == 200 and before.body["status"] == "accepted"
     assert before.body["counts"] == {
         "queued": 3, "deleted": 0, "not_found": 0, "failed": 0, "dead_lettered": 0, "rejected": 1,
+        "cancelled": 0, "would_delete": 0,
     }  # fmt: skip
     assert {i: item["outcome"] for i, item in items_of(before).items()} == {
         "pr_l1": "queued", "pr_l2": "queued", "pr_gone": "queued", "not valid": "rejected",

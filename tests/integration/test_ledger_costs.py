@@ -48,10 +48,10 @@ def test_the_ledger_calls_of_each_path(stack: InProcessStack, moto_endpoint: str
     assert sync == Counter({"PutItem": 1, "UpdateItem": 1, "TransactWriteItems": 1})
     assert sum(sync.values()) == 3
     assert bulk == Counter({"PutItem": 1 + 1, "UpdateItem": 2 + 1, "BatchWriteItem": 2})
-    # a batch of n runs of one request: n + 2 writes (the runs, the request's counters, the tenant's outstanding
-    # runs); once per request, its completion; and once per container, the tenant's registry read (its workers
-    # share it)
-    assert queue == Counter({"UpdateItem": 3 * (10 + 2) + 1, "GetItem": 1})
+    # a batch of n runs of one request: n reads of each run's state before its DELETE (a cancelled run is never
+    # sent) and n + 2 writes (the runs, the request's counters, the tenant's outstanding runs); once per request,
+    # its completion; and once per container, the tenant's registry read (its workers share it)
+    assert queue == Counter({"UpdateItem": 3 * (10 + 2) + 1, "GetItem": 30 + 1})
 
 
 def test_a_batch_out_of_time_writes_nothing_past_its_deadline(stack: InProcessStack, moto_endpoint: str) -> None:

@@ -90,8 +90,8 @@ def signed_as(
     return rest_event(method, path, body=body, headers=headers, api_key_id=api_key_id, sign=False)
 
 
-def not_found_body(parser_run_id: str) -> dict[str, Any]:
-    return {"parserRunId": parser_run_id, "status": "not_found"}
+def not_found_body(parser_run_id: str, resource: str = "parser_runs") -> dict[str, Any]:
+    return {"id": parser_run_id, "resource": resource, "parserRunId": parser_run_id, "status": "not_found"}
 
 
 def deletes_of(stack: InProcessStack, parser_run_id: str) -> list[Any]:
@@ -285,7 +285,10 @@ def test_a_replayed_delete_gets_the_first_answer_and_never_reaches_extend_twice(
     event = rest_event("DELETE", "/parser_runs/pr_once")
     first = invoke(event)
     again = invoke(json.loads(json.dumps(event)))
-    assert (first.status, accepted(first)) == (200, {"parserRunId": "pr_once", "status": "deleted"})
+    assert (first.status, accepted(first)) == (
+        200,
+        {"id": "pr_once", "resource": "parser_runs", "parserRunId": "pr_once", "status": "deleted"},
+    )
     assert (again.status, again.body) == (first.status, first.body)
     assert again.headers.get("idempotent-replayed") == "true" and "idempotent-replayed" not in first.headers
     assert len(deletes_of(stack, "pr_once")) == 1
@@ -531,7 +534,7 @@ def test_a_failed_ownership_read_is_a_failure_to_retry_never_not_found(
     assert len(messages) == 2 and len(response["batchItemFailures"]) == 2
     assert deletes_of(stack, "pr_gx_1") == [] and stack.extend.exists("pr_gx_1", workspace_id=KEY_DEFAULT_WS)
     failed = [log for log in emitted.outcome_logs if log["parser_run_id"] == "pr_gx_1" and log["trigger"] == "sqs"]
-    assert failed[-1]["outcome"] == "failed" and "reading the run's metadata failed" in failed[-1]["reason"]
+    assert failed[-1]["outcome"] == "failed" and "reading the item failed" in failed[-1]["reason"]
     # A failed read keeps Extend's answer, for whoever looks into it: it was a 500, worth another try
     assert (failed[-1]["status_code"], failed[-1]["retryable"]) == (500, True)
 

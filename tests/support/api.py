@@ -89,9 +89,13 @@ def _with_content_type(body: str | bytes | None, headers: Mapping[str, str] | No
 
 def _route(path: str) -> tuple[str, dict[str, str] | None]:
     """The template's resource for ``path`` and its path parameters (a path matching no route is its own)."""
-    for prefix in ("/parser_runs/", "/deletions/"):
-        if path.startswith(prefix) and "/" not in path.removeprefix(prefix):
-            return prefix + "{id}", {"id": path.removeprefix(prefix)}
+    segments = path.split("/")[1:]
+    if len(segments) == 3 and segments[0] == "deletions" and segments[2] == "cancel":
+        return "/deletions/{id}/cancel", {"id": segments[1]}
+    if len(segments) == 2 and segments[0] == "deletions":
+        return "/deletions/{id}", {"id": segments[1]}
+    if len(segments) == 2:
+        return "/{resource}/{id}", {"resource": segments[0], "id": segments[1]}
     return path, None
 
 

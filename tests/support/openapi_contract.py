@@ -46,8 +46,9 @@ def _template_regex(template: str) -> re.Pattern[str]:
 
 
 def find_operation(method: str, path: str) -> tuple[str | None, dict[str, Any] | None]:
-    """The path template matching ``path``, and the operation for ``method`` on it (None when absent)."""
-    for template, item in spec()["paths"].items():
+    """The path template matching ``path``, and the operation for ``method`` on it (None when absent). A literal
+    segment wins over a variable one, as in API Gateway: ``/deletions/{id}`` before ``/{resource}/{id}``."""
+    for template, item in sorted(spec()["paths"].items(), key=lambda entry: entry[0].count("{")):
         if _template_regex(template).fullmatch(path):
             operation = item.get(method.lower())
             return template, resolve(operation) if operation else None

@@ -232,10 +232,20 @@ def test_a_signed_delete_deletes_the_run_and_an_unknown_id_is_a_404(examples: Ex
 
     # Then the run is gone from Extend, and the unknown id reached Extend (past the signature check) and is a 404
     assert (deleted.exit_code, deleted.status) == (0, 200)
-    assert without_request_id(deleted.body) == {"parserRunId": run, "status": "deleted"}
+    assert without_request_id(deleted.body) == {
+        "id": run,
+        "resource": "parser_runs",
+        "parserRunId": run,
+        "status": "deleted",
+    }
     assert not examples.extend.exists(run, workspace_id=acme.workspace_id)
     assert (missing.exit_code, missing.status) == (1, 404)
-    assert without_request_id(missing.body) == {"parserRunId": unknown, "status": "not_found"}
+    assert without_request_id(missing.body) == {
+        "id": unknown,
+        "resource": "parser_runs",
+        "parserRunId": unknown,
+        "status": "not_found",
+    }
     assert [request.method for request in examples.extend.requests_for(unknown)] == ["DELETE"]
 
 

@@ -124,11 +124,11 @@ def test_each_tenant_reaches_only_its_runs_on_both_paths(flow: Flow) -> None:
     assert own.status_code == 200
     assert (cross.status_code, without_request_id(cross.json())) == (
         404,
-        {"parserRunId": "pr_beta_1", "status": "not_found"},
+        {"id": "pr_beta_1", "resource": "parser_runs", "parserRunId": "pr_beta_1", "status": "not_found"},
     )
     assert (missing.status_code, without_request_id(missing.json())) == (
         404,
-        {"parserRunId": "pr_nowhere", "status": "not_found"},
+        {"id": "pr_nowhere", "resource": "parser_runs", "parserRunId": "pr_nowhere", "status": "not_found"},
     )
     assert set(cross.headers) - {"Date"} == set(missing.headers) - {"Date"}
     assert (bulk.status_code, bulk.json()["queued"], bulk.json()["rejected"]) == (202, 2, [])
@@ -230,6 +230,9 @@ def test_the_documented_curl_and_openssl_recipe_signs_requests_the_api_accepts(f
     assert result.returncode == 0, result.stderr
     answers = [line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.strip()]
     (deleted, deleted_status), (bulk, bulk_status) = [(json.loads(body), status) for body, status in answers]
-    assert (without_request_id(deleted), deleted_status) == ({"parserRunId": "pr_123", "status": "deleted"}, "200")
+    assert (without_request_id(deleted), deleted_status) == (
+        {"id": "pr_123", "resource": "parser_runs", "parserRunId": "pr_123", "status": "deleted"},
+        "200",
+    )
     assert (bulk["queued"], bulk["rejected"], bulk_status) == (2, [], "202")
     assert not flow.extend.exists("pr_123", workspace_id=ACME_WS)

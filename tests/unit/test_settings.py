@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from parser_run_deleter.shared.extend_resources import parse_run_resource
 from parser_run_deleter.shared.settings import (
     PUBLISHED_API_HOSTS,
     ConfigurationError,
@@ -59,7 +60,7 @@ def test_defaults_follow_the_documented_table() -> None:
     assert settings.extend_api_version == "2025-04-21"
     assert settings.extend_workspace_id is None
     assert settings.max_attempts == 3
-    assert settings.delete_path_prefix == "/parser_runs/"
+    assert parse_run_resource(settings.extend_api_version).value == "parser_runs"
     queue = load_queue_settings(QUEUE)
     assert (queue.tenant_cache_s, queue.ledger_retention_days, queue.max_concurrency) == (30.0, 400, 4)
     assert load_callback_settings(CALLBACK).api_base_url is None
@@ -86,7 +87,7 @@ def test_the_callback_function_never_reads_extends_settings() -> None:
 
 def test_new_api_version_switches_the_path() -> None:
     settings = load_settings({**REQUIRED, "EXTEND_API_VERSION": "2026-02-09"})
-    assert settings.delete_path_prefix == "/parse_runs/"
+    assert parse_run_resource(settings.extend_api_version).value == "parse_runs"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""Adapter for Extend's parser runs on urllib3: delete one, or read one (for its metadata); headers, versions,
-error parsing, classification, retries.
+"""Adapter for Extend's deletable resources on urllib3: delete one, or read one (for its metadata and source file);
+headers, versions, error parsing, classification, retries.
 
 Every answer becomes one of done (``deleted``, or the run read), ``not_found`` or ``failed`` (retryable or
 permanent). Retries are bounded by attempts and by the caller's deadline: nothing sleeps or starts past it.
@@ -23,6 +23,7 @@ import urllib3
 from parser_run_deleter.adapters.extend_credentials import ExtendCredentials
 from parser_run_deleter.logic.extend_results import MIN_ATTEMPT_S, DeleteResult, ReadOutcome, ReadResult
 from parser_run_deleter.logic.outcomes import Outcome
+from parser_run_deleter.shared.extend_resources import Resource, parse_run_resource
 from parser_run_deleter.shared.parser_run_ids import validate_parser_run_id
 from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
 from parser_run_deleter.shared.settings import ExtendSettings
@@ -186,6 +187,15 @@ class _Exchange:
         }
 
 
+def _object_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The resource object of a GET's answer: the body itself (2026-02-09), or the object 2025-04-21 wraps in an
+    envelope (``{"success": true, "parserRun": {...}}``)."""
+    if "id" in body or "object" in body:
+        return body
+    wrapped = next((value for value in body.values() if isinstance(value, dict) and "id" in value), None)
+    return wrapped if wrapped is not None else body
+
+
 _READ_OUTCOMES: Final = {
     Outcome.DELETED: ReadOutcome.FOUND,
     Outcome.NOT_FOUND: ReadOutcome.NOT_FOUND,
@@ -194,7 +204,7 @@ _READ_OUTCOMES: Final = {
 
 
 class ExtendClient:
-    """``logic.ports.ExtendRuns`` over Extend's HTTP API."""
+    """``logic.ports.ExtendItems`` over Extend's HTTP API."""
 
     def __init__(
         self,
@@ -220,42 +230,50 @@ class ExtendClient:
         self._rate_limiter.reset()
         self._read_rate_limiter.reset()
 
-    def url_for(self, parser_run_id: str) -> str:
-        """The run's URL. The id is validated and percent-encoded, so it is always exactly one path segment."""
-        safe_id = quote(validate_parser_run_id(parser_run_id), safe="")
-        return f"{self._settings.extend_api_base_url}{self._settings.delete_path_prefix}{safe_id}"
+    def url_for(self, item_id: str, resource: Resource | None = None) -> str:
+        """The item's URL (a parse run's unless ``resource`` says otherwise). The id is validated and
+        percent-encoded, so it is always exactly one path segment."""
+        safe_id = quote(validate_parser_run_id(item_id), safe="")
+        segment = (resource or parse_run_resource(self._settings.extend_api_version)).value
+        return f"{self._settings.extend_api_base_url}/{segment}/{safe_id}"
 
-    def delete_parser_run(
-        self, parser_run_id: str, deadline: Deadline, *, workspace_id: str | None = None
+    def delete(
+        self, item_id: str, deadline: Deadline, *, resource: Resource | None = None, workspace_id: str | None = None
     ) -> DeleteResult:
-        exchange = self._call("DELETE", parser_run_id, deadline, workspace_id, self._rate_limiter)
-        return DeleteResult(parser_run_id=parser_run_id, outcome=exchange.outcome(), **exchange.fields())
+        exchange = self._call("DELETE", self.url_for(item_id, resource), deadline, workspace_id, self._rate_limiter)
+        return DeleteResult(parser_run_id=item_id, outcome=exchange.outcome(), **exchange.fields())
 
-    def read_parser_run(self, parser_run_id: str, deadline: Deadline, *, workspace_id: str | None = None) -> ReadResult:
-        """``GET`` the run, for its custom metadata (API 2026-02-09). It is found only on a 2xx with a JSON object,
-        whose ``metadata`` object (or None) comes back."""
-        exchange = self._call("GET", parser_run_id, deadline, workspace_id, self._read_rate_limiter)
+    def read(
+        self, item_id: str, deadline: Deadline, *, resource: Resource | None = None, workspace_id: str | None = None
+    ) -> ReadResult:
+        """``GET`` the item, paced as a read: Extend limits reads apart from writes (2026-02-09). It is found only on
+        a 2xx with a JSON object, whose ``metadata`` object (or None), ``status`` and source file id come back."""
+        url = self.url_for(item_id, resource)
+        exchange = self._call("GET", url, deadline, workspace_id, self._read_rate_limiter)
         body = exchange.answer.body if exchange.answer is not None else None
         if exchange.succeeded and body is None:
-            exchange = replace(exchange, reason="Extend answered 2xx without a JSON run")
+            exchange = replace(exchange, reason="Extend answered 2xx without a JSON object")
         outcome = _READ_OUTCOMES[exchange.outcome()]
-        metadata = body.get("metadata") if outcome is ReadOutcome.FOUND and body is not None else None
+        found = _object_of(body) if outcome is ReadOutcome.FOUND and body is not None else {}
+        metadata, status, source = found.get("metadata"), found.get("status"), found.get("file")
+        source_id = source.get("id") if isinstance(source, dict) else None
         return ReadResult(
-            parser_run_id=parser_run_id,
+            parser_run_id=item_id,
             outcome=outcome,
             metadata=metadata if isinstance(metadata, dict) else None,
+            status=status if isinstance(status, str) else None,
+            source_file_id=source_id if isinstance(source_id, str) else None,
             **exchange.fields(),
         )
 
     def _call(
         self,
         method: str,
-        parser_run_id: str,
+        url: str,
         deadline: Deadline,
         workspace_id: str | None,
         rate_limiter: AdaptiveRateLimiter,
     ) -> _Exchange:
-        url = self.url_for(parser_run_id)
         credentials = self._credentials.current(deadline)
         max_attempts = self._settings.max_attempts
         attempts = throttled = 0

@@ -74,6 +74,7 @@ def run_values(run: RunRecord) -> dict[str, Any]:
         "reason": run.reason,
         "completedAt": run.completed_at,
         "redrives": run.redrives or None,
+        "resource": run.resource,
     }
 
 
@@ -88,6 +89,7 @@ def run_from_values(values: Mapping[str, Any]) -> RunRecord:
         reason=values.get("reason"),
         completed_at=values.get("completedAt"),
         redrives=int(values.get("redrives", 0)),
+        resource=values.get("resource"),
     )
 
 
@@ -99,6 +101,9 @@ def request_values(request: RequestRecord) -> dict[str, Any]:
         "createdAt": request.created_at,
         "updatedAt": request.updated_at or request.created_at,
         "audit": dict(request.audit) or None,
+        "dryRun": request.dry_run or None,
+        "dueBy": request.due_by,
+        "cancelledAt": request.cancelled_at,
         **{counter(outcome.value): n for outcome, n in request.counts.items() if n},
     }
 
@@ -117,6 +122,9 @@ def request_from_values(values: Mapping[str, Any]) -> RequestRecord:
         callback=_plain(values.get("callback")),
         transitions=int(values.get("transitions", 0)),
         completions=int(values.get("completions", 0)),
+        dry_run=bool(values.get("dryRun", False)),
+        due_by=values.get("dueBy"),
+        cancelled_at=values.get("cancelledAt"),
     )
 
 
@@ -595,6 +603,19 @@ class LedgerTable:
             )
         except Exception as error:
             raise _unavailable("record the callback", error) from None
+
+    def mark_cancelled(self, request_id: str, cancelled_at: str) -> None:
+        """Note when the request was cancelled; a second cancel keeps the first time."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                UpdateExpression="SET cancelledAt = if_not_exists(cancelledAt, :at), updatedAt = :at",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":at": {"S": cancelled_at}},
+            )
+        except Exception as error:
+            raise _unavailable("record the cancellation", error) from None
 
     def current_outcome(self, request_id: str, parser_run_id: str) -> Outcome | None:
         try:

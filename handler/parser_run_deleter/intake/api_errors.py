@@ -17,29 +17,35 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPe
 from parser_run_deleter.intake.api_audit import current_request
 from parser_run_deleter.intake.api_bodies import InvalidRequestBody
 from parser_run_deleter.intake.api_routes import (
+    OWN_COLLECTION,
     ROUTES,
     BodyTooLarge,
     InvalidQuery,
+    MethodNotAllowed,
     UnsupportedMediaType,
     json_response,
 )
-from parser_run_deleter.logic.api_use_cases import DeletionRequestNotFound, QueueUnavailable, reject_invalid_id
+from parser_run_deleter.logic.api_use_cases import (
+    DeletionRequestNotFound,
+    ItemRefused,
+    QueueUnavailable,
+    reject_invalid_id,
+)
 from parser_run_deleter.logic.authentication import AuthenticationUnavailable, Forbidden, NotAuthenticated
 from parser_run_deleter.logic.ledger_records import LedgerUnavailable, OverCap
 from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.logic.replay_guard import ReplayConflict, ReplayInProgress
+from parser_run_deleter.shared.extend_resources import UnknownResource
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
 from parser_run_deleter.shared.settings import ConfigurationError
 
 RETRY_AFTER_S: Final = 30
-_ROUTE_PATTERNS: Final = tuple((method, re.compile(re.sub(r"<\w+>", "[^/]+", rule))) for method, rule in ROUTES)
-
-
-class MethodNotAllowed(Exception):
-    def __init__(self, allowed: tuple[str, ...]) -> None:
-        super().__init__(f"method not allowed; use {', '.join(allowed)}")
-        self.allowed = allowed
+# ``<resource>`` is any segment but the API's own collection (``/deletions/{id}`` is not an Extend resource).
+_ROUTE_PATTERNS: Final = tuple(
+    (method, re.compile(re.sub(r"<\w+>", "[^/]+", rule.replace("<resource>", f"(?!{OWN_COLLECTION}/)[^/]+"))))
+    for method, rule in ROUTES
+)
 
 
 def _answer(outcome: str, status: int, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -102,6 +108,14 @@ def _unsupported_media_type(error: UnsupportedMediaType) -> Response[Any]:
 
 def _invalid_query(error: InvalidQuery) -> Response[Any]:
     return _answer("bad_request", 400, str(error))
+
+
+def _unknown_resource(error: UnknownResource) -> Response[Any]:
+    return _answer("no_route", 404, str(error))
+
+
+def _refused_item(error: ItemRefused) -> Response[Any]:
+    return _answer(Outcome.REJECTED.value, 422, str(error))
 
 
 def _no_such_request(_: DeletionRequestNotFound) -> Response[Any]:
@@ -176,6 +190,8 @@ ERROR_RESPONSES: Final[dict[type[Exception], Callable[[Any], Response[Any]]]] = 
     QueueUnavailable: _queue_unavailable,
     InvalidQuery: _invalid_query,
     DeletionRequestNotFound: _no_such_request,
+    UnknownResource: _unknown_resource,
+    ItemRefused: _refused_item,
     OverCap: _over_cap,
     LedgerUnavailable: _ledger_unavailable,
     AuthenticationUnavailable: _authentication_unavailable,

@@ -26,15 +26,18 @@ from parser_run_deleter.logic.api_use_cases import (
     ApiServices,
     BulkResult,
     RequestPage,
+    cancel_deletion_request,
     delete_now_or_enqueue,
     enqueue_bulk,
     read_deletion_request,
     reject_invalid_id,
 )
+from parser_run_deleter.logic.ledger_records import RequestRecord
 from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.logic.ownership import require_supported_policy
 from parser_run_deleter.logic.replay_guard import StoredResponse
 from parser_run_deleter.logic.tenants import Tenant
+from parser_run_deleter.shared.extend_resources import parse_run_resource, resolve_resource
 from parser_run_deleter.shared.settings import ConfigurationError
 from parser_run_deleter.shared.time_budget import Deadline
 
@@ -43,9 +46,10 @@ MAX_BODY_BYTES: Final = 512 * 1024
 
 # (method, rule) of every route, in Powertools' rule syntax; tests compare it with openapi.yaml.
 ROUTES: Final = (
-    ("DELETE", "/parser_runs/<parser_run_id>"),
+    ("DELETE", "/<resource>/<item_id>"),
     ("POST", "/deletions"),
     ("GET", "/deletions/<deletion_request_id>"),
+    ("POST", "/deletions/<deletion_request_id>/cancel"),
 )
 # A page of the status resource's items: 100 unless the caller asks for between 1 and 1,000.
 DEFAULT_PAGE_SIZE: Final = 100
@@ -76,6 +80,16 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
 
 def _location(request_id: str) -> dict[str, str]:
     return {"Location": f"/deletions/{request_id}"}
+
+
+class MethodNotAllowed(Exception):
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"method not allowed; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+# The one path segment that is this API's own, never an Extend resource type.
+OWN_COLLECTION: Final = "deletions"
 
 
 class InvalidQuery(ValueError):
@@ -193,17 +207,22 @@ def _tenant() -> Tenant:
 # ---- Routes
 
 
-@router.delete("/parser_runs/<parser_run_id>")
-def delete_parser_run(parser_run_id: str) -> Response[Any]:
-    """Delete now; on any other outcome queue it (202); 503 when even that fails."""
+@router.delete("/<resource>/<item_id>")
+def delete_item(resource: str, item_id: str) -> Response[Any]:
+    """Delete one item of any of Extend's resource types now; on any other outcome queue it (202); 503 when even
+    that fails."""
+    if resource == OWN_COLLECTION:
+        raise MethodNotAllowed(("GET",))  # a deletion request is followed or cancelled, never deleted
     request = current_request()
-    request.name_ids([parser_run_id])
-    parser_run_id = reject_invalid_id(parser_run_id, request.audit)
     api = services()
     settings = api.settings
+    extend_resource = resolve_resource(resource, settings.extend.extend_api_version)
+    request.name_ids([item_id])
+    parser_run_id = reject_invalid_id(item_id, request.audit)
     invocation_deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
     result = delete_now_or_enqueue(
         parser_run_id,
+        resource=extend_resource,
         tenant=_tenant(),
         services=api,
         deadline=invocation_deadline.capped(settings.api_sync_budget_s),
@@ -212,10 +231,13 @@ def delete_parser_run(parser_run_id: str) -> Response[Any]:
     )
     request.finish(result.outcome.value)
     body: dict[str, Any] = {
-        "parserRunId": parser_run_id,
+        "id": parser_run_id,
+        "resource": extend_resource.value,
         "status": result.outcome.value,
         "deletionRequestId": result.request.request_id,
     }
+    if extend_resource is parse_run_resource(settings.extend.extend_api_version):
+        body["parserRunId"] = parser_run_id  # as answered before there were other types: callers read it
     if result.outcome is Outcome.FAILED:
         # Extend refused the deletion for good: retrying, now or from the queue, would meet the same answer.
         body["reason"] = result.reason or "Extend refused the deletion"
@@ -236,12 +258,20 @@ def create_deletions() -> Response[Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequestBody("the body must be UTF-8 JSON") from None
-    values = parse_bulk_body(text)
+    bulk = parse_bulk_body(text)
     request = current_request()
-    request.name_ids(values)
+    request.name_ids(bulk.values)
     api = services()
     deadline = Deadline.from_context(router.lambda_context, api.settings.deadline_safety_margin_s)
-    result: BulkResult = enqueue_bulk(values, tenant=_tenant(), services=api, audit=request.audit, deadline=deadline)
+    result: BulkResult = enqueue_bulk(
+        bulk.values,
+        tenant=_tenant(),
+        services=api,
+        audit=request.audit,
+        deadline=deadline,
+        typed_by_prefix=bulk.typed_by_prefix,
+        dry_run=bulk.dry_run,
+    )
     request.finish(Outcome.QUEUED.value if not result.rejected else "partially_queued" if result.queued else "rejected")
     return json_response(
         202,
@@ -249,10 +279,51 @@ def create_deletions() -> Response[Any]:
             "deletionRequestId": result.request.request_id,
             "status": result.request.status().value,
             "queued": len(result.queued),
-            "rejected": [{"parserRunId": item.parser_run_id, "reason": item.reason} for item in result.rejected],
+            "rejected": [_rejection(item.parser_run_id, item.reason, bulk.typed_by_prefix) for item in result.rejected],
+            **({"dryRun": True} if bulk.dry_run else {}),
         },
         _location(result.request.request_id),
     )
+
+
+def _rejection(value: str, reason: str, typed_by_prefix: bool) -> dict[str, str]:
+    return {"id" if typed_by_prefix else "parserRunId": value, "reason": reason}
+
+
+@router.post("/deletions/<deletion_request_id>/cancel")
+def cancel_deletions(deletion_request_id: str) -> Response[Any]:
+    """Cancel what of the tenant's request is not yet attempted: 202 with the request's status."""
+    if raw_body(router.current_event.raw_event).strip():
+        raise InvalidRequestBody("a cancel takes no body")
+    request = current_request()
+    api = services()
+    deadline = Deadline.from_context(router.lambda_context, api.settings.deadline_safety_margin_s)
+    cancellation = cancel_deletion_request(
+        deletion_request_id, tenant=_tenant(), services=api, audit=request.audit, deadline=deadline
+    )
+    request.finish(Outcome.CANCELLED.value)
+    record = cancellation.request
+    body = {**_status_fields(record), "cancelled": cancellation.cancelled}
+    return json_response(202, body, _location(record.request_id))
+
+
+def _status_fields(record: RequestRecord) -> dict[str, Any]:
+    """What the status resource and a cancel's answer say of a request."""
+    fields: dict[str, Any] = {
+        "deletionRequestId": record.request_id,
+        "status": record.status().value,
+        "createdAt": record.created_at,
+        "updatedAt": record.updated_at or record.created_at,
+        "counts": record.shown_counts(),
+        "overdue": record.overdue(),
+    }
+    if record.due_by is not None:
+        fields["dueBy"] = record.due_by
+    if record.dry_run:
+        fields["dryRun"] = True
+    if record.cancelled_at is not None:
+        fields["cancelledAt"] = record.cancelled_at
+    return fields
 
 
 @router.get("/deletions/<deletion_request_id>")
@@ -267,14 +338,7 @@ def get_deletion_request(deletion_request_id: str) -> Response[Any]:
     )
     request.finish("read")
     record = page.request
-    body: dict[str, Any] = {
-        "deletionRequestId": record.request_id,
-        "status": record.status().value,
-        "createdAt": record.created_at,
-        "updatedAt": record.updated_at or record.created_at,
-        "counts": record.shown_counts(),
-        "items": [_item(run) for run in page.runs],
-    }
+    body: dict[str, Any] = {**_status_fields(record), "items": [_item(run) for run in page.runs]}
     if page.next_after is not None:
         body["nextToken"] = base64.urlsafe_b64encode(page.next_after.encode()).decode().rstrip("=")
     if record.callback:
@@ -285,6 +349,8 @@ def get_deletion_request(deletion_request_id: str) -> Response[Any]:
 def _item(run: Any) -> dict[str, Any]:
     item = {
         "parserRunId": run.parser_run_id,
+        "id": run.parser_run_id,
+        "resource": run.resource,
         "outcome": run.outcome.value,
         "completedAt": run.completed_at,
         "extendRequestId": run.extend_request_id,

@@ -22,7 +22,7 @@ from parser_run_deleter.logic.authentication import Authenticator
 from parser_run_deleter.logic.completion import queue_callback, settle, wants_callback
 from parser_run_deleter.logic.deletion import Report, Trigger
 from parser_run_deleter.logic.extend_results import DeleteResult
-from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger import CANCELLED_REASON, Ledger
 from parser_run_deleter.logic.ledger_records import (
     LedgerUnavailable,
     RequestRecord,
@@ -32,11 +32,17 @@ from parser_run_deleter.logic.ledger_records import (
     shown_run,
 )
 from parser_run_deleter.logic.outcomes import Outcome
-from parser_run_deleter.logic.ownership import delete_owned
-from parser_run_deleter.logic.ports import ExtendRuns, MessageQueue
+from parser_run_deleter.logic.ownership import delete_owned, refusal
+from parser_run_deleter.logic.ports import ExtendItems, MessageQueue
 from parser_run_deleter.logic.queue_messages import MAX_AUDIT_VALUE_LENGTH, DeletionRequest
 from parser_run_deleter.logic.replay_guard import ReplayGuard
 from parser_run_deleter.logic.tenants import Tenant
+from parser_run_deleter.shared.extend_resources import (
+    Resource,
+    known_prefixes,
+    parse_run_resource,
+    resource_for_id,
+)
 from parser_run_deleter.shared.observability import MetricName, count
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, is_request_id, validate_parser_run_id
 from parser_run_deleter.shared.settings import ApiSettings
@@ -46,6 +52,10 @@ MAX_BULK_IDS: Final = 1000
 # What an invalid value may cost in a response or a log line: enough to recognise it, never an echo of megabytes.
 MAX_ECHO_LENGTH: Final = 64
 NOT_QUEUED_REASON: Final = "could not be queued: the deletion queue did not accept it; retry later"
+
+
+class ItemRefused(ValueError):
+    """The tenant's ownership policy can never prove an item of this type its own; the message says why (422)."""
 
 
 class QueueUnavailable(RuntimeError):
@@ -99,7 +109,7 @@ class ApiServices:
     """What the API's use cases work with: the API function's composition root builds them once per container."""
 
     settings: ApiSettings
-    extend: ExtendRuns
+    extend: ExtendItems
     ledger: Ledger
     authenticator: Authenticator
     replay_guard: ReplayGuard
@@ -128,9 +138,18 @@ def reject_invalid_id(value: object, audit: RequestAudit) -> str:
         raise
 
 
+def refuse_unprovable(resource: Resource, tenant: Tenant, audit: RequestAudit, item_id: str) -> None:
+    """Raise ``ItemRefused`` (reported as rejected) when ``tenant``'s policy cannot decide ownership of the type."""
+    reason = refusal(tenant, resource)
+    if reason is not None:
+        Report(Trigger.API, item_id, audit=audit.fields()).report(Outcome.REJECTED, reason=reason)
+        raise ItemRefused(reason)
+
+
 def delete_now_or_enqueue(
     parser_run_id: str,
     *,
+    resource: Resource,
     tenant: Tenant,
     services: ApiServices,
     deadline: Deadline,
@@ -144,27 +163,40 @@ def delete_now_or_enqueue(
     (``DELETED``, ``NOT_FOUND``, ``QUEUED`` or ``FAILED``) and its deletion request; raises ``LedgerUnavailable``
     when it cannot be recorded, ``QueueUnavailable`` when the fallback cannot be queued.
     """
+    refuse_unprovable(resource, tenant, audit, parser_run_id)
     attempt = Report(Trigger.API, parser_run_id, audit=audit.fields())
-    request = DeletionRequest(parser_run_id=parser_run_id, audit=audit.fields(), tenant_id=tenant.tenant_id)
+    request = DeletionRequest(
+        parser_run_id=parser_run_id, audit=audit.fields(), tenant_id=tenant.tenant_id, resource=resource
+    )
     result = delete_owned(services.extend, services.settings.extend.extend_api_version, tenant, request, deadline)
     if result.outcome is not Outcome.FAILED or not _worth_queueing(result):
-        single = _record_settled(result, tenant, services, audit, invocation_deadline)
+        single = _record_settled(
+            result, resource=resource, tenant=tenant, services=services, audit=audit, deadline=invocation_deadline
+        )
         attempt.report(
             single.outcome,
             result=result,
             reason=single.reason,
             ownership=tenant.ownership.value,
             deletion_request_id=single.request.request_id,
+            resource=resource.value,
         )
         return single
 
     # Worth retrying: recorded first, then queued, then its run recorded as queued.
     records = services.ledger
-    pending = records.begin(tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), reserve=1)
+    pending = records.begin(
+        tenant.tenant_id,
+        RequestTrigger.API_DELETE,
+        audit.fields(),
+        reserve=1,
+        due_in_days=tenant.limits.deadline_days,
+    )
     queued_request = replace(request, deletion_request_id=pending.request_id)
     queued = _enqueue(services, tenant, {parser_run_id: queued_request.to_message_body()}, invocation_deadline)
     if queued:
-        recorded = records.take_in(pending, [run_record(parser_run_id, Outcome.QUEUED, result, result.reason)])
+        queued_run = run_record(parser_run_id, Outcome.QUEUED, result, result.reason, resource=resource.value)
+        recorded = records.take_in(pending, [queued_run])
     else:
         _record_not_queued(records, pending, [parser_run_id], result)
     attempt.report(
@@ -173,6 +205,7 @@ def delete_now_or_enqueue(
         reason=result.reason if queued else f"{result.reason}; and {NOT_QUEUED_REASON}",
         ownership=tenant.ownership.value,
         deletion_request_id=pending.request_id,
+        resource=resource.value,
     )
     if not queued:
         raise QueueUnavailable("the deletion could not be done now nor queued")
@@ -180,15 +213,26 @@ def delete_now_or_enqueue(
 
 
 def _record_settled(
-    result: DeleteResult, tenant: Tenant, services: ApiServices, audit: RequestAudit, deadline: Deadline
+    result: DeleteResult,
+    *,
+    resource: Resource,
+    tenant: Tenant,
+    services: ApiServices,
+    audit: RequestAudit,
+    deadline: Deadline,
 ) -> SingleResult:
     """A deletion done (or refused for good) now: one write records it and completes its request; the tenant's
     callback, if it takes them, is queued after."""
     outcome = result.outcome
-    run = run_record(result.parser_run_id, outcome, result)
+    run = run_record(result.parser_run_id, outcome, result, resource=resource.value)
     callback = wants_callback(tenant)
     recorded = services.ledger.record_single(
-        tenant.tenant_id, RequestTrigger.API_DELETE, audit.fields(), run, with_callback=callback
+        tenant.tenant_id,
+        RequestTrigger.API_DELETE,
+        audit.fields(),
+        run,
+        with_callback=callback,
+        due_in_days=tenant.limits.deadline_days,
     )
     count(MetricName.REQUEST_COMPLETED)
     if callback:
@@ -221,24 +265,39 @@ def json_type(value: object) -> str:
 
 
 def enqueue_bulk(
-    values: Sequence[object], *, tenant: Tenant, services: ApiServices, audit: RequestAudit, deadline: Deadline
+    values: Sequence[object],
+    *,
+    tenant: Tenant,
+    services: ApiServices,
+    audit: RequestAudit,
+    deadline: Deadline,
+    typed_by_prefix: bool = False,
+    dry_run: bool = False,
 ) -> BulkResult:
     """Validate each value, record the request, queue the distinct valid ids, and account for every one of them.
+    ``typed_by_prefix``: each id's resource type is the one its prefix names (an unknown prefix is rejected);
+    otherwise every id is a parse run's. A ``dry_run`` request's items are checked, never deleted.
 
     Raises ``OverCap`` when the tenant's outstanding runs would pass its cap, ``LedgerUnavailable`` when the request
     cannot be recorded, and ``QueueUnavailable`` when there were valid ids and none of them could be queued.
     """
     records = services.ledger
     rejected: list[Rejection] = []
-    valid: list[str] = []
+    resources: dict[str, Resource] = {}
     audit_fields = audit.fields()
+    version = services.settings.extend.extend_api_version
     for value in values:
-        if isinstance(value, str) and value in valid:
+        if isinstance(value, str) and value in resources:
             continue  # a duplicate: first seen wins
         try:
-            valid.append(reject_invalid_id(value, audit))
-        except InvalidParserRunId as error:
+            item_id = reject_invalid_id(value, audit)
+            resource = _typed(item_id, version) if typed_by_prefix else parse_run_resource(version)
+            refuse_unprovable(resource, tenant, audit, item_id)
+        except (InvalidParserRunId, ItemRefused) as error:
             rejected.append(Rejection(echo(value), str(error)))
+            continue
+        resources[item_id] = resource
+    valid = list(resources)
     attempts = {parser_run_id: Report(Trigger.API, parser_run_id, audit=audit_fields) for parser_run_id in valid}
     pending = records.begin(
         tenant.tenant_id,
@@ -246,6 +305,8 @@ def enqueue_bulk(
         audit_fields,
         reserve=len(valid),
         cap=tenant.limits.max_outstanding if valid else None,
+        due_in_days=tenant.limits.deadline_days,
+        dry_run=dry_run,
     )
     bodies = {
         parser_run_id: DeletionRequest(
@@ -253,6 +314,8 @@ def enqueue_bulk(
             audit=audit_fields,
             tenant_id=tenant.tenant_id,
             deletion_request_id=pending.request_id,
+            resource=resources[parser_run_id],
+            dry_run=dry_run,
         ).to_message_body()
         for parser_run_id in valid
     }
@@ -264,7 +327,11 @@ def enqueue_bulk(
         recorded = pending
     else:
         rejected += [Rejection(parser_run_id, NOT_QUEUED_REASON) for parser_run_id in not_queued]
-        runs = [run_record(run_id, Outcome.QUEUED) for run_id in valid if run_id in acknowledged]
+        runs = [
+            run_record(run_id, Outcome.QUEUED, resource=resources[run_id].value)
+            for run_id in valid
+            if run_id in acknowledged
+        ]
         recorded = records.take_in(pending, runs + _rejected_runs(rejected), released=len(not_queued))
         if not acknowledged:  # nothing to wait for: every entry was rejected
             settle(records, recorded.request_id, tenant, services.callbacks, deadline)
@@ -274,11 +341,23 @@ def enqueue_bulk(
             Outcome.QUEUED if queued else Outcome.FAILED,
             reason=None if queued else NOT_QUEUED_REASON,
             deletion_request_id=recorded.request_id,
+            resource=resources[parser_run_id].value,
+            dry_run=dry_run or None,
         )
     if nothing_queued:
         raise QueueUnavailable("none of the ids could be queued")
     queued_ids = tuple(parser_run_id for parser_run_id in valid if parser_run_id in acknowledged)
     return BulkResult(request=recorded, queued=queued_ids, rejected=tuple(rejected))
+
+
+def _typed(item_id: str, api_version: str) -> Resource:
+    """The resource an id's prefix names; ``ItemRefused`` for a prefix Extend does not use."""
+    resource = resource_for_id(item_id, api_version)
+    if resource is None:
+        raise ItemRefused(
+            f"the id's prefix names no Extend resource type of API {api_version} ({known_prefixes(api_version)})"
+        )
+    return resource
 
 
 def _rejected_runs(rejected: Sequence[Rejection]) -> list[RunRecord]:
@@ -312,11 +391,45 @@ def read_deletion_request(
     request_id: str, *, tenant: Tenant, services: ApiServices, limit: int, after: str | None
 ) -> RequestPage:
     """The tenant's request and a page of its runs, as the status resource shows them."""
-    if not is_request_id(request_id):
-        raise DeletionRequestNotFound(request_id)
+    request = _tenants_request(request_id, tenant, services)
     records = services.ledger
-    request = records.request(request_id)
-    if request is None or request.tenant_id != tenant.tenant_id:
-        raise DeletionRequestNotFound(request_id)
     runs, next_after = records.runs(request_id, limit=limit, after=after)
     return RequestPage(request, tuple(shown_run(run, request) for run in runs), next_after)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    request: RequestRecord
+    cancelled: int  # items this call cancelled
+
+
+def cancel_deletion_request(
+    request_id: str, *, tenant: Tenant, services: ApiServices, audit: RequestAudit, deadline: Deadline
+) -> Cancellation:
+    """Cancel the tenant's request: every item not yet attempted becomes ``cancelled`` and is never sent to Extend
+    (the queue function checks each item before its DELETE); items already done keep their outcome. Once nothing
+    is queued the request completes (``cancelled``), and the tenant's callback tells it the final counts. A second
+    cancel changes nothing. Raises ``DeletionRequestNotFound`` or ``LedgerUnavailable``."""
+    request = _tenants_request(request_id, tenant, services)
+    records = services.ledger
+    newly, counted = records.cancel(request)
+    if counted.failed:
+        raise LedgerUnavailable("cannot count the cancelled items; the cancellation can be repeated")
+    for item_id in newly:
+        Report(Trigger.API, item_id, audit=audit.fields()).report(
+            Outcome.CANCELLED, reason=CANCELLED_REASON, deletion_request_id=request_id
+        )
+    settle(records, request_id, tenant, services.callbacks, deadline)
+    latest = records.request(request_id)
+    if latest is None:
+        raise LedgerUnavailable("the request could not be read back")
+    return Cancellation(latest, len(newly))
+
+
+def _tenants_request(request_id: str, tenant: Tenant, services: ApiServices) -> RequestRecord:
+    if not is_request_id(request_id):
+        raise DeletionRequestNotFound(request_id)
+    request = services.ledger.request(request_id)
+    if request is None or request.tenant_id != tenant.tenant_id:
+        raise DeletionRequestNotFound(request_id)
+    return request

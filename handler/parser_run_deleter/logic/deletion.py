@@ -11,7 +11,7 @@ from typing import Final
 
 from parser_run_deleter.logic.extend_results import CredentialsError, DeleteResult, failed_before_extend
 from parser_run_deleter.logic.outcomes import Outcome
-from parser_run_deleter.logic.ports import ExtendRuns
+from parser_run_deleter.logic.ports import ExtendItems
 from parser_run_deleter.logic.queue_messages import DeletionRequest
 from parser_run_deleter.shared.observability import MetricName, count, logger
 from parser_run_deleter.shared.time_budget import Deadline
@@ -31,17 +31,21 @@ _OUTCOME_METRIC: Final = {
     # Dead-lettering and rejections are failures to the caller; the DLQ has its own metric.
     Outcome.DEAD_LETTERED: MetricName.FAILED,
     Outcome.REJECTED: MetricName.FAILED,
+    Outcome.CANCELLED: MetricName.CANCELLED,
+    Outcome.WOULD_DELETE: MetricName.WOULD_DELETE,
 }
 
 
 CONFIRMED_ON_RETRY: Final = "deleted, confirmed on retry: an earlier attempt's answer was lost, and the run is gone"
 
 
-def attempt_deletion(extend: ExtendRuns, request: DeletionRequest, deadline: Deadline) -> DeleteResult:
+def attempt_deletion(extend: ExtendItems, request: DeletionRequest, deadline: Deadline) -> DeleteResult:
     """Delete through Extend; anything that stops the attempt itself (e.g. an unreadable secret) is a retryable
     failure rather than an exception, so both triggers keep the request: requeued, or returned to SQS."""
     try:
-        result = extend.delete_parser_run(request.parser_run_id, deadline, workspace_id=request.workspace_id)
+        result = extend.delete(
+            request.parser_run_id, deadline, resource=request.resource, workspace_id=request.workspace_id
+        )
     except Exception as error:
         # The client held the key: only our own CredentialsError, whose messages never quote a secret, is
         # reported with its message; anything else by its type alone.

@@ -1,6 +1,7 @@
-"""What logic learns from Extend: the result of deleting or reading one parser run, in logic's own types.
+"""What logic learns from Extend: the result of deleting or reading one item (a run or a file), in logic's own
+types.
 
-``ports.ExtendRuns`` returns these; ``adapters.extend_client`` makes them from Extend's answers.
+``ports.ExtendItems`` returns these; ``adapters.extend_client`` makes them from Extend's answers.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class ReadResult:
     outcome: ReadOutcome
     attempts: int
     metadata: dict[str, Any] | None = None
+    status: str | None = None  # Extend's status of the item (PROCESSING, PROCESSED, ...), when it has one
+    source_file_id: str | None = None  # a run's source file, when its GET names one
     status_code: int | None = None
     retryable: bool = False
     extend_request_id: str | None = None

@@ -29,6 +29,7 @@ from parser_run_deleter.logic.ports import LedgerStore
 from parser_run_deleter.shared.timestamps import iso, now_iso, parse_iso
 
 PENDING_CALLBACK: Mapping[str, Any] = {"state": "pending", "attempts": 0}
+CANCELLED_REASON: Final = "cancelled by its tenant before it was attempted"
 # The most runs one request's counters move by in one write: each adds two conditions to the write's condition
 # expression, which DynamoDB bounds at 4 KB.
 COUNT_GROUP: Final = 25
@@ -53,6 +54,10 @@ class BatchCount:
     failed: set[str]
 
 
+def due_date(moment: float, days: int | None) -> str | None:
+    return iso(moment + days * 86_400) if days else None
+
+
 class Ledger:
     def __init__(self, store: LedgerStore) -> None:
         self.store = store
@@ -67,10 +72,21 @@ class Ledger:
         *,
         reserve: int = 0,
         cap: int | None = None,
+        due_in_days: int | None = None,
+        dry_run: bool = False,
     ) -> RequestRecord:
         """A new request, recorded before anything of it is queued, with ``reserve`` runs counted against the
-        tenant's ``cap``. Raises ``OverCap`` or ``LedgerUnavailable``."""
-        request = RequestRecord(new_request_id(), tenant_id, trigger, now_iso(), audit=audit)
+        tenant's ``cap``, due ``due_in_days`` from now. Raises ``OverCap`` or ``LedgerUnavailable``."""
+        moment = time.time()
+        request = RequestRecord(
+            new_request_id(moment),
+            tenant_id,
+            trigger,
+            iso(moment),
+            audit=audit,
+            due_by=due_date(moment, due_in_days),
+            dry_run=dry_run,
+        )
         self.store.begin(request, reserve=reserve, cap=cap)
         return request
 
@@ -91,18 +107,21 @@ class Ledger:
         run: RunRecord,
         *,
         with_callback: bool = False,
+        due_in_days: int | None = None,
     ) -> RequestRecord:
         """A request of one run whose outcome is already known (the synchronous path), recorded in one write, and
         completed in it: a settled run is the whole request. ``with_callback`` records its callback as pending."""
-        now = now_iso()
+        moment = time.time()
+        now = iso(moment)
         settled = run.outcome is not Outcome.QUEUED
         callback = PENDING_CALLBACK if settled and with_callback else None
         request = RequestRecord(
-            new_request_id(),
+            new_request_id(moment),
             tenant_id,
             trigger,
             now,
             audit=audit,
+            due_by=due_date(moment, due_in_days),
             counts={run.outcome: 1},
             completed_at=now if settled else None,
             callback=callback,
@@ -141,7 +160,7 @@ class Ledger:
             reserved_as = before if before is not None or create is not None else Outcome.QUEUED
             delta = outstanding_change(reserved_as, run.outcome)
             try:
-                if before in (Outcome.DEAD_LETTERED, Outcome.NOT_FOUND):
+                if before in (Outcome.DEAD_LETTERED, Outcome.NOT_FOUND, Outcome.CANCELLED):
                     self.store.transition(
                         request_id, recorded, before, tenant_id=tenant_id, outstanding_delta=delta, create=create
                     )
@@ -223,6 +242,37 @@ class Ledger:
     def _intake_may_be_running(self, request_id: str) -> bool:
         found = self.store.request(request_id)
         return found is None or time.time() - parse_iso(found.created_at) < INTAKE_GRACE_S
+
+    # ---- cancellation
+
+    def cancel(self, request: RequestRecord) -> tuple[list[str], BatchCount]:
+        """Cancel every item of ``request`` still queued, and return the ones this call cancelled with how their counts
+        were written. Each becomes ``cancelled`` (a conditional write, so an
+        item settled meanwhile keeps its outcome), and the request's and its tenant's counts follow in grouped
+        writes. Idempotent: a second call finds nothing queued, and counts again only what an interrupted first
+        call changed without counting (each count is idempotent)."""
+        if request.completed_at is not None and request.cancelled_at is None:
+            return [], BatchCount({}, set())  # nothing was left to cancel: it completed as it was
+        cancelled_at = now_iso()
+        self.store.mark_cancelled(request.request_id, cancelled_at)
+        uncounted: list[Uncounted] = []
+        newly: list[str] = []
+        for run in self.store.all_runs(request.request_id):
+            if run.outcome is Outcome.QUEUED:
+                cancelled = replace(run, outcome=Outcome.CANCELLED, completed_at=cancelled_at, reason=CANCELLED_REASON)
+                try:
+                    self.store.update_run(request.request_id, cancelled, Outcome.QUEUED)
+                except RunChanged:
+                    continue  # its message settled it first: that outcome stands
+                newly.append(run.parser_run_id)
+            elif run.outcome is not Outcome.CANCELLED or request.counts.get(Outcome.QUEUED, 0) == 0:
+                continue  # settled otherwise, or cancelled and counted by an earlier call (nothing is queued)
+            uncounted.append(Uncounted(request.request_id, request.tenant_id, run.parser_run_id, Outcome.CANCELLED))
+        return newly, self.count_batch(uncounted)
+
+    def outcome_of(self, request_id: str, item_id: str) -> Outcome | None:
+        """The item's outcome as recorded now (a consistent read), None when it is not recorded."""
+        return self.store.current_outcome(request_id, item_id)
 
     # ---- completion
 

@@ -56,6 +56,7 @@ class RequestStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"  # every run deleted or not found
     COMPLETED_WITH_FAILURES = "completed_with_failures"  # every run settled, some failed, dead-lettered or rejected
+    CANCELLED = "cancelled"  # cancelled by its tenant, and nothing of it is still queued
 
 
 class RequestTrigger(StrEnum):
@@ -90,13 +91,20 @@ class RunRecord:
     reason: str | None = None
     completed_at: str | None = None
     redrives: int = 0
+    resource: str | None = None  # Extend's resource type (its path segment); None in records made before types
 
 
 def run_record(
-    parser_run_id: str, outcome: Outcome, result: DeleteResult | None = None, reason: str | None = None
+    parser_run_id: str,
+    outcome: Outcome,
+    result: DeleteResult | None = None,
+    reason: str | None = None,
+    *,
+    resource: str | None = None,
 ) -> RunRecord:
     """A run's record from what became of it: Extend's answer when there was one, and why when it failed."""
     return RunRecord(
+        resource=resource,
         parser_run_id=parser_run_id,
         outcome=outcome,
         attempts=result.attempts if result else 0,
@@ -122,6 +130,9 @@ class RequestRecord:
     callback: Mapping[str, Any] | None = None
     transitions: int = 0  # outcomes recorded after intake, failed attempts included
     completions: int = 0  # times it completed: more than once only after a redrive reopened it
+    dry_run: bool = False  # its items are checked, never deleted
+    due_by: str | None = None  # when the tenant's deadline for it passes
+    cancelled_at: str | None = None
 
     @property
     def total(self) -> int:
@@ -142,7 +153,16 @@ class RequestRecord:
         return shown
 
     def status(self, now: float | None = None) -> RequestStatus:
-        return request_status(self.shown_counts(now), started=self.transitions > 0)
+        status = request_status(self.shown_counts(now), started=self.transitions > 0)
+        if self.cancelled_at is not None and status not in (RequestStatus.ACCEPTED, RequestStatus.IN_PROGRESS):
+            return RequestStatus.CANCELLED
+        return status
+
+    def overdue(self, now: float | None = None) -> bool:
+        """Past its due date with items still pending."""
+        moment = time.time() if now is None else now
+        pending = self.status(now) in (RequestStatus.ACCEPTED, RequestStatus.IN_PROGRESS)
+        return pending and self.due_by is not None and moment > parse_iso(self.due_by)
 
 
 def request_status(counts: Mapping[str, int], *, started: bool) -> RequestStatus:
@@ -161,7 +181,7 @@ def request_status(counts: Mapping[str, int], *, started: bool) -> RequestStatus
 def shown_run(run: RunRecord, request: RequestRecord, now: float | None = None) -> RunRecord:
     """A run as the status resource shows it: still queued past the queue's retention, it failed (expired)."""
     if run.outcome is Outcome.QUEUED and request.expired(now):
-        return RunRecord(run.parser_run_id, Outcome.FAILED, run.attempts, reason=EXPIRED_REASON)
+        return RunRecord(run.parser_run_id, Outcome.FAILED, run.attempts, reason=EXPIRED_REASON, resource=run.resource)
     return run
 
 
@@ -179,6 +199,9 @@ def may_follow(before: Outcome | None, after: Outcome) -> bool:
         return True
     if before is Outcome.NOT_FOUND:
         return after is Outcome.DELETED
+    if before is Outcome.CANCELLED:
+        # A cancel cannot recall a DELETE already on its way: what Extend did to the item is what it records.
+        return after in (Outcome.DELETED, Outcome.NOT_FOUND)
     return before is Outcome.DEAD_LETTERED and after is not Outcome.REJECTED
 
 
@@ -187,6 +210,8 @@ def may_still_change(current: Outcome, incoming: Outcome) -> bool:
     a run found missing that this delivery's deletion proves deleted."""
     if current is Outcome.DEAD_LETTERED:
         return incoming is not Outcome.DEAD_LETTERED
+    if current is Outcome.CANCELLED:
+        return incoming in (Outcome.DELETED, Outcome.NOT_FOUND)
     return current is Outcome.NOT_FOUND and incoming is Outcome.DELETED
 
 

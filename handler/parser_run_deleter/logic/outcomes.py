@@ -1,5 +1,5 @@
-"""The one vocabulary of what became of a parser run: from Extend's answer, through the ledger, to the log line and
-the metric. Pure."""
+"""The one vocabulary of what became of an item (a run or a file): from Extend's answer, through the ledger, to the
+log line and the metric. Pure."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ class Outcome(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     REJECTED = "rejected"
     INVALID = "invalid"
+    # Its request was cancelled before the item was attempted: never sent to Extend.
+    CANCELLED = "cancelled"
+    # A dry run's item that exists and is the caller's: a real request would delete it.
+    WOULD_DELETE = "would_delete"
 
 
 # What a run of the ledger may be in: every outcome but INVALID, which names no run.

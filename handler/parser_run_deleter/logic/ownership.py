@@ -1,7 +1,9 @@
-"""A tenant deletes only its own parser runs, on both paths: the ownership policy, applied to one deletion.
+"""A tenant deletes only its own items (runs of every type, and files), on both paths: the ownership policy,
+applied to one deletion, or to one dry run's check.
 
-A run another tenant owns is answered exactly as a run that does not exist (``not_found``): the API gives no way
-to learn that an id exists elsewhere. No DELETE is ever sent for a run the caller does not own.
+An item another tenant owns is answered exactly as one that does not exist (``not_found``): the API gives no way to
+learn that an id exists elsewhere. No DELETE is ever sent for an item the caller does not own, and none at all for a
+dry run.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from dataclasses import replace
 from parser_run_deleter.logic.deletion import attempt_deletion
 from parser_run_deleter.logic.extend_results import DeleteResult, ReadOutcome, ReadResult, failed_before_extend
 from parser_run_deleter.logic.outcomes import Outcome
-from parser_run_deleter.logic.ports import ExtendRuns
+from parser_run_deleter.logic.ports import ExtendItems
 from parser_run_deleter.logic.queue_messages import DeletionRequest
 from parser_run_deleter.logic.tenants import Ownership, Tenant
+from parser_run_deleter.shared.extend_resources import Resource, UnknownResource, carries_metadata, resolve_resource
 from parser_run_deleter.shared.observability import MetricName, count
 from parser_run_deleter.shared.settings import ConfigurationError
 from parser_run_deleter.shared.time_budget import Deadline
@@ -31,21 +34,106 @@ def require_supported_policy(tenant: Tenant, extend_api_version: str) -> None:
         )
 
 
+def item_resource(request: DeletionRequest, extend_api_version: str) -> Resource:
+    """The item's resource under the deployment's API version (a parse run unless the request names another).
+    Raises ``UnknownResource`` for a type this version does not have."""
+    return resolve_resource((request.resource or Resource.PARSE_RUNS).value, extend_api_version)
+
+
+def resource_name(request: DeletionRequest, extend_api_version: str) -> str:
+    """The name the ledger records the item's type under: its resource as this version has it, else as named."""
+    try:
+        return item_resource(request, extend_api_version).value
+    except UnknownResource:
+        return (request.resource or Resource.PARSE_RUNS).value
+
+
+def refusal(tenant: Tenant | None, resource: Resource) -> str | None:
+    """Why ``tenant``'s policy can never decide that an item of ``resource`` is its own, or None when it can.
+    The metadata policy reads an item's custom metadata, and only runs carry any: it deletes nothing blind."""
+    if tenant is not None and tenant.ownership is Ownership.METADATA and not carries_metadata(resource):
+        return (
+            f"the metadata ownership policy cannot tell whose {resource.value} are: Extend keeps no custom metadata on "
+            "them"
+        )
+    return None
+
+
 def delete_owned(
-    extend: ExtendRuns, extend_api_version: str, tenant: Tenant | None, request: DeletionRequest, deadline: Deadline
+    extend: ExtendItems, extend_api_version: str, tenant: Tenant | None, request: DeletionRequest, deadline: Deadline
 ) -> DeleteResult:
-    """Delete the run if ``tenant`` owns it. ``tenant`` None is an operator's request: organization-wide, in the
+    """Delete the item if ``tenant`` owns it. ``tenant`` None is an operator's request: organization-wide, in the
     message's ``workspaceId`` when it names one."""
-    if tenant is None or tenant.ownership is Ownership.UNRESTRICTED:
+    return _if_owned(extend, extend_api_version, tenant, request, deadline, dry_run=False)
+
+
+def check_owned(
+    extend: ExtendItems, extend_api_version: str, tenant: Tenant | None, request: DeletionRequest, deadline: Deadline
+) -> DeleteResult:
+    """A dry run of ``delete_owned``: the item is read (``GET``, at the read rate), never deleted. ``would_delete``
+    when it exists and ``tenant``'s policy finds it its own; ``not_found`` otherwise, exactly as a deletion would
+    answer."""
+    return _if_owned(extend, extend_api_version, tenant, request, deadline, dry_run=True)
+
+
+def _if_owned(
+    extend: ExtendItems,
+    extend_api_version: str,
+    tenant: Tenant | None,
+    request: DeletionRequest,
+    deadline: Deadline,
+    *,
+    dry_run: bool,
+) -> DeleteResult:
+    try:
+        resource = item_resource(request, extend_api_version)
+    except UnknownResource as error:
+        return failed_before_extend(request.parser_run_id, str(error), retryable=False)
+    refused = refusal(tenant, resource)
+    if refused is not None:
+        return failed_before_extend(request.parser_run_id, refused, retryable=False)
+    request = replace(request, resource=resource)
+    if tenant is not None and tenant.ownership is Ownership.METADATA:
+        return _if_metadata_names(extend, extend_api_version, tenant, request, deadline, dry_run=dry_run)
+    if tenant is not None and tenant.ownership is Ownership.WORKSPACE:
+        # Extend itself refuses the items of other workspaces: they are 404, like missing ones.
+        request = replace(request, workspace_id=tenant.workspace_id)
+    if not dry_run:
         return attempt_deletion(extend, request, deadline)
-    if tenant.ownership is Ownership.WORKSPACE:
-        # Extend itself refuses the runs of other workspaces: they are 404, like missing ones.
-        return attempt_deletion(extend, replace(request, workspace_id=tenant.workspace_id), deadline)
-    return _delete_if_metadata_names(extend, extend_api_version, tenant, request, deadline)
+    read = _read(extend, request, deadline)
+    if isinstance(read, DeleteResult):
+        return read
+    return _decided_by_read(read, owned=True)
 
 
-def _delete_if_metadata_names(
-    client: ExtendRuns, extend_api_version: str, tenant: Tenant, request: DeletionRequest, deadline: Deadline
+def _read(extend: ExtendItems, request: DeletionRequest, deadline: Deadline) -> ReadResult | DeleteResult:
+    try:
+        return extend.read(
+            request.parser_run_id, deadline, resource=request.resource, workspace_id=request.workspace_id
+        )
+    except Exception as error:  # as attempt_deletion: anything that stops the read is a retryable failure
+        return failed_before_extend(request.parser_run_id, type(error).__name__)
+
+
+def _decided_by_read(read: ReadResult, *, owned: bool) -> DeleteResult:
+    if read.outcome is ReadOutcome.NOT_FOUND:
+        return _from_read(read, Outcome.NOT_FOUND)
+    if read.outcome is ReadOutcome.FAILED:
+        return _from_read(read, Outcome.FAILED, reason=f"reading the item failed: {read.reason}")
+    if not owned:
+        count(MetricName.OWNERSHIP_REFUSED)
+        return _from_read(read, Outcome.NOT_FOUND, not_owned=True)
+    return _from_read(read, Outcome.WOULD_DELETE)
+
+
+def _if_metadata_names(
+    client: ExtendItems,
+    extend_api_version: str,
+    tenant: Tenant,
+    request: DeletionRequest,
+    deadline: Deadline,
+    *,
+    dry_run: bool,
 ) -> DeleteResult:
     parser_run_id = request.parser_run_id
     if extend_api_version != METADATA_API_VERSION:
@@ -57,18 +145,14 @@ def _delete_if_metadata_names(
         )
     # A metadata tenant may also have a workspace (an organization-scoped key needs one named on every call).
     in_workspace = replace(request, workspace_id=tenant.workspace_id) if tenant.workspace_id else request
-    try:
-        read = client.read_parser_run(parser_run_id, deadline, workspace_id=in_workspace.workspace_id)
-    except Exception as error:  # as attempt_deletion: anything that stops the read is a retryable failure
-        return failed_before_extend(parser_run_id, type(error).__name__)
-    if read.outcome is ReadOutcome.NOT_FOUND:
-        return _from_read(read, Outcome.NOT_FOUND)
-    if read.outcome is ReadOutcome.FAILED:
-        return _from_read(read, Outcome.FAILED, reason=f"reading the run's metadata failed: {read.reason}")
-    owner = (read.metadata or {}).get(tenant.metadata_key or "")
-    if owner != tenant.tenant_id:
-        count(MetricName.OWNERSHIP_REFUSED)
-        return _from_read(read, Outcome.NOT_FOUND, not_owned=True)
+    read = _read(client, in_workspace, deadline)
+    if isinstance(read, DeleteResult):
+        return read
+    owned = (
+        read.outcome is ReadOutcome.FOUND and (read.metadata or {}).get(tenant.metadata_key or "") == tenant.tenant_id
+    )
+    if dry_run or read.outcome is not ReadOutcome.FOUND or not owned:
+        return _decided_by_read(read, owned=owned)
     deleted = attempt_deletion(client, in_workspace, deadline)
     # Attempts count the deletion's own (retries are the DELETE's); the read's 429s are Extend pressure all the same.
     return replace(deleted, throttled_responses=deleted.throttled_responses + read.throttled_responses)
@@ -77,9 +161,9 @@ def _delete_if_metadata_names(
 def _from_read(
     read: ReadResult, outcome: Outcome, *, reason: str | None = None, not_owned: bool = False
 ) -> DeleteResult:
-    """The deletion's result when the read decided it: no DELETE was sent. A run the read found missing or not the
-    tenant's keeps no trace of Extend's answer (status, request id, error code): the ledger, the receipts and the
-    status resource would otherwise tell one from the other (a 404 and a 200), an oracle for whether an id exists."""
+    """The result when the read decided it: no DELETE was sent. An item the read found missing or not the tenant's
+    keeps no trace of Extend's answer (status, request id, error code): the ledger, the receipts and the status
+    resource would otherwise tell one from the other (a 404 and a 200), an oracle for whether an id exists."""
     settled = outcome is Outcome.NOT_FOUND
     return DeleteResult(
         read.parser_run_id,

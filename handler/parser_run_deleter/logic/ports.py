@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from parser_run_deleter.logic.extend_results import DeleteResult, ReadResult
 from parser_run_deleter.logic.ledger_records import RequestRecord, RunRecord
 from parser_run_deleter.logic.outcomes import Outcome
+from parser_run_deleter.shared.extend_resources import Resource
 from parser_run_deleter.shared.time_budget import Deadline
 
 
@@ -43,16 +44,17 @@ class DeliveryAnswer:
         return self.status is not None and 200 <= self.status < 300
 
 
-class ExtendRuns(Protocol):
-    """Extend's parser runs: delete one, or read one for its metadata, within a deadline. Never raises for
-    Extend's answers: every one becomes a result."""
+class ExtendItems(Protocol):
+    """Extend's deletable items (runs of every type, and files): delete one, or read one for its metadata, status
+    and source file, within a deadline; a parse run unless ``resource`` says otherwise. Never raises for Extend's
+    answers: every one becomes a result."""
 
-    def delete_parser_run(
-        self, parser_run_id: str, deadline: Deadline, *, workspace_id: str | None = None
+    def delete(
+        self, item_id: str, deadline: Deadline, *, resource: Resource | None = None, workspace_id: str | None = None
     ) -> DeleteResult: ...
 
-    def read_parser_run(
-        self, parser_run_id: str, deadline: Deadline, *, workspace_id: str | None = None
+    def read(
+        self, item_id: str, deadline: Deadline, *, resource: Resource | None = None, workspace_id: str | None = None
     ) -> ReadResult: ...
 
 
@@ -168,6 +170,8 @@ class LedgerStore(Protocol):
     def add_outstanding(self, tenant_id: str, delta: int) -> None: ...
 
     def current_outcome(self, request_id: str, parser_run_id: str) -> Outcome | None: ...
+
+    def mark_cancelled(self, request_id: str, cancelled_at: str) -> None: ...
 
     def complete(
         self, request_id: str, completed_at: str, callback: Mapping[str, Any] | None

@@ -34,8 +34,8 @@ from parser_run_deleter.logic.ledger_records import (
 )
 from parser_run_deleter.logic.message_fate import Decision, FailureKind, Fate, decide_fate
 from parser_run_deleter.logic.outcomes import Outcome
-from parser_run_deleter.logic.ownership import delete_owned
-from parser_run_deleter.logic.ports import DeadLetterQueue, ExtendRuns, MessageQueue, QueueSendError, SourceQueue
+from parser_run_deleter.logic.ownership import check_owned, delete_owned, resource_name
+from parser_run_deleter.logic.ports import DeadLetterQueue, ExtendItems, MessageQueue, QueueSendError, SourceQueue
 from parser_run_deleter.logic.queue_messages import DeletionRequest, InvalidDeletionRequest, parse_deletion_message
 from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, TenantDirectory
 from parser_run_deleter.shared.observability import MetricName, count, logger
@@ -54,7 +54,7 @@ class QueueServices:
     """What the queue path works with: the queue function's composition root builds them once per container."""
 
     settings: QueueSettings
-    extend: ExtendRuns
+    extend: ExtendItems
     ledger: Ledger
     tenants: TenantDirectory
     dead_letters: DeadLetterQueue
@@ -175,6 +175,9 @@ def process_message(
     except RegistryUnavailable as error:
         attempt = _Attempt(failed_before_extend(request.parser_run_id if request else ""), str(error))
     else:
+        cancelled = _cancelled(resolved, services, started)
+        if cancelled is not None:
+            return cancelled
         attempt = _attempt(resolved, services, deadline)
     result = attempt.result
     decision = decide_fate(
@@ -193,7 +196,14 @@ def process_message(
     recorded = True
     if identified is not None and (decision.fate is not Fate.DEAD_LETTER or dead_letter_message_id is not None):
         ledger_outcome = _ledger_outcome(decision.fate, outcome)
-        run = run_record(identified.request.parser_run_id, ledger_outcome, result, attempt.reason)
+        version = services.settings.extend.extend_api_version
+        run = run_record(
+            identified.request.parser_run_id,
+            ledger_outcome,
+            result,
+            attempt.reason,
+            resource=resource_name(identified.request, version),
+        )
         recorded = _record(
             resolved or identified,
             services,
@@ -202,6 +212,7 @@ def process_message(
             (batch, message.message_id) if batch is not None else None,
         )
     extra: dict[str, object] = {
+        "resource": resource_name(request, services.settings.extend.extend_api_version) if request else None,
         "tenant_id": request.tenant_id if request else None,
         "deletion_request_id": request_id,
         "ownership": _ownership(resolved),
@@ -289,9 +300,36 @@ class _OutOfTime(Exception):
 
 def _attempt(resolved: ResolvedMessage, services: QueueServices, deadline: Deadline) -> _Attempt:
     version = services.settings.extend.extend_api_version
-    result = delete_owned(services.extend, version, resolved.tenant, resolved.request, deadline)
+    act = check_owned if resolved.request.dry_run else delete_owned
+    result = act(services.extend, version, resolved.tenant, resolved.request, deadline)
     failed = result.outcome is Outcome.FAILED
     return _Attempt(result, (result.reason or "deletion failed") if failed else None)
+
+
+def _cancelled(resolved: ResolvedMessage, services: QueueServices, started: float) -> bool | None:
+    """Checked before every DELETE, so that nothing cancelled is sent to Extend: None when the item is still to be
+    attempted; True when its request was cancelled first (the message is done with, reported, nothing sent); False
+    when its state cannot be read (the message returns). An operator's message (no request yet) cannot have been
+    cancelled."""
+    if resolved.create is not None:
+        return None
+    request = resolved.request
+    try:
+        outcome = services.ledger.outcome_of(resolved.request_id, request.parser_run_id)
+    except LedgerUnavailable as error:
+        count(MetricName.LEDGER_WRITE_FAILED)
+        logger.error("cannot read the item's state before its deletion", extra={"reason": str(error)})
+        return False
+    if outcome is not Outcome.CANCELLED:
+        return None
+    Report(Trigger.SQS, request.parser_run_id, started, request.audit).report(
+        Outcome.CANCELLED,
+        reason="its request was cancelled before it was attempted: nothing sent to Extend",
+        tenant_id=request.tenant_id,
+        deletion_request_id=resolved.request_id,
+        resource=resource_name(request, services.settings.extend.extend_api_version),
+    )
+    return True
 
 
 def _ledger_outcome(fate: Fate, outcome: Outcome) -> Outcome:

@@ -3,8 +3,9 @@
 The API, the operator CLI and the local stack all write messages with ``DeletionRequest.to_message_body``;
 the queue function reads them with ``parse_deletion_message``. A message is JSON
 ``{"parserRunId": ..., "deletionRequestId"?: ..., "tenantId"?: ..., "workspaceId"?: ..., <audit fields>?}``, or a
-bare id as the whole body. ``deletionRequestId`` names the ledger's request the run belongs to; a message without
-one is recorded under a request of its own when it is consumed.
+bare id as the whole body: a parse run. An item of another type is ``{"id": ..., "resource": "files", ...}``, and a
+dry run's item carries ``"dryRun": true``. ``deletionRequestId`` names the ledger's request the run belongs to; a
+message without one is recorded under a request of its own when it is consumed.
 
 A message the API enqueues carries its tenant's id, and the queue function applies that tenant's ownership policy
 again. A message without one is an operator's: organization-wide, and only there is ``workspaceId`` honoured.
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from parser_run_deleter.shared.extend_resources import Resource
 from parser_run_deleter.shared.parser_run_ids import (
     InvalidParserRunId,
     is_request_id,
@@ -28,6 +30,7 @@ from parser_run_deleter.shared.parser_run_ids import (
 # Free-form fields a producer may attach for the audit trail; anything else in a message is ignored.
 AUDIT_FIELDS: Final = ("requestedBy", "reason", "requestId", "callerApiKeyId", "webhookId", "sourceIp")
 MAX_AUDIT_VALUE_LENGTH: Final = 256
+_RESOURCE_NAMES: Final = frozenset(resource.value for resource in Resource)
 
 
 class InvalidDeletionRequest(ValueError):
@@ -41,9 +44,18 @@ class DeletionRequest:
     audit: Mapping[str, str] = field(default_factory=dict)
     tenant_id: str | None = None
     deletion_request_id: str | None = None
+    resource: Resource | None = None  # None: a parse run
+    dry_run: bool = False  # check the item, never delete it
 
     def to_message_body(self) -> str:
-        document: dict[str, str] = {"parserRunId": self.parser_run_id}
+        # A parse run is written as it was before there were other types: consumers of either age read it.
+        document: dict[str, str | bool] = (
+            {"parserRunId": self.parser_run_id}
+            if self.resource in (None, Resource.PARSE_RUNS, Resource.PARSER_RUNS)
+            else {"id": self.parser_run_id, "resource": self.resource.value}
+        )
+        if self.dry_run:
+            document["dryRun"] = True
         if self.deletion_request_id:
             document["deletionRequestId"] = self.deletion_request_id
         if self.tenant_id:
@@ -76,8 +88,18 @@ def parse_deletion_message(body: str) -> DeletionRequest:
         return DeletionRequest(parser_run_id=_valid_id(document))
     if not isinstance(document, dict):
         raise InvalidDeletionRequest("message body must be a JSON object with 'parserRunId', or a bare id")
-    if "parserRunId" not in document:
-        raise InvalidDeletionRequest("message body has no 'parserRunId'")
+    if "parserRunId" not in document and "id" not in document:
+        raise InvalidDeletionRequest("message body has no 'parserRunId' (nor 'id' with its 'resource')")
+    if "parserRunId" in document and "id" in document:
+        raise InvalidDeletionRequest("message body may have 'parserRunId' or 'id', not both")
+    resource = document.get("resource")
+    if resource is not None and resource not in _RESOURCE_NAMES:
+        raise InvalidDeletionRequest(f"'resource' must be one of {', '.join(sorted(_RESOURCE_NAMES))}")
+    if "id" in document and resource is None:
+        raise InvalidDeletionRequest("a message with 'id' must name its 'resource'")
+    dry_run = document.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidDeletionRequest("'dryRun' must be true or false")
     workspace_id = document.get("workspaceId")
     if workspace_id is not None and not is_valid_workspace_id(workspace_id):
         raise InvalidDeletionRequest("'workspaceId' must be a string of letters, digits, '_' and '-'")
@@ -91,11 +113,13 @@ def parse_deletion_message(body: str) -> DeletionRequest:
         # A tenant's workspace comes from the registry, never from a message.
         raise InvalidDeletionRequest("a tenant's message may not name a 'workspaceId'")
     return DeletionRequest(
-        parser_run_id=_valid_id(document["parserRunId"]),
+        parser_run_id=_valid_id(document["parserRunId"] if "parserRunId" in document else document["id"]),
         workspace_id=workspace_id,
         audit=audit_fields(document),
         tenant_id=tenant_id,
         deletion_request_id=deletion_request_id,
+        resource=Resource(resource) if resource is not None else None,
+        dry_run=dry_run,
     )
 
 

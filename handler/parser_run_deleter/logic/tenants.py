@@ -53,6 +53,10 @@ class RegistryUnavailable(RuntimeError):
     """The registry could not be read: the caller cannot be authenticated now (503, or the message retried)."""
 
 
+# A year: the longest any privacy law this service is built for gives (most give 30 or 45 days).
+MAX_DEADLINE_DAYS: Final = 365
+
+
 @dataclass(frozen=True, slots=True)
 class TenantLimits:
     """The tenant's share of capacity: its usage plan (rate, burst, daily quota)."""
@@ -62,6 +66,8 @@ class TenantLimits:
     daily_quota: int = 10_000
     # Runs the tenant may have queued and not yet settled, across all its requests: kept in the ledger.
     max_outstanding: int = 10_000
+    # Days within which each of the tenant's deletion requests is due (its ``dueBy``): the tenant's own deadline.
+    deadline_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,7 @@ class Tenant:
             "burstLimit": self.limits.burst_limit,
             "dailyQuota": self.limits.daily_quota,
             "maxOutstanding": self.limits.max_outstanding,
+            "deadlineDays": self.limits.deadline_days,
             "usagePlanId": self.usage_plan_id,
             "callbackUrl": self.callback_url,
             "signingSecretVersion": self.secret_version,
@@ -148,6 +155,8 @@ def new_tenant(
     limits = limits or TenantLimits()
     if limits.rate_limit <= 0 or limits.burst_limit < 1 or limits.daily_quota < 1 or limits.max_outstanding < 1:
         raise InvalidTenant("limits must be positive: rate > 0, burst >= 1, daily quota >= 1, max outstanding >= 1")
+    if not 1 <= limits.deadline_days <= MAX_DEADLINE_DAYS:
+        raise InvalidTenant(f"the deadline is 1 to {MAX_DEADLINE_DAYS} days")
     return Tenant(
         tenant_id=tenant_id,
         ownership=policy,
@@ -190,6 +199,7 @@ def tenant_from_item(item: Mapping[str, Any]) -> Tenant:
             burst_limit=int(item.get("burstLimit", 2)),
             daily_quota=int(item.get("dailyQuota", 10_000)),
             max_outstanding=int(item.get("maxOutstanding", 10_000)),
+            deadline_days=int(item.get("deadlineDays", 30)),
         ),
         usage_plan_id=item.get("usagePlanId"),
         callback_url=item.get("callbackUrl"),

@@ -76,6 +76,9 @@ class MetricName:
     # A record that SQS did not deliver from the function's own queue (a direct invoke with an SQS-shaped event),
     # or a callback message whose request is not its tenant's: refused, nothing done.
     RECORD_REFUSED: Final = "ForeignRecordRefused"
+    CANCELLED: Final = "DeletionCancelled"
+    WOULD_DELETE: Final = "DryRunWouldDelete"
+    OVERDUE: Final = "DeletionRequestsOverdue"
 
 
 def count(name: str, value: int = 1) -> None:

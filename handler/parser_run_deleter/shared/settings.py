@@ -43,10 +43,6 @@ class ExtendSettings:
     max_requests_per_second: float = 5.0
     secret_max_age_s: int = 300
 
-    @property
-    def delete_path_prefix(self) -> str:
-        return "/parse_runs/" if self.extend_api_version == "2026-02-09" else "/parser_runs/"
-
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
