@@ -209,7 +209,7 @@ class TenantAdmin:
 
     def set_limits(self, tenant_id: str, **changes: float | int) -> Tenant:
         """Change some of the tenant's limits (``rate_limit``, ``burst_limit``, ``daily_quota``,
-        ``max_outstanding``); its usage plan follows when this tool made it."""
+        ``max_outstanding``, ``deadline_days``); its usage plan follows when this tool made it."""
         tenant = self.get(tenant_id)
         limits = replace(tenant.limits, **changes)  # type: ignore[arg-type]  # the names are TenantLimits' own
         updated = new_tenant(

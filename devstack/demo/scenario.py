@@ -153,7 +153,7 @@ def _singles(
             "body_as_missing": isinstance(missing.body, dict)
             and isinstance(cross.body, dict)
             and {**cross.body, "deletionRequestId": None}
-            == {**missing.body, "parserRunId": foreign, "deletionRequestId": None},
+            == {**missing.body, "id": foreign, "parserRunId": foreign, "deletionRequestId": None},
         },
     }
 

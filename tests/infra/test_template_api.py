@@ -135,6 +135,10 @@ def test_the_ledger_is_kept_as_audit_evidence_and_expires_by_its_retention(cfn: 
                     "audit",
                     "transitions",
                     *(f"n_{outcome.value}" for outcome in RUN_OUTCOMES),
+                    # and what the sweeper and the auditor's report read of each request
+                    "dueBy",
+                    "dryRun",
+                    "cancelledAt",
                 ],
             },
         }

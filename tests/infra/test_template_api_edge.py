@@ -29,13 +29,17 @@ def test_bulk_bodies_are_validated_at_the_edge_and_bounded_well_below_lambdas_li
     # A body API Gateway accepts (up to 10 MB) but Lambda cannot (over 6 MB) would fail as a 5xx and page
     # on-call: the request model refuses any body of the wrong shape, or with too many or too long entries.
     schema = body_model(cfn)
-    assert schema["additionalProperties"] is False and schema["required"] == ["parserRunIds"]
-    ids = schema["properties"]["parserRunIds"]
-    assert ids["maxItems"] == 1000
-    items = ids["items"]
-    assert items["maxLength"] <= 1024 and items["maxItems"] == 0 and items["maxProperties"] == 0
-    # 1,000 entries of the longest allowed string, JSON-quoted and comma-separated, stay far below 6 MB.
-    assert 1000 * (items["maxLength"] + 3) < 6 * 1024 * 1024 / 4
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"parserRunIds", "ids", "dryRun", "include"}
+    assert schema["properties"]["include"]["maxItems"] == 1
+    for name in ("parserRunIds", "ids"):  # the function requires exactly one of them
+        ids = schema["properties"][name]
+        assert ids["maxItems"] == 1000
+        items = ids["items"]
+        assert items["maxLength"] <= 1024 and items["maxItems"] == 0 and items["maxProperties"] == 0
+        # 1,000 entries of the longest allowed string, JSON-quoted and comma-separated, stay well below 6 MB, even
+        # if both lists were sent (the function refuses that).
+        assert 2 * 1000 * (items["maxLength"] + 3) < 6 * 1024 * 1024 / 2
     responses = cfn.props("DeletionApi")["Body"]["x-amazon-apigateway-gateway-responses"]
     assert responses["BAD_REQUEST_BODY"]["statusCode"] == "400"
 

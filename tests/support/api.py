@@ -123,8 +123,9 @@ def rest_event(
     sign: bool = True,
 ) -> dict[str, Any]:
     """A REST API (payload 1.0) proxy event, as events/apigw_rest_delete.json is built, signed by default. A query
-    string in ``path`` becomes the event's query parameters (it is not signed)."""
+    string in ``path`` becomes the event's query parameters: a GET's is not signed, a DELETE's is."""
     path, _, query = path.partition("?")
+    signed_path = f"{path}?{query}" if method.upper() == "DELETE" and query else path
     resource, parameters = _route(path)
     return sample_rest_event(
         method,
@@ -134,7 +135,7 @@ def rest_event(
         request_id=request_id or str(uuid.uuid4()),
         body=body,
         base64_body=base64_body,
-        headers=_signed(method, path, body, headers, sign),
+        headers=_signed(method, signed_path, body, headers, sign),
         api_key_id=api_key_id,
         query=query,
     )

@@ -144,7 +144,7 @@ def test_the_documented_walkthrough_runs_as_written(served: Served, tmp_path: Pa
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     lines = result.stdout.splitlines()
     # the first tenant's signed DELETE deleted its run, and named a deletion request
-    [answer] = [json.loads(line) for line in lines if line.startswith('{"parserRunId"')]
+    [answer] = [json.loads(line) for line in lines if line.startswith('{"id"')]
     assert (answer["parserRunId"], answer["status"]) == ("parser_run_newco_1", "deleted")
     request_id = answer["deletionRequestId"]
     # whose status, read with a signed GET, is completed with the run deleted

@@ -75,6 +75,7 @@ def run_values(run: RunRecord) -> dict[str, Any]:
         "completedAt": run.completed_at,
         "redrives": run.redrives or None,
         "resource": run.resource,
+        "sourceOf": run.source_of,
     }
 
 
@@ -90,6 +91,7 @@ def run_from_values(values: Mapping[str, Any]) -> RunRecord:
         completed_at=values.get("completedAt"),
         redrives=int(values.get("redrives", 0)),
         resource=values.get("resource"),
+        source_of=values.get("sourceOf"),
     )
 
 
@@ -604,6 +606,50 @@ class LedgerTable:
         except Exception as error:
             raise _unavailable("record the callback", error) from None
 
+    def add_run(self, request_id: str, tenant_id: str | None, run: RunRecord) -> bool:
+        """Add a queued run to a request after its intake (a run's source file, included with it): the run, its
+        request's queued counter and its tenant's outstanding runs, in one transaction. False when the run is
+        recorded already (a redelivery added it), and then nothing changed."""
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": to_item(self._run_item(request_id, run_values(run))),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": {"S": _request_pk(request_id)}, "sk": {"S": REQUEST_SK}},
+                    "UpdateExpression": f"SET updatedAt = :now ADD {counter(Outcome.QUEUED.value)} :one",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeValues": {":now": {"S": now_iso()}, ":one": {"N": "1"}},
+                }
+            },
+        ]
+        if tenant_id:
+            writes.append({"Update": self._usage_update(tenant_id, 1)})
+        try:
+            self._transact(writes)
+        except Exception as error:
+            if cancellation_codes(error)[:1] == ["ConditionalCheckFailed"]:
+                return False
+            raise _unavailable("add the run to its request", error) from None
+        return True
+
+    def run(self, request_id: str, parser_run_id: str) -> RunRecord | None:
+        """One run of a request, as recorded now (a consistent read)."""
+        try:
+            found = self.client.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _request_pk(request_id)}, "sk": {"S": RUN_PREFIX + parser_run_id}},
+                ConsistentRead=True,
+            ).get("Item")
+        except Exception as error:
+            raise _unavailable("read the run", error) from None
+        return run_from_values(from_item(found)) if found else None
+
     def mark_cancelled(self, request_id: str, cancelled_at: str) -> None:
         """Note when the request was cancelled; a second cancel keeps the first time."""
         try:
@@ -680,6 +726,24 @@ class LedgerTable:
             )
         except Exception as error:
             raise _unavailable("set the tenant's usage", error) from None
+
+    def set_outstanding_if(self, tenant_id: str, value: int, *, expected: int) -> bool:
+        """Set the tenant's count only if it is still ``expected``; False when it had moved."""
+        condition = (
+            "outstanding = :expected" if expected else "attribute_not_exists(outstanding) OR outstanding = :expected"
+        )
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_item({"pk": _tenant_pk(tenant_id), "sk": USAGE_SK, "outstanding": value}),
+                ConditionExpression=condition,
+                ExpressionAttributeValues={":expected": {"N": str(expected)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        except Exception as error:
+            raise _unavailable("set the tenant's usage", error) from None
+        return True
 
     def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[RequestRecord]:
         """A tenant's requests (None: operators') made at ``since`` or later, oldest first."""

@@ -61,7 +61,7 @@ class TenantTable:
         return tenant_id if isinstance(tenant_id, str) else None
 
     def tenants(self) -> Iterator[dict[str, Any]]:
-        """Every tenant item (operators only: a scan)."""
+        """Every tenant item: a scan, for operators and the hourly sweeper, never on a request's path."""
         paginator = self.client.get_paginator("scan")
         try:
             for page in paginator.paginate(

@@ -34,6 +34,9 @@ class QueueFunction:
 def build(clients: AwsClients, environment: Mapping[str, str], closers: list[Callable[[], None]]) -> QueueFunction:
     settings = load_queue_settings(environment)
     warn_if_unlisted(settings.extend)
+    deletion_queue = SqsQueue(
+        settings.deletion_queue_url, clients.sqs, visibility_timeout_s=settings.source_queue_visibility_s
+    )
     services = QueueServices(
         settings=settings,
         extend=extend_client(settings.extend, clients, closers),
@@ -41,9 +44,8 @@ def build(clients: AwsClients, environment: Mapping[str, str], closers: list[Cal
         tenants=tenant_directory(settings.tenants_table_name, settings.tenant_cache_s, clients),
         dead_letters=SqsQueue(settings.dead_letter_queue_url, clients.sqs),
         callbacks=SqsQueue(settings.callback_queue_url, clients.sqs),
-        source=SqsQueue(
-            settings.deletion_queue_url, clients.sqs, visibility_timeout_s=settings.source_queue_visibility_s
-        ),
+        source=deletion_queue,
+        deletions=deletion_queue,
     )
     executor = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="delete")
     closers.append(lambda: executor.shutdown(wait=False))

@@ -21,9 +21,10 @@ class BulkBody:
     values: list[Any]  # the ids as sent, each checked later
     typed_by_prefix: bool  # ``ids``: each id's prefix names its resource type; ``parserRunIds``: parse runs
     dry_run: bool
+    include_file: bool = False  # each run's source file is deleted after it, as an item of its own
 
 
-_FIELDS: Final = ("parserRunIds", "ids", "dryRun")
+_FIELDS: Final = ("parserRunIds", "ids", "dryRun", "include")
 _SHAPE: Final = '{"ids": [...]} or {"parserRunIds": [...]}'
 
 
@@ -59,4 +60,7 @@ def parse_bulk_body(body: str | None) -> BulkBody:
     dry_run = document.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise InvalidRequestBody(f"'dryRun' must be true or false, got {json_type(dry_run)}")
-    return BulkBody(ids, typed_by_prefix=field == "ids", dry_run=dry_run)
+    include = document.get("include", [])
+    if not isinstance(include, list) or any(value != "file" for value in include):
+        raise InvalidRequestBody("'include' must be an array of \"file\" (delete each run's source file too)")
+    return BulkBody(ids, typed_by_prefix=field == "ids", dry_run=dry_run, include_file=bool(include))

@@ -25,6 +25,7 @@ from parser_run_deleter.intake.api_bodies import InvalidRequestBody, parse_bulk_
 from parser_run_deleter.logic.api_use_cases import (
     ApiServices,
     BulkResult,
+    ItemRefused,
     RequestPage,
     cancel_deletion_request,
     delete_now_or_enqueue,
@@ -37,7 +38,7 @@ from parser_run_deleter.logic.outcomes import Outcome
 from parser_run_deleter.logic.ownership import require_supported_policy
 from parser_run_deleter.logic.replay_guard import StoredResponse
 from parser_run_deleter.logic.tenants import Tenant
-from parser_run_deleter.shared.extend_resources import parse_run_resource, resolve_resource
+from parser_run_deleter.shared.extend_resources import Resource, has_source_file, parse_run_resource, resolve_resource
 from parser_run_deleter.shared.settings import ConfigurationError
 from parser_run_deleter.shared.time_budget import Deadline
 
@@ -163,8 +164,9 @@ def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextM
         # request's signed payload (signing contract v1 signed a body alone).
         raise InvalidRequestBody(f"a {request.method.upper()} request takes no body")
     caller = caller_identity(event.raw_event, api.settings.tenant_claim)
+    signed_path = request.route_path + _signed_query(request.method, event.query_string_parameters)
     authenticated = api.authenticator.authenticate(
-        caller, event.headers, method=request.method, route_path=request.route_path, body=body
+        caller, event.headers, method=request.method, route_path=signed_path, body=body
     )
     request.authenticated_as(authenticated.tenant)
     require_supported_policy(authenticated.tenant, api.settings.extend.extend_api_version)
@@ -180,6 +182,20 @@ def _authenticate_and_serve_once(app: ApiGatewayResolver, next_middleware: NextM
 
     stored = guard.serve_once(authenticated, execute, lambda_context=app.lambda_context)
     return _from_stored(stored)
+
+
+# The one query a DELETE takes. Unlike a GET's paging, it changes what is deleted: it is part of the signed request
+# line, in this one spelling, so that no one can add it to (or strip it from) a signed request.
+INCLUDE_FILE_QUERY: Final = "?include=file"
+
+
+def _signed_query(method: str, parameters: dict[str, str] | None) -> str:
+    """What of the query a request's signature covers: a DELETE's ``include=file``; nothing of a GET's paging."""
+    if method.upper() != "DELETE" or not parameters:
+        return ""
+    if parameters != {"include": "file"}:
+        raise InvalidQuery("a DELETE takes one query parameter, include=file (delete the run's source file too)")
+    return INCLUDE_FILE_QUERY
 
 
 def _idempotency_key(headers: dict[str, str]) -> str | None:
@@ -219,6 +235,8 @@ def delete_item(resource: str, item_id: str) -> Response[Any]:
     extend_resource = resolve_resource(resource, settings.extend.extend_api_version)
     request.name_ids([item_id])
     parser_run_id = reject_invalid_id(item_id, request.audit)
+    if router.current_event.query_string_parameters:  # include=file, as the middleware checked
+        return _delete_with_source_file(parser_run_id, extend_resource)
     invocation_deadline = Deadline.from_context(router.lambda_context, settings.deadline_safety_margin_s)
     result = delete_now_or_enqueue(
         parser_run_id,
@@ -271,6 +289,7 @@ def create_deletions() -> Response[Any]:
         deadline=deadline,
         typed_by_prefix=bulk.typed_by_prefix,
         dry_run=bulk.dry_run,
+        include_file=bulk.include_file,
     )
     request.finish(Outcome.QUEUED.value if not result.rejected else "partially_queued" if result.queued else "rejected")
     return json_response(
@@ -283,6 +302,32 @@ def create_deletions() -> Response[Any]:
             **({"dryRun": True} if bulk.dry_run else {}),
         },
         _location(result.request.request_id),
+    )
+
+
+def _delete_with_source_file(item_id: str, resource: Resource) -> Response[Any]:
+    """A run and its source file: two items, the file deleted after the run and found through the run's ``GET``. It
+    is a request of its own on the queue (202), followed at ``Location`` like a bulk request."""
+    if not has_source_file(resource):
+        raise InvalidQuery(f"include=file is for runs, which have a source file; {resource.value} have none")
+    request = current_request()
+    api = services()
+    deadline = Deadline.from_context(router.lambda_context, api.settings.deadline_safety_margin_s)
+    result = enqueue_bulk(
+        [item_id],
+        tenant=_tenant(),
+        services=api,
+        audit=request.audit,
+        deadline=deadline,
+        resource=resource,
+        include_file=True,
+    )
+    if result.rejected:  # the tenant's policy cannot prove a run of this type its own (never queued)
+        raise ItemRefused(result.rejected[0].reason)
+    request.finish(Outcome.QUEUED.value)
+    body = {"id": item_id, "resource": resource.value, "status": Outcome.QUEUED.value}
+    return json_response(
+        202, {**body, "deletionRequestId": result.request.request_id}, _location(result.request.request_id)
     )
 
 

@@ -36,12 +36,43 @@ def is_api_gateway_event(event: object) -> bool:
     return isinstance(event.get("httpMethod"), str)
 
 
+def is_scheduled_event(event: object, rule_name: str) -> bool:
+    """EventBridge's scheduled event, from the one rule named ``rule_name`` (of this stack)."""
+    if not isinstance(event, dict) or event.get("source") != "aws.events":
+        return False
+    resources = event.get("resources")
+    return (
+        event.get("detail-type") == "Scheduled Event"
+        and isinstance(resources, list)
+        and len(resources) == 1
+        and isinstance(resources[0], str)
+        and resources[0].startswith("arn:")
+        and resources[0].endswith(f":rule/{rule_name}")
+    )
+
+
 def describe(event: object) -> str:
     if is_sqs_event(event):
         return "an SQS batch"
     if is_api_gateway_event(event):
         return "an API Gateway request"
+    if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
+        return "a scheduled event of another rule"
     return f"a JSON {type(event).__name__} of neither shape"
+
+
+def require_schedule(event: Any, rule_name: str) -> None:
+    """Return when ``event`` is the sweeper's own schedule; otherwise count it, log it and raise."""
+    if is_scheduled_event(event, rule_name):
+        return
+    _refuse(Trigger.SCHEDULE, f"this function serves its schedule rule only; it was invoked with {describe(event)}")
+
+
+def _refuse(trigger: Trigger, message: str) -> None:
+    metrics.add_dimension(name="trigger", value=trigger.value)
+    count(MetricName.UNSUPPORTED_EVENT)
+    logger.error("unsupported event refused", extra={"reason": message})
+    raise UnsupportedEvent(message)
 
 
 def require(trigger: Trigger, event: Any) -> None:
@@ -50,8 +81,4 @@ def require(trigger: Trigger, event: Any) -> None:
     if serves(event):
         return
     expected = "SQS batches" if trigger is Trigger.SQS else "API Gateway requests"
-    message = f"this function serves {expected} only; it was invoked with {describe(event)}"
-    metrics.add_dimension(name="trigger", value=trigger.value)
-    count(MetricName.UNSUPPORTED_EVENT)
-    logger.error("unsupported event refused", extra={"reason": message})
-    raise UnsupportedEvent(message)
+    _refuse(trigger, f"this function serves {expected} only; it was invoked with {describe(event)}")

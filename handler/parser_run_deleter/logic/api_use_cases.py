@@ -39,6 +39,7 @@ from parser_run_deleter.logic.replay_guard import ReplayGuard
 from parser_run_deleter.logic.tenants import Tenant
 from parser_run_deleter.shared.extend_resources import (
     Resource,
+    has_source_file,
     known_prefixes,
     parse_run_resource,
     resource_for_id,
@@ -273,10 +274,13 @@ def enqueue_bulk(
     deadline: Deadline,
     typed_by_prefix: bool = False,
     dry_run: bool = False,
+    include_file: bool = False,
+    resource: Resource | None = None,
 ) -> BulkResult:
     """Validate each value, record the request, queue the distinct valid ids, and account for every one of them.
     ``typed_by_prefix``: each id's resource type is the one its prefix names (an unknown prefix is rejected);
-    otherwise every id is a parse run's. A ``dry_run`` request's items are checked, never deleted.
+    otherwise every id is of ``resource`` (a parse run by default). A ``dry_run`` request's items are checked, never
+    deleted; with ``include_file`` each run's source file is deleted after it, as an item of its own.
 
     Raises ``OverCap`` when the tenant's outstanding runs would pass its cap, ``LedgerUnavailable`` when the request
     cannot be recorded, and ``QueueUnavailable`` when there were valid ids and none of them could be queued.
@@ -291,12 +295,12 @@ def enqueue_bulk(
             continue  # a duplicate: first seen wins
         try:
             item_id = reject_invalid_id(value, audit)
-            resource = _typed(item_id, version) if typed_by_prefix else parse_run_resource(version)
-            refuse_unprovable(resource, tenant, audit, item_id)
+            item_resource = _typed(item_id, version) if typed_by_prefix else resource or parse_run_resource(version)
+            refuse_unprovable(item_resource, tenant, audit, item_id)
         except (InvalidParserRunId, ItemRefused) as error:
             rejected.append(Rejection(echo(value), str(error)))
             continue
-        resources[item_id] = resource
+        resources[item_id] = item_resource
     valid = list(resources)
     attempts = {parser_run_id: Report(Trigger.API, parser_run_id, audit=audit_fields) for parser_run_id in valid}
     pending = records.begin(
@@ -316,6 +320,7 @@ def enqueue_bulk(
             deletion_request_id=pending.request_id,
             resource=resources[parser_run_id],
             dry_run=dry_run,
+            include_file=include_file and has_source_file(resources[parser_run_id]),
         ).to_message_body()
         for parser_run_id in valid
     }

@@ -20,6 +20,7 @@ from parser_run_deleter.shared.time_budget import Deadline
 class Trigger(StrEnum):
     SQS = "sqs"
     API = "api"
+    SCHEDULE = "schedule"  # the sweeper
 
 
 _OUTCOME_METRIC: Final = {

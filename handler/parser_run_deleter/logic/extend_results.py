@@ -36,6 +36,8 @@ class DeleteResult:
     not_owned: bool = False
     # An earlier attempt of this call was sent but got no answer: a later "not found" may be its doing.
     answer_lost_before: bool = False
+    # A run's source file, when a read decided the result (a dry run's check): what ``include`` deletes with it.
+    source_file_id: str | None = None
 
     @property
     def retries(self) -> int:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from parser_run_deleter.logic.ledger_records import (
+    EXPIRED_REASON,
     INTAKE_GRACE_S,
     QUEUE_RETENTION_S,
     LedgerUnavailable,
@@ -247,28 +248,61 @@ class Ledger:
 
     def cancel(self, request: RequestRecord) -> tuple[list[str], BatchCount]:
         """Cancel every item of ``request`` still queued, and return the ones this call cancelled with how their counts
-        were written. Each becomes ``cancelled`` (a conditional write, so an
-        item settled meanwhile keeps its outcome), and the request's and its tenant's counts follow in grouped
-        writes. Idempotent: a second call finds nothing queued, and counts again only what an interrupted first
-        call changed without counting (each count is idempotent)."""
+        were written. Each becomes ``cancelled`` (a conditional write, so an item settled meanwhile keeps its
+        outcome), and the request's and its tenant's counts follow in grouped writes. Idempotent: a second call
+        finds nothing queued, and counts again only what an interrupted first call changed without counting (each
+        count is idempotent). A request that had completed stays as it was."""
         if request.completed_at is not None and request.cancelled_at is None:
             return [], BatchCount({}, set())  # nothing was left to cancel: it completed as it was
         cancelled_at = now_iso()
         self.store.mark_cancelled(request.request_id, cancelled_at)
+        return self._settle_queued(request, Outcome.CANCELLED, CANCELLED_REASON, cancelled_at)
+
+    def expire(self, request: RequestRecord) -> tuple[list[str], BatchCount]:
+        """Record the request's runs still queued past the queue's retention as failed (expired), in storage: the
+        status resource shows them so when read, and this makes the ledger, the counts and the callbacks agree."""
+        return self._settle_queued(request, Outcome.FAILED, EXPIRED_REASON, now_iso())
+
+    def _settle_queued(
+        self, request: RequestRecord, outcome: Outcome, reason: str, settled_at: str
+    ) -> tuple[list[str], BatchCount]:
         uncounted: list[Uncounted] = []
         newly: list[str] = []
         for run in self.store.all_runs(request.request_id):
             if run.outcome is Outcome.QUEUED:
-                cancelled = replace(run, outcome=Outcome.CANCELLED, completed_at=cancelled_at, reason=CANCELLED_REASON)
+                settled = replace(run, outcome=outcome, completed_at=settled_at, reason=reason)
                 try:
-                    self.store.update_run(request.request_id, cancelled, Outcome.QUEUED)
+                    self.store.update_run(request.request_id, settled, Outcome.QUEUED)
                 except RunChanged:
                     continue  # its message settled it first: that outcome stands
                 newly.append(run.parser_run_id)
-            elif run.outcome is not Outcome.CANCELLED or request.counts.get(Outcome.QUEUED, 0) == 0:
-                continue  # settled otherwise, or cancelled and counted by an earlier call (nothing is queued)
-            uncounted.append(Uncounted(request.request_id, request.tenant_id, run.parser_run_id, Outcome.CANCELLED))
+            elif run.outcome is not outcome or run.reason != reason or request.counts.get(Outcome.QUEUED, 0) == 0:
+                continue  # settled otherwise, or by an earlier call that counted it (nothing is queued)
+            uncounted.append(Uncounted(request.request_id, request.tenant_id, run.parser_run_id, outcome))
         return newly, self.count_batch(uncounted)
+
+    def repair_outstanding(self, tenant_id: str, now: float | None = None) -> tuple[int, int] | None:
+        """``recount``, safe to run beside live traffic: skipped while an intake may be between its reservation
+        and its record (a request younger than the intake's grace), and written only if the count did not move
+        while the requests were summed. (before, after) when it changed the count, else None."""
+        moment = time.time() if now is None else now
+        before = self.store.outstanding(tenant_id)
+        requests = list(self.requests_of(tenant_id, since=iso(moment - QUEUE_RETENTION_S)))
+        if any(moment - parse_iso(request.created_at) < INTAKE_GRACE_S for request in requests):
+            return None
+        queued = sum(request.counts.get(Outcome.QUEUED, 0) for request in requests)
+        if queued == before or self.store.outstanding(tenant_id) != before:
+            return None
+        if not self.store.set_outstanding_if(tenant_id, queued, expected=before):
+            return None
+        return before, queued
+
+    def add_item(self, request_id: str, tenant_id: str | None, item: RunRecord) -> bool:
+        """Add a queued item to a request already taken in (a run's source file); False when it was added before."""
+        return self.store.add_run(request_id, tenant_id, item)
+
+    def item(self, request_id: str, item_id: str) -> RunRecord | None:
+        return self.store.run(request_id, item_id)
 
     def outcome_of(self, request_id: str, item_id: str) -> Outcome | None:
         """The item's outcome as recorded now (a consistent read), None when it is not recorded."""

@@ -92,6 +92,7 @@ class RunRecord:
     completed_at: str | None = None
     redrives: int = 0
     resource: str | None = None  # Extend's resource type (its path segment); None in records made before types
+    source_of: str | None = None  # a file included with a run's deletion: the run it is the source file of
 
 
 def run_record(

@@ -106,6 +106,35 @@ def _if_owned(
     return _decided_by_read(read, owned=True)
 
 
+def delete_checked(
+    extend: ExtendItems, extend_api_version: str, tenant: Tenant | None, request: DeletionRequest, deadline: Deadline
+) -> DeleteResult:
+    """Delete an item whose ownership is already settled, without reading it again: a run ``check_owned`` found
+    the tenant's, or the source file of one (whose ownership is its run's). Sent in the tenant's workspace, if it has
+    one, so Extend refuses anything of another workspace all the same."""
+    try:
+        resource = item_resource(request, extend_api_version)
+    except UnknownResource as error:
+        return failed_before_extend(request.parser_run_id, str(error), retryable=False)
+    workspace = tenant.workspace_id if tenant is not None else request.workspace_id
+    return attempt_deletion(extend, replace(request, resource=resource, workspace_id=workspace), deadline)
+
+
+def check_settled(
+    extend: ExtendItems, extend_api_version: str, tenant: Tenant | None, request: DeletionRequest, deadline: Deadline
+) -> DeleteResult:
+    """``delete_checked``'s dry run: whether the item (its ownership settled) exists, read in the tenant's workspace."""
+    try:
+        resource = item_resource(request, extend_api_version)
+    except UnknownResource as error:
+        return failed_before_extend(request.parser_run_id, str(error), retryable=False)
+    workspace = tenant.workspace_id if tenant is not None else request.workspace_id
+    read = _read(extend, replace(request, resource=resource, workspace_id=workspace), deadline)
+    if isinstance(read, DeleteResult):
+        return read
+    return _decided_by_read(read, owned=True)
+
+
 def _read(extend: ExtendItems, request: DeletionRequest, deadline: Deadline) -> ReadResult | DeleteResult:
     try:
         return extend.read(
@@ -176,4 +205,5 @@ def _from_read(
         reason=reason,
         throttled_responses=read.throttled_responses,
         not_owned=not_owned,
+        source_file_id=read.source_file_id if outcome is Outcome.WOULD_DELETE else None,
     )

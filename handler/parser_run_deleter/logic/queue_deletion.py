@@ -34,12 +34,19 @@ from parser_run_deleter.logic.ledger_records import (
 )
 from parser_run_deleter.logic.message_fate import Decision, FailureKind, Fate, decide_fate
 from parser_run_deleter.logic.outcomes import Outcome
-from parser_run_deleter.logic.ownership import check_owned, delete_owned, resource_name
+from parser_run_deleter.logic.ownership import (
+    check_owned,
+    check_settled,
+    delete_checked,
+    delete_owned,
+    resource_name,
+)
 from parser_run_deleter.logic.ports import DeadLetterQueue, ExtendItems, MessageQueue, QueueSendError, SourceQueue
 from parser_run_deleter.logic.queue_messages import DeletionRequest, InvalidDeletionRequest, parse_deletion_message
 from parser_run_deleter.logic.tenants import RegistryUnavailable, Tenant, TenantDirectory
+from parser_run_deleter.shared.extend_resources import Resource
 from parser_run_deleter.shared.observability import MetricName, count, logger
-from parser_run_deleter.shared.parser_run_ids import is_request_id
+from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId, is_request_id, validate_parser_run_id
 from parser_run_deleter.shared.settings import QueueSettings
 from parser_run_deleter.shared.time_budget import Deadline
 from parser_run_deleter.shared.timestamps import now_iso
@@ -60,6 +67,7 @@ class QueueServices:
     dead_letters: DeadLetterQueue
     callbacks: MessageQueue
     source: SourceQueue
+    deletions: MessageQueue  # the same queue, as a producer: a run's source file, when its deletion includes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,11 +307,95 @@ class _OutOfTime(Exception):
 
 
 def _attempt(resolved: ResolvedMessage, services: QueueServices, deadline: Deadline) -> _Attempt:
+    request = resolved.request
+    if request.source_of is not None:
+        return _attempt_source_file(resolved, services, deadline)
     version = services.settings.extend.extend_api_version
-    act = check_owned if resolved.request.dry_run else delete_owned
-    result = act(services.extend, version, resolved.tenant, resolved.request, deadline)
+    if request.include_file and request.deletion_request_id is not None:
+        return _attempt_with_source_file(resolved, services, deadline)
+    act = check_owned if request.dry_run else delete_owned
+    return _of(act(services.extend, version, resolved.tenant, request, deadline))
+
+
+def _of(result: DeleteResult) -> _Attempt:
     failed = result.outcome is Outcome.FAILED
     return _Attempt(result, (result.reason or "deletion failed") if failed else None)
+
+
+def _attempt_with_source_file(resolved: ResolvedMessage, services: QueueServices, deadline: Deadline) -> _Attempt:
+    """A run whose deletion includes its source file: the run is read first (its ``GET``, with the tenant's
+    ownership policy), since only the run names its file and a deleted run names nothing; the file is added to the
+    request and queued as an item of its own; then the run is deleted. Its file's message waits for that."""
+    request, version = resolved.request, services.settings.extend.extend_api_version
+    checked = check_owned(services.extend, version, resolved.tenant, request, deadline)
+    if checked.outcome is not Outcome.WOULD_DELETE:
+        return _of(checked)  # not found (or not the tenant's), or the read failed
+    if checked.source_file_id is not None and not _include_source_file(resolved, checked.source_file_id, services):
+        reason = "its source file could not be added to the request; the run is left for the next delivery"
+        return _Attempt(failed_before_extend(request.parser_run_id, reason), reason)
+    if request.dry_run:
+        return _of(checked)
+    return _of(delete_checked(services.extend, version, resolved.tenant, request, deadline))
+
+
+def _include_source_file(resolved: ResolvedMessage, file_id: str, services: QueueServices) -> bool:
+    """Record the file as a queued item of the run's request, then queue its message; False when either failed (the
+    run's message returns, and its next delivery adds the file again: both steps are idempotent)."""
+    request = resolved.request
+    try:
+        validate_parser_run_id(file_id)
+    except InvalidParserRunId:
+        logger.warning("the run names a source file whose id is not valid; it is not included")
+        return True
+    item = RunRecord(file_id, Outcome.QUEUED, resource=Resource.FILES.value, source_of=request.parser_run_id)
+    try:
+        services.ledger.add_item(resolved.request_id, request.tenant_id, item)
+    except LedgerUnavailable as error:
+        logger.error("cannot add the run's source file to its request", extra={"reason": str(error)})
+        return False
+    body = DeletionRequest(
+        parser_run_id=file_id,
+        audit=request.audit,
+        tenant_id=request.tenant_id,
+        deletion_request_id=resolved.request_id,
+        resource=Resource.FILES,
+        dry_run=request.dry_run,
+        source_of=request.parser_run_id,
+    ).to_message_body()
+    group = request.tenant_id or OPERATOR
+    queued = services.deletions.enqueue(
+        {file_id: body}, deadline=Deadline.after(services.deletions.worst_case_call_s + 1), message_group_id=group
+    )
+    return bool(queued)
+
+
+# What a source file's item becomes when its run was not deleted: the file is kept, as the run is.
+_KEPT_WITH_RUN: Final = {Outcome.CANCELLED: Outcome.CANCELLED}
+
+
+def _attempt_source_file(resolved: ResolvedMessage, services: QueueServices, deadline: Deadline) -> _Attempt:
+    """A run's source file, included with the run's deletion: its ownership is the run's. It is deleted only once
+    the run is (or, for a dry run, would be), and only as the file this service recorded for that run in that
+    request: a message naming any other file is refused."""
+    request, ledger = resolved.request, services.ledger
+    file_id, run_id = request.parser_run_id, request.source_of or ""
+    try:
+        item, run = ledger.item(resolved.request_id, file_id), ledger.item(resolved.request_id, run_id)
+    except LedgerUnavailable as error:
+        return _Attempt(failed_before_extend(file_id, str(error)), str(error), started=False)
+    if item is None or item.source_of != run_id or run is None:
+        reason = "the file is not recorded as the source file of that run in its deletion request"
+        return _Attempt(None, reason, refused=FailureKind.PERMANENT)
+    if run.outcome is Outcome.QUEUED:
+        reason = f"waits for its run {run_id} to be deleted first"
+        return _Attempt(failed_before_extend(file_id, reason), reason, started=False)
+    if run.outcome not in (Outcome.DELETED, Outcome.NOT_FOUND, Outcome.WOULD_DELETE):
+        reason = f"kept: its run {run_id} was not deleted ({run.outcome.value})"
+        kept = _KEPT_WITH_RUN.get(run.outcome, Outcome.REJECTED)
+        return _Attempt(DeleteResult(file_id, kept, attempts=0, reason=reason), reason)
+    version = services.settings.extend.extend_api_version
+    act = check_settled if request.dry_run else delete_checked
+    return _of(act(services.extend, version, resolved.tenant, request, deadline))
 
 
 def _cancelled(resolved: ResolvedMessage, services: QueueServices, started: float) -> bool | None:

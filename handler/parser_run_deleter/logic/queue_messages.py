@@ -46,6 +46,8 @@ class DeletionRequest:
     deletion_request_id: str | None = None
     resource: Resource | None = None  # None: a parse run
     dry_run: bool = False  # check the item, never delete it
+    include_file: bool = False  # a run's: delete its source file too, after it, as an item of the same request
+    source_of: str | None = None  # a file's, included with a run: the run it is the source file of
 
     def to_message_body(self) -> str:
         # A parse run is written as it was before there were other types: consumers of either age read it.
@@ -56,6 +58,10 @@ class DeletionRequest:
         )
         if self.dry_run:
             document["dryRun"] = True
+        if self.include_file:
+            document["include"] = "file"
+        if self.source_of:
+            document["sourceOf"] = self.source_of
         if self.deletion_request_id:
             document["deletionRequestId"] = self.deletion_request_id
         if self.tenant_id:
@@ -100,6 +106,12 @@ def parse_deletion_message(body: str) -> DeletionRequest:
     dry_run = document.get("dryRun", False)
     if not isinstance(dry_run, bool):
         raise InvalidDeletionRequest("'dryRun' must be true or false")
+    include = document.get("include")
+    if include not in (None, "file"):
+        raise InvalidDeletionRequest("'include' may only be \"file\"")
+    source_of = document.get("sourceOf")
+    if source_of is not None and (resource != Resource.FILES or document.get("deletionRequestId") is None):
+        raise InvalidDeletionRequest("only a file of a deletion request has a 'sourceOf'")
     workspace_id = document.get("workspaceId")
     if workspace_id is not None and not is_valid_workspace_id(workspace_id):
         raise InvalidDeletionRequest("'workspaceId' must be a string of letters, digits, '_' and '-'")
@@ -120,6 +132,8 @@ def parse_deletion_message(body: str) -> DeletionRequest:
         deletion_request_id=deletion_request_id,
         resource=Resource(resource) if resource is not None else None,
         dry_run=dry_run,
+        include_file=include == "file",
+        source_of=_valid_id(source_of) if source_of is not None else None,
     )
 
 

@@ -93,6 +93,18 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SweeperSettings:
+    """The sweeper's: on its schedule, it settles what the queue dropped, reports what is overdue, repairs caps."""
+
+    tenants_table_name: str
+    ledger_table_name: str
+    callback_queue_url: str
+    # The schedule rule that invokes it: any other event is refused.
+    schedule_rule_name: str
+    ledger_retention_days: int = 400
+
+
+@dataclass(frozen=True, slots=True)
 class CallbackSettings:
     """The callback function's: it tells tenants their requests completed, and never calls Extend."""
 
@@ -286,6 +298,16 @@ def load_queue_settings(env: Mapping[str, str]) -> QueueSettings:
         source_queue_visibility_s=_visibility(env),
         max_concurrency=_integer(env, "EXTEND_MAX_CONCURRENCY", 4, minimum=1, maximum=64),
         deadline_safety_margin_s=_margin(env),
+    )
+
+
+def load_sweeper_settings(env: Mapping[str, str]) -> SweeperSettings:
+    return SweeperSettings(
+        tenants_table_name=_required(env, "TENANTS_TABLE_NAME", _REGISTRY),
+        ledger_table_name=_required(env, "LEDGER_TABLE_NAME", _LEDGER),
+        callback_queue_url=_required(env, "CALLBACK_QUEUE_URL", "the queue of completion callbacks"),
+        schedule_rule_name=_required(env, "SCHEDULE_RULE_NAME", "the schedule rule that invokes the sweeper"),
+        ledger_retention_days=_retention(env),
     )
 
 
