@@ -115,7 +115,7 @@ def test_outcome_metric_alarms_read_what_the_functions_emit(
 
 
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
-def test_one_alarm_per_lambda_metric_watches_all_three_functions(cfn: Cfn, metric: str) -> None:
+def test_one_alarm_per_lambda_metric_watches_all_four_functions(cfn: Cfn, metric: str) -> None:
     # Written once per metric (metric math over the functions), not once per function.
     [alarm] = alarms_on(cfn, metric)
     queries = {query["Id"]: query for query in alarm["Metrics"]}
@@ -131,7 +131,7 @@ def test_one_alarm_per_lambda_metric_watches_all_three_functions(cfn: Cfn, metri
         if "MetricStat" in query:
             assert query["MetricStat"]["Metric"]["MetricName"] == metric
             assert (query["MetricStat"]["Stat"], query["ReturnData"]) == ("Sum", False)
-    # the one series returned adds all three, each read as 0 when a function had no invocations
+    # the one series returned adds all four, each read as 0 when a function had no invocations
     [returned] = [query for query in queries.values() if query.get("ReturnData")]
     expression = returned["Expression"]
     for query_id in queries.keys() - {returned["Id"]}:
@@ -177,11 +177,12 @@ def test_dashboard_shows_every_metric_the_functions_emit_callbacks_ledger_and_te
                 dimensions = dict(zip(line[2::2], line[3::2], strict=False))
                 # the dimensions EMF gives every metric: another set would draw nothing
                 assert set(dimensions) == {"service", "trigger"} and dimensions["service"] == "${Service}", line
-                assert dimensions["trigger"] in {"sqs", "api", "callback"}, line
+                assert dimensions["trigger"] in {"sqs", "api", "callback", "schedule"}, line
                 shown.setdefault(line[1], set()).add(dimensions["trigger"])
     assert set(shown) == emitted
     assert shown["CompletionCallbackDelivered"] == shown["CompletionCallbackFailed"] == {"callback"}
     assert shown["LedgerWriteFailed"] == {"sqs"}
+    assert shown["DeletionRequestsOverdue"] == {"schedule"}
 
 
 def test_dashboard_shows_every_queue_and_the_per_tenant_outcomes(cfn: Cfn) -> None:

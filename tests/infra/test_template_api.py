@@ -49,12 +49,16 @@ def test_gateway_rejections_answer_in_json(cfn: Cfn) -> None:
         assert responses[name]["responseTemplates"]["application/json"] == '{"message": $context.error.messageString}'
 
 
-def test_nothing_invokes_a_function_except_this_api_and_the_queue(cfn: Cfn) -> None:
+def test_nothing_invokes_a_function_except_this_api_the_queues_and_the_sweepers_rule(cfn: Cfn) -> None:
     assert not cfn.of_type("AWS::Lambda::Url")
     permissions = cfn.of_type("AWS::Lambda::Permission")
     assert permissions
     for name, permission in permissions.items():
         props = permission["Properties"]
+        if props["Principal"] == "events.amazonaws.com":  # the sweeper's hourly rule, and it alone
+            assert props["SourceArn"] == {"Fn::GetAtt": ["SweeperFunctionHourly", "Arn"]}, name
+            assert cfn.function_behind(props["FunctionName"]) == "SweeperFunction"
+            continue
         assert props["Principal"] == "apigateway.amazonaws.com", name
         source = json.dumps(props["SourceArn"])
         assert '"DeletionApi"' in source and "execute-api" in source, name

@@ -20,6 +20,7 @@ from tests.support.template import (
     FUNCTIONS,
     QUEUE_FUNCTION,
     ROOT,
+    SWEEPER_FUNCTION,
     Cfn,
     env,
     event_source_mapping,
@@ -95,6 +96,7 @@ def test_every_log_group_has_a_retention(cfn: Cfn) -> None:
         "QueueFunctionLogGroup",
         "ApiFunctionLogGroup",
         "CallbackFunctionLogGroup",
+        "SweeperFunctionLogGroup",
         "ApiAccessLogGroup",
     }
     assert all(group["Properties"].get("RetentionInDays") for group in log_groups.values())
@@ -153,11 +155,13 @@ def test_any_parameter_or_layer_change_publishes_a_new_version(cfn: Cfn, functio
     # Reserved concurrency belongs to the function, not to a version: it changes without a new one.
     configuration = {key: value for key, value in cfn.props(function).items() if key != "ReservedConcurrentExecutions"}
     used = parameters_in(cfn, configuration)
-    # Extend's parameters only where Extend is called: a new key or URL does not republish the callback function
+    # Extend's parameters only where Extend is called: a new key or URL republishes neither the callback function
+    # nor the sweeper
     extend = {"ExtendApiKeySecretArn", "ExtendApiVersion", "ExtendApiBaseUrl"}
+    calls_extend = function not in (CALLBACK_FUNCTION, SWEEPER_FUNCTION)
     assert used >= {"LogLevel", "EnableSnapStart"}
-    assert (used >= extend) is (function != CALLBACK_FUNCTION)
-    assert not extend & parameters_in(cfn, description) or function != CALLBACK_FUNCTION
+    assert (used >= extend) is calls_extend
+    assert not extend & parameters_in(cfn, description) or calls_extend
     assert used <= parameters_in(cfn, description), (
         f"not in the description: {sorted(used - parameters_in(cfn, description))}"
     )

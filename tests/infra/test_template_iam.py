@@ -19,6 +19,7 @@ from tests.support.template import (
     FUNCTIONS,
     OPERATOR,
     QUEUE_FUNCTION,
+    SWEEPER_FUNCTION,
     Cfn,
     as_list,
     event_source_mapping,
@@ -34,6 +35,7 @@ FUNCTION_ROLES = {
     QUEUE_FUNCTION: "QueueFunctionRole",
     API_FUNCTION: "ApiFunctionRole",
     CALLBACK_FUNCTION: "CallbackFunctionRole",
+    SWEEPER_FUNCTION: "SweeperFunctionRole",
 }
 SECRETS = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}/tenants/"
 # Each function reads one kind of tenant secret only: the API function the request-signing ones, the callback
@@ -120,17 +122,38 @@ def test_queue_function_may_read_the_key_poll_its_queue_record_outcomes_and_dead
         "kms:Decrypt": [SECRET_KEY, DATA_KEY],
         "kms:GenerateDataKey": [DATA_KEY],
         "dynamodb:GetItem": [TENANTS, LEDGER],  # reloads each message's tenant; reads the run's ledger entry
-        # Each outcome, in one transaction: the run, its request's counters, the tenant's outstanding count.
-        # No PutItem, DeleteItem or Query: the API records requests, and only TTL removes them.
+        # Each outcome, in one transaction: the run, its request's counters, the tenant's outstanding count; and
+        # (PutItem) a run's source file added to its request. No DeleteItem or Query: only TTL removes items.
         "dynamodb:UpdateItem": [LEDGER],
+        "dynamodb:PutItem": [LEDGER],
         # What the event source mapping needs; the queues' URLs come from the environment, never GetQueueUrl.
         "sqs:ChangeMessageVisibility": [queue],
         "sqs:DeleteMessage": [queue],
         "sqs:GetQueueAttributes": [queue],
         "sqs:ReceiveMessage": [queue],
-        # Dead-letters with a reason, and queues the callback of the request its outcome completes.
-        "sqs:SendMessage": [dlq, CALLBACKS],
+        # Queues a run's source file (an item of its own), dead-letters with a reason, and queues the callback of
+        # the request its outcome completes.
+        "sqs:SendMessage": [queue, dlq, CALLBACKS],
     }
+
+
+def test_the_sweeper_may_list_tenants_sweep_the_ledger_and_queue_callbacks_only(cfn: Cfn) -> None:
+    log = ({"Fn::GetAtt": ["SweeperFunctionLogGroup", "Arn"]}, None)
+    index = ({"Fn::Sub": "${LedgerTable.Arn}/index/byTenant"}, None)
+    assert grants(cfn, "SweeperFunctionRole") == {
+        "logs:CreateLogStream": [log],
+        "logs:PutLogEvents": [log],
+        "dynamodb:Scan": [TENANTS],  # every tenant, once an hour
+        "dynamodb:Query": [index, LEDGER],  # each tenant's requests, then each expired request's runs
+        "dynamodb:GetItem": [LEDGER],
+        "dynamodb:PutItem": [LEDGER],  # a repaired count
+        "dynamodb:UpdateItem": [LEDGER],
+        "sqs:SendMessage": [CALLBACKS],
+        "kms:Decrypt": [DATA_KEY],
+        "kms:GenerateDataKey": [DATA_KEY],
+    }
+    # No Extend key, no tenant secret, no deletion queue: it never calls Extend nor a tenant.
+    assert not any(action.startswith("secretsmanager:") for action in grants(cfn, "SweeperFunctionRole"))
 
 
 def test_api_function_may_read_its_secrets_and_tenants_record_requests_and_enqueue_only(cfn: Cfn) -> None:
@@ -208,6 +231,7 @@ def test_only_the_function_roles_and_the_operator_role_may_use_the_data_key(cfn:
         {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]},
         {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]},
         {"Fn::GetAtt": ["CallbackFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["SweeperFunctionRole", "Arn"]},
         OPERATOR,
     ]
     root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}

@@ -111,20 +111,26 @@ def statement_named(cfn: Cfn, queue: str, sid: str) -> dict[str, Any]:
     return statement
 
 
-def test_only_the_api_function_and_the_operator_role_may_send_to_the_deletion_queue(cfn: Cfn) -> None:
+def test_only_the_api_and_queue_functions_and_the_operator_role_may_send_to_the_deletion_queue(cfn: Cfn) -> None:
     # The queue function trusts a message's tenant and audit fields: whatever another principal's IAM policy
-    # allows, the queue's own policy denies it SendMessage (which SendMessageBatch is authorized as).
-    statement = statement_named(cfn, "DeletionQueue", "OnlyTheApiAndOperatorsSend")
+    # allows, the queue's own policy denies it SendMessage (which SendMessageBatch is authorized as). The queue
+    # function sends there only a run's source file, an item it recorded in the run's request.
+    statement = statement_named(cfn, "DeletionQueue", "OnlyTheFunctionsAndOperatorsSend")
     assert statement["Action"] == "sqs:SendMessage"
     allowed = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
-    assert allowed == [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, OPERATOR]
-    # and the queue function's role is not among them: it only dead-letters, to the other queue
-    assert "sqs:SendMessage" not in [
-        action
-        for statement, _ in statements(cfn, "QueueFunctionRole")
-        for action in as_list(statement["Action"])
-        if statement["Resource"] == {"Fn::GetAtt": ["DeletionQueue", "Arn"]}
+    assert allowed == [
+        {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]},
+        OPERATOR,
     ]
+    # and the callback function's and the sweeper's roles may not
+    deletion_queue = {"Fn::GetAtt": ["DeletionQueue", "Arn"]}
+    for role in ("CallbackFunctionRole", "SweeperFunctionRole"):
+        assert not [
+            statement
+            for statement, _ in statements(cfn, role)
+            if "sqs:SendMessage" in as_list(statement["Action"]) and deletion_queue in as_list(statement["Resource"])
+        ], role
 
 
 @pytest.mark.parametrize(
@@ -140,12 +146,16 @@ def test_only_the_consuming_function_may_receive_so_only_it_holds_receipt_handle
     assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": [function_role, "Arn"]}}}
 
 
-def test_only_the_api_and_queue_function_roles_and_operators_may_send_to_the_callback_queue(cfn: Cfn) -> None:
+def test_only_the_functions_that_complete_requests_and_operators_may_send_to_the_callback_queue(cfn: Cfn) -> None:
     # A callback is a signed POST to a tenant's URL: only the functions that complete requests may queue one, and
     # the operator role (a redrive from the callback DLQ sends there). The callback function may not.
     statement = statement_named(cfn, "CallbackQueue", "OnlyTheFunctionsSend")
     assert statement["Action"] == "sqs:SendMessage"
-    functions = [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]}]
+    functions = [
+        {"Fn::GetAtt": ["ApiFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["QueueFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["SweeperFunctionRole", "Arn"]},  # a request whose runs expired completes
+    ]
     assert statement["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [*functions, OPERATOR]}}
     # and the roles' own grants agree: no other role of the stack is allowed to send there
     callbacks = {"Fn::GetAtt": ["CallbackQueue", "Arn"]}
@@ -155,7 +165,7 @@ def test_only_the_api_and_queue_function_roles_and_operators_may_send_to_the_cal
         for statement, _ in statements(cfn, role)
         if "sqs:SendMessage" in as_list(statement["Action"]) and callbacks in as_list(statement["Resource"])
     }
-    assert senders == {"ApiFunctionRole", "QueueFunctionRole", "OperatorRole"}
+    assert senders == {"ApiFunctionRole", "QueueFunctionRole", "SweeperFunctionRole", "OperatorRole"}
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_intrinsics_resolve_against_parameters_conditions_and_local_resources() 
         resolver.resolve({"Ref": "Nope"})
 
 
-def test_the_project_template_yields_the_three_functions_and_the_queues() -> None:
+def test_the_project_template_yields_the_four_functions_and_the_queues() -> None:
     # Given template.yaml with the secret parameter supplied (it has no default)
     template = Template.load(REPO_ROOT / "template.yaml", {"ExtendApiKeySecretArn": "arn:local:secret"})
     template.resolver.refs.update(
@@ -67,8 +67,8 @@ def test_the_project_template_yields_the_three_functions_and_the_queues() -> Non
         }
     )
 
-    # Then it has the three functions, two of them SQS-triggered
-    assert set(template.functions()) == {"QueueFunction", "ApiFunction", "CallbackFunction"}
+    # Then it has the four functions, two of them SQS-triggered (the sweeper has its schedule)
+    assert set(template.functions()) == {"QueueFunction", "ApiFunction", "CallbackFunction", "SweeperFunction"}
     assert {spec.logical_id: spec.sqs.queue_logical_id for spec in template.sqs_functions() if spec.sqs} == {
         "QueueFunction": "DeletionQueue",
         "CallbackFunction": "CallbackQueue",

@@ -149,7 +149,8 @@ def load_built() -> BuiltArtifacts:
 QUEUE_FUNCTION = "QueueFunction"
 API_FUNCTION = "ApiFunction"
 CALLBACK_FUNCTION = "CallbackFunction"
-FUNCTIONS = [QUEUE_FUNCTION, API_FUNCTION, CALLBACK_FUNCTION]
+SWEEPER_FUNCTION = "SweeperFunction"
+FUNCTIONS = [QUEUE_FUNCTION, API_FUNCTION, CALLBACK_FUNCTION, SWEEPER_FUNCTION]
 ALL_QUEUES = ["DeletionQueue", "DeadLetterQueue", "CallbackQueue", "CallbackDeadLetterQueue"]
 # The operator role's ARN: the role the stack creates, or the one the deployer names.
 OPERATOR = {"Fn::If": ["CreateOperatorRole", {"Fn::GetAtt": ["OperatorRole", "Arn"]}, {"Ref": "OperatorRoleArn"}]}

@@ -261,7 +261,12 @@ def test_a_sync_api_delete_that_cannot_finish_in_time_is_queued_not_lost(
     queued = [message["parserRunId"] for message in queued_messages(stack)]
     if must_queue or answer.status == 202:
         # and, with the function's real timeout, the request is on the deletion queue: 202, not lost
-        assert answer.status == 202 and accepted(answer) == {"id": "pr_sync_slow", "resource": "parser_runs", "parserRunId": "pr_sync_slow", "status": "queued"}
+        assert answer.status == 202 and accepted(answer) == {
+            "id": "pr_sync_slow",
+            "resource": "parser_runs",
+            "parserRunId": "pr_sync_slow",
+            "status": "queued",
+        }
         assert queued == ["pr_sync_slow"]
         [line] = [line for line in emitted.outcome_logs if line["parser_run_id"] == "pr_sync_slow"]
         assert line["outcome"] == "queued" and line["trigger"] == "api"
