@@ -11,13 +11,14 @@ registers them (``opscli.tenants``).
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from devstack.api_gateway import ApiGatewayFront, Route, UsagePlanKeys
-from devstack.functions import FunctionConfig, FunctionPool
+from devstack.functions import FunctionConfig, FunctionPool, InvocationResult
 from devstack.logs import LogSink
 from devstack.sqs_event_source import EventSourceSettings, SqsEventSource
 from devstack.template import LOCAL_ACCOUNT, LOCAL_REGION
@@ -78,6 +79,8 @@ class LocalDeployment:
         # Other SQS-triggered functions, by logical id (the completion callbacks').
         self.other_pools: dict[str, FunctionPool] = {}
         self.other_sources: dict[str, SqsEventSource] = {}
+        # Scheduled functions (the sweeper), by logical id: their pool and the name of the rule that invokes them.
+        self.scheduled: dict[str, tuple[FunctionPool, str]] = {}
 
     def _aws_environment(self, principal: str) -> dict[str, str]:
         from devstack.moto_stack import LOCAL_AWS_ENV  # noqa: PLC0415
@@ -114,7 +117,13 @@ class LocalDeployment:
         )
         self.role_arns = {
             role: f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{stack}-{role}"
-            for role in ("OperatorRole", "ApiFunctionRole", "CallbackFunctionRole", "QueueFunctionRole")
+            for role in (
+                "OperatorRole",
+                "ApiFunctionRole",
+                "CallbackFunctionRole",
+                "QueueFunctionRole",
+                "SweeperFunctionRole",
+            )
         }
         self._create_queues(template, stack)
         self._create_tables(template, stack)
@@ -151,7 +160,28 @@ class LocalDeployment:
         self.api_function = api_spec
         self.source_queue = source
         self._start_other_queue_functions(template, queue_spec.logical_id)
+        for spec in template.functions().values():
+            if spec.schedule_rule is not None:
+                pool = FunctionPool(self._config(spec), self.sink, 1)
+                self._pools.append(pool)
+                self.scheduled[spec.logical_id] = (pool, spec.schedule_rule)
         return self
+
+    def run_schedule(self, function_logical_id: str = "SweeperFunction") -> InvocationResult:
+        """Invoke a scheduled function as its rule does: EventBridge's scheduled event, naming the rule."""
+        pool, rule = self.scheduled[function_logical_id]
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": LOCAL_ACCOUNT,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": LOCAL_REGION,
+            "resources": [f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/{rule}"],
+            "detail": {},
+        }
+        return pool.invoke(event)
 
     def _start_other_queue_functions(self, template: Any, deletion_function: str) -> None:
         """Every other SQS-triggered function (the completion callbacks'), polling its own queue. Locally its

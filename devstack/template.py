@@ -217,6 +217,7 @@ class FunctionSpec:
     api_routes: tuple[ApiRoute, ...] = ()
     api_logical_id: str | None = None
     sqs: SqsEventSourceSpec | None = None
+    schedule_rule: str | None = None  # the name of the schedule rule that invokes it (a Schedule event's Name)
 
 
 @dataclass(frozen=True)
@@ -360,6 +361,7 @@ class Template:
             environment.update(self.resolver.resolve(properties.get("Environment", {})).get("Variables", {}))
             routes: list[ApiRoute] = []
             api_id = None
+            schedule_rule = None
             sqs = mappings.get(name)
             for event in (properties.get("Events") or {}).values():
                 event_properties = event.get("Properties", {})
@@ -368,6 +370,8 @@ class Template:
                     api_id = _queue_target(event_properties.get("RestApiId")) or api_id
                 elif event.get("Type") == "SQS":
                     sqs = self._sqs_spec(event_properties, "Queue")
+                elif event.get("Type") == "Schedule":
+                    schedule_rule = str(self.resolver.resolve(event_properties.get("Name", f"{name}Schedule")))
             handler = setting("Handler")
             code_uri = setting("CodeUri")
             if not handler or not code_uri:
@@ -382,6 +386,7 @@ class Template:
                 api_routes=tuple(routes),
                 api_logical_id=api_id,
                 sqs=sqs,
+                schedule_rule=schedule_rule,
             )
         return specs
 

@@ -93,6 +93,11 @@ def _function_lines(stack: LocalDeployment) -> list[str]:
             f"{source.batching_window_s:g} s, MaximumConcurrency {pool.max_instances if pool else '-'}, Timeout "
             f"{spec.timeout_s:g} s" + (f"; maxReceiveCount {redrive[1]}, then {redrive[0]}" if redrive else "")
         )
+    for name, (_, rule) in stack.scheduled.items():
+        spec = stack.template.functions()[name]
+        lines.append(
+            f"{name:<17} Schedule {rule}: hourly (the demo runs it once, at its end), Timeout {spec.timeout_s:g} s"
+        )
     return lines
 
 
@@ -153,6 +158,18 @@ def print_summary(console: Console, summary: dict[str, Any]) -> None:
     for reason, count in sorted(dlq.get("reasons", {}).items()):
         console.line(f"    {count:>3}  {reason}")
     console.line(f"  still queued {summary.get('still_queued', 0)}")
+    beyond = summary.get("beyond", {})
+    document, dry, cancel = beyond.get("document", {}), beyond.get("dry_run", {}), beyond.get("cancel", {})
+    console.line("  Beyond one parse run:")
+    console.line(
+        f"    a document: {document.get('status')}, run and file {'gone' if document.get('both_gone') else 'NOT GONE'}"
+        f", the file {'after' if document.get('file_deleted_after_run') else 'NOT AFTER'} the run"
+    )
+    console.line(f"    a dry run: {dry.get('outcomes')}; DELETEs sent {dry.get('deletes_sent')}")
+    console.line(
+        f"    a cancel halfway: {cancel.get('status')}, deleted {cancel.get('deleted')}, cancelled "
+        f"{cancel.get('cancelled')}, DELETEs sent after it {cancel.get('sent_after_cancel')}"
+    )
     console.line("  Metrics (EMF totals from the functions' output):")
     for name, value in summary.get("metrics", {}).items():
         console.line(f"    {name:<28}{value:>8g}")

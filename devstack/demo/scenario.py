@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from devstack.demo.beyond import beyond
 from devstack.demo.plan import CROSS_TENANT_IDS, OTHER_CUSTOMER, Plan, make_plan
 from devstack.demo.rendering import Console, fault_table, print_stack, print_summary, show
 from devstack.demo.stack import running_stack, stack_options, stack_receivers
@@ -33,8 +34,8 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
     with log_file.open("w", encoding="utf-8") as raw:
         sink = LogSink(raw)
         console.line(
-            "Starting the local stack: moto (secrets, queues, tables), the Extend emulator, and the three functions "
-            "(API, queue, callback) ..."
+            "Starting the local stack: moto (secrets, queues, tables), the Extend emulator, and the four functions "
+            "(API, queue, callback, sweeper) ..."
         )
         with running_stack(stack_options(args), sink, plan) as (stack, emulator, endpoint, clients):
             print_stack(console, stack, emulator, endpoint, log_file)
@@ -92,6 +93,8 @@ def _script(
     console.line("5. Each tenant follows its deletion requests to their end, and is told when they complete")
     summary["ledger"] = _follow(console, clients, summary, timeout_s=args.drain_timeout)
     summary["callbacks"] = _callbacks(console, clients, summary["ledger"], timeout_s=30.0)
+    console.line()
+    summary["beyond"] = beyond(console, stack, emulator, clients["acme"], timeout_s=args.drain_timeout)
     summary["emulator"] = dict(sorted(emulator.stats().items()))
     summary["invocations"] = {
         "queue": dict(stack.queue_pool.stats) if stack.queue_pool else {},

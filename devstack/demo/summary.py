@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from devstack.demo.beyond import beyond_adds_up
 from devstack.demo.plan import CROSS_TENANT_IDS, Plan
 from devstack.extend_emulator import ExtendEmulator
 from devstack.local_deployment import LocalDeployment
@@ -170,5 +171,6 @@ def adds_up(summary: dict[str, Any]) -> bool:
             bool(replay.get("same_answer")) and replay.get("extend_deletes") == 1,
             refusals.get("other_tenants_secret") == 401 and refusals.get("no_api_key") == 403,
             summary.get("still_queued", 0) == 0,
+            beyond_adds_up(summary),
         ]
     )

@@ -82,16 +82,30 @@ def test_the_demo_accounts_for_every_id(tmp_path: Path) -> None:
     # and the EMF totals agree with the systems' state
     metrics = summary["metrics"]
     deleted = acme["deleted"] + globex["deleted"] + single["acme"]["deleted"] + single["globex"]["deleted"]
-    assert metrics["ParserRunDeleted"] == deleted
-    assert metrics["ParserRunDeletionQueued"] == bulk["acme"]["queued"] + bulk["globex"]["queued"]
+    beyond = summary["beyond"]
+    # and, beyond one parse run: the document's run then its file, each recorded as its own item; a dry run that
+    # sent no DELETE and found what exists; a cancel halfway that kept what was done and sent nothing after it
+    document, dry, cancel = beyond["document"], beyond["dry_run"], beyond["cancel"]
+    assert document["status"] == "completed" and document["both_gone"] and document["file_deleted_after_run"]
+    assert set(document["items"].values()) == {"deleted"} and len(document["items"]) == 2
+    assert dry["deletes_sent"] == 0 and dry["still_there"]
+    assert sorted(dry["outcomes"].values()) == ["not_found", "would_delete", "would_delete"]
+    assert (cancel["status"], cancel["sent_after_cancel"], cancel["held_still_there"]) == ("cancelled", 0, True)
+    assert (cancel["deleted"], cancel["cancelled"]) == (3, 3)
+    assert beyond["sweep"]["ok"] is True
+    assert metrics["ParserRunDeleted"] == deleted + len(document["items"]) + cancel["deleted"]
+    assert metrics["DeletionCancelled"] >= cancel["cancelled"]  # at the cancel, and each message consumed unsent
+    assert metrics["DryRunWouldDelete"] == 2
+    beyond_queued = 1 + len(dry["outcomes"]) + cancel["deleted"] + cancel["cancelled"]  # the document's run
+    assert metrics["ParserRunDeletionQueued"] == bulk["acme"]["queued"] + bulk["globex"]["queued"] + beyond_queued
     assert metrics["ParserRunDeadLettered"] >= 4  # more only if a slow invocation outlived the visibility timeout
     assert metrics["ExtendThrottled"] >= summary["faults"]["429 Retry-After 1"]
     assert metrics["OwnershipRefused"] == 4  # globex: the other customer's run singly, and three in bulk
     assert metrics["SignedRequestReplayed"] == 1
-    # and its output names the template's three functions, and lists the injected faults as a table: a row per
+    # and its output names the template's four functions, and lists the injected faults as a table: a row per
     # kind, with its count
-    functions = re.findall(r"^    (\w+Function)  +(?:API Gateway|SQS) ", result.stdout, re.MULTILINE)
-    assert sorted(functions) == ["ApiFunction", "CallbackFunction", "QueueFunction"]
+    functions = re.findall(r"^    (\w+Function)  +(?:API Gateway|SQS|Schedule) ", result.stdout, re.MULTILINE)
+    assert sorted(functions) == ["ApiFunction", "CallbackFunction", "QueueFunction", "SweeperFunction"]
     lines = result.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.strip().startswith("fault injected "))
     rows = [re.fullmatch(r"   (\S.*?) {2,}(\d+)  (\S.*)", line) for line in lines[header + 1 :]]
