@@ -25,8 +25,16 @@ pytestmark = pytest.mark.slow
 BELT_AND_BRACES: Final = {
     f"{policy}/UseTheDataKey": "the key policy names the role itself; the role's grant keeps the key usable should "
     "the key policy ever delegate to IAM instead"
-    for policy in ("ApiFunctionPolicy", "QueueFunctionPolicy", "CallbackFunctionPolicy", "OperatorPolicy")
+    for policy in (
+        "ApiFunctionPolicy",
+        "QueueFunctionPolicy",
+        "CallbackFunctionPolicy",
+        "OperatorPolicy",
+    )
 }
+# What the sweeper does only for a request whose runs expired on the queue, 14 days after it was made: make run
+# cannot wait that long. tests/integration/test_sweeper.py makes those calls against moto.
+_EXPIRY_ONLY: Final = "the sweeper settles a request's runs expired on the queue only 14 days after it was made"
 
 # Actions the identity policies allow that no recorded call uses, each with why it stays (or that it could go).
 UNUSED_GRANTS: Final = {
@@ -39,6 +47,11 @@ UNUSED_GRANTS: Final = {
     "OperatorPolicy/InspectAndRedriveTheDeadLetterQueues: sqs:GetQueueUrl": "as above, for the DLQ",
     "OperatorPolicy/UseTheDataKey: kms:DescribeKey": "not called by the CLI; DynamoDB describes the key on the "
     "caller's behalf when it first uses the table's key (first-deploy checklist)",
+    "SweeperFunctionPolicy/SweepTheLedger: dynamodb:Query": f"{_EXPIRY_ONLY} (it reads their runs)",
+    "SweeperFunctionPolicy/SweepTheLedger: dynamodb:UpdateItem": f"{_EXPIRY_ONLY} (it records them failed)",
+    "SweeperFunctionPolicy/QueueCompletionCallbacks: sqs:SendMessage": f"{_EXPIRY_ONLY} (it completes the request)",
+    "SweeperFunctionPolicy/UseTheDataKey: kms:Decrypt": f"{_EXPIRY_ONLY} (SQS, for the callback it queues)",
+    "SweeperFunctionPolicy/UseTheDataKey: kms:GenerateDataKey": f"{_EXPIRY_ONLY} (SQS, as above)",
 }
 
 
@@ -47,7 +60,7 @@ def test_every_principal_signs_its_calls_and_each_run_recorded_its_share(recordi
     keys = {name: {call["key"] for call in log} for name, log in recording.logs.items()}
 
     # Then every call was signed by a principal of the stack or by the harness (deploying, watching), nothing else
-    principals = {"ApiFunctionRole", "QueueFunctionRole", "CallbackFunctionRole", "OperatorRole"}
+    principals = {"ApiFunctionRole", "QueueFunctionRole", "CallbackFunctionRole", "SweeperFunctionRole", "OperatorRole"}
     for name, found in keys.items():
         assert found <= principals | {HARNESS_KEY}, f"{name}: calls signed by unknown keys {found - principals}"
     # and each principal made calls in make run, the operator in the operator session too

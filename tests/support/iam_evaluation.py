@@ -170,7 +170,8 @@ def refusals(deployment: Deployment, recorded: Iterable[IamCall]) -> list[Refusa
     signing, callback = _secret(f"{STACK}/tenants/acme/signing"), _secret(f"{STACK}/tenants/acme/callback-signing")
     extend_key = deployment.extend_key_secret_arn
     api, worker, notifier, operator = "ApiFunctionRole", "QueueFunctionRole", "CallbackFunctionRole", "OperatorRole"
-    functions = [api, worker, notifier]
+    sweeper = "SweeperFunctionRole"
+    functions = [api, worker, notifier, sweeper]
     cases: list[Refusal] = []
 
     def deny(why: str, principal: str, action: str, resource: str, **context: str) -> None:
@@ -178,7 +179,7 @@ def refusals(deployment: Deployment, recorded: Iterable[IamCall]) -> list[Refusa
 
     for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
         deny("only operators change the tenant registry", api, action, tables["TenantsTable"])
-    for role in (worker, notifier):
+    for role in (worker, notifier, sweeper):
         deny("only operators change the tenant registry", role, "dynamodb:PutItem", tables["TenantsTable"])
     # The ledger is the audit record: an operator may recount a tenant's usage item, never write a receipt.
     deny(
@@ -216,7 +217,11 @@ def refusals(deployment: Deployment, recorded: Iterable[IamCall]) -> list[Refusa
     deny("the API function cannot sign callbacks", api, "secretsmanager:GetSecretValue", callback)
     deny("the callback function sends to no queue", notifier, "sqs:SendMessage", queues["CallbackQueue"])
     deny("the callback function sends to no queue", notifier, "sqs:SendMessage", queues["DeletionQueue"])
-    deny("only the API and operators queue deletions", worker, "sqs:SendMessage", queues["DeletionQueue"])
+    deny("the sweeper queues no deletion", sweeper, "sqs:SendMessage", queues["DeletionQueue"])
+    deny("the sweeper never holds the Extend key", sweeper, "secretsmanager:GetSecretValue", extend_key)
+    deny("the sweeper reads no tenant secret", sweeper, "secretsmanager:GetSecretValue", signing)
+    deny("the sweeper deletes no receipt", sweeper, "dynamodb:DeleteItem", tables["LedgerTable"])
+    deny("the sweeper takes no deletion from the queue", sweeper, "sqs:ReceiveMessage", queues["DeletionQueue"])
     deny("only the queue function receives its queue's handles", api, "sqs:ReceiveMessage", queues["DeletionQueue"])
     deny(
         "only the callback function receives its queue's handles", worker, "sqs:ReceiveMessage", queues["CallbackQueue"]
