@@ -16,7 +16,6 @@ import pytest
 
 from devstack.events import sqs_event, sqs_record
 from devstack.extend_emulator import Fault
-from parser_run_deleter.adapters.ledger_table import LedgerTable
 from parser_run_deleter.entrypoints import queue_function
 from parser_run_deleter.logic.ledger import Ledger
 from parser_run_deleter.logic.ledger_records import (
@@ -36,16 +35,6 @@ from tests.support.stacks import Emitted, InProcessStack, reset_functions
 from tests.support.waiting import wait_until
 
 WS = "ws_test"
-
-
-@pytest.fixture
-def ledger(stack: InProcessStack) -> Ledger:
-    assert stack.tables is not None
-    from devstack.moto_stack import aws_client
-
-    return Ledger(
-        LedgerTable(stack.tables.ledger_table, retention_days=400, client=aws_client("dynamodb", stack.endpoint))
-    )
 
 
 def status(request_id: str, query: str = "") -> Answer:

@@ -1,0 +1,205 @@
+"""The sweeper, against moto: runs the queue dropped are recorded failed in storage and their request completes with
+its callback; overdue requests are counted and named; a leaked count is repaired only when it is safe; and only its
+own schedule rule's event is served."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from parser_run_deleter.entrypoints import sweeper_function
+from parser_run_deleter.intake.event_shapes import UnsupportedEvent
+from parser_run_deleter.logic.ledger import Ledger
+from parser_run_deleter.logic.ledger_records import (
+    EXPIRED_REASON,
+    INTAKE_GRACE_S,
+    QUEUE_RETENTION_S,
+    RequestRecord,
+    RequestTrigger,
+    RunRecord,
+)
+from parser_run_deleter.logic.outcomes import Outcome
+from parser_run_deleter.shared.timestamps import iso
+from tests.integration.test_ledger import status
+from tests.support.api import TENANT_ID
+from tests.support.stacks import Emitted, InProcessStack
+
+RULE = "local-sweeper"
+
+
+@pytest.fixture
+def sweeper_env(stack: InProcessStack) -> None:
+    stack.set_env(SCHEDULE_RULE_NAME=RULE)
+    sweeper_function.root.reset()
+
+
+def scheduled_event(rule: str = RULE) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "e7c1a6f0-0000-4000-8000-000000000001",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-12-07T20:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"],
+        "detail": {},
+    }
+
+
+def sweep(stack: InProcessStack) -> dict[str, Any]:
+    result: dict[str, Any] = sweeper_function.lambda_handler(scheduled_event(), stack.context())
+    return result
+
+
+def old_request(ledger: Ledger, request_id: str, age_s: float, runs: list[RunRecord], **fields: Any) -> RequestRecord:
+    """A request of the test's tenant recorded ``age_s`` ago, with its runs, as its intake left it."""
+    created = iso(time.time() - age_s)
+    request = RequestRecord(request_id, TENANT_ID, RequestTrigger.API_BULK, created, updated_at=created, **fields)
+    ledger.store.begin(request, reserve=sum(run.outcome is Outcome.QUEUED for run in runs))
+    ledger.store.record_intake(request, runs)
+    return request
+
+
+def test_runs_the_queue_dropped_are_recorded_failed_and_their_request_completes_with_its_callback(
+    stack: InProcessStack, ledger: Ledger, sweeper_env: None, emitted: Emitted
+) -> None:
+    # Given a request of 15 days ago with a deleted run and two runs still queued, whose messages SQS dropped
+    stack.tenant_admin().set_callback(TENANT_ID, "https://tenant.example/callbacks")
+    request = old_request(
+        ledger,
+        "dr_01000000000000000000000001",
+        QUEUE_RETENTION_S + 86_400,
+        [
+            RunRecord("pr_done", Outcome.DELETED),
+            RunRecord("pr_lost_1", Outcome.QUEUED),
+            RunRecord("pr_lost_2", Outcome.QUEUED),
+        ],
+    )
+    assert ledger.outstanding(TENANT_ID) == 2
+    # When the sweeper's hour comes
+    result = sweep(stack)
+    # Then both are failed (expired) in storage, not only when read, and counted
+    assert result["expiredRuns"] == 2
+    stored = {run.parser_run_id: run for run in ledger.all_runs(request.request_id)}
+    assert {run_id: (run.outcome, run.reason) for run_id, run in stored.items() if run_id != "pr_done"} == {
+        "pr_lost_1": (Outcome.FAILED, EXPIRED_REASON),
+        "pr_lost_2": (Outcome.FAILED, EXPIRED_REASON),
+    }
+    record = ledger.request(request.request_id)
+    assert record is not None and record.counts.get(Outcome.QUEUED, 0) == 0 and record.counts[Outcome.FAILED] == 2
+    assert record.completed_at is not None and ledger.outstanding(TENANT_ID) == 0
+    # and the tenant is told: one callback queued, for this request
+    queue_url = os.environ["CALLBACK_QUEUE_URL"]
+    callbacks = stack.sqs().receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(message["Body"])["deletionRequestId"] for message in callbacks] == [request.request_id]
+    # and each expired run has its outcome line
+    expired = [line for line in emitted.outcome_logs if line.get("trigger") == "schedule"]
+    assert sorted(line["parser_run_id"] for line in expired) == ["pr_lost_1", "pr_lost_2"]
+    # and a second sweep changes nothing
+    assert sweep(stack)["expiredRuns"] == 0
+    assert ledger.request(request.request_id) == record
+
+
+def test_requests_past_due_with_items_pending_are_counted_and_named(
+    stack: InProcessStack, ledger: Ledger, sweeper_env: None, emitted: Emitted
+) -> None:
+    # Given one request past its due date and pending, one past due but done, and one pending but not yet due
+    past = iso(time.time() - 3600)
+    overdue = old_request(
+        ledger, "dr_01000000000000000000000002", 2 * 86_400, [RunRecord("pr_a", Outcome.QUEUED)], due_by=past
+    )
+    old_request(ledger, "dr_01000000000000000000000003", 2 * 86_400, [RunRecord("pr_b", Outcome.DELETED)], due_by=past)
+    future = iso(time.time() + 86_400)
+    old_request(ledger, "dr_01000000000000000000000004", 2 * 86_400, [RunRecord("pr_c", Outcome.QUEUED)], due_by=future)
+    result = sweep(stack)
+    # Then only the first is overdue: the metric counts it, a log line names it, and its status says so
+    assert result["overdueRequests"] == 1
+    assert emitted.metric_totals()["DeletionRequestsOverdue"] == 1
+    [line] = [log for log in emitted.logs if log.get("message") == "deletion request overdue"]
+    assert line["deletion_request_id"] == overdue.request_id and line["due_by"] == past
+    shown = status(overdue.request_id).body
+    assert shown["overdue"] is True and shown["dueBy"] == past
+
+
+def test_a_leaked_count_is_repaired_when_no_intake_can_be_running(
+    stack: InProcessStack, ledger: Ledger, sweeper_env: None
+) -> None:
+    # Given a tenant whose count a crashed intake left 3 too high (reserved, never recorded)
+    old_request(ledger, "dr_01000000000000000000000005", 3600, [RunRecord("pr_q", Outcome.QUEUED)])
+    ledger.store.add_outstanding(TENANT_ID, 3)
+    assert ledger.outstanding(TENANT_ID) == 4
+    # When the sweeper's hour comes: the count is the runs its requests still hold
+    assert sweep(stack)["repairedTenants"] == [TENANT_ID]
+    assert ledger.outstanding(TENANT_ID) == 1
+
+
+def test_a_count_is_left_alone_while_an_intake_may_be_recording(
+    stack: InProcessStack, ledger: Ledger, sweeper_env: None
+) -> None:
+    # Given a request younger than an intake's grace: its intake may be between its reservation and its record
+    old_request(ledger, "dr_01000000000000000000000006", INTAKE_GRACE_S / 2, [])
+    ledger.store.add_outstanding(TENANT_ID, 2)
+    assert sweep(stack)["repairedTenants"] == []
+    assert ledger.outstanding(TENANT_ID) == 2
+
+
+def test_a_count_that_moves_while_it_is_summed_is_not_overwritten(stack: InProcessStack, ledger: Ledger) -> None:
+    old_request(ledger, "dr_01000000000000000000000007", 3600, [])
+    ledger.store.add_outstanding(TENANT_ID, 2)
+
+    class Moving:
+        """The store, with an intake reserving 5 runs between the sweeper's two reads of the count."""
+
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ledger.store, name)
+
+        def outstanding(self, tenant_id: str) -> int:
+            self.reads += 1
+            if self.reads == 2:
+                ledger.store.add_outstanding(tenant_id, 5)
+            return ledger.store.outstanding(tenant_id)
+
+    moving = Ledger(Moving())  # the real store behind a hook
+    assert moving.repair_outstanding(TENANT_ID) is None
+    assert ledger.outstanding(TENANT_ID) == 7
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        scheduled_event("another-stack-sweeper"),
+        {**scheduled_event(), "source": "my.app"},
+        {**scheduled_event(), "detail-type": "Object Created"},
+        {"Records": [{"eventSource": "aws:sqs"}]},
+        {},
+    ],
+    ids=["another rule", "another source", "another detail type", "an SQS batch", "an empty event"],
+)
+def test_only_its_own_rules_event_is_served(
+    stack: InProcessStack, ledger: Ledger, sweeper_env: None, emitted: Emitted, event: dict[str, Any]
+) -> None:
+    request = old_request(
+        ledger, "dr_01000000000000000000000008", QUEUE_RETENTION_S + 86_400, [RunRecord("pr_x", Outcome.QUEUED)]
+    )
+    with pytest.raises(UnsupportedEvent):
+        sweeper_function.lambda_handler(event, stack.context())
+    assert emitted.metric_totals()["UnsupportedEvent"] == 1
+    assert [run.outcome for run in ledger.all_runs(request.request_id)] == [Outcome.QUEUED]  # nothing swept
+
+
+def test_operators_requests_are_swept_too(stack: InProcessStack, ledger: Ledger, sweeper_env: None) -> None:
+    created = iso(time.time() - QUEUE_RETENTION_S - 86_400)
+    request = RequestRecord("dr_01000000000000000000000009", None, RequestTrigger.QUEUE, created, updated_at=created)
+    ledger.store.begin(request)
+    ledger.store.record_intake(replace(request, tenant_id=None), [RunRecord("pr_op_lost", Outcome.QUEUED)])
+    assert sweep(stack)["expiredRuns"] == 1
+    assert [run.outcome for run in ledger.all_runs(request.request_id)] == [Outcome.FAILED]
