@@ -1,6 +1,7 @@
-"""``receipts``: a tenant's deletion receipts from the ledger, for an auditor: one line per parser run of each of
-its deletion requests (who asked, when, what became of the run, when, and Extend's request id), streamed as JSON
-lines or CSV, oldest request first. Progress goes to stderr, so stdout is the export alone."""
+"""``receipts``: a tenant's deletion receipts from the ledger, for an auditor: one line per item (a run of any type,
+or a file) of each of its deletion requests (who asked, when, the request's status and due date, what became of
+the item, when, and Extend's request id), streamed as JSON lines or CSV, oldest request first, or as one web page
+(``receipts_html``). Progress goes to stderr, so stdout is the export alone."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ COLUMNS = (
     "trigger",
     "requestedAt",
     "requestedBy",
+    "requestStatus",
+    "dueBy",
+    "overdue",
+    "resource",
+    "itemId",
     "parserRunId",
     "outcome",
     "completedAt",
@@ -39,6 +45,12 @@ def receipt(request: RequestRecord, run: RunRecord) -> dict[str, Any]:
         "requestedAt": request.created_at,
         # Who asked, as recorded: the caller's API key id, an operator's name, or the request's own id.
         "requestedBy": audit.get("callerApiKeyId") or audit.get("requestedBy") or audit.get("requestId"),
+        "requestStatus": request.status().value,
+        "dueBy": request.due_by,
+        "overdue": request.overdue(),
+        # Extend's resource type (None for items recorded before types were); the id, under both names.
+        "resource": run.resource,
+        "itemId": run.parser_run_id,
         "parserRunId": run.parser_run_id,
         "outcome": run.outcome.value,
         "completedAt": run.completed_at,

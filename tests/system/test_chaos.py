@@ -138,7 +138,7 @@ def chaos() -> Iterator[Run]:
         yield from _chaos(moto_endpoint)
 
 
-def _chaos(moto_endpoint: str) -> Iterator[Run]:
+def _chaos(moto_endpoint: str, parameters: dict[str, str] | None = None) -> Iterator[Run]:
     extend_key = register_secret(f"sk_chaos_{secrets.token_hex(16)}")
     raw = io.StringIO()
     sink = LogSink(raw)
@@ -151,6 +151,7 @@ def _chaos(moto_endpoint: str) -> Iterator[Run]:
             "BatchingWindowSeconds": "0",
             "ApiThrottleRateLimit": "1000",
             "ApiThrottleBurstLimit": "2000",
+            **(parameters or {}),
         },
         environment_overrides={
             "EXTEND_READ_TIMEOUT_SECONDS": "1",
@@ -579,3 +580,109 @@ class Accounting:
         lines.append(f"invocations: {dict(self.invocations)}; longest (ms): {self.max_duration_ms}")
         lines.append(f"timeline: {'; '.join(run.events)}; total {elapsed_s:.1f}s")
         return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- every resource type, and cancellations
+
+MIXED_PREFIXES = {
+    "pr_": "parse_runs",
+    "exr_": "extract_runs",
+    "clr_": "classify_runs",
+    "splr_": "split_runs",
+    "edr_": "edit_runs",
+    "workflow_run_": "workflow_runs",
+    "file_": "files",
+}
+MIXED_REQUESTS, MIXED_PER_REQUEST = 8, 30
+CANCELLED_REQUESTS = (1, 4, 7)  # the second at once, the others once the queue is under way
+FAST_FAULTS = [Fault.status(500), Fault.status(503), Fault.rate_limited(retry_after=None), Fault.reset()]
+
+
+@pytest.fixture
+def mixed_chaos() -> Iterator[Run]:
+    with moto_server_process() as moto_endpoint:
+        yield from _chaos(moto_endpoint, {"ExtendApiVersion": "2026-02-09"})
+
+
+def signed_post(run: Run, http: urllib3.PoolManager, path: str, body: bytes | None) -> tuple[int, Any]:
+    headers = {"x-api-key": run.api_key, **signature_headers(run.signing_secret, body, method="POST", path=path)}
+    if body:
+        headers["content-type"] = "application/json"
+    response = http.request("POST", f"{run.stack.api_url}{path}", body=body, headers=headers, timeout=60.0)
+    text = response.data.decode("utf-8", errors="replace")
+    record_response(text)
+    return response.status, json.loads(text)
+
+
+def test_mixed_types_and_cancellations_under_faults_account_for_every_id(
+    mixed_chaos: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, rng = mixed_chaos, random.Random(17)
+    prefixes = list(MIXED_PREFIXES)
+    requests_ids = [
+        [f"{rng.choice(prefixes)}mix{request:02d}n{n:03d}" for n in range(MIXED_PER_REQUEST)]
+        for request in range(MIXED_REQUESTS)
+    ]
+    every = [item for ids in requests_ids for item in ids]
+    absent = set(rng.sample(every, len(every) // 10))
+    # Given Extend holding each item as its own type, failing ~30% of deletes
+    for item in every:
+        if item not in absent:
+            resource = next(MIXED_PREFIXES[p] for p in prefixes if item.startswith(p))
+            run.emulator.seed([item], workspace_id=WORKSPACE, resource=resource)
+    run.emulator.inject_random(FAULT_PROBABILITY, FAST_FAULTS, seed=9)
+    http = urllib3.PoolManager(maxsize=4)
+    started = time.monotonic()
+
+    # When each request is sent, typed by prefix, and three are cancelled: one at once, two with the queue under way
+    request_ids = []
+    for ids in requests_ids:
+        status, body = signed_post(run, http, "/deletions", json.dumps({"ids": ids}).encode())
+        assert status == 202 and body["queued"] == MIXED_PER_REQUEST, body
+        request_ids.append(body["deletionRequestId"])
+    cancels: dict[str, tuple[int, Any]] = {}
+    cancels[request_ids[1]] = signed_post(run, http, f"/deletions/{request_ids[1]}/cancel", None)
+    wait_until(lambda: len(run.emulator.requests) >= len(every) // 3, timeout_s=RUN_LIMIT_S, poll_s=0.05)
+    for index in CANCELLED_REQUESTS[1:]:
+        cancels[request_ids[index]] = signed_post(run, http, f"/deletions/{request_ids[index]}/cancel", None)
+    wait_until(lambda: drained(run), timeout_s=RUN_LIMIT_S, poll_s=0.5)
+    wait_until(logs_settled(run), timeout_s=30, poll_s=0.5)
+
+    # Then every id has exactly one receipt, of its own type, in its own request, and none is left queued
+    from parser_run_deleter.adapters.ledger_table import LedgerTable
+
+    table = run.stack.table_names["LedgerTable"]
+    store = LedgerTable(table, retention_days=400, client=aws_client("dynamodb", run.stack.moto_endpoint))
+    receipts = {request_id: list(store.all_runs(request_id)) for request_id in request_ids}
+    outcomes: Counter[str] = Counter()
+    contradictions: list[str] = []
+    for request_id, ids in zip(request_ids, requests_ids, strict=True):
+        found = {receipt.parser_run_id: receipt for receipt in receipts[request_id]}
+        assert sorted(found) == sorted(ids) and len(receipts[request_id]) == len(ids), request_id
+        for item, receipt in found.items():
+            outcomes[receipt.outcome.value] += 1
+            assert receipt.resource == next(MIXED_PREFIXES[p] for p in prefixes if item.startswith(p)), item
+            there = run.emulator.exists(item, WORKSPACE)
+            # and none contradicts Extend: deleted or not found is gone; cancelled or dead-lettered is still there
+            # (unless it never was)
+            expected_there = receipt.outcome.value in ("cancelled", "dead_lettered", "failed") and item not in absent
+            if receipt.outcome.value == "queued" or there != expected_there:
+                contradictions.append(f"{item}: {receipt.outcome.value}, at Extend: {there}")
+    with capsys.disabled():
+        print(
+            f"\nmixed types and cancellations: {len(every)} ids in {MIXED_REQUESTS} requests, "
+            f"{len(CANCELLED_REQUESTS)} cancelled, {time.monotonic() - started:.1f} s; outcomes {dict(outcomes)}"
+        )
+    assert contradictions == [], contradictions[:10]
+    # and each cancelled request reads cancelled, with what was done before it kept; the others completed
+    for index, request_id in enumerate(request_ids):
+        record = store.request(request_id)
+        assert record is not None
+        if index in CANCELLED_REQUESTS:
+            assert cancels[request_id][0] == 202 and record.status().value == "cancelled", request_id
+        else:
+            assert record.status().value in ("completed", "completed_with_failures"), request_id
+    assert outcomes["cancelled"] >= MIXED_PER_REQUEST  # the request cancelled at once lost nothing it could keep
+    # and every type was deleted at its own path
+    paths = {request.path.split("/")[1] for request in run.emulator.requests if request.method == "DELETE"}
+    assert paths == set(MIXED_PREFIXES.values())
