@@ -11,7 +11,14 @@ import os
 import sys
 from pathlib import Path
 
-from bench import b1_cold_start, b2_warm_overhead, b3_concurrency, b4_rate_efficiency, b5_footprint
+from bench import (
+    b1_cold_start,
+    b2_warm_overhead,
+    b3_concurrency,
+    b4_rate_efficiency,
+    b5_footprint,
+    b6_ownership_reads,
+)
 from bench.harness import ROOT, Result, bench_services, machine
 
 BENCHMARKS = {
@@ -20,6 +27,7 @@ BENCHMARKS = {
     "B3": b3_concurrency,
     "B4": b4_rate_efficiency,
     "B5": b5_footprint,
+    "B6": b6_ownership_reads,
 }
 
 
