@@ -14,7 +14,9 @@ from parser_run_deleter.adapters.aws_clients import AwsClients
 from parser_run_deleter.adapters.extend_client import USER_AGENT, ExtendClient, parse_retry_after
 from parser_run_deleter.adapters.extend_credentials import ExtendCredentials, SecretCredentialsProvider
 from parser_run_deleter.adapters.secret_store import SecretsManagerSource
+from parser_run_deleter.logic.extend_results import ReadOutcome
 from parser_run_deleter.logic.outcomes import Outcome
+from parser_run_deleter.shared.extend_resources import Resource
 from parser_run_deleter.shared.parser_run_ids import InvalidParserRunId
 from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
 from parser_run_deleter.shared.settings import ExtendSettings
@@ -464,3 +466,59 @@ def test_a_found_run_carries_its_metadata_and_a_missing_one_none(extend: ExtendE
     assert client.read("pr_tagged", Deadline.after(10)).metadata == {"tenant": "acme"}
     missing = client.read("pr_nowhere_read", Deadline.after(10))
     assert (missing.outcome.value, missing.metadata) == ("not_found", None)
+
+
+# ---------------------------------------------------------------- every resource type
+
+
+@pytest.mark.parametrize(
+    ("resource", "item_id"),
+    [(Resource.EXTRACT_RUNS, "exr_1"), (Resource.WORKFLOW_RUNS, "workflow_run_1"), (Resource.FILES, "file_1")],
+)
+def test_each_type_is_deleted_and_read_at_its_own_path(
+    extend: ExtendEmulator, key: str, resource: Resource, item_id: str
+) -> None:
+    metadata = None if resource is Resource.FILES else {"tenant": "acme"}
+    extend.seed([item_id], workspace_id=WORKSPACE, resource=resource.value, metadata=metadata)
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    read = client.read(item_id, Deadline.after(10), resource=resource)
+    deleted = client.delete(item_id, Deadline.after(10), resource=resource)
+    assert [(r.method, r.path) for r in extend.requests] == [
+        ("GET", f"/{resource.value}/{item_id}"),
+        ("DELETE", f"/{resource.value}/{item_id}"),
+    ]
+    assert read.outcome is ReadOutcome.FOUND and deleted.outcome is Outcome.DELETED
+    assert read.metadata == metadata
+
+
+def test_a_runs_read_names_its_source_file_and_status(extend: ExtendEmulator, key: str) -> None:
+    extend.seed(["pr_doc"], workspace_id=WORKSPACE, file_id="file_doc", status="PROCESSING")
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    read = client.read("pr_doc", Deadline.after(10))
+    assert (read.source_file_id, read.status) == ("file_doc", "PROCESSING")
+    # and under 2025-04-21, where the run comes in an envelope
+    legacy = make_client(extend, StaticCredentials(key)).read("pr_doc", Deadline.after(10))
+    assert legacy.source_file_id == "file_doc"
+
+
+def test_a_run_refused_while_processing_is_cancelled_then_deleted(extend: ExtendEmulator, key: str) -> None:
+    extend.processing_delete = "refuse"
+    extend.seed(["exr_busy"], workspace_id=WORKSPACE, resource="extract_runs", status="PROCESSING")
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    result = client.delete("exr_busy", Deadline.after(10), resource=Resource.EXTRACT_RUNS)
+    assert [(r.method, r.path, r.status) for r in extend.requests] == [
+        ("DELETE", "/extract_runs/exr_busy", 409),
+        ("POST", "/extract_runs/exr_busy/cancel", 200),
+        ("DELETE", "/extract_runs/exr_busy", 200),
+    ]
+    assert (result.outcome, result.attempts) == (Outcome.DELETED, 3)
+    assert not extend.exists("exr_busy", WORKSPACE)
+
+
+def test_a_processing_edit_run_has_no_cancel_and_its_refusal_stands(extend: ExtendEmulator, key: str) -> None:
+    extend.processing_delete = "refuse"
+    extend.seed(["edr_busy"], workspace_id=WORKSPACE, resource="edit_runs", status="PROCESSING")
+    client = make_client(extend, StaticCredentials(key), extend_api_version="2026-02-09")
+    result = client.delete("edr_busy", Deadline.after(10), resource=Resource.EDIT_RUNS)
+    assert [(r.method, r.status) for r in extend.requests] == [("DELETE", 409)]
+    assert result.outcome is Outcome.FAILED and not result.retryable

@@ -23,7 +23,7 @@ import urllib3
 from parser_run_deleter.adapters.extend_credentials import ExtendCredentials
 from parser_run_deleter.logic.extend_results import MIN_ATTEMPT_S, DeleteResult, ReadOutcome, ReadResult
 from parser_run_deleter.logic.outcomes import Outcome
-from parser_run_deleter.shared.extend_resources import Resource, parse_run_resource
+from parser_run_deleter.shared.extend_resources import Resource, has_cancel, parse_run_resource
 from parser_run_deleter.shared.parser_run_ids import validate_parser_run_id
 from parser_run_deleter.shared.rate_limiter import AdaptiveRateLimiter
 from parser_run_deleter.shared.settings import ExtendSettings
@@ -187,6 +187,12 @@ class _Exchange:
         }
 
 
+def _still_processing(exchange: _Exchange) -> bool:
+    """Extend refused the ``DELETE`` because the run is still processing: a 409 ``CONFLICT``."""
+    answer = exchange.answer
+    return answer is not None and answer.status == 409 and answer.error_code in (None, "CONFLICT")
+
+
 def _object_of(body: dict[str, Any]) -> dict[str, Any]:
     """The resource object of a GET's answer: the body itself (2026-02-09), or the object 2025-04-21 wraps in an
     envelope (``{"success": true, "parserRun": {...}}``)."""
@@ -240,7 +246,17 @@ class ExtendClient:
     def delete(
         self, item_id: str, deadline: Deadline, *, resource: Resource | None = None, workspace_id: str | None = None
     ) -> DeleteResult:
-        exchange = self._call("DELETE", self.url_for(item_id, resource), deadline, workspace_id, self._rate_limiter)
+        """``DELETE`` the item. A run Extend will not delete while it is processing (409) is cancelled first
+        (``POST .../cancel``, a write), then deleted: the customer asked for it gone, not for its run to finish."""
+        url = self.url_for(item_id, resource)
+        exchange = self._call("DELETE", url, deadline, workspace_id, self._rate_limiter)
+        kind = resource or parse_run_resource(self._settings.extend_api_version)
+        if _still_processing(exchange) and has_cancel(kind):
+            cancel = self._call("POST", f"{url}/cancel", deadline, workspace_id, self._rate_limiter)
+            retry = self._call("DELETE", url, deadline, workspace_id, self._rate_limiter)
+            attempts = exchange.attempts + cancel.attempts + retry.attempts
+            throttled = exchange.throttled + cancel.throttled + retry.throttled
+            exchange = replace(retry, attempts=attempts, throttled=throttled)
         return DeleteResult(parser_run_id=item_id, outcome=exchange.outcome(), **exchange.fields())
 
     def read(

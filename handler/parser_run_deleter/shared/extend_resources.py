@@ -70,6 +70,8 @@ _PREFIXES: Final[Mapping[str, tuple[tuple[str, Resource], ...]]] = {
 _RUNS: Final = frozenset(RESOURCES[API_2026] + RESOURCES[API_2025]) - {Resource.FILES}
 _WITH_METADATA: Final = _RUNS
 _WITH_SOURCE_FILE: Final = _RUNS
+# The runs Extend can cancel while they are processing (POST /{resource}/{id}/cancel): all but edit runs.
+_CANCELLABLE: Final = _RUNS - {Resource.EDIT_RUNS}
 
 
 class UnknownResource(ValueError):
@@ -113,6 +115,11 @@ def known_prefixes(api_version: str) -> str:
 def carries_metadata(resource: Resource) -> bool:
     """Whether the resource's GET returns the custom metadata the metadata ownership policy reads."""
     return resource in _WITH_METADATA
+
+
+def has_cancel(resource: Resource) -> bool:
+    """Whether Extend cancels a processing item of this type (``POST /{resource}/{id}/cancel``)."""
+    return resource in _CANCELLABLE
 
 
 def has_source_file(resource: Resource) -> bool:
