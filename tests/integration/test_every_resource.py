@@ -340,3 +340,29 @@ def test_every_request_is_due_by_its_tenants_deadline_and_says_whether_it_is_ove
     body = status(request_id).body
     assert parse_iso(body["dueBy"]) - parse_iso(body["createdAt"]) == pytest.approx(45 * 86_400, abs=1)
     assert body["overdue"] is False
+
+
+def test_a_file_message_the_ledger_does_not_hold_as_that_runs_file_deletes_nothing(stack: InProcessStack) -> None:
+    # Given a request with a run whose file was included, and another file of the tenant's
+    use_version(stack, API_2026)
+    stack.extend.seed(["pr_src"], workspace_id=WS, file_id="file_src")
+    stack.extend.seed_file("file_src", WS)
+    stack.extend.seed_file("file_other", WS)
+    request_id = post({"ids": ["pr_src"], "include": ["file"]}).body["deletionRequestId"]
+    drain(stack)
+    assert not stack.extend.exists("file_src", WS)
+    # When a message claims another file as that run's source file, in that request
+    forged = {
+        "id": "file_other",
+        "resource": "files",
+        "sourceOf": "pr_src",
+        "deletionRequestId": request_id,
+        "tenantId": TENANT_ID,
+    }
+    stack.sqs().send_message(QueueUrl=stack.queues.queue_url, MessageBody=json.dumps(forged), MessageGroupId=TENANT_ID)
+    drain(stack)
+    # Then it is dead-lettered with its reason, and nothing reached Extend for it
+    assert stack.extend.exists("file_other", WS)
+    assert not [r for r in stack.extend.requests if r.parser_run_id == "file_other"]
+    [parked] = stack.dead_letters()
+    assert "not recorded as the source file of that run" in parked["MessageAttributes"]["FailureReason"]["StringValue"]

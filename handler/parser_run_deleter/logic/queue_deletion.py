@@ -105,6 +105,8 @@ class _Attempt:
     reason: str | None = None
     refused: FailureKind | None = None
     started: bool = True
+    # The message names an item its request does not hold (a forged source file): nothing of it is recorded there.
+    unrecorded: bool = False
 
 
 class BatchCounts:
@@ -202,7 +204,11 @@ def process_message(
 
     outcome = Outcome.INVALID if result is None else result.outcome
     recorded = True
-    if identified is not None and (decision.fate is not Fate.DEAD_LETTER or dead_letter_message_id is not None):
+    if (
+        identified is not None
+        and not attempt.unrecorded
+        and (decision.fate is not Fate.DEAD_LETTER or dead_letter_message_id is not None)
+    ):
         ledger_outcome = _ledger_outcome(decision.fate, outcome)
         version = services.settings.extend.extend_api_version
         run = run_record(
@@ -385,7 +391,7 @@ def _attempt_source_file(resolved: ResolvedMessage, services: QueueServices, dea
         return _Attempt(failed_before_extend(file_id, str(error)), str(error), started=False)
     if item is None or item.source_of != run_id or run is None:
         reason = "the file is not recorded as the source file of that run in its deletion request"
-        return _Attempt(None, reason, refused=FailureKind.PERMANENT)
+        return _Attempt(None, reason, refused=FailureKind.PERMANENT, unrecorded=True)
     if run.outcome is Outcome.QUEUED:
         reason = f"waits for its run {run_id} to be deleted first"
         return _Attempt(failed_before_extend(file_id, reason), reason, started=False)
