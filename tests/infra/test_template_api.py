@@ -12,7 +12,6 @@ import re
 
 import pytest
 
-from parser_run_deleter.logic.outcomes import RUN_OUTCOMES
 from parser_run_deleter.shared.settings import ConfigurationError, load_callback_settings
 from tests.support.template import (
     API_FUNCTION,
@@ -103,6 +102,9 @@ def test_the_registry_survives_mistakes_and_replay_records_expire(cfn: Cfn) -> N
     assert replays["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
 
+INDEXED_OUTCOMES = ("queued", "deleted", "not_found", "failed", "dead_lettered", "rejected")
+
+
 def test_the_ledger_is_kept_as_audit_evidence_and_expires_by_its_retention(cfn: Cfn) -> None:
     ledger = cfn.resources["LedgerTable"]
     # The evidence that a customer's deletion happened: survives a stack deletion, a replacement, and a table
@@ -138,11 +140,9 @@ def test_the_ledger_is_kept_as_audit_evidence_and_expires_by_its_retention(cfn: 
                     "completedAt",
                     "audit",
                     "transitions",
-                    *(f"n_{outcome.value}" for outcome in RUN_OUTCOMES),
-                    # and what the sweeper and the auditor's report read of each request
-                    "dueBy",
-                    "dryRun",
-                    "cancelledAt",
+                    # the counters of the outcomes there were when the index was made: its projection cannot
+                    # change on a deployed table (CloudFormation refuses it), so the rest is read from each item
+                    *(f"n_{outcome}" for outcome in INDEXED_OUTCOMES),
                 ],
             },
         }

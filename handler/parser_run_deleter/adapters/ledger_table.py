@@ -746,7 +746,9 @@ class LedgerTable:
         return True
 
     def requests_of(self, tenant_id: str | None, *, since: str = "") -> Iterator[RequestRecord]:
-        """A tenant's requests (None: operators') made at ``since`` or later, oldest first."""
+        """A tenant's requests (None: operators') made at ``since`` or later, oldest first, each read whole from its
+        item: the ``byTenant`` index projects only the fields there were when it was made (a deployed index's
+        projection cannot change), and is eventually consistent."""
         values: dict[str, Any] = {":tenant": {"S": _tenant_pk(tenant_id) if tenant_id else OPERATOR_PARTITION}}
         condition = "gsi1pk = :tenant"
         if since:  # DynamoDB refuses an empty key value
@@ -761,7 +763,8 @@ class LedgerTable:
         try:
             for page in pages:
                 for item in page.get("Items", []):
-                    yield request_from_values(from_item(item))
+                    indexed = request_from_values(from_item(item))
+                    yield self.request(indexed.request_id) or indexed
         except Exception as error:
             raise _unavailable("read the tenant's requests", error) from None
 
