@@ -5,6 +5,7 @@ reached Extend; the ledger (the status resource) and the callbacks must agree wi
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from parser_run_deleter.shared.extend_resources import (
 )
 from tests.integration.test_ledger import consume_queue, items_of, status
 from tests.support.api import TENANT_ID, Answer, invoke, queued_messages, rest_event
-from tests.support.stacks import InProcessStack, reset_functions
+from tests.support.stacks import Emitted, InProcessStack, reset_functions
 
 WS = "ws_test"
 # One id per type, each with the prefix Extend gives it under 2026-02-09.
@@ -366,3 +367,31 @@ def test_a_file_message_the_ledger_does_not_hold_as_that_runs_file_deletes_nothi
     assert not [r for r in stack.extend.requests if r.parser_run_id == "file_other"]
     [parked] = stack.dead_letters()
     assert "not recorded as the source file of that run" in parked["MessageAttributes"]["FailureReason"]["StringValue"]
+
+
+def test_a_cancel_tells_the_tenant_with_the_final_counts_and_every_item_has_its_line(
+    stack: InProcessStack, emitted: Emitted
+) -> None:
+    stack.tenant_admin().set_callback(TENANT_ID, "https://tenant.example/callbacks")
+    reset_functions()  # the API function's tenant cache
+    stack.extend.seed(["pr_cb1"], workspace_id=WS)
+    request_id = post({"ids": ["pr_cb1", "pr_cb2", "batch_x"]}).body["deletionRequestId"]
+    answer = cancel(request_id)
+    assert (answer.status, answer.body["cancelled"]) == (202, 2)
+    # Then the request completed as cancelled, once, and its callback is queued
+    callbacks = stack.sqs().receive_message(QueueUrl=os.environ["CALLBACK_QUEUE_URL"], MaxNumberOfMessages=10)
+    [message] = callbacks["Messages"]
+    assert json.loads(message["Body"])["deletionRequestId"] == request_id
+    record = status(request_id).body
+    assert record["status"] == "cancelled" and record["callback"]["state"] == "pending"
+    assert (record["counts"]["cancelled"], record["counts"]["rejected"]) == (2, 1)
+    # and every id of it has exactly its outcome lines: rejected once, queued then cancelled
+    lines = [(line["parser_run_id"], line["outcome"]) for line in emitted.outcome_logs]
+    assert sorted(lines) == [
+        ("batch_x", "rejected"),
+        ("pr_cb1", "cancelled"),
+        ("pr_cb1", "queued"),
+        ("pr_cb2", "cancelled"),
+        ("pr_cb2", "queued"),
+    ]
+    assert calls(stack) == []

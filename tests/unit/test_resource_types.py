@@ -120,6 +120,7 @@ def test_a_parse_run_is_written_as_it_always_was() -> None:
         ({"id": "w_1", "resource": "widgets"}, "'resource' must be one of"),
         ({"parserRunId": "pr_1", "dryRun": "yes"}, "'dryRun' must be true or false"),
         ({"parserRunId": "pr_1", "include": "everything"}, "'include' may only be"),
+        ({"parserRunId": "pr_1", "include": "file"}, "'include' needs the 'deletionRequestId'"),
         ({"id": "file_1", "resource": "files", "sourceOf": "pr_1"}, "only a file of a deletion request"),
         ({"parserRunId": "pr_1", "sourceOf": "pr_0", "deletionRequestId": "dr_" + "0" * 26}, "only a file"),
     ],

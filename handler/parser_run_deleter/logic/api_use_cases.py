@@ -295,7 +295,9 @@ def enqueue_bulk(
             continue  # a duplicate: first seen wins
         try:
             item_id = reject_invalid_id(value, audit)
-            item_resource = _typed(item_id, version) if typed_by_prefix else resource or parse_run_resource(version)
+            item_resource = (
+                _typed(item_id, version, audit) if typed_by_prefix else resource or parse_run_resource(version)
+            )
             refuse_unprovable(item_resource, tenant, audit, item_id)
         except (InvalidParserRunId, ItemRefused) as error:
             rejected.append(Rejection(echo(value), str(error)))
@@ -355,13 +357,13 @@ def enqueue_bulk(
     return BulkResult(request=recorded, queued=queued_ids, rejected=tuple(rejected))
 
 
-def _typed(item_id: str, api_version: str) -> Resource:
-    """The resource an id's prefix names; ``ItemRefused`` for a prefix Extend does not use."""
+def _typed(item_id: str, api_version: str, audit: RequestAudit) -> Resource:
+    """The resource an id's prefix names; ``ItemRefused`` (reported as rejected) for a prefix Extend does not use."""
     resource = resource_for_id(item_id, api_version)
     if resource is None:
-        raise ItemRefused(
-            f"the id's prefix names no Extend resource type of API {api_version} ({known_prefixes(api_version)})"
-        )
+        reason = f"the id's prefix names no Extend resource type of API {api_version} ({known_prefixes(api_version)})"
+        Report(Trigger.API, item_id, audit=audit.fields()).report(Outcome.REJECTED, reason=reason)
+        raise ItemRefused(reason)
     return resource
 
 

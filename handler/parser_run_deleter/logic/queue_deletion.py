@@ -317,7 +317,7 @@ def _attempt(resolved: ResolvedMessage, services: QueueServices, deadline: Deadl
     if request.source_of is not None:
         return _attempt_source_file(resolved, services, deadline)
     version = services.settings.extend.extend_api_version
-    if request.include_file and request.deletion_request_id is not None:
+    if request.include_file:  # parse_deletion_message allows it only with a deletion request
         return _attempt_with_source_file(resolved, services, deadline)
     act = check_owned if request.dry_run else delete_owned
     return _of(act(services.extend, version, resolved.tenant, request, deadline))

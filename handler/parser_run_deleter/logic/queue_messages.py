@@ -109,6 +109,9 @@ def parse_deletion_message(body: str) -> DeletionRequest:
     include = document.get("include")
     if include not in (None, "file"):
         raise InvalidDeletionRequest("'include' may only be \"file\"")
+    if include is not None and document.get("deletionRequestId") is None:
+        # The file becomes an item of the run's request: a message without one has nowhere to record it.
+        raise InvalidDeletionRequest("'include' needs the 'deletionRequestId' the file is recorded under")
     source_of = document.get("sourceOf")
     if source_of is not None and (resource != Resource.FILES or document.get("deletionRequestId") is None):
         raise InvalidDeletionRequest("only a file of a deletion request has a 'sourceOf'")
