@@ -503,6 +503,22 @@ def sample_events() -> dict[str, dict[str, Any]]:
         "sqs_receive_message.json": sqs_event(
             _sample_record("19dd0b57-b21e-4ac1-bd88-01bbb068cb78", json.dumps({"parserRunId": _RUN_A}))
         ),
+        "schedule_sweeper.json": scheduled_event("extend-parser-run-deleter-sweeper"),
+    }
+
+
+def scheduled_event(rule_name: str, *, account: str = ACCOUNT_ID, region: str = REGION) -> dict[str, Any]:
+    """EventBridge's scheduled event, as the sweeper's rule (``<stack>-sweeper``) sends it every hour."""
+    return {
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": "2026-01-01T00:00:00Z",
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/{rule_name}"],
+        "detail": {},
     }
 
 

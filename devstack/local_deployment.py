@@ -169,17 +169,13 @@ class LocalDeployment:
 
     def run_schedule(self, function_logical_id: str = "SweeperFunction") -> InvocationResult:
         """Invoke a scheduled function as its rule does: EventBridge's scheduled event, naming the rule."""
+        from devstack.events import scheduled_event  # noqa: PLC0415
+
         pool, rule = self.scheduled[function_logical_id]
         event = {
-            "version": "0",
+            **scheduled_event(rule, account=LOCAL_ACCOUNT, region=LOCAL_REGION),
             "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": LOCAL_ACCOUNT,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "region": LOCAL_REGION,
-            "resources": [f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/{rule}"],
-            "detail": {},
         }
         return pool.invoke(event)
 

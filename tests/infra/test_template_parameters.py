@@ -107,6 +107,7 @@ def test_outputs_say_what_the_stack_exposes(cfn: Cfn) -> None:
         "DeadLetterQueueUrl",
         "ApiFunctionName",
         "QueueFunctionName",
+        "SweeperFunctionName",
         "LedgerTableName",
         "CallbackQueueUrl",
         "CallbackDeadLetterQueueUrl",

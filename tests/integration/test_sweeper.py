@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from devstack.events import scheduled_event
 from parser_run_deleter.entrypoints import sweeper_function
 from parser_run_deleter.intake.event_shapes import UnsupportedEvent
 from parser_run_deleter.logic.ledger import Ledger
@@ -38,22 +39,8 @@ def sweeper_env(stack: InProcessStack) -> None:
     sweeper_function.root.reset()
 
 
-def scheduled_event(rule: str = RULE) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "e7c1a6f0-0000-4000-8000-000000000001",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": "2026-12-07T20:00:00Z",
-        "region": "us-east-1",
-        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"],
-        "detail": {},
-    }
-
-
 def sweep(stack: InProcessStack) -> dict[str, Any]:
-    result: dict[str, Any] = sweeper_function.lambda_handler(scheduled_event(), stack.context())
+    result: dict[str, Any] = sweeper_function.lambda_handler(scheduled_event(RULE), stack.context())
     return result
 
 
@@ -177,8 +164,8 @@ def test_a_count_that_moves_while_it_is_summed_is_not_overwritten(stack: InProce
     "event",
     [
         scheduled_event("another-stack-sweeper"),
-        {**scheduled_event(), "source": "my.app"},
-        {**scheduled_event(), "detail-type": "Object Created"},
+        {**scheduled_event(RULE), "source": "my.app"},
+        {**scheduled_event(RULE), "detail-type": "Object Created"},
         {"Records": [{"eventSource": "aws:sqs"}]},
         {},
     ],
