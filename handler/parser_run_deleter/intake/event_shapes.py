@@ -57,7 +57,7 @@ def describe(event: object) -> str:
     if is_api_gateway_event(event):
         return "an API Gateway request"
     if isinstance(event, dict) and event.get("detail-type") == "Scheduled Event":
-        return "a scheduled event of another rule"
+        return "a scheduled event"
     return f"a JSON {type(event).__name__} of neither shape"
 
 
