@@ -13,18 +13,25 @@ from typing import Any
 import pytest
 
 from devstack.events import scheduled_event
+from devstack.moto_stack import aws_client
+from parser_run_deleter.adapters.sqs_queues import SqsQueue
+from parser_run_deleter.adapters.tenant_table import TenantTable
 from parser_run_deleter.entrypoints import sweeper_function
 from parser_run_deleter.intake.event_shapes import UnsupportedEvent
+from parser_run_deleter.logic import sweeper
 from parser_run_deleter.logic.ledger import Ledger
 from parser_run_deleter.logic.ledger_records import (
     EXPIRED_REASON,
     INTAKE_GRACE_S,
     QUEUE_RETENTION_S,
+    LedgerUnavailable,
     RequestRecord,
     RequestTrigger,
     RunRecord,
 )
 from parser_run_deleter.logic.outcomes import Outcome
+from parser_run_deleter.logic.sweeper import SweeperServices
+from parser_run_deleter.shared.observability import metrics
 from parser_run_deleter.shared.timestamps import iso
 from tests.integration.test_ledger import status
 from tests.support.api import TENANT_ID
@@ -104,12 +111,17 @@ def test_requests_past_due_with_items_pending_are_counted_and_named(
     old_request(ledger, "dr_01000000000000000000000003", 2 * 86_400, [RunRecord("pr_b", Outcome.DELETED)], due_by=past)
     future = iso(time.time() + 86_400)
     old_request(ledger, "dr_01000000000000000000000004", 2 * 86_400, [RunRecord("pr_c", Outcome.QUEUED)], due_by=future)
+    also = old_request(
+        ledger, "dr_0100000000000000000000000b", 86_400, [RunRecord("pr_d", Outcome.QUEUED)], due_by=past
+    )
     result = sweep(stack)
-    # Then only the first is overdue: the metric counts it, a log line names it, and its status says so
-    assert result["overdueRequests"] == 1
-    assert emitted.metric_totals()["DeletionRequestsOverdue"] == 1
-    [line] = [log for log in emitted.logs if log.get("message") == "deletion request overdue"]
-    assert line["deletion_request_id"] == overdue.request_id and line["due_by"] == past
+    # Then the first and the last are overdue: the metric counts both, a log line names each, the status says so
+    assert result["overdueRequests"] == 2
+    assert emitted.metric_totals()["DeletionRequestsOverdue"] == 2
+    lines = [log for log in emitted.logs if log.get("message") == "deletion request overdue"]
+    assert sorted(line["deletion_request_id"] for line in lines) == sorted([overdue.request_id, also.request_id])
+    assert all(line["tenant_id"] == TENANT_ID and line["due_by"] == past for line in lines)
+    assert lines[0]["counts"]["queued"] == 1
     shown = status(overdue.request_id).body
     assert shown["overdue"] is True and shown["dueBy"] == past
 
@@ -190,3 +202,44 @@ def test_operators_requests_are_swept_too(stack: InProcessStack, ledger: Ledger,
     ledger.store.record_intake(replace(request, tenant_id=None), [RunRecord("pr_op_lost", Outcome.QUEUED)])
     assert sweep(stack)["expiredRuns"] == 1
     assert [run.outcome for run in ledger.all_runs(request.request_id)] == [Outcome.FAILED]
+
+
+def test_a_tenant_whose_requests_cannot_be_read_is_named_and_the_others_are_swept(
+    stack: InProcessStack, ledger: Ledger, emitted: Emitted
+) -> None:
+    # Given a second tenant with a request whose runs expired, and a ledger that cannot read the first tenant's
+    stack.register_tenant("globex", workspace_id="ws_globex", api_key_ids=("g1l2o3b4e5",))
+    created = iso(time.time() - QUEUE_RETENTION_S - 86_400)
+    theirs = RequestRecord("dr_0100000000000000000000000a", "globex", RequestTrigger.API_BULK, created)
+    ledger.store.begin(theirs, reserve=1)
+    ledger.store.record_intake(theirs, [RunRecord("pr_globex_lost", Outcome.QUEUED)])
+
+    class Unreadable:
+        """The real store, but the test tenant's requests cannot be read (a throttled or failing index)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ledger.store, name)
+
+        def requests_of(self, tenant_id: str | None, *, since: str = "") -> Any:
+            if tenant_id == TENANT_ID:
+                raise LedgerUnavailable("cannot read the tenant's requests: ProvisionedThroughputExceededException")
+            return ledger.store.requests_of(tenant_id, since=since)
+
+    assert stack.tables is not None
+    services = SweeperServices(
+        ledger=Ledger(Unreadable()),
+        tenants=TenantTable(stack.tables.tenants_table, aws_client("dynamodb", stack.endpoint)),
+        callbacks=SqsQueue(os.environ["CALLBACK_QUEUE_URL"], aws_client("sqs", stack.endpoint)),
+    )
+    result = sweeper.sweep(services)
+    metrics.flush_metrics()  # as the handler's decorator does
+    # Then that tenant is named as not swept, with a log line and a metric, and the other one was swept
+    assert (result.failed_tenants, result.expired) == ([TENANT_ID], 1)
+    [line] = [log for log in emitted.logs if log.get("message") == "cannot sweep the tenant's requests"]
+    assert line["tenant_id"] == TENANT_ID and "ProvisionedThroughputExceeded" in line["reason"]
+    assert emitted.metric_totals()["LedgerWriteFailed"] == 1
+    assert [run.outcome for run in ledger.all_runs(theirs.request_id)] == [Outcome.FAILED]
+    # and the sweep's one line says what it did
+    [done] = [log for log in emitted.logs if log.get("message") == "sweep done"]
+    assert (done["expired_runs"], done["overdue_requests"], done["failed_tenants"]) == (1, 0, [TENANT_ID])
+    assert done["repaired_tenants"] == []

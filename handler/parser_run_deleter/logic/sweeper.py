@@ -49,8 +49,8 @@ class Sweep:
     failed_tenants: list[str] = field(default_factory=list)
 
 
-def sweep(services: SweeperServices, now: float | None = None) -> Sweep:
-    moment = time.time() if now is None else now
+def sweep(services: SweeperServices) -> Sweep:
+    moment = time.time()
     result = Sweep()
     for tenant_id, tenant in _owners(services.tenants):
         try:
