@@ -75,11 +75,23 @@ def test_runs_the_queue_dropped_are_recorded_failed_and_their_request_completes_
             RunRecord("pr_lost_2", Outcome.QUEUED),
         ],
     )
-    assert ledger.outstanding(TENANT_ID) == 2
+    other = old_request(
+        ledger,
+        "dr_0100000000000000000000000c",
+        QUEUE_RETENTION_S + 2 * 86_400,
+        [RunRecord("pr_lost_3", Outcome.QUEUED)],
+    )
+    # and one older than the sweeper looks back (it would have been swept by the sweeps of that week)
+    ancient = old_request(
+        ledger, "dr_0100000000000000000000000d", 30 * 86_400, [RunRecord("pr_ancient", Outcome.QUEUED)]
+    )
+    assert ledger.outstanding(TENANT_ID) == 4
     # When the sweeper's hour comes
     result = sweep(stack)
-    # Then both are failed (expired) in storage, not only when read, and counted
-    assert result["expiredRuns"] == 2
+    # Then the runs of both requests in its window are failed (expired) in storage, not only when read, and counted
+    assert result["expiredRuns"] == 3
+    assert [run.outcome for run in ledger.all_runs(other.request_id)] == [Outcome.FAILED]
+    assert [run.outcome for run in ledger.all_runs(ancient.request_id)] == [Outcome.QUEUED]
     stored = {run.parser_run_id: run for run in ledger.all_runs(request.request_id)}
     assert {run_id: (run.outcome, run.reason) for run_id, run in stored.items() if run_id != "pr_done"} == {
         "pr_lost_1": (Outcome.FAILED, EXPIRED_REASON),
@@ -87,14 +99,22 @@ def test_runs_the_queue_dropped_are_recorded_failed_and_their_request_completes_
     }
     record = ledger.request(request.request_id)
     assert record is not None and record.counts.get(Outcome.QUEUED, 0) == 0 and record.counts[Outcome.FAILED] == 2
+    # and the tenant's count holds only what the queue can still deliver: none (the ancient run expired too, and the
+    # sweeper's repair counts the last 14 days' requests, as `tenants recount` does)
     assert record.completed_at is not None and ledger.outstanding(TENANT_ID) == 0
     # and the tenant is told: one callback queued, for this request
     queue_url = os.environ["CALLBACK_QUEUE_URL"]
     callbacks = stack.sqs().receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
-    assert [json.loads(message["Body"])["deletionRequestId"] for message in callbacks] == [request.request_id]
+    assert sorted(json.loads(message["Body"])["deletionRequestId"] for message in callbacks) == sorted(
+        [request.request_id, other.request_id]
+    )
     # and each expired run has its outcome line
     expired = [line for line in emitted.outcome_logs if line.get("trigger") == "schedule"]
-    assert sorted(line["parser_run_id"] for line in expired) == ["pr_lost_1", "pr_lost_2"]
+    assert sorted(line["parser_run_id"] for line in expired) == ["pr_lost_1", "pr_lost_2", "pr_lost_3"]
+    for line in expired:
+        assert (line["outcome"], line["reason"], line["tenant_id"]) == ("failed", EXPIRED_REASON, TENANT_ID)
+        expected = other.request_id if line["parser_run_id"] == "pr_lost_3" else request.request_id
+        assert line["deletion_request_id"] == expected
     # and a second sweep changes nothing
     assert sweep(stack)["expiredRuns"] == 0
     assert ledger.request(request.request_id) == record
@@ -117,6 +137,7 @@ def test_requests_past_due_with_items_pending_are_counted_and_named(
     result = sweep(stack)
     # Then the first and the last are overdue: the metric counts both, a log line names each, the status says so
     assert result["overdueRequests"] == 2
+    assert result["overdue"] == sorted([overdue.request_id, also.request_id])
     assert emitted.metric_totals()["DeletionRequestsOverdue"] == 2
     lines = [log for log in emitted.logs if log.get("message") == "deletion request overdue"]
     assert sorted(line["deletion_request_id"] for line in lines) == sorted([overdue.request_id, also.request_id])
@@ -127,15 +148,18 @@ def test_requests_past_due_with_items_pending_are_counted_and_named(
 
 
 def test_a_leaked_count_is_repaired_when_no_intake_can_be_running(
-    stack: InProcessStack, ledger: Ledger, sweeper_env: None
+    stack: InProcessStack, ledger: Ledger, sweeper_env: None, emitted: Emitted
 ) -> None:
     # Given a tenant whose count a crashed intake left 3 too high (reserved, never recorded)
     old_request(ledger, "dr_01000000000000000000000005", 3600, [RunRecord("pr_q", Outcome.QUEUED)])
     ledger.store.add_outstanding(TENANT_ID, 3)
     assert ledger.outstanding(TENANT_ID) == 4
     # When the sweeper's hour comes: the count is the runs its requests still hold
-    assert sweep(stack)["repairedTenants"] == [TENANT_ID]
+    result = sweep(stack)
+    assert result["repairedTenants"] == [TENANT_ID] and result["repaired"] == {TENANT_ID: {"before": 4, "after": 1}}
     assert ledger.outstanding(TENANT_ID) == 1
+    [line] = [log for log in emitted.logs if log.get("message") == "repaired the tenant's count of outstanding runs"]
+    assert (line["tenant_id"], line["before"], line["after"]) == (TENANT_ID, 4, 1)
 
 
 def test_a_count_is_left_alone_while_an_intake_may_be_recording(
@@ -243,3 +267,68 @@ def test_a_tenant_whose_requests_cannot_be_read_is_named_and_the_others_are_swep
     [done] = [log for log in emitted.logs if log.get("message") == "sweep done"]
     assert (done["expired_runs"], done["overdue_requests"], done["failed_tenants"]) == (1, 0, [TENANT_ID])
     assert done["repaired_tenants"] == []
+
+
+def test_a_malformed_tenant_item_is_logged_and_every_other_tenant_is_swept(
+    stack: InProcessStack, ledger: Ledger, sweeper_env: None, emitted: Emitted
+) -> None:
+    # Given a registry item that is no tenant's definition, beside tenants whose requests' runs expired
+    assert stack.tables is not None
+    dynamodb = aws_client("dynamodb", stack.endpoint)
+    dynamodb.put_item(
+        TableName=stack.tables.tenants_table,
+        Item={"pk": {"S": "TENANT#broken"}, "sk": {"S": "TENANT"}, "tenantId": {"S": "broken"}},
+    )
+    created = iso(time.time() - QUEUE_RETENTION_S - 86_400)
+    requests = []
+    for n, tenant_id in enumerate(("globex", "initech", "umbrella")):
+        stack.register_tenant(tenant_id, workspace_id=f"ws_{tenant_id}", api_key_ids=(f"key{tenant_id}0",))
+        request = RequestRecord(f"dr_010000000000000000000000{n}e", tenant_id, RequestTrigger.API_BULK, created)
+        ledger.store.begin(request, reserve=1)
+        ledger.store.record_intake(request, [RunRecord(f"pr_{tenant_id}_lost", Outcome.QUEUED)])
+        requests.append(request)
+    result = sweep(stack)
+    # Then the item is logged as not swept, and every tenant's expired runs were settled all the same
+    [line] = [log for log in emitted.logs if log.get("message") == "a malformed tenant item is not swept"]
+    assert "ownership" in line["reason"]
+    assert result["expiredRuns"] == 3 and result["failedTenants"] == []
+    for request in requests:
+        assert [run.outcome for run in ledger.all_runs(request.request_id)] == [Outcome.FAILED]
+
+
+def test_expired_runs_whose_counts_cannot_be_written_leave_their_tenant_for_the_next_sweep(
+    stack: InProcessStack, ledger: Ledger, emitted: Emitted
+) -> None:
+    request = old_request(
+        ledger, "dr_0100000000000000000000000f", QUEUE_RETENTION_S + 86_400, [RunRecord("pr_uncounted", Outcome.QUEUED)]
+    )
+
+    class Uncountable:
+        """The real store, but the request's counters cannot be written (throttled)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ledger.store, name)
+
+        def count_runs(self, *args: Any, **kwargs: Any) -> Any:
+            raise LedgerUnavailable("cannot count the outcomes: ProvisionedThroughputExceededException")
+
+        def count(self, *args: Any, **kwargs: Any) -> Any:
+            raise LedgerUnavailable("cannot count the outcome: ProvisionedThroughputExceededException")
+
+    assert stack.tables is not None
+    services = SweeperServices(
+        ledger=Ledger(Uncountable()),
+        tenants=TenantTable(stack.tables.tenants_table, aws_client("dynamodb", stack.endpoint)),
+        callbacks=SqsQueue(os.environ["CALLBACK_QUEUE_URL"], aws_client("sqs", stack.endpoint)),
+    )
+    result = sweeper.sweep(services)
+    # Then the tenant is named, and its request is not completed: the next sweep counts what this one could not
+    assert result.failed_tenants == [TENANT_ID]
+    [line] = [log for log in emitted.logs if log.get("message") == "cannot sweep the tenant's requests"]
+    assert "cannot count the expired runs; the next sweep will" in line["reason"]
+    record = ledger.request(request.request_id)
+    assert record is not None and record.completed_at is None
+    # and the next sweep, with a store that can count, finishes it
+    assert ledger.store is not None
+    again = sweeper.sweep(replace(services, ledger=ledger))
+    assert again.failed_tenants == [] and ledger.request(request.request_id).completed_at is not None  # type: ignore[union-attr]

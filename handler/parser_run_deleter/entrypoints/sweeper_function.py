@@ -47,9 +47,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     require_schedule(event, settings.schedule_rule_name)
     metrics.add_dimension(name="trigger", value=Trigger.SCHEDULE.value)
     done = sweep(services)
+    # What an operator who invokes it by hand reads back: the same as its "sweep done" line, with the requests.
     return {
         "expiredRuns": done.expired,
         "overdueRequests": len(done.overdue),
+        "overdue": sorted(done.overdue),
         "repairedTenants": sorted(done.repaired),
+        "repaired": {tenant: {"before": before, "after": after} for tenant, (before, after) in done.repaired.items()},
         "failedTenants": done.failed_tenants,
     }

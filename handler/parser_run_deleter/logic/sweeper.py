@@ -50,11 +50,10 @@ class Sweep:
 
 
 def sweep(services: SweeperServices) -> Sweep:
-    moment = time.time()
     result = Sweep()
     for tenant_id, tenant in _owners(services.tenants):
         try:
-            _sweep_one(services, tenant_id, tenant, moment, result)
+            _sweep_one(services, tenant_id, tenant, result)
         except LedgerUnavailable as error:
             count(MetricName.LEDGER_WRITE_FAILED)
             logger.error("cannot sweep the tenant's requests", extra={"tenant_id": tenant_id, "reason": str(error)})
@@ -84,12 +83,10 @@ def _owners(roster: TenantRoster) -> Iterator[tuple[str | None, Tenant | None]]:
     yield None, None
 
 
-def _sweep_one(
-    services: SweeperServices, tenant_id: str | None, tenant: Tenant | None, moment: float, result: Sweep
-) -> None:
+def _sweep_one(services: SweeperServices, tenant_id: str | None, tenant: Tenant | None, result: Sweep) -> None:
     ledger = services.ledger
-    for request in ledger.requests_of(tenant_id, since=iso(moment - LOOKBACK_S)):
-        if request.counts.get(Outcome.QUEUED, 0) and request.expired(moment):
+    for request in ledger.requests_of(tenant_id, since=iso(time.time() - LOOKBACK_S)):
+        if request.counts.get(Outcome.QUEUED) and request.expired():
             expired, counted = ledger.expire(request)
             if counted.failed:
                 raise LedgerUnavailable("cannot count the expired runs; the next sweep will")
@@ -99,7 +96,7 @@ def _sweep_one(
                 )
             result.expired += len(expired)
             settle(ledger, request.request_id, tenant, services.callbacks)
-        elif request.overdue(moment):
+        elif request.overdue():
             result.overdue.append(request.request_id)
             logger.warning(
                 "deletion request overdue",
@@ -107,11 +104,11 @@ def _sweep_one(
                     "tenant_id": tenant_id,
                     "deletion_request_id": request.request_id,
                     "due_by": request.due_by,
-                    "counts": request.shown_counts(moment),
+                    "counts": request.shown_counts(),
                 },
             )
     if tenant_id is not None:
-        repaired = ledger.repair_outstanding(tenant_id, moment)
+        repaired = ledger.repair_outstanding(tenant_id)
         if repaired is not None:
             result.repaired[tenant_id] = repaired
             logger.warning(
