@@ -264,16 +264,20 @@ class Signing:
 
 class TenantSigner(requests.auth.AuthBase):
     """Signs each request a ``requests`` session sends as the tenant's client does: its body, or
-    ``"{METHOD} {route path}"``, the path without the stage (``stage_prefix``) and with its escapes decoded."""
+    ``"{METHOD} {route path}"``, the path without the stage (``stage_prefix``) and with its escapes decoded, and a
+    ``DELETE``'s query after it."""
 
     def __init__(self, secret: str, stage_prefix: str) -> None:
         self.secret = secret
         self.stage_prefix = stage_prefix.rstrip("/")
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        path = unquote(urlsplit(request.path_url).path)
+        parts = urlsplit(request.path_url)
+        path = unquote(parts.path)
         if self.stage_prefix and path.startswith(self.stage_prefix):
             path = path.removeprefix(self.stage_prefix) or "/"
+        if request.method == "DELETE" and parts.query:  # a DELETE's query (include=file) is signed
+            path = f"{path}?{unquote(parts.query)}"
         body = request.body.encode() if isinstance(request.body, str) else request.body
         if not (body is None or isinstance(body, bytes)):
             raise TypeError(f"a streamed request body cannot be signed: {type(body).__name__}")
