@@ -27,6 +27,7 @@ from parser_run_deleter.shared.extend_resources import (
     carries_metadata,
     has_cancel,
     has_source_file,
+    known_prefixes,
     parse_run_resource,
     resolve_resource,
     resource_for_id,
@@ -75,12 +76,24 @@ def test_either_parse_run_name_is_the_versions_own_and_other_types_must_exist_in
         assert resolve_resource(name, API_2025) is Resource.PARSER_RUNS
     assert resolve_resource("files", API_2025) is Resource.FILES
     assert parse_run_resource(API_2026) is Resource.PARSE_RUNS and parse_run_resource(API_2025) is Resource.PARSER_RUNS
-    with pytest.raises(UnknownResource, match="processor_runs"):  # the message lists the version's types
+    with pytest.raises(UnknownResource) as refused:  # the message lists the version's types
         resolve_resource("extract_runs", API_2025)
+    assert str(refused.value) == (
+        "'extract_runs' is not a resource type of Extend API 2025-04-21: one of parser_runs, processor_runs, "
+        "workflow_runs, files"
+    )
+    with pytest.raises(UnknownResource) as long_name:  # a caller's name is echoed at most 64 characters long
+        resolve_resource("x" * 100, API_2026)
+    assert str(long_name.value).startswith(repr("x" * 64) + " is not")
     with pytest.raises(UnknownResource):
         resolve_resource("processor_runs", API_2026)
     with pytest.raises(UnknownResource):
         resolve_resource("deletions", API_2026)
+
+
+def test_the_known_prefixes_are_listed_in_the_order_they_are_tried() -> None:
+    assert known_prefixes(API_2026) == "workflow_run_, parser_run_, splr_, file_, exr_, clr_, edr_, pr_"
+    assert known_prefixes(API_2025) == "workflow_run_, parser_run_, file_, dpr_, exr_, pr_"
 
 
 def test_runs_carry_metadata_and_a_source_file_files_neither_and_edit_runs_have_no_cancel() -> None:

@@ -83,8 +83,11 @@ def parse_run_resource(api_version: str) -> Resource:
     return Resource.PARSE_RUNS if api_version == API_2026 else Resource.PARSER_RUNS
 
 
+# Settings accept only these two versions (shared.settings), so each lookup below is by a version of the table.
+
+
 def resources_of(api_version: str) -> tuple[Resource, ...]:
-    return RESOURCES.get(api_version, RESOURCES[API_2025])
+    return RESOURCES[api_version]
 
 
 def resolve_resource(name: str, api_version: str) -> Resource:
@@ -102,14 +105,14 @@ def resolve_resource(name: str, api_version: str) -> Resource:
 
 def resource_for_id(item_id: str, api_version: str) -> Resource | None:
     """The resource an id names by its prefix, None for a prefix Extend does not use under ``api_version``."""
-    for prefix, resource in _PREFIXES.get(api_version, _PREFIXES[API_2025]):
+    for prefix, resource in _PREFIXES[api_version]:
         if item_id.startswith(prefix) and len(item_id) > len(prefix):
             return resource
     return None
 
 
 def known_prefixes(api_version: str) -> str:
-    return ", ".join(prefix for prefix, _ in _PREFIXES.get(api_version, _PREFIXES[API_2025]))
+    return ", ".join(prefix for prefix, _ in _PREFIXES[api_version])
 
 
 def carries_metadata(resource: Resource) -> bool:
