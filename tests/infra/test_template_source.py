@@ -57,7 +57,8 @@ def load_event(name: str) -> dict[str, Any]:
 
 SAMPLE_EVENTS = sorted(path.name for path in EVENTS.glob("*.json"))
 SQS_EVENTS = [name for name in SAMPLE_EVENTS if "Records" in load_event(name)]
-API_EVENTS = [name for name in SAMPLE_EVENTS if name not in SQS_EVENTS]
+SCHEDULE_EVENTS = [name for name in SAMPLE_EVENTS if load_event(name).get("source") == "aws.events"]
+API_EVENTS = [name for name in SAMPLE_EVENTS if name not in SQS_EVENTS + SCHEDULE_EVENTS]
 
 
 def test_each_path_has_a_sample_event() -> None:
@@ -94,3 +95,13 @@ def test_sample_api_events_use_the_templates_routes(cfn: Cfn, name: str) -> None
         assert event["requestContext"]["identity"]["apiKeyId"], "REST events carry the caller's API key id"
         assert event["requestContext"]["resourcePath"] == path
     assert (path, method.lower()) in routes
+
+
+def test_the_sweepers_sample_event_names_the_rule_the_template_gives_a_stack_of_the_default_name(cfn: Cfn) -> None:
+    [name] = SCHEDULE_EVENTS
+    [rule] = cfn.of_type("AWS::Events::Rule").values()
+    assert rule["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-sweeper"}
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert cfn.props("SweeperFunction")["Environment"]["Variables"]["SCHEDULE_RULE_NAME"] == rule["Properties"]["Name"]
+    [resource] = load_event(name)["resources"]
+    assert resource.endswith(":rule/extend-parser-run-deleter-sweeper")  # docs/operations.md invokes with it
