@@ -51,6 +51,16 @@ def sweep(stack: InProcessStack) -> dict[str, Any]:
     return result
 
 
+def services_over(stack: InProcessStack, store: Any) -> SweeperServices:
+    """The sweeper's services as its entry point builds them, but over ``store``: the real ledger behind a hook."""
+    assert stack.tables is not None
+    return SweeperServices(
+        ledger=Ledger(store),
+        tenants=TenantTable(stack.tables.tenants_table, aws_client("dynamodb", stack.endpoint)),
+        callbacks=SqsQueue(os.environ["CALLBACK_QUEUE_URL"], aws_client("sqs", stack.endpoint)),
+    )
+
+
 def old_request(ledger: Ledger, request_id: str, age_s: float, runs: list[RunRecord], **fields: Any) -> RequestRecord:
     """A request of the test's tenant recorded ``age_s`` ago, with its runs, as its intake left it."""
     created = iso(time.time() - age_s)
@@ -249,12 +259,7 @@ def test_a_tenant_whose_requests_cannot_be_read_is_named_and_the_others_are_swep
                 raise LedgerUnavailable("cannot read the tenant's requests: ProvisionedThroughputExceededException")
             return ledger.store.requests_of(tenant_id, since=since)
 
-    assert stack.tables is not None
-    services = SweeperServices(
-        ledger=Ledger(Unreadable()),
-        tenants=TenantTable(stack.tables.tenants_table, aws_client("dynamodb", stack.endpoint)),
-        callbacks=SqsQueue(os.environ["CALLBACK_QUEUE_URL"], aws_client("sqs", stack.endpoint)),
-    )
+    services = services_over(stack, Unreadable())
     result = sweeper.sweep(services)
     metrics.flush_metrics()  # as the handler's decorator does
     # Then that tenant is named as not swept, with a log line and a metric, and the other one was swept
@@ -316,12 +321,7 @@ def test_expired_runs_whose_counts_cannot_be_written_leave_their_tenant_for_the_
         def count(self, *args: Any, **kwargs: Any) -> Any:
             raise LedgerUnavailable("cannot count the outcome: ProvisionedThroughputExceededException")
 
-    assert stack.tables is not None
-    services = SweeperServices(
-        ledger=Ledger(Uncountable()),
-        tenants=TenantTable(stack.tables.tenants_table, aws_client("dynamodb", stack.endpoint)),
-        callbacks=SqsQueue(os.environ["CALLBACK_QUEUE_URL"], aws_client("sqs", stack.endpoint)),
-    )
+    services = services_over(stack, Uncountable())
     result = sweeper.sweep(services)
     # Then the tenant is named, and its request is not completed: the next sweep counts what this one could not
     assert result.failed_tenants == [TENANT_ID]

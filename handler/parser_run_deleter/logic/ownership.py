@@ -112,27 +112,36 @@ def delete_checked(
     """Delete an item whose ownership is already settled, without reading it again: a run ``check_owned`` found
     the tenant's, or the source file of one (whose ownership is its run's). Sent in the tenant's workspace, if it has
     one, so Extend refuses anything of another workspace all the same."""
-    try:
-        resource = item_resource(request, extend_api_version)
-    except UnknownResource as error:
-        return failed_before_extend(request.parser_run_id, str(error), retryable=False)
-    workspace = tenant.workspace_id if tenant is not None else request.workspace_id
-    return attempt_deletion(extend, replace(request, resource=resource, workspace_id=workspace), deadline)
+    settled = _settled(extend_api_version, tenant, request)
+    if isinstance(settled, DeleteResult):
+        return settled
+    return attempt_deletion(extend, settled, deadline)
 
 
 def check_settled(
     extend: ExtendItems, extend_api_version: str, tenant: Tenant | None, request: DeletionRequest, deadline: Deadline
 ) -> DeleteResult:
     """``delete_checked``'s dry run: whether the item (its ownership settled) exists, read in the tenant's workspace."""
+    settled = _settled(extend_api_version, tenant, request)
+    if isinstance(settled, DeleteResult):
+        return settled
+    read = _read(extend, settled, deadline)
+    if isinstance(read, DeleteResult):
+        return read
+    return _decided_by_read(read, owned=True)
+
+
+def _settled(
+    extend_api_version: str, tenant: Tenant | None, request: DeletionRequest
+) -> DeletionRequest | DeleteResult:
+    """The request as an item whose ownership is settled is sent: its resource as this version has it, in the
+    tenant's workspace (an operator's: the message's); a permanent failure for a type the version does not have."""
     try:
         resource = item_resource(request, extend_api_version)
     except UnknownResource as error:
         return failed_before_extend(request.parser_run_id, str(error), retryable=False)
     workspace = tenant.workspace_id if tenant is not None else request.workspace_id
-    read = _read(extend, replace(request, resource=resource, workspace_id=workspace), deadline)
-    if isinstance(read, DeleteResult):
-        return read
-    return _decided_by_read(read, owned=True)
+    return replace(request, resource=resource, workspace_id=workspace)
 
 
 def _read(extend: ExtendItems, request: DeletionRequest, deadline: Deadline) -> ReadResult | DeleteResult:
